@@ -6,6 +6,8 @@
 // seals and opens an ESP payload in place in a frame buffer.
 package transform
 
+import "errors"
+
 // EncrID is an IKEv2 Transform Type 1 (encryption algorithm) ID.
 type EncrID uint16
 
@@ -65,3 +67,20 @@ type Cipher interface {
 	// ErrShort when pkt cannot hold header, IV, one block and ICV.
 	Open(pkt []byte, seq uint64, esn bool) error
 }
+
+// Errors returned by Open and New. Open's errors are sentinels so the
+// dataplane can count drops by reason without allocating.
+var (
+	// ErrAuth: the ICV does not match (forged, corrupted, or wrong key or
+	// sequence number, including the unsent ESN high bits).
+	ErrAuth = errors.New("transform: ESP integrity check failed")
+	// ErrShort: the packet cannot hold ESP header, IV, one block and ICV.
+	ErrShort = errors.New("transform: ESP packet too short")
+	// ErrAlign: the CBC ciphertext is not a whole number of blocks
+	// (RFC 3602 §3); such a packet is invalid whatever its ICV.
+	ErrAlign = errors.New("transform: ESP ciphertext is not a multiple of the cipher block size")
+	// ErrKeymat: New was given KEYMAT of the wrong length for the suite.
+	ErrKeymat = errors.New("transform: wrong KEYMAT length")
+	// ErrSuite: the suite is not one this package implements.
+	ErrSuite = errors.New("transform: unsupported ESP transform")
+)

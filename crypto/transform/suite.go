@@ -1,0 +1,155 @@
+package transform
+
+import (
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"fmt"
+	"hash"
+)
+
+// encrSpec is one row of the encryption table: every length the code uses
+// for an encryption transform comes from here.
+type encrSpec struct {
+	id        EncrID
+	keyBits   int
+	name      string // strongSwan's proposal keyword
+	keyLen    int    // cipher key bytes in KEYMAT
+	saltLen   int    // bytes of KEYMAT after the key (RFC 4106 §8.1)
+	ivLen     int    // IV bytes on the wire
+	blockSize int    // alignment of payload..next header
+	icvLen    int    // ICV bytes of an AEAD; 0 when an integ transform supplies it
+}
+
+var encrTable = [...]encrSpec{
+	// RFC 4106 §3.1, §8.1: KEYMAT = key || 4-byte salt, 8-byte explicit
+	// IV, 16-byte ICV; RFC 4303 §2.4 still asks for 4-byte alignment.
+	{ENCR_AES_GCM_16, 128, "aes128gcm16", 16, 4, 8, 4, 16},
+	{ENCR_AES_GCM_16, 256, "aes256gcm16", 32, 4, 8, 4, 16},
+	// RFC 3602 §2.3, §3: IV and block are both 16 bytes.
+	{ENCR_AES_CBC, 128, "aes128", 16, 0, 16, 16, 0},
+	{ENCR_AES_CBC, 256, "aes256", 32, 0, 16, 16, 0},
+}
+
+// integSpec is one row of the integrity table.
+type integSpec struct {
+	id      IntegID
+	name    string
+	keyLen  int // RFC 2404 §3, RFC 4868 §2.1.1: key = full hash output
+	icvLen  int // truncated ICV (RFC 2404 §2, RFC 4868 §2.1.1)
+	newHash func() hash.Hash
+}
+
+var integTable = [...]integSpec{
+	{AUTH_HMAC_SHA1_96, "sha1", 20, 12, sha1.New},
+	{AUTH_HMAC_SHA2_256_128, "sha256", 32, 16, sha256.New},
+	{AUTH_HMAC_SHA2_384_192, "sha384", 48, 24, sha512.New384},
+	{AUTH_HMAC_SHA2_512_256, "sha512", 64, 32, sha512.New},
+}
+
+func (s Suite) encr() *encrSpec {
+	for i := range encrTable {
+		if e := &encrTable[i]; e.id == s.Encr && e.keyBits == s.KeyBits {
+			return e
+		}
+	}
+	return nil
+}
+
+func (s Suite) integ() *integSpec {
+	for i := range integTable {
+		if g := &integTable[i]; g.id == s.Integ {
+			return g
+		}
+	}
+	return nil
+}
+
+// Suites lists every suite this package implements, GCM first.
+func Suites() []Suite {
+	var out []Suite
+	for _, e := range encrTable {
+		if e.icvLen > 0 {
+			out = append(out, Suite{e.id, e.keyBits, AUTH_NONE})
+			continue
+		}
+		for _, g := range integTable {
+			out = append(out, Suite{e.id, e.keyBits, g.id})
+		}
+	}
+	return out
+}
+
+// Valid reports whether the suite is implemented, and if not, why.
+func (s Suite) Valid() error {
+	e := s.encr()
+	if e == nil {
+		return fmt.Errorf("%w: encryption %d with %d-bit key (want ENCR_AES_CBC=12 or ENCR_AES_GCM_16=20 with 128 or 256 bits)",
+			ErrSuite, s.Encr, s.KeyBits)
+	}
+	if e.icvLen > 0 {
+		if s.Integ != AUTH_NONE {
+			return fmt.Errorf("%w: %s is an AEAD and takes no integrity transform (got %d; RFC 4106 §4)", ErrSuite, e.name, s.Integ)
+		}
+		return nil
+	}
+	if s.integ() == nil {
+		return fmt.Errorf("%w: %s needs an integrity transform: HMAC_SHA1_96=2, HMAC_SHA2_256_128=12, _384_192=13 or _512_256=14 (got %d)",
+			ErrSuite, e.name, s.Integ)
+	}
+	return nil
+}
+
+// String is strongSwan's proposal keyword for the suite, e.g.
+// "aes128gcm16" or "aes256-sha256".
+func (s Suite) String() string {
+	e := s.encr()
+	if e == nil {
+		return fmt.Sprintf("encr%d-%dbit-integ%d", s.Encr, s.KeyBits, s.Integ)
+	}
+	if e.icvLen > 0 || s.Integ == AUTH_NONE {
+		return e.name
+	}
+	if g := s.integ(); g != nil {
+		return e.name + "-" + g.name
+	}
+	return fmt.Sprintf("%s-integ%d", e.name, s.Integ)
+}
+
+// KeymatLen is how many bytes of KEYMAT one direction of the SA takes
+// (RFC 7296 §2.17: encryption key, then integrity key; for GCM the salt
+// follows the key, RFC 4106 §8.1). It is 0 for an invalid suite.
+func (s Suite) KeymatLen() int {
+	if s.Valid() != nil {
+		return 0
+	}
+	e := s.encr()
+	n := e.keyLen + e.saltLen
+	if g := s.integ(); e.icvLen == 0 && g != nil {
+		n += g.keyLen
+	}
+	return n
+}
+
+// New returns the Cipher for one direction of an SA. keymat is that
+// direction's KEYMAT slice exactly as prf+ produced it (RFC 7296 §2.17);
+// New copies what it needs.
+func New(s Suite, keymat []byte) (Cipher, error) {
+	if err := s.Valid(); err != nil {
+		return nil, err
+	}
+	e := s.encr()
+	if len(keymat) != s.KeymatLen() {
+		var want string
+		if e.icvLen > 0 {
+			want = fmt.Sprintf("%d-byte key + %d-byte salt, RFC 4106 §8.1", e.keyLen, e.saltLen)
+		} else {
+			want = fmt.Sprintf("%d-byte encryption key + %d-byte integrity key, RFC 7296 §2.17", e.keyLen, s.integ().keyLen)
+		}
+		return nil, fmt.Errorf("%w: %s needs %d bytes (%s), got %d", ErrKeymat, s, s.KeymatLen(), want, len(keymat))
+	}
+	if e.icvLen > 0 {
+		return newGCM(s, e, keymat)
+	}
+	return newCBC(s, e, s.integ(), keymat)
+}
