@@ -41,7 +41,8 @@ type Interface struct {
 	Address netip.Prefix `yaml:"address"`
 	// NextHop is the router to send through (outside: towards AWS; inside:
 	// towards on-premises networks that are not on-link). Optional.
-	NextHop netip.Addr `yaml:"next_hop,omitempty"`
+	// (No omitempty: yaml.v3 sees every netip.Addr as empty.)
+	NextHop netip.Addr `yaml:"next_hop"`
 }
 
 // Dataplane tunes cgw-dataplane.
@@ -71,7 +72,10 @@ const (
 // Connection is one AWS Site-to-Site VPN connection: two tunnels and how
 // routes are exchanged over them.
 type Connection struct {
-	Name    string   `yaml:"name"`
+	Name string `yaml:"name"`
+	// AWSID is AWS's VPN connection id (vpn-…), kept for reference when
+	// the configuration was imported.
+	AWSID   string   `yaml:"aws_vpn_connection_id,omitempty"`
 	Routing string   `yaml:"routing"` // "bgp" or "static"
 	BGP     *BGP     `yaml:"bgp,omitempty"`
 	Static  []string `yaml:"static_routes,omitempty"` // remote (VPC) prefixes, static mode
@@ -115,7 +119,7 @@ type Tunnel struct {
 	AWSOutside netip.Addr `yaml:"aws_outside_address"`
 	// LocalOutside is the gateway's address for this tunnel; defaults to
 	// gateway.outside.address.
-	LocalOutside netip.Addr `yaml:"local_outside_address,omitempty"`
+	LocalOutside netip.Addr `yaml:"local_outside_address"`
 	// InsideCIDR is the /30 from 169.254.0.0/16: the first usable address
 	// is AWS's, the second the gateway's.
 	InsideCIDR   netip.Prefix `yaml:"inside_cidr"`
@@ -169,8 +173,15 @@ func (d Duration) Seconds() int { return int(time.Duration(d) / time.Second) }
 
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// MarshalYAML writes the duration as Go duration text.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+// MarshalYAML writes the duration as whole seconds with an "s" ("28800s",
+// as AWS states lifetimes), or as Go duration text when it has a
+// fraction of a second.
+func (d Duration) MarshalYAML() (any, error) {
+	if time.Duration(d)%time.Second == 0 {
+		return strconv.FormatInt(int64(time.Duration(d)/time.Second), 10) + "s", nil
+	}
+	return time.Duration(d).String(), nil
+}
 
 // UnmarshalYAML accepts "30s" or 30.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {

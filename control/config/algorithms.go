@@ -1,0 +1,332 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/cgw-project/cgw/crypto/transform"
+)
+
+// AWS's algorithm names, as written in the console, the API and this
+// package's YAML.
+const (
+	AES128    = "AES128"
+	AES256    = "AES256"
+	AES128GCM = "AES128-GCM-16"
+	AES256GCM = "AES256-GCM-16"
+
+	SHA1    = "SHA1"
+	SHA2256 = "SHA2-256"
+	SHA2384 = "SHA2-384"
+	SHA2512 = "SHA2-512"
+)
+
+// PRFID is an IKEv2 Transform Type 2 (pseudorandom function) ID
+// (RFC 7296 §3.3.2; RFC 4868 for the SHA-2 ones).
+type PRFID uint16
+
+// PRF transform IDs used by AWS.
+const (
+	PRF_HMAC_SHA1     PRFID = 2
+	PRF_HMAC_SHA2_256 PRFID = 5
+	PRF_HMAC_SHA2_384 PRFID = 6
+	PRF_HMAC_SHA2_512 PRFID = 7
+)
+
+// Encryption describes one of AWS's encryption algorithms.
+type Encryption struct {
+	Name       string // AWS spelling, e.g. "AES128-GCM-16"
+	ID         transform.EncrID
+	KeyBits    int
+	AEAD       bool   // GCM: no separate integrity transform in ESP
+	StrongSwan string // strongSwan proposal keyword
+}
+
+// Integrity describes one of AWS's integrity algorithms. In IKE, AWS
+// negotiates the PRF of the same hash as the integrity algorithm, so the
+// phase 1 integrity list doubles as the PRF list.
+type Integrity struct {
+	Name       string // AWS spelling, e.g. "SHA2-256"
+	ID         transform.IntegID
+	PRF        PRFID
+	StrongSwan string // strongSwan keyword: integrity in ESP, integrity+PRF in IKE
+}
+
+// DHGroup is a Diffie-Hellman group (IKEv2 Transform Type 4 ID).
+type DHGroup struct {
+	ID         int
+	StrongSwan string
+	Phase1     bool // allowed by AWS in phase 1 (phase 2 allows all in the table)
+}
+
+// Encryptions lists AWS's encryption algorithms in AWS's order.
+var Encryptions = []Encryption{
+	{AES128, transform.ENCR_AES_CBC, 128, false, "aes128"},
+	{AES256, transform.ENCR_AES_CBC, 256, false, "aes256"},
+	{AES128GCM, transform.ENCR_AES_GCM_16, 128, true, "aes128gcm16"},
+	{AES256GCM, transform.ENCR_AES_GCM_16, 256, true, "aes256gcm16"},
+}
+
+// Integrities lists AWS's integrity algorithms in AWS's order.
+var Integrities = []Integrity{
+	{SHA1, transform.AUTH_HMAC_SHA1_96, PRF_HMAC_SHA1, "sha1"},
+	{SHA2256, transform.AUTH_HMAC_SHA2_256_128, PRF_HMAC_SHA2_256, "sha256"},
+	{SHA2384, transform.AUTH_HMAC_SHA2_384_192, PRF_HMAC_SHA2_384, "sha384"},
+	{SHA2512, transform.AUTH_HMAC_SHA2_512_256, PRF_HMAC_SHA2_512, "sha512"},
+}
+
+// DHGroups lists AWS's Diffie-Hellman groups (RFC 3526, RFC 5903,
+// RFC 5114). Group 5 is allowed only for PFS in phase 2.
+var DHGroups = []DHGroup{
+	{2, "modp1024", true},
+	{5, "modp1536", false},
+	{14, "modp2048", true},
+	{15, "modp3072", true},
+	{16, "modp4096", true},
+	{17, "modp6144", true},
+	{18, "modp8192", true},
+	{19, "ecp256", true},
+	{20, "ecp384", true},
+	{21, "ecp521", true},
+	{22, "modp1024s160", true},
+	{23, "modp2048s224", true},
+	{24, "modp2048s256", true},
+}
+
+// algKey folds the spellings seen in AWS's console, API and generic
+// configuration file ("AES128", "aes-128-cbc", "SHA2-256",
+// "hmac-sha2-256-128", "hmac-sha1-96") to one key.
+func algKey(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.NewReplacer("-", "", "_", "", " ", "").Replace(s)
+	return s
+}
+
+var encAliases = map[string]string{
+	"aes128": AES128, "aes128cbc": AES128,
+	"aes256": AES256, "aes256cbc": AES256,
+	"aes128gcm16": AES128GCM, "aes128gcm": AES128GCM,
+	"aes256gcm16": AES256GCM, "aes256gcm": AES256GCM,
+}
+
+var integAliases = map[string]string{
+	"sha1": SHA1, "sha": SHA1, "hmacsha1": SHA1, "hmacsha196": SHA1,
+	"sha2256": SHA2256, "sha256": SHA2256, "hmacsha2256": SHA2256, "hmacsha2256128": SHA2256, "hmacsha256": SHA2256, "hmacsha256128": SHA2256,
+	"sha2384": SHA2384, "sha384": SHA2384, "hmacsha2384": SHA2384, "hmacsha2384192": SHA2384, "hmacsha384": SHA2384, "hmacsha384192": SHA2384,
+	"sha2512": SHA2512, "sha512": SHA2512, "hmacsha2512": SHA2512, "hmacsha2512256": SHA2512, "hmacsha512": SHA2512, "hmacsha512256": SHA2512,
+}
+
+// CanonicalEncryption returns AWS's spelling of an encryption algorithm
+// name written in any case or in the generic file's form ("aes-128-cbc").
+func CanonicalEncryption(name string) (string, bool) {
+	c, ok := encAliases[algKey(name)]
+	return c, ok
+}
+
+// CanonicalIntegrity returns AWS's spelling of an integrity algorithm name
+// written in any case or in the generic file's form ("hmac-sha1-96").
+func CanonicalIntegrity(name string) (string, bool) {
+	c, ok := integAliases[algKey(name)]
+	return c, ok
+}
+
+// LookupEncryption finds an encryption algorithm by any accepted spelling.
+func LookupEncryption(name string) (Encryption, bool) {
+	c, ok := CanonicalEncryption(name)
+	if !ok {
+		return Encryption{}, false
+	}
+	for _, e := range Encryptions {
+		if e.Name == c {
+			return e, true
+		}
+	}
+	return Encryption{}, false
+}
+
+// LookupIntegrity finds an integrity algorithm by any accepted spelling.
+func LookupIntegrity(name string) (Integrity, bool) {
+	c, ok := CanonicalIntegrity(name)
+	if !ok {
+		return Integrity{}, false
+	}
+	for _, i := range Integrities {
+		if i.Name == c {
+			return i, true
+		}
+	}
+	return Integrity{}, false
+}
+
+// LookupDHGroup finds a DH group by number.
+func LookupDHGroup(id int) (DHGroup, bool) {
+	for _, g := range DHGroups {
+		if g.ID == id {
+			return g, true
+		}
+	}
+	return DHGroup{}, false
+}
+
+// ParseDHGroup reads a group as AWS writes it ("group14", "14").
+func ParseDHGroup(s string) (int, bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimPrefix(s, "group")
+	s = strings.TrimSpace(s)
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, false
+	}
+	if _, ok := LookupDHGroup(n); !ok {
+		return 0, false
+	}
+	return n, true
+}
+
+// DefaultPhase1 returns AWS's default phase 1 proposal for an IKE version:
+// every algorithm AWS accepts (IKEv1 has no AEAD IKE ciphers, so GCM is
+// left out for it), lifetime 28 800 s.
+func DefaultPhase1(ikeVersion int) Phase {
+	enc := []string{AES128, AES256, AES128GCM, AES256GCM}
+	if ikeVersion == 1 {
+		enc = []string{AES128, AES256}
+	}
+	return Phase{
+		Encryption: enc,
+		Integrity:  []string{SHA1, SHA2256, SHA2384, SHA2512},
+		DHGroups:   []int{2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24},
+		Lifetime:   DefaultPhase1Lifetime,
+	}
+}
+
+// DefaultPhase2 returns AWS's default phase 2 proposal: every algorithm
+// AWS accepts, PFS groups 2, 5, 14–24, lifetime 3 600 s.
+func DefaultPhase2() Phase {
+	return Phase{
+		Encryption: []string{AES128, AES256, AES128GCM, AES256GCM},
+		Integrity:  []string{SHA1, SHA2256, SHA2384, SHA2512},
+		DHGroups:   []int{2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24},
+		Lifetime:   DefaultPhase2Lifetime,
+	}
+}
+
+// split separates the phase's encryption algorithms into non-AEAD and AEAD
+// ones (unknown names are dropped; Validate reports them).
+func (p Phase) split() (cbc, gcm []Encryption) {
+	for _, n := range p.Encryption {
+		e, ok := LookupEncryption(n)
+		if !ok {
+			continue
+		}
+		if e.AEAD {
+			gcm = append(gcm, e)
+		} else {
+			cbc = append(cbc, e)
+		}
+	}
+	return cbc, gcm
+}
+
+func (p Phase) integrities() []Integrity {
+	var out []Integrity
+	for _, n := range p.Integrity {
+		if i, ok := LookupIntegrity(n); ok {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (p Phase) dhNames() []string {
+	var out []string
+	for _, id := range p.DHGroups {
+		if g, ok := LookupDHGroup(id); ok {
+			out = append(out, g.StrongSwan)
+		}
+	}
+	return out
+}
+
+// StrongSwanIKE returns the phase as strongSwan IKE proposals (swanctl.conf
+// "proposals"). strongSwan needs AEAD and non-AEAD algorithms in separate
+// proposals, so the result is a comma-separated list: the CBC proposal
+// (integrity keywords imply the PRF), then the GCM proposal with explicit
+// "prf" keywords taken from the integrity list, as AWS does.
+func (p Phase) StrongSwanIKE() string {
+	cbc, gcm := p.split()
+	integ := p.integrities()
+	dh := p.dhNames()
+	var props []string
+	if len(cbc) > 0 {
+		var parts []string
+		for _, e := range cbc {
+			parts = append(parts, e.StrongSwan)
+		}
+		for _, i := range integ {
+			parts = append(parts, i.StrongSwan)
+		}
+		props = append(props, strings.Join(append(parts, dh...), "-"))
+	}
+	if len(gcm) > 0 {
+		var parts []string
+		for _, e := range gcm {
+			parts = append(parts, e.StrongSwan)
+		}
+		for _, i := range integ {
+			parts = append(parts, "prf"+i.StrongSwan)
+		}
+		props = append(props, strings.Join(append(parts, dh...), "-"))
+	}
+	return strings.Join(props, ",")
+}
+
+// StrongSwanESP returns the phase as strongSwan ESP proposals
+// (swanctl.conf "esp_proposals"): CBC with the integrity list, then GCM
+// without integrity; the DH groups are the PFS groups.
+func (p Phase) StrongSwanESP() string {
+	cbc, gcm := p.split()
+	integ := p.integrities()
+	dh := p.dhNames()
+	var props []string
+	if len(cbc) > 0 {
+		var parts []string
+		for _, e := range cbc {
+			parts = append(parts, e.StrongSwan)
+		}
+		for _, i := range integ {
+			parts = append(parts, i.StrongSwan)
+		}
+		props = append(props, strings.Join(append(parts, dh...), "-"))
+	}
+	if len(gcm) > 0 {
+		var parts []string
+		for _, e := range gcm {
+			parts = append(parts, e.StrongSwan)
+		}
+		props = append(props, strings.Join(append(parts, dh...), "-"))
+	}
+	return strings.Join(props, ",")
+}
+
+// ESPSuites lists the ESP transform sets the phase allows, in preference
+// order: every CBC cipher with every integrity algorithm, then every GCM
+// cipher (integrity AUTH_NONE, RFC 4106 §8.4).
+func (p Phase) ESPSuites() []transform.Suite {
+	cbc, gcm := p.split()
+	var out []transform.Suite
+	for _, e := range cbc {
+		for _, i := range p.integrities() {
+			out = append(out, transform.Suite{Encr: e.ID, KeyBits: e.KeyBits, Integ: i.ID})
+		}
+	}
+	for _, e := range gcm {
+		out = append(out, transform.Suite{Encr: e.ID, KeyBits: e.KeyBits, Integ: transform.AUTH_NONE})
+	}
+	return out
+}
+
+// hasGCM reports whether any encryption algorithm of p is AEAD.
+func (p Phase) hasGCM() bool { _, gcm := p.split(); return len(gcm) > 0 }
+
+// hasCBC reports whether any encryption algorithm of p needs integrity.
+func (p Phase) hasCBC() bool { cbc, _ := p.split(); return len(cbc) > 0 }
