@@ -58,24 +58,24 @@ func (c *Config) Check() error {
 // Limits this package enforces. AWS's own limits where AWS states them
 // (tunnel options, BGP quotas); see each rule for the reason otherwise.
 const (
-	MinPSKLen, MaxPSKLen           = 8, 64
-	MinPhase1Lifetime              = 900 * time.Second
-	MaxPhase1Lifetime              = 28800 * time.Second
-	MinPhase2Lifetime              = 900 * time.Second
-	MaxPhase2Lifetime              = 3600 * time.Second
-	MinRekeyMargin                 = 60 * time.Second // AWS: 60 s .. phase 2 lifetime / 2
-	MinReplayWindow                = 64
-	MaxReplayWindow                = 2048
-	MaxDPDInterval                 = 3600 * time.Second
-	MaxDPDRetries                  = 100
-	MinMTU, MaxMTU                 = 576, 1446 // 1446: AWS's largest tunnel MTU; 576: IPv4 minimum
-	MinMSS, MaxMSS                 = 536, 1406 // 1406: AWS's largest MSS; 536: RFC 879 default
-	MaxAdvertised                  = 100       // AWS accepts at most 100 BGP prefixes per connection
-	MaxASPathPrepend               = 10
-	MinHoldTime, MaxHoldTime       = 3 * time.Second, 65535 * time.Second // RFC 4271 §4.2
-	MaxBatchSize                   = 1024
-	TunnelsPerConnection           = 2
-	asTrans                 uint32 = 23456 // RFC 6793 AS_TRANS, never a real ASN
+	MinPSKLen, MaxPSKLen            = 8, 64
+	MinPhase1Lifetime               = 900 * time.Second
+	MaxPhase1Lifetime               = 28800 * time.Second
+	MinPhase2Lifetime               = 900 * time.Second
+	MaxPhase2Lifetime               = 3600 * time.Second
+	MinRekeyMargin                  = 60 * time.Second // AWS: 60 s .. phase 2 lifetime / 2
+	MinReplayWindow                 = 64
+	MaxReplayWindow                 = 2048
+	MaxDPDInterval                  = 3600 * time.Second
+	MaxDPDRetries                   = 100
+	MinMTU, MaxMTU                  = 576, 1446 // 1446: AWS's largest tunnel MTU; 576: IPv4 minimum
+	MinMSS, MaxMSS                  = 536, 1406 // 1406: AWS's largest MSS; 536: RFC 879 default
+	MaxAdvertised                   = 100       // AWS accepts at most 100 BGP prefixes per connection
+	MaxASPathPrepend                = 10
+	MinHoldTime, MaxHoldTime        = 3 * time.Second, 65535 * time.Second // RFC 4271 §4.2
+	MaxBatchSize                    = 1024
+	TunnelsPerConnection            = 2
+	asTrans                  uint32 = 23456 // RFC 6793 AS_TRANS, never a real ASN
 )
 
 // Reserved inside /30s that AWS refuses (DESIGN.md §1).
