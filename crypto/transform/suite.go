@@ -148,8 +148,18 @@ func New(s Suite, keymat []byte) (Cipher, error) {
 		}
 		return nil, fmt.Errorf("%w: %s needs %d bytes (%s), got %d", ErrKeymat, s, s.KeymatLen(), want, len(keymat))
 	}
+	// Explicit branches so a failure returns a nil interface, not a
+	// typed nil pointer.
 	if e.icvLen > 0 {
-		return newGCM(s, e, keymat)
+		c, err := newGCM(s, e, keymat)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
-	return newCBC(s, e, s.integ(), keymat)
+	c, err := newCBC(s, e, s.integ(), keymat)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
