@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cgw-project/cgw/bench/lab"
+)
+
+func cmdUp(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("up", flag.ExitOnError)
+	var c common
+	c.register(fs)
+	nat := fs.Bool("nat", false, "source-NAT the gateway side in inet (needs nft)")
+	fs.Parse(args)
+	l, err := lab.New(lab.Options{Prefix: c.prefix, StateRoot: c.root, NAT: *nat, Progress: os.Stdout})
+	if err != nil {
+		return err
+	}
+	if err := l.Up(ctx); err != nil {
+		return fmt.Errorf("%w\n(the lab is left as it is for inspection; clean it with: cgw-lab down --prefix %s)", err, c.prefix)
+	}
+	fmt.Printf("lab %q is up; state in %s; clean with: cgw-lab down --prefix %s\n", c.prefix, l.Dir, c.prefix)
+	return nil
+}
+
+func cmdDown(args []string) error {
+	fs := flag.NewFlagSet("down", flag.ExitOnError)
+	var c common
+	c.register(fs)
+	fs.Parse(args)
+	if err := lab.Down(c.root, c.prefix); err != nil {
+		return err
+	}
+	fmt.Printf("lab %q is down\n", c.prefix)
+	return nil
+}
+
+func cmdStatus(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("status", flag.ExitOnError)
+	var c common
+	c.register(fs)
+	fs.Parse(args)
+	l, err := lab.Attach(c.root, c.prefix)
+	if err != nil {
+		return err
+	}
+	st := l.State()
+	fmt.Printf("lab %q (gateway %s), state %s\n", st.Prefix, st.Gateway, l.Dir)
+	fmt.Printf("namespaces: %s\n", strings.Join(st.Namespaces, " "))
+	for _, p := range st.Procs {
+		alive := "running"
+		if !p.Alive() {
+			alive = "GONE"
+		}
+		fmt.Printf("  %-16s pid %-7d %-8s %s\n", p.Name, p.Pid, alive, p.Log)
+	}
+	return showSAsAndBGP(ctx, l)
+}
+
+func showSAsAndBGP(ctx context.Context, l *lab.Lab) error {
+	st := l.State()
+	for _, ep := range sortedKeys(st.Charons) {
+		out, err := l.Swanctl(ctx, ep, "--list-sas")
+		fmt.Printf("\n--- swanctl --list-sas (%s) ---\n%s", ep, out)
+		if err != nil {
+			fmt.Println("  error:", err)
+		}
+	}
+	for _, b := range sortedKeys(st.Birds) {
+		out, err := l.BirdShow(ctx, b, "protocols")
+		fmt.Printf("\n--- birdc show protocols (%s) ---\n%s", b, out)
+		if err != nil {
+			fmt.Println("  error:", err)
+		}
+		out, _ = l.BirdShow(ctx, b, "route")
+		fmt.Printf("--- birdc show route (%s) ---\n%s", b, out)
+	}
+	return nil
+}
