@@ -73,6 +73,9 @@ func (c *Config) applyDefaults(keepFuzz func(i, j int) bool) {
 	}
 	for i := range c.Connections {
 		cn := &c.Connections[i]
+		if len(cn.Static) == 0 {
+			cn.Static = nil
+		}
 		if cn.Routing == "" {
 			cn.Routing = RoutingBGP
 			if cn.BGP == nil && len(cn.Static) > 0 {
@@ -88,6 +91,9 @@ func (c *Config) applyDefaults(keepFuzz func(i, j int) bool) {
 			}
 			if b.HoldTime == 0 {
 				b.HoldTime = DefaultHoldTime
+			}
+			if len(b.Advertise) == 0 {
+				b.Advertise = nil // "advertise: []" and a missing key mean the same
 			}
 		}
 		for j := range cn.Tunnels {
