@@ -170,7 +170,10 @@ func TestValidateRules(t *testing.T) {
 		{"routing", func(c *Config) { c.Connections[0].Routing = "ospf" }, "connections[0].routing", `"bgp" or "static"`},
 		{"bgp without block", func(c *Config) { c.Connections[0].BGP = nil }, "connections[0].bgp", "add a bgp block"},
 		{"bgp with static", func(c *Config) { c.Connections[0].Static = []string{"10.0.0.0/16"} }, "connections[0].static_routes", "only for routing: static"},
-		{"static with bgp", func(c *Config) { c.Connections[0].Routing = RoutingStatic; c.Connections[0].Static = []string{"10.0.0.0/16"} }, "connections[0].bgp", "remove the bgp block"},
+		{"static with bgp", func(c *Config) {
+			c.Connections[0].Routing = RoutingStatic
+			c.Connections[0].Static = []string{"10.0.0.0/16"}
+		}, "connections[0].bgp", "remove the bgp block"},
 		{"static without routes", func(c *Config) { c.Connections[0].Routing = RoutingStatic; c.Connections[0].BGP = nil }, "connections[0].static_routes", "list the VPC prefixes"},
 		{"static route bad", func(c *Config) {
 			c.Connections[0].Routing = RoutingStatic
