@@ -8,6 +8,7 @@ import (
 
 	"github.com/cgw-project/cgw/crypto/transform"
 	"github.com/cgw-project/cgw/dataplane/packet"
+	"github.com/cgw-project/cgw/dataplane/replay"
 )
 
 func TestOverheadCoversEverySuite(t *testing.T) {
@@ -81,7 +82,9 @@ func TestRoundTrip(t *testing.T) {
 					if esn {
 						// Cross the 2^32 boundary so the high bits matter.
 						out.seq.Store(1<<32 - 5)
-						in.replay.Update(1<<32 - 6)
+						if r := in.replay.Update(1<<32 - 6); r != replay.OK {
+							t.Fatalf("priming the window: %v", r)
+						}
 					}
 					var bufs [][]byte
 					var offs, lens []int
