@@ -2,8 +2,10 @@ package replay
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -268,6 +270,9 @@ func TestConcurrentExactlyOnce(t *testing.T) {
 			if t.Failed() {
 				return
 			}
+			if want := base + uint64((round+1)*K); w.Highest() != want {
+				t.Fatalf("esn %v: after round %d Highest() = %#x, want %#x (the top went backwards?)", esn, round, w.Highest(), want)
+			}
 		}
 		for idx := 1; idx <= n; idx++ {
 			if c := accepted[idx].Load(); c != 1 {
@@ -300,6 +305,26 @@ func TestConcurrentFreeRunning(t *testing.T) {
 	accepted := make([]atomic.Int32, n+4*size+1)
 	var maxAccepted atomic.Uint64
 	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	watched := make(chan error)
+	go func() { // the top must never be seen going backwards
+		var last uint64
+		for {
+			select {
+			case <-stop:
+				watched <- nil
+				return
+			default:
+			}
+			h := w.Highest()
+			if h < last {
+				watched <- fmt.Errorf("Highest() went from %d back to %d", last, h)
+				return
+			}
+			last = h
+			runtime.Gosched()
+		}
+	}()
 	for g := range goroutines {
 		wg.Add(1)
 		go func() {
@@ -329,6 +354,10 @@ func TestConcurrentFreeRunning(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	close(stop)
+	if err := <-watched; err != nil {
+		t.Fatal(err)
+	}
 	if w.Highest() != maxAccepted.Load() {
 		t.Fatalf("Highest() = %d, highest accepted %d", w.Highest(), maxAccepted.Load())
 	}

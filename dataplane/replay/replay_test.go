@@ -545,3 +545,27 @@ func TestNoAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepNeverLowersTag: a sweep running late (its advance long
+// overtaken) must not reset a word that already describes a newer block,
+// or the newer block's bits would be lost and a duplicate accepted.
+func TestSweepNeverLowersTag(t *testing.T) {
+	w := mustNew(t, 64, false) // 4 ring words of 32 numbers
+	if len(w.ring) != 4 {
+		t.Fatalf("ring of %d words, the test assumes 4", len(w.ring))
+	}
+	if r := w.Update(300); r != OK { // block 9, word 1
+		t.Fatalf("Update(300) = %v", r)
+	}
+	before := w.ring[1].Load()
+	w.sweep(0, 6*blockBits) // a stale sweep of blocks 3..5; block 5 is word 1
+	if got := w.ring[1].Load(); got != before {
+		t.Fatalf("stale sweep changed word 1 from %#x to %#x", before, got)
+	}
+	if _, r := w.Check(300); r != Replayed {
+		t.Fatalf("after a stale sweep, 300 is %v, want replayed", r)
+	}
+	if r := w.Update(300); r != Replayed {
+		t.Fatalf("after a stale sweep, Update(300) = %v, want replayed", r)
+	}
+}
