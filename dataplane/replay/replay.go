@@ -13,8 +13,10 @@
 // Check infers the full sequence number and says whether the packet can be
 // accepted; Update, called only once the packet authenticated, records it.
 // Both are lock-free, never allocate, and may be called from any number of
-// goroutines at once. Exactly one Update of a given sequence number returns
-// OK; every other one returns Replayed or TooOld.
+// goroutines at once. At most one Update of a given sequence number ever
+// returns OK (exactly one, if the number is inside the window while it is
+// offered); every other one returns Replayed or TooOld. Check is advisory:
+// two workers may both pass Check for the same number, and Update decides.
 //
 // # Window size
 //
@@ -31,7 +33,9 @@
 // high 32 bits from the low 32 carried in the packet as RFC 4303 Appendix
 // A2.2 describes, so a packet just after a wrap of the low half (…FFFF → 0)
 // starts the next epoch, and a late packet of the previous epoch that is
-// still inside the window is recognised as such.
+// still inside the window is recognised as such. The resynchronisation of
+// Appendix A3 (after more than 2^32 consecutive losses) is not done: the
+// SA is rekeyed long before that.
 //
 // # Design (RFC 6479, made concurrent)
 //
@@ -160,7 +164,8 @@ func (w *Window) Highest() uint64 { return w.top.Load() }
 // (ESN: high bits inferred per RFC 4303 Appendix A2.2; otherwise high bits
 // 0) and whether that number is acceptable: not seen and not left of the
 // window. It does not change the window; Update records the packet once
-// its ICV has verified.
+// its ICV has verified. When an ESN number is inferred to lie before the
+// first epoch (TooOld), the returned seq is just the low half.
 func (w *Window) Check(seqLow uint32) (seq uint64, r Result) {
 	top := w.top.Load()
 	seq = uint64(seqLow)
@@ -218,10 +223,10 @@ func (w *Window) infer(seqLow uint32, top uint64) (seq uint64, ok bool) {
 }
 
 // Update records seq, a number returned by Check whose packet has passed
-// its ICV, and advances the window if seq is the new highest. It returns
-// OK for exactly one of any number of Updates of the same seq, racing or
-// not; the others get Replayed, or TooOld if the window has meanwhile
-// moved past seq. It returns Invalid for 0, for a number beyond 32 bits
+// its ICV, and advances the window if seq is the new highest. Of any
+// number of Updates of the same seq, racing or not, at most one returns
+// OK; the others get Replayed, or TooOld if the window has meanwhile moved
+// past seq. It returns Invalid for 0, for a number beyond 32 bits
 // without ESN, and for a number 2^32 or more beyond Highest (which Check
 // never infers).
 //
