@@ -1,0 +1,183 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLabEndToEnd brings the lab up with the strongSwan stand-in, checks
+// both tunnels and BGP sessions, sends pings and a bounded TCP transfer
+// from lan to vpc through EACH tunnel (checking the bytes on that
+// tunnel's SA counters), then tears down and checks nothing is left.
+func TestLabEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: needs root and namespaces; run without -short")
+	}
+	if miss := Prereqs(); len(miss) > 0 {
+		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
+	}
+	prefix := fmt.Sprintf("cgwt%d", os.Getpid()%100000)
+	l, err := New(Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	downDone := false
+	t.Cleanup(func() {
+		if !downDone {
+			if err := l.Down(); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	if err := l.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	if err := l.WaitTunnels(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Both ends of both tunnels: established IKEv2, installed ESP-in-UDP
+	// child (libipsec always encapsulates), peers as configured.
+	for i := range l.Conn.Tunnels {
+		tu := &l.Conn.Tunnels[i]
+		for _, side := range []struct{ ep, peer string }{
+			{AWSEndpoint(i), l.StandInOutside(i).String()},
+			{gwEndpoint(i), tu.AWSOutside.String()},
+		} {
+			sas, err := l.SwanctlListSAs(ctx, side.ep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sas) != 1 || !sas[0].Up() {
+				t.Fatalf("%s: want one established IKE_SA with an installed child, got %+v", side.ep, sas)
+			}
+			s := sas[0]
+			if s.Version != 2 || s.RemoteHost != side.peer {
+				t.Errorf("%s: IKE_SA version %d with %s, want IKEv2 with %s", side.ep, s.Version, s.RemoteHost, side.peer)
+			}
+			if c, _ := s.InstalledChild(); !c.Encap || c.EncrAlg != "AES_GCM_16" {
+				t.Errorf("%s: child %+v, want ESP-in-UDP AES_GCM_16", side.ep, c)
+			}
+		}
+	}
+	if err := l.WaitBGP(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gwSessions, err := l.BGPSessions(ctx, "cgw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range l.Conn.Tunnels {
+		if gwSessions[BGPProtocol(i)] != "Established" {
+			t.Errorf("gateway side BGP %s: %q, want Established", BGPProtocol(i), gwSessions[BGPProtocol(i)])
+		}
+	}
+	routes, err := l.BirdShow(ctx, "cgw", "route", VPCPrefix.String())
+	if err != nil || !strings.Contains(routes, VPCPrefix.String()) || !strings.Contains(routes, "AS64512") {
+		t.Fatalf("gateway did not learn %s from AS64512: %v\n%s", VPCPrefix, err, routes)
+	}
+
+	const minBytes = 1 << 20
+	lanPrefix := l.Cfg.Gateway.Inside.Address.Masked()
+	for i := range l.Conn.Tunnels {
+		other := 1 - i
+		// Force tunnel i: close the other tunnel's BGP session.
+		if err := l.SetBGP(ctx, other, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WaitRoute(ctx, CGW, VPCPrefix, GatewayTunnelIf(i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WaitRoute(ctx, AWS, lanPrefix, AWSTunnelIf(i)); err != nil {
+			t.Fatal(err)
+		}
+		before, err := l.ChildCounters(ctx, AWSEndpoint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		beforeOther, err := l.ChildCounters(ctx, AWSEndpoint(other))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := l.Ping(ctx, LAN, VPCHost, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Received != p.Sent {
+			t.Errorf("tunnel %d: ping lan->vpc: %d of %d answered", i+1, p.Received, p.Sent)
+		}
+		r, err := l.Transfer(ctx, LAN, VPC, VPCHost, TransferOptions{Duration: 2 * time.Second})
+		if err != nil {
+			t.Fatalf("tunnel %d: TCP transfer: %v", i+1, err)
+		}
+		after, err := l.ChildCounters(ctx, AWSEndpoint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		afterOther, err := l.ChildCounters(ctx, AWSEndpoint(other))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := after.BytesIn - before.BytesIn
+		// The SA counts inner IP packets, so it saw at least the TCP
+		// payload iperf3's receiver got.
+		if r.Bytes < minBytes || after.SPIIn != before.SPIIn || in < uint64(r.Bytes) {
+			t.Errorf("tunnel %d: iperf3 delivered %d bytes; AWS SA %s received %d bytes (SA before %s), want >= max(%d, delivered)", i+1, r.Bytes, after.SPIIn, in, before.SPIIn, minBytes)
+		}
+		if d := afterOther.BytesIn - beforeOther.BytesIn; d > minBytes/8 {
+			t.Errorf("tunnel %d forced, yet tunnel %d's SA received %d bytes", i+1, other+1, d)
+		}
+		t.Logf("tunnel %d: %d bytes in %.1fs (%.0f Mbit/s), AWS SA %s in +%d bytes", i+1, r.Bytes, r.Seconds, r.BitsPerSec/1e6, after.SPIIn, in)
+		if err := l.SetBGP(ctx, other, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WaitBGP(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	st := l.State()
+	downDone = true
+	if err := l.Down(); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	checkGone(t, st, l.Dir)
+	if err := l.Down(); err != nil {
+		t.Errorf("second down (must be idempotent): %v", err)
+	}
+}
+
+func checkGone(t *testing.T, st State, dir string) {
+	t.Helper()
+	if len(st.Namespaces) < 9 || len(st.Procs) < 6 {
+		t.Errorf("state recorded %d namespaces and %d processes, want >= 9 and >= 6", len(st.Namespaces), len(st.Procs))
+	}
+	for _, ns := range st.Namespaces {
+		if _, err := os.Stat(filepath.Join("/run/netns", ns)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("namespace %s left behind", ns)
+		}
+	}
+	for _, p := range st.Procs {
+		if p.Alive() {
+			t.Errorf("process %s (pid %d) left running", p.Name, p.Pid)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state directory %s left behind", dir)
+	}
+	// The lab creates no link in the host namespace (veths are created
+	// inside their namespaces); check no lab-named link leaked there.
+	out, _ := run(context.Background(), "ip", "-o", "link", "show")
+	for _, name := range []string{"vgw-t", "gw-t", "ipsec0"} {
+		if strings.Contains(out, " "+name) {
+			t.Errorf("host namespace has a lab link %q:\n%s", name, out)
+		}
+	}
+}
