@@ -253,9 +253,19 @@ func (w *Window) infer(seqLow uint32, top uint64) (seq uint64, ok bool) {
 // accepted, which is harmless. The advancer then sweeps the words of the
 // blocks it skipped (at most one ring's worth), raising their tags with
 // CAS and empty bitmaps; this keeps every tag within a ring's length of
-// the window so the 32-bit tags, compared by serial-number arithmetic,
-// never wrap ambiguously, and it is not needed for the exactly-once
-// property (a racing setter and sweeper serialise on the word's CAS).
+// the window even when traffic skips blocks, and it is not needed for the
+// at-most-once property (a racing setter and sweeper serialise on the
+// word's CAS).
+//
+// Tags are 32-bit block numbers compared by serial-number arithmetic
+// (RFC 1982 style), which is exact while the compared blocks are less
+// than 2^31 blocks (2^36 sequence numbers) apart. Update admits only
+// numbers from Highest−Size to Highest+2^32, and every tag is at most
+// Highest+2^32 too, so that holds unless one goroutine stalls inside a
+// single Update while 2^36 packets are accepted by others (more than 1.9
+// hours at 10 Mpps on one SA). Misjudging a stale older tag as newer would
+// only drop packets; the assumption is needed only so that a tag is
+// never taken for older than it is.
 func (w *Window) Update(seq uint64) Result {
 	if seq == 0 || (!w.esn && seq > math.MaxUint32) {
 		return Invalid
