@@ -33,7 +33,11 @@
 // high 32 bits from the low 32 carried in the packet as RFC 4303 Appendix
 // A2.2 describes, so a packet just after a wrap of the low half (…FFFF → 0)
 // starts the next epoch, and a late packet of the previous epoch that is
-// still inside the window is recognised as such. The resynchronisation of
+// still inside the window is recognised as such. A packet from just left
+// of the window is, per Appendix A2.2 case A, inferred into the next epoch
+// and passes Check as "ahead": only its ICV, which covers the high half
+// (RFC 4303 §2.2.1), rejects it. So Update must only ever be given a seq
+// whose packet authenticated with that very seq. The resynchronisation of
 // Appendix A3 (after more than 2^32 consecutive losses) is not done: the
 // SA is rekeyed long before that.
 //
@@ -301,7 +305,9 @@ func (w *Window) Update(seq uint64) Result {
 	}
 	for top < seq {
 		if w.top.CompareAndSwap(top, seq) {
-			w.sweep(top, seq)
+			if seq>>blockShift > top>>blockShift+1 { // blocks were skipped
+				w.sweep(top, seq)
+			}
 			break
 		}
 		top = w.top.Load()
