@@ -1,0 +1,470 @@
+package maps
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/crypto/transform"
+)
+
+var instanceSeq atomic.Int32
+
+func instanceName() string {
+	return fmt.Sprintf("test-maps-%d-%d", os.Getpid(), instanceSeq.Add(1))
+}
+
+// open loads a fresh instance with a Writer and a Reader on it.
+func open(t testing.TB) (*bpf.Objects, *Writer, *Reader) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("the map tests load BPF maps: run them as root")
+	}
+	name := instanceName()
+	o, err := bpf.LoadPinned(name)
+	if err != nil {
+		t.Fatalf("LoadPinned: %v", err)
+	}
+	w, err := NewWriter(o)
+	if err != nil {
+		t.Fatalf("NewWriter: %v", err)
+	}
+	r, err := NewReader(o)
+	if err != nil {
+		t.Fatalf("NewReader: %v", err)
+	}
+	t.Cleanup(func() {
+		r.Close()
+		w.Close()
+		o.Close()
+		bpf.Remove(name)
+	})
+	return o, w, r
+}
+
+func gcmSA(spi, tunnel uint32, dir bpf.CgwSaDir) SA {
+	sa := SA{
+		Spi:          spi,
+		TunnelId:     tunnel,
+		EncrId:       uint16(transform.ENCR_AES_GCM_16),
+		EncrKeyBits:  128,
+		EncKeyLen:    16,
+		SaltLen:      4,
+		Direction:    uint8(dir),
+		ReplayWindow: 1024,
+		LocalAddr:    Addr16(netip.MustParseAddr("192.0.2.10")),
+		RemoteAddr:   Addr16(netip.MustParseAddr("203.0.113.1")),
+	}
+	for i := range 16 {
+		sa.EncKey[i] = byte(spi) + byte(i)
+	}
+	return sa
+}
+
+func snapshot(t *testing.T, r *Reader) *Tables {
+	t.Helper()
+	tb, err := r.Snapshot()
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	return tb
+}
+
+func TestGenerationMovesAfterEachChange(t *testing.T) {
+	_, w, r := open(t)
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"SetTunnel", func() error { return w.SetTunnel(1, Tunnel{Mtu: 1399, Mss: 1379}) }},
+		{"SetTunnelUp", func() error { return w.SetTunnelUp(1, true) }},
+		{"InstallSA", func() error { return w.InstallSA(1, gcmSA(0x1001, 1, bpf.CgwSaDirOutbound)) }},
+		{"SetOutboundSA", func() error { return w.SetOutboundSA(1, 1) }},
+		{"InstallInboundSA", func() error { return w.InstallInboundSA(2, gcmSA(0x2001, 1, bpf.CgwSaDirInbound)) }},
+		{"SetSAState", func() error { return w.SetSAState(2, bpf.CgwSaStateActive) }},
+		{"AddRoute", func() error { return w.AddRoute(netip.MustParsePrefix("198.19.0.0/16"), Route{TunnelId: 1}) }},
+		{"ReplaceRoute", func() error { return w.ReplaceRoute(netip.MustParsePrefix("198.19.0.0/16"), Route{TunnelId: 2}) }},
+		{"DeleteRoute", func() error { return w.DeleteRoute(netip.MustParsePrefix("198.19.0.0/16")) }},
+		{"AddLocalAddr", func() error { return w.AddLocalAddr(netip.MustParseAddr("192.0.2.10"), bpf.CgwLocalOutside) }},
+		{"DeleteLocalAddr", func() error { return w.DeleteLocalAddr(netip.MustParseAddr("192.0.2.10")) }},
+		{"RetireSA", func() error { return w.RetireSA(2) }},
+	}
+	for _, s := range steps {
+		before := r.ReadGeneration()
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		after := r.ReadGeneration()
+		if before%2 != 0 || after != before+2 {
+			t.Errorf("%s: generation %d -> %d, want even and +2", s.name, before, after)
+		}
+		if tb := snapshot(t, r); tb.Generation != after {
+			t.Errorf("%s: snapshot generation %d, want %d", s.name, tb.Generation, after)
+		}
+	}
+	// A failed change still closes its generation (even).
+	if err := w.RetireSA(2); err == nil {
+		t.Errorf("retiring a free slot succeeded")
+	}
+	if g := r.ReadGeneration(); g%2 != 0 {
+		t.Errorf("generation %d odd after a failed change", g)
+	}
+}
+
+func TestBatchIsOneChange(t *testing.T) {
+	_, w, r := open(t)
+	before := r.ReadGeneration()
+	err := w.Batch(func() error {
+		for i := range 10 {
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24)
+			if err := w.AddRoute(p, Route{TunnelId: 1}); err != nil {
+				return err
+			}
+			if g := r.ReadGeneration(); g%2 != 1 {
+				return fmt.Errorf("generation %d even inside a batch", g)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := r.ReadGeneration(); after != before+2 {
+		t.Errorf("batch moved the generation %d -> %d, want +2", before, after)
+	}
+	if n := len(snapshot(t, r).Routes); n != 10 {
+		t.Errorf("%d routes, want 10", n)
+	}
+}
+
+// Make-before-break rekey (DESIGN §2): new SAs in, one update switches the
+// outbound SA, old SAs retire.
+func TestRekeySwitchIsOneUpdate(t *testing.T) {
+	_, w, r := open(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(w.SetTunnel(1, Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}))
+	must(w.InstallSA(1, gcmSA(0x1001, 1, bpf.CgwSaDirOutbound)))
+	must(w.InstallInboundSA(2, gcmSA(0x2001, 1, bpf.CgwSaDirInbound)))
+	must(w.SetOutboundSA(1, 1))
+
+	// Rekey.
+	must(w.InstallInboundSA(4, gcmSA(0x2002, 1, bpf.CgwSaDirInbound)))
+	must(w.InstallSA(3, gcmSA(0x1002, 1, bpf.CgwSaDirOutbound)))
+	n := w.updates
+	must(w.SetOutboundSA(1, 3))
+	if d := w.updates - n; d != 1 {
+		t.Errorf("outbound switch made %d map writes, want 1", d)
+	}
+	tb := snapshot(t, r)
+	if tb.Outbound[1] != 3 {
+		t.Errorf("tunnel 1 outbound SA %d, want 3", tb.Outbound[1])
+	}
+	if len(tb.Inbound) != 2 || tb.Inbound[0x2001].SaIndex != 2 || tb.Inbound[0x2002].SaIndex != 4 {
+		t.Errorf("during grace both inbound SAs must be steered: %+v", tb.Inbound)
+	}
+	must(w.SetSAState(2, bpf.CgwSaStateRetiring))
+
+	if err := w.RetireSA(3); err == nil || !strings.Contains(err.Error(), "outbound SA") {
+		t.Errorf("retiring the current outbound SA: %v, want refusal", err)
+	}
+	must(w.RetireSA(1))
+	must(w.RetireSA(2))
+	tb = snapshot(t, r)
+	if _, ok := tb.Inbound[0x2001]; ok {
+		t.Errorf("retired inbound SPI still steered")
+	}
+	if len(tb.SAs) != 2 || tb.SAs[3].Spi != 0x1002 || tb.SAs[4].Spi != 0x2002 {
+		t.Errorf("installed SAs after rekey: %v, want 3 and 4", tb.SAs)
+	}
+	if tb.SAs[4].State != uint8(bpf.CgwSaStateInstalling) || tb.SAs[4].EncKey != gcmSA(0x2002, 1, bpf.CgwSaDirInbound).EncKey {
+		t.Errorf("SA 4 read back wrong: %+v", tb.SAs[4])
+	}
+	// The freed slot can be reused, with zeroed counters.
+	atomic.AddUint64(&r.Counters(1).Seq, 99)
+	must(w.InstallSA(1, gcmSA(0x1003, 1, bpf.CgwSaDirOutbound)))
+	if c, _ := w.ReadSACounters(1); c.Seq != 0 {
+		t.Errorf("counters of a reinstalled slot not zeroed: seq %d", c.Seq)
+	}
+}
+
+func TestRejectsBadChanges(t *testing.T) {
+	_, w, _ := open(t)
+	cbc := gcmSA(0x3001, 1, bpf.CgwSaDirOutbound)
+	cbc.EncrId, cbc.SaltLen, cbc.IntegId, cbc.IntegKeyLen = uint16(transform.ENCR_AES_CBC), 0, uint16(transform.AUTH_HMAC_SHA2_256_128), 32
+	if err := w.InstallSA(5, cbc); err != nil {
+		t.Errorf("valid AES-CBC/HMAC-SHA2-256 SA refused: %v", err)
+	}
+	bad := map[string]func() error{
+		"slot in use":         func() error { return w.InstallSA(5, gcmSA(0x3002, 1, bpf.CgwSaDirOutbound)) },
+		"index 0":             func() error { return w.InstallSA(0, gcmSA(0x3003, 1, bpf.CgwSaDirOutbound)) },
+		"index too big":       func() error { return w.InstallSA(MaxSAs, gcmSA(0x3003, 1, bpf.CgwSaDirOutbound)) },
+		"reserved spi":        func() error { return w.InstallSA(6, gcmSA(7, 1, bpf.CgwSaDirOutbound)) },
+		"no direction":        func() error { return w.InstallSA(6, gcmSA(0x3004, 1, 0)) },
+		"tunnel 0":            func() error { return w.InstallSA(6, gcmSA(0x3004, 0, bpf.CgwSaDirOutbound)) },
+		"key length":          func() error { s := gcmSA(0x3004, 1, bpf.CgwSaDirOutbound); s.EncKeyLen = 32; return w.InstallSA(6, s) },
+		"gcm without salt":    func() error { s := gcmSA(0x3004, 1, bpf.CgwSaDirOutbound); s.SaltLen = 0; return w.InstallSA(6, s) },
+		"unknown cipher":      func() error { s := gcmSA(0x3004, 1, bpf.CgwSaDirOutbound); s.EncrId = 3; return w.InstallSA(6, s) },
+		"switch to inbound":   func() error { return w.SetOutboundSA(1, 7) },
+		"switch wrong tunnel": func() error { return w.SetOutboundSA(2, 5) },
+		"mapped v4 route":     func() error { return w.AddRoute(netip.MustParsePrefix("::ffff:198.19.0.0/112"), Route{TunnelId: 1}) },
+		"route tunnel 0":      func() error { return w.AddRoute(netip.MustParsePrefix("198.19.0.0/16"), Route{}) },
+	}
+	if err := w.InstallInboundSA(7, gcmSA(0x3005, 1, bpf.CgwSaDirInbound)); err != nil {
+		t.Fatal(err)
+	}
+	bad["duplicate inbound spi"] = func() error { return w.InstallInboundSA(8, gcmSA(0x3005, 1, bpf.CgwSaDirInbound)) }
+	for name, f := range bad {
+		if err := f(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	_, w, r := open(t)
+	p4 := netip.MustParsePrefix("198.19.0.0/16")
+	p6 := netip.MustParsePrefix("2001:db8:100::/48")
+	if err := w.AddRoute(p4, Route{TunnelId: 1, BackupTunnelId: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddRoute(netip.MustParsePrefix("198.19.7.7/16"), Route{TunnelId: 1}); err == nil {
+		t.Errorf("adding an existing prefix (unmasked) succeeded")
+	}
+	if err := w.ReplaceRoute(p6, Route{TunnelId: 1}); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Errorf("replacing a missing route: %v, want ErrKeyNotExist", err)
+	}
+	if err := w.AddRoute(p6, Route{TunnelId: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.ReplaceRoute(p4, Route{TunnelId: 2}); err != nil {
+		t.Fatal(err)
+	}
+	tb := snapshot(t, r)
+	want := []RouteEntry{{p4, Route{TunnelId: 2}}, {p6, Route{TunnelId: 2}}}
+	if fmt.Sprint(tb.Routes) != fmt.Sprint(want) {
+		t.Errorf("routes %v, want %v", tb.Routes, want)
+	}
+	if err := w.DeleteRoute(p4); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.DeleteRoute(p4); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Errorf("deleting a missing route: %v, want ErrKeyNotExist", err)
+	}
+	if tb := snapshot(t, r); len(tb.Routes) != 1 || tb.Routes[0].Prefix != p6 {
+		t.Errorf("after delete: %v, want only %v", tb.Routes, p6)
+	}
+}
+
+// The counters are one memory: a worker's atomic add through one mapping
+// is seen through the other mapping and through the map syscall.
+func TestCountersAreSharedMemory(t *testing.T) {
+	o, w, r := open(t)
+	c := r.Counters(9)
+	atomic.AddUint64(&c.Packets, 3)
+	atomic.AddUint64(&c.Bytes, 4500)
+	atomic.StoreUint64(&c.LastNs, 12345)
+	atomic.AddUint64(&c.DropReplay, 1)
+	got, err := w.ReadSACounters(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Packets != 3 || got.Bytes != 4500 || got.LastNs != 12345 || got.DropReplay != 1 {
+		t.Errorf("writer sees %+v", got)
+	}
+	var viaMap SACounters
+	if err := o.SaStats.Lookup(uint32(9), &viaMap); err != nil || viaMap.Packets != 3 {
+		t.Errorf("map lookup sees %+v, %v", viaMap, err)
+	}
+	if r.Counters(0) != nil || r.Counters(MaxSAs) != nil {
+		t.Errorf("Counters accepted an index out of range")
+	}
+	if _, err := w.ReadSACounters(MaxSAs); err == nil {
+		t.Errorf("ReadSACounters accepted an index out of range")
+	}
+}
+
+// A restarted process reopens the pinned maps and finds everything.
+func TestStateSurvivesRestart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("the map tests load BPF maps: run them as root")
+	}
+	name := instanceName()
+	t.Cleanup(func() { bpf.Remove(name) })
+	o, err := bpf.LoadPinned(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := netip.MustParsePrefix("198.19.0.0/16")
+	for _, err := range []error{
+		w.SetTunnel(3, Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}),
+		w.InstallInboundSA(10, gcmSA(0x4001, 3, bpf.CgwSaDirInbound)),
+		w.AddRoute(p, Route{TunnelId: 3}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	atomic.StoreUint64(&w.Counters(10).Seq, 777)
+	gen := w.Generation()
+	w.Close()
+	o.Close()
+
+	o, err = bpf.LoadPinned(name)
+	if err != nil {
+		t.Fatalf("reloading from pins: %v", err)
+	}
+	defer o.Close()
+	r, err := NewReader(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tb := snapshot(t, r)
+	if tb.Generation != gen {
+		t.Errorf("generation %d after restart, want %d", tb.Generation, gen)
+	}
+	if tb.Tunnels[3].Mtu != 1399 || tb.Inbound[0x4001].SaIndex != 10 || tb.SAs[10].Spi != 0x4001 ||
+		len(tb.Routes) != 1 || tb.Routes[0].Prefix != p {
+		t.Errorf("state lost across restart: tunnel %+v inbound %v routes %v", tb.Tunnels[3], tb.Inbound, tb.Routes)
+	}
+	if c, _ := r.ReadSACounters(10); c.Seq != 777 {
+		t.Errorf("outbound sequence lost across restart: %d, want 777", c.Seq)
+	}
+}
+
+// A writer that died mid-change leaves the generation odd; the next
+// writer closes it so readers are not stuck.
+func TestNewWriterRepairsOddGeneration(t *testing.T) {
+	o, w, r := open(t)
+	atomic.AddUint64(w.gen, 1)
+	w2, err := NewWriter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if g := r.ReadGeneration(); g%2 != 0 {
+		t.Errorf("generation %d still odd", g)
+	}
+}
+
+// The programs read what the Writer writes: same layout on both sides.
+func TestWriterDrivesXDP(t *testing.T) {
+	o, w, _ := open(t)
+	frame := make([]byte, 14+20+16)
+	binary.BigEndian.PutUint16(frame[12:], 0x0800)
+	ip := frame[14:]
+	ip[0], ip[9] = 0x45, 50
+	binary.BigEndian.PutUint16(ip[2:], 36)
+	copy(ip[12:], []byte{203, 0, 113, 1})
+	copy(ip[16:], []byte{192, 0, 2, 10})
+	binary.BigEndian.PutUint32(ip[20:], 0x5001)
+
+	count := func(s bpf.CgwStat) uint64 {
+		var per []uint64
+		if err := o.XdpStats.Lookup(uint32(s), &per); err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, v := range per {
+			n += v
+		}
+		return n
+	}
+	step := func(want bpf.CgwStat) {
+		t.Helper()
+		before := count(want)
+		if _, err := o.XdpOutside.Run(&ebpf.RunOptions{Data: frame}); err != nil {
+			t.Fatal(err)
+		}
+		if count(want)-before != 1 {
+			t.Errorf("decision counter %d did not move", want)
+		}
+	}
+	step(bpf.CgwStatOutNotLocal)
+	if err := w.AddLocalAddr(netip.MustParseAddr("192.0.2.10"), bpf.CgwLocalOutside); err != nil {
+		t.Fatal(err)
+	}
+	step(bpf.CgwStatOutUnknownSpi)
+	if err := w.InstallInboundSA(1, gcmSA(0x5001, 1, bpf.CgwSaDirInbound)); err != nil {
+		t.Fatal(err)
+	}
+	step(bpf.CgwStatOutNoSocket) // steered; no socket bound in this test
+	if err := w.RetireSA(1); err != nil {
+		t.Fatal(err)
+	}
+	step(bpf.CgwStatOutUnknownSpi)
+}
+
+// BenchmarkAddRoutes10k: cost of a full BGP table load, route by route.
+func BenchmarkAddRoutes10k(b *testing.B) {
+	_, w, _ := open(b)
+	const n = 10000
+	prefixes := make([]netip.Prefix, n)
+	base := netip.MustParseAddr("198.18.0.0").As4()
+	for i := range prefixes {
+		a := base
+		a[1] += byte(i >> 16)
+		a[2] = byte(i >> 8)
+		a[3] = byte(i)
+		prefixes[i] = netip.PrefixFrom(netip.AddrFrom4(a), 32)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		for _, p := range prefixes {
+			if err := w.AddRoute(p, Route{TunnelId: 1}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		for _, p := range prefixes {
+			w.DeleteRoute(p)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/route")
+}
+
+// BenchmarkSnapshot10kRoutes: what a dataplane pays per table change.
+func BenchmarkSnapshot10kRoutes(b *testing.B) {
+	_, w, r := open(b)
+	w.Batch(func() error {
+		for i := range 10000 {
+			a := [4]byte{198, 18 + byte(i>>16), byte(i >> 8), byte(i)}
+			if err := w.AddRoute(netip.PrefixFrom(netip.AddrFrom4(a), 32), Route{TunnelId: 1}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return nil
+	})
+	for b.Loop() {
+		if _, err := r.Snapshot(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReadGeneration(b *testing.B) {
+	_, _, r := open(b)
+	var s uint64
+	for b.Loop() {
+		s += r.ReadGeneration()
+	}
+	_ = s
+}

@@ -1,0 +1,174 @@
+package maps
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/cgw-project/cgw/bpf"
+)
+
+// Reader is the dataplane's side: the generation counter and SA counters
+// as memory, and whole-table snapshots.
+type Reader struct {
+	*shared
+}
+
+// NewReader opens the reader side of an instance's maps.
+func NewReader(o *bpf.Objects) (*Reader, error) {
+	s, err := openShared(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{shared: s}, nil
+}
+
+// Close unmaps the shared memory; pointers from Counters become invalid.
+func (r *Reader) Close() error { return r.close() }
+
+// ReadGeneration reads the generation counter from memory, without a
+// syscall. A worker compares it with its snapshot's Generation.
+func (r *Reader) ReadGeneration() uint64 { return r.Generation() }
+
+// RouteEntry is one route of a snapshot.
+type RouteEntry struct {
+	Prefix netip.Prefix
+	Route
+}
+
+// Tables is a consistent copy of the tables, plain Go values a worker can
+// read without locks (publish it with atomic.Pointer, never modify it).
+type Tables struct {
+	Generation uint64
+	SAs        map[uint32]SA        // SA index -> parameters, installed slots only
+	Inbound    map[uint32]InboundSA // SPI -> SA
+	Outbound   []uint32             // tunnel id -> outbound SA index (0: none)
+	Tunnels    []Tunnel             // tunnel id -> state
+	Routes     []RouteEntry         // IPv4 then IPv6, in trie order
+	LocalAddrs map[netip.Addr]bpf.CgwLocal
+}
+
+// ErrBusy is returned by Snapshot when the tables kept changing (or a
+// writer died mid-change and no new writer has opened the maps).
+var ErrBusy = errors.New("maps: tables kept changing during the snapshot (or cgw-control died mid-change: restart it)")
+
+// Snapshot dumps the tables. It retries until it gets a copy no change
+// overlapped, for up to about a second.
+func (r *Reader) Snapshot() (*Tables, error) {
+	wait := 50 * time.Microsecond
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		g1 := r.Generation()
+		if g1%2 == 1 {
+			time.Sleep(wait)
+			wait = min(2*wait, 20*time.Millisecond)
+			continue
+		}
+		t, err := dump(r.objs)
+		if err != nil {
+			return nil, err
+		}
+		if r.Generation() == g1 {
+			t.Generation = g1
+			return t, nil
+		}
+	}
+	return nil, ErrBusy
+}
+
+func dump(o *bpf.Objects) (*Tables, error) {
+	t := &Tables{
+		SAs:        map[uint32]SA{},
+		Inbound:    map[uint32]InboundSA{},
+		LocalAddrs: map[netip.Addr]bpf.CgwLocal{},
+	}
+	var err error
+	if t.Tunnels, err = dumpArray[Tunnel](o.Tunnels); err != nil {
+		return nil, err
+	}
+	if t.Outbound, err = dumpArray[uint32](o.OutboundSa); err != nil {
+		return nil, err
+	}
+	sas, err := dumpArray[SA](o.SaTable)
+	if err != nil {
+		return nil, err
+	}
+	for i, sa := range sas {
+		if sa.State != uint8(bpf.CgwSaStateUnused) {
+			t.SAs[uint32(i)] = sa
+		}
+	}
+
+	var spi uint32
+	var in InboundSA
+	it := o.InboundSpi.Iterate()
+	for it.Next(&spi, &in) {
+		t.Inbound[spi] = in
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("maps: reading inbound SPIs: %w", err)
+	}
+
+	var la bpf.CgwLocalAddr
+	var kind uint32
+	it = o.LocalAddrs.Iterate()
+	for it.Next(&la, &kind) {
+		t.LocalAddrs[AddrFrom16(la.Addr)] = bpf.CgwLocal(kind)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("maps: reading local addresses: %w", err)
+	}
+
+	var k4 bpf.CgwRoute4Key
+	var rt Route
+	it = o.RoutesV4.Iterate()
+	for it.Next(&k4, &rt) {
+		p := netip.PrefixFrom(netip.AddrFrom4(k4.Addr), int(k4.Prefixlen))
+		t.Routes = append(t.Routes, RouteEntry{p, rt})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("maps: reading IPv4 routes: %w", err)
+	}
+	var k6 bpf.CgwRoute6Key
+	it = o.RoutesV6.Iterate()
+	for it.Next(&k6, &rt) {
+		p := netip.PrefixFrom(netip.AddrFrom16(k6.Addr), int(k6.Prefixlen))
+		t.Routes = append(t.Routes, RouteEntry{p, rt})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("maps: reading IPv6 routes: %w", err)
+	}
+	return t, nil
+}
+
+// dumpArray reads a whole array map with batch lookups (a few syscalls
+// instead of one per slot).
+func dumpArray[T any](m *ebpf.Map) ([]T, error) {
+	n := int(m.MaxEntries())
+	out := make([]T, n)
+	keys := make([]uint32, n)
+	vals := make([]T, n)
+	var cursor ebpf.MapBatchCursor
+	got := 0
+	for got < n {
+		c, err := m.BatchLookup(&cursor, keys[got:], vals[got:], nil)
+		got += c
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("maps: reading %v: %w", m, err)
+		}
+		if c == 0 {
+			break
+		}
+	}
+	for i := 0; i < got; i++ {
+		if keys[i] < uint32(n) {
+			out[keys[i]] = vals[i]
+		}
+	}
+	return out, nil
+}
