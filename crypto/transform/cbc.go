@@ -33,10 +33,11 @@ type cbcScratch struct {
 
 type cbcCipher struct {
 	suite  Suite
+	spec   *encrSpec    // IV and block lengths come from the table
 	block  cipher.Block // encryption key (RFC 3602)
 	ivGen  cipher.Block // IV key, random per Cipher, never on the wire
-	icvLen int
-	pool   sync.Pool // *cbcScratch
+	icvLen int          // from the integrity table
+	pool   sync.Pool    // *cbcScratch
 }
 
 func newCBC(s Suite, e *encrSpec, g *integSpec, keymat []byte) (*cbcCipher, error) {
@@ -57,8 +58,11 @@ func newCBC(s Suite, e *encrSpec, g *integSpec, keymat []byte) (*cbcCipher, erro
 	if err != nil {
 		return nil, err
 	}
+	if e.ivLen != block.BlockSize() || e.blockSize != block.BlockSize() {
+		return nil, fmt.Errorf("transform %s: table gives IV %d and block %d; RFC 3602 needs %d", s, e.ivLen, e.blockSize, block.BlockSize())
+	}
 	authKey := append([]byte(nil), keymat[e.keyLen:e.keyLen+g.keyLen]...)
-	c := &cbcCipher{suite: s, block: block, ivGen: ivGen, icvLen: g.icvLen}
+	c := &cbcCipher{suite: s, spec: e, block: block, ivGen: ivGen, icvLen: g.icvLen}
 	c.pool.New = func() any {
 		sc := &cbcScratch{mac: hmac.New(g.newHash, authKey)}
 		sc.mac.Reset() // precompute the ipad/opad states now
@@ -79,9 +83,9 @@ func newCBC(s Suite, e *encrSpec, g *integSpec, keymat []byte) (*cbcCipher, erro
 }
 
 func (c *cbcCipher) Suite() Suite   { return c.suite }
-func (c *cbcCipher) IVLen() int     { return aes.BlockSize }
+func (c *cbcCipher) IVLen() int     { return c.spec.ivLen }
 func (c *cbcCipher) ICVLen() int    { return c.icvLen }
-func (c *cbcCipher) BlockSize() int { return aes.BlockSize }
+func (c *cbcCipher) BlockSize() int { return c.spec.blockSize }
 
 // Seal draws the IV as AES_ivkey(0^64 || seq). RFC 3602 §2.3 wants an IV
 // the attacker cannot predict before seeing it; AES under a secret random
@@ -91,9 +95,9 @@ func (c *cbcCipher) BlockSize() int { return aes.BlockSize }
 // no syscall and no shared RNG state (NIST SP 800-38A Appendix C suggests
 // the same construction with a nonce).
 func (c *cbcCipher) Seal(pkt []byte, seq uint64, esn bool) {
-	iv := pkt[espHdrLen : espHdrLen+aes.BlockSize]
-	binary.BigEndian.PutUint64(iv[:8], 0)
-	binary.BigEndian.PutUint64(iv[8:], seq)
+	iv := pkt[espHdrLen : espHdrLen+c.spec.ivLen]
+	clear(iv[:len(iv)-8])
+	binary.BigEndian.PutUint64(iv[len(iv)-8:], seq)
 	c.ivGen.Encrypt(iv, iv)
 	c.seal(pkt, espHdrLen, seq, esn)
 }
@@ -101,7 +105,7 @@ func (c *cbcCipher) Seal(pkt []byte, seq uint64, esn bool) {
 // seal encrypts with the IV already in place after a hdrLen-byte header
 // and writes the ICV (Seal's body; known-answer tests call it directly).
 func (c *cbcCipher) seal(pkt []byte, hdrLen int, seq uint64, esn bool) {
-	body := hdrLen + aes.BlockSize
+	body := hdrLen + c.spec.ivLen
 	end := len(pkt) - c.icvLen
 	sc := c.pool.Get().(*cbcScratch)
 	sc.enc.(ivSetter).SetIV(pkt[hdrLen:body])
@@ -118,12 +122,12 @@ func (c *cbcCipher) Open(pkt []byte, seq uint64, esn bool) error {
 }
 
 func (c *cbcCipher) open(pkt []byte, hdrLen int, seq uint64, esn bool) error {
-	body := hdrLen + aes.BlockSize
+	body := hdrLen + c.spec.ivLen
 	end := len(pkt) - c.icvLen
-	if end < body+aes.BlockSize {
+	if end < body+c.spec.blockSize {
 		return ErrShort
 	}
-	if (end-body)%aes.BlockSize != 0 {
+	if (end-body)%c.spec.blockSize != 0 {
 		return ErrAlign
 	}
 	sc := c.pool.Get().(*cbcScratch)

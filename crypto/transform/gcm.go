@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
+	"fmt"
 	"sync"
 )
 
@@ -23,6 +24,7 @@ type gcmScratch struct {
 
 type gcmCipher struct {
 	suite Suite
+	spec  *encrSpec // all lengths come from the table
 	aead  cipher.AEAD
 	salt  [4]byte
 	pool  sync.Pool // *gcmScratch
@@ -33,20 +35,23 @@ func newGCM(s Suite, e *encrSpec, keymat []byte) (*gcmCipher, error) {
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block) // 12-byte nonce, 16-byte tag
+	if e.saltLen+e.ivLen != 12 || e.saltLen != len(gcmCipher{}.salt) {
+		return nil, fmt.Errorf("transform %s: table gives a %d+%d-byte nonce; RFC 4106 §4 needs 4+8", s, e.saltLen, e.ivLen)
+	}
+	aead, err := cipher.NewGCMWithTagSize(block, e.icvLen)
 	if err != nil {
 		return nil, err
 	}
-	c := &gcmCipher{suite: s, aead: aead}
+	c := &gcmCipher{suite: s, spec: e, aead: aead}
 	copy(c.salt[:], keymat[e.keyLen:])
 	c.pool.New = func() any { return new(gcmScratch) }
 	return c, nil
 }
 
 func (c *gcmCipher) Suite() Suite   { return c.suite }
-func (c *gcmCipher) IVLen() int     { return 8 }
-func (c *gcmCipher) ICVLen() int    { return 16 }
-func (c *gcmCipher) BlockSize() int { return 4 }
+func (c *gcmCipher) IVLen() int     { return c.spec.ivLen }
+func (c *gcmCipher) ICVLen() int    { return c.spec.icvLen }
+func (c *gcmCipher) BlockSize() int { return c.spec.blockSize }
 
 // Seal uses the 64-bit sequence number as the explicit IV: RFC 4106 §3.1
 // asks only that an IV never repeat under a key, and the sequence number
@@ -56,26 +61,27 @@ func (c *gcmCipher) Seal(pkt []byte, seq uint64, esn bool) {
 	c.seal(pkt, seq, esn)
 }
 
-// sealWithIV seals with the IV already in pkt[8:16] (known-answer tests).
+// seal is Seal with the IV already in place (known-answer tests call it
+// with the vectors' IVs). pkt must hold header, IV and ICV room.
 func (c *gcmCipher) seal(pkt []byte, seq uint64, esn bool) {
+	body := espHdrLen + c.spec.ivLen
 	sc := c.pool.Get().(*gcmScratch)
-	const body = espHdrLen + 8
-	copy(sc.nonce[4:], pkt[espHdrLen:body])
-	copy(sc.nonce[:4], c.salt[:])
-	c.aead.Seal(pkt[body:body], sc.nonce[:], pkt[body:len(pkt)-16], c.aad(sc, pkt, seq, esn))
+	copy(sc.nonce[:], c.salt[:])
+	copy(sc.nonce[len(c.salt):], pkt[espHdrLen:body])
+	c.aead.Seal(pkt[body:body], sc.nonce[:], pkt[body:len(pkt)-c.spec.icvLen], c.aad(sc, pkt, seq, esn))
 	c.pool.Put(sc)
 }
 
 // Open decrypts in place. On ErrAuth the payload region has been zeroed by
 // crypto/cipher (it never hands back unauthenticated plaintext).
 func (c *gcmCipher) Open(pkt []byte, seq uint64, esn bool) error {
-	const body = espHdrLen + 8
-	if len(pkt) < body+4+16 {
+	body := espHdrLen + c.spec.ivLen
+	if len(pkt) < body+c.spec.blockSize+c.spec.icvLen {
 		return ErrShort
 	}
 	sc := c.pool.Get().(*gcmScratch)
-	copy(sc.nonce[:4], c.salt[:])
-	copy(sc.nonce[4:], pkt[espHdrLen:body])
+	copy(sc.nonce[:], c.salt[:])
+	copy(sc.nonce[len(c.salt):], pkt[espHdrLen:body])
 	_, err := c.aead.Open(pkt[body:body], sc.nonce[:], pkt[body:], c.aad(sc, pkt, seq, esn))
 	c.pool.Put(sc)
 	if err != nil {
