@@ -163,3 +163,32 @@ func New(s Suite, keymat []byte) (Cipher, error) {
 	}
 	return c, nil
 }
+
+// IVLen, ICVLen and BlockSize give a suite's wire lengths without building
+// a Cipher (for MTU and headroom sums); they equal the Cipher's methods
+// and are 0 for an invalid suite.
+func (s Suite) IVLen() int {
+	if s.Valid() != nil {
+		return 0
+	}
+	return s.encr().ivLen
+}
+
+// ICVLen: see IVLen.
+func (s Suite) ICVLen() int {
+	if s.Valid() != nil {
+		return 0
+	}
+	if e := s.encr(); e.icvLen > 0 {
+		return e.icvLen
+	}
+	return s.integ().icvLen
+}
+
+// BlockSize: see IVLen.
+func (s Suite) BlockSize() int {
+	if s.Valid() != nil {
+		return 0
+	}
+	return s.encr().blockSize
+}

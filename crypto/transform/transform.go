@@ -4,6 +4,17 @@
 //
 // Every transform is used through one AEAD-like interface, Cipher, that
 // seals and opens an ESP payload in place in a frame buffer.
+//
+// Lengths (key, salt, IV, ICV, block) live in one table per transform
+// (suite.go); New splits KEYMAT by it. Per-packet state that cannot be
+// shared between workers (GCM nonce and ESN AAD, HMAC state, CBC chaining
+// value) comes from a per-Cipher sync.Pool: a Cipher is safe for
+// concurrent use, and once warm neither Seal nor Open allocates.
+//
+// Sequence numbers make the IVs: GCM sends the 64-bit sequence number as
+// its explicit IV (unique per key, RFC 4106 §3.1); CBC sends
+// AES_k'(0^64 || seq) under a random per-Cipher key k' (unpredictable,
+// RFC 3602 §2.3), one block encryption instead of a random-number call.
 package transform
 
 import "errors"

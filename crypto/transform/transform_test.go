@@ -85,6 +85,10 @@ func TestSuitesTable(t *testing.T) {
 			t.Errorf("%v.KeymatLen() = %d, want %d", s, s.KeymatLen(), w.keymat)
 		}
 		c := mustNew(t, s)
+		if s.IVLen() != w.iv || s.ICVLen() != w.icv || s.BlockSize() != w.block {
+			t.Errorf("%v: Suite says IV %d ICV %d block %d, want %d %d %d", s,
+				s.IVLen(), s.ICVLen(), s.BlockSize(), w.iv, w.icv, w.block)
+		}
 		if c.IVLen() != w.iv || c.ICVLen() != w.icv || c.BlockSize() != w.block || c.Suite() != s {
 			t.Errorf("%v: IV %d ICV %d block %d suite %v, want %d %d %d", s,
 				c.IVLen(), c.ICVLen(), c.BlockSize(), c.Suite(), w.iv, w.icv, w.block)
@@ -103,8 +107,8 @@ func TestInvalidSuites(t *testing.T) {
 		if err := s.Valid(); !errors.Is(err, ErrSuite) {
 			t.Errorf("%v.Valid() = %v, want ErrSuite", s, err)
 		}
-		if s.KeymatLen() != 0 {
-			t.Errorf("%v.KeymatLen() = %d, want 0", s, s.KeymatLen())
+		if s.KeymatLen() != 0 || s.IVLen() != 0 || s.ICVLen() != 0 || s.BlockSize() != 0 {
+			t.Errorf("%v: KeymatLen %d IVLen %d ICVLen %d BlockSize %d, want all 0", s, s.KeymatLen(), s.IVLen(), s.ICVLen(), s.BlockSize())
 		}
 		if _, err := New(s, make([]byte, 64)); !errors.Is(err, ErrSuite) {
 			t.Errorf("New(%v) = %v, want ErrSuite", s, err)
