@@ -58,3 +58,21 @@ func BenchmarkOverhead(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSealParallel: one Cipher shared by GOMAXPROCS workers, as one
+// tunnel's SA is shared by the dataplane's per-queue workers.
+func BenchmarkSealParallel(b *testing.B) {
+	for _, s := range []Suite{{ENCR_AES_GCM_16, 128, AUTH_NONE}, {ENCR_AES_CBC, 128, AUTH_HMAC_SHA2_256_128}} {
+		c := mustNew(b, s)
+		b.Run(fmt.Sprintf("%v/1400", s), func(b *testing.B) {
+			b.SetBytes(1400)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				pkt, _ := testPacket(c, 1, 1, 1400)
+				for i := uint64(0); pb.Next(); i++ {
+					c.Seal(pkt, i, true)
+				}
+			})
+		})
+	}
+}
