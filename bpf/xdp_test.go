@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/cgw-project/cgw/bpf"
 )
@@ -207,63 +205,6 @@ func TestOutsideDecisions(t *testing.T) {
 	}
 }
 
-// xskSocket returns an AF_XDP socket bound (copy mode) to queue 0 of the
-// loopback device of a private network namespace that lives as long as
-// the socket: XSKMAP only accepts bound sockets.
-func xskSocket(t *testing.T) int {
-	t.Helper()
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result)
-	go func() {
-		// The thread is never unlocked: it dies with its namespace.
-		runtime.LockOSThread()
-		fd, err := boundXSK()
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("creating an AF_XDP socket for the XSKMAP test (needs root, AF_XDP in the kernel): %v", r.err)
-	}
-	t.Cleanup(func() { unix.Close(r.fd) })
-	return r.fd
-}
-
-func boundXSK() (int, error) {
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		return -1, fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
-	}
-	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW, 0)
-	if err != nil {
-		return -1, fmt.Errorf("socket(AF_XDP): %w", err)
-	}
-	const frames, size = 16, 2048
-	umem, err := unix.Mmap(-1, 0, frames*size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	reg := unix.XDPUmemReg{Addr: uint64(uintptr(unsafe.Pointer(&umem[0]))), Len: frames * size, Size: size}
-	if _, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_UMEM_REG,
-		uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0); e != 0 {
-		unix.Close(fd)
-		return -1, fmt.Errorf("XDP_UMEM_REG: %w", e)
-	}
-	for _, opt := range []int{unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_RX_RING} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, opt, frames); err != nil {
-			unix.Close(fd)
-			return -1, fmt.Errorf("ring %d: %w", opt, err)
-		}
-	}
-	if err := unix.Bind(fd, &unix.SockaddrXDP{Flags: unix.XDP_COPY, Ifindex: 1, QueueID: 0}); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("bind to lo queue 0: %w", err)
-	}
-	return fd, nil
-}
-
 func TestOutsideRedirect(t *testing.T) {
 	o := load(t)
 	outsideFixture(t, o)
@@ -315,7 +256,7 @@ func insideFixture(t *testing.T, o *bpf.Objects) {
 
 // meta returns the tunnel id from metadata the program left in front of
 // the frame (BPF_PROG_RUN returns data from data_meta).
-func meta(t *testing.T, out []byte, frameLen int) (tunnel uint32, ok bool) {
+func meta(t *testing.T, out []byte) (tunnel uint32, ok bool) {
 	t.Helper()
 	n := int(unsafe.Sizeof(bpf.CgwXdpMeta{}))
 	if binary.LittleEndian.Uint32(out[4:8]) != uint32(bpf.CgwLimitsMetaMagic) {
@@ -354,7 +295,7 @@ func TestInsideDecisions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out := run(t, o, p, c.frame, xdpPass, c.stat)
-			tun, ok := meta(t, out, len(c.frame))
+			tun, ok := meta(t, out)
 			if c.tun != 0 && (!ok || tun != c.tun) {
 				t.Errorf("metadata: tunnel %d (magic present %v), want tunnel %d", tun, ok, c.tun)
 			}
@@ -380,7 +321,7 @@ func TestInsideRedirect(t *testing.T) {
 	}
 	frame := ipv4(protoUDP, "198.18.0.50", "198.19.1.1", udp(1000, 2000, make([]byte, 32)))
 	out := run(t, o, o.XdpInside, frame, xdpRedirect, bpf.CgwStatInRedirect)
-	if tun, ok := meta(t, out, len(frame)); !ok || tun != tunUp {
+	if tun, ok := meta(t, out); !ok || tun != tunUp {
 		t.Errorf("metadata: tunnel %d (magic present %v), want %d", tun, ok, tunUp)
 	}
 	run(t, o, o.XdpInside, padTo60(ether(0x0806, make([]byte, 28))), xdpPass, bpf.CgwStatInArp)
