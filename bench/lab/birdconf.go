@@ -14,6 +14,10 @@ type birdPeer struct {
 	Interface string     // the tunnel interface (TUN) carrying the session
 	PeerASN   uint32
 	Prepend   int // extra copies of our ASN on exported routes
+	// Preference breaks ties between the tunnels deterministically (BIRD
+	// channel preference, higher wins): tunnel 1 is preferred on both
+	// sides, so traffic is symmetric until a session goes down.
+	Preference int
 }
 
 // birdSpeaker is one BIRD instance: the AWS virtual private gateway or
@@ -65,6 +69,9 @@ func renderBirdConf(s birdSpeaker) string {
 		w("    connect delay time 1;")
 		w("    error wait time 1, 4;")
 		w("    ipv4 {")
+		if p.Preference > 0 {
+			w("        preference %d;", p.Preference)
+		}
 		w("        import all;")
 		if p.Prepend > 0 {
 			w("        export filter {")

@@ -136,6 +136,7 @@ func TestBirdConf(t *testing.T) {
 		"local 169.254.10.1 as 64512;", "neighbor 169.254.10.2 as 65000;", `interface "vgw-t1";`,
 		"local 169.254.11.1 as 64512;", "neighbor 169.254.11.2 as 65000;", `interface "vgw-t2";`,
 		"hold time 30;", "keepalive time 10;",
+		"preference 110;", "preference 109;",
 		"export where source = RTS_BGP;",
 		`export where proto = "prefixes";`,
 	)

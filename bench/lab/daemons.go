@@ -230,7 +230,7 @@ func (l *Lab) AWSBird() birdSpeaker {
 	s := birdSpeaker{RouterID: l.Conn.Tunnels[0].AWSInside(), ASN: b.PeerASN, HoldTime: b.HoldTime.Seconds(), Originate: []netip.Prefix{VPCPrefix}}
 	for i := range l.Conn.Tunnels {
 		t := &l.Conn.Tunnels[i]
-		s.Peers = append(s.Peers, birdPeer{Name: BGPProtocol(i), Local: t.AWSInside(), Neighbor: t.LocalInside(), Interface: AWSTunnelIf(i), PeerASN: b.LocalASN})
+		s.Peers = append(s.Peers, birdPeer{Name: BGPProtocol(i), Local: t.AWSInside(), Neighbor: t.LocalInside(), Interface: AWSTunnelIf(i), PeerASN: b.LocalASN, Preference: 110 - i})
 	}
 	return s
 }
@@ -310,7 +310,7 @@ func (l *Lab) StandInBird() birdSpeaker {
 	}
 	for i := range l.Conn.Tunnels {
 		t := &l.Conn.Tunnels[i]
-		s.Peers = append(s.Peers, birdPeer{Name: BGPProtocol(i), Local: t.LocalInside(), Neighbor: t.AWSInside(), Interface: GatewayTunnelIf(i), PeerASN: b.PeerASN, Prepend: t.ASPathPrepend})
+		s.Peers = append(s.Peers, birdPeer{Name: BGPProtocol(i), Local: t.LocalInside(), Neighbor: t.AWSInside(), Interface: GatewayTunnelIf(i), PeerASN: b.PeerASN, Prepend: t.ASPathPrepend, Preference: 110 - i})
 	}
 	return s
 }

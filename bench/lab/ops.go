@@ -91,7 +91,7 @@ func (l *Lab) WaitRoute(ctx context.Context, role string, prefix netip.Prefix, d
 	err := waitFor(ctx, fmt.Sprintf("%s to route %s via %s", l.NS(role), prefix, dev), 60*time.Second, func() bool {
 		out, err := run(ctx, "ip", "-n", l.NS(role), "-4", "route", "show", prefix.String())
 		last = strings.TrimSpace(out)
-		return err == nil && strings.Contains(out, "dev "+dev+" ")
+		return err == nil && strings.Contains(out, "dev "+dev)
 	})
 	if err != nil {
 		return fmt.Errorf("%w (now: %q)", err, last)
@@ -186,9 +186,11 @@ func (l *Lab) Transfer(ctx context.Context, from, to string, addr netip.Addr, o 
 	}
 	var out string
 	var err error
-	for try := 0; try < 20; try++ { // the server needs a moment to listen
+	// The server needs a moment to listen. iperf3 3.12 with -J exits 0
+	// even when it could not connect, so look at the output.
+	for try := 0; try < 50; try++ {
 		out, err = l.Exec(sctx, from, args...)
-		if err == nil || !strings.Contains(out+err.Error(), "refused") {
+		if !strings.Contains(out, "Connection refused") {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
