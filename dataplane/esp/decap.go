@@ -110,8 +110,11 @@ func (sa *SA) DecapESP(buf []byte, espStart, espEnd int) (start, end int, r Reas
 		}
 	}
 	if err := sa.cipher.Open(e, seq, sa.esn); err != nil {
-		if err == transform.ErrShort {
+		switch err {
+		case transform.ErrShort:
 			return 0, 0, Short
+		case transform.ErrAlign:
+			return 0, 0, BadLength
 		}
 		return 0, 0, BadICV
 	}
