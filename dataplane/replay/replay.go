@@ -282,6 +282,24 @@ func (w *Window) Update(seq uint64) Result {
 	} else if top-seq >= w.size {
 		return TooOld
 	}
+	if r := w.mark(seq); r != OK {
+		return r
+	}
+	for top < seq {
+		if w.top.CompareAndSwap(top, seq) {
+			if seq>>blockShift > top>>blockShift+1 { // blocks were skipped
+				w.sweep(top, seq)
+			}
+			break
+		}
+		top = w.top.Load()
+	}
+	return OK
+}
+
+// mark sets seq's bit in its ring word, cases (a)–(d) of Update's
+// argument; it alone decides whether seq is accepted.
+func (w *Window) mark(seq uint64) Result {
 	blk := seq >> blockShift
 	tag := uint32(blk)
 	bit := uint64(1) << (seq & blockMask)
@@ -300,19 +318,9 @@ func (w *Window) Update(seq uint64) Result {
 			nw = old | bit
 		}
 		if p.CompareAndSwap(old, nw) {
-			break
+			return OK
 		}
 	}
-	for top < seq {
-		if w.top.CompareAndSwap(top, seq) {
-			if seq>>blockShift > top>>blockShift+1 { // blocks were skipped
-				w.sweep(top, seq)
-			}
-			break
-		}
-		top = w.top.Load()
-	}
-	return OK
 }
 
 // sweep resets the words of the blocks strictly between the blocks of

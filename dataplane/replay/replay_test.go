@@ -569,3 +569,73 @@ func TestSweepNeverLowersTag(t *testing.T) {
 		t.Fatalf("after a stale sweep, Update(300) = %v, want replayed", r)
 	}
 }
+
+// TestInterleavings replays, step by step, the interleavings of Update's
+// argument that a scheduler rarely produces: mark (the accepting CAS) of
+// a worker whose view of the top is stale, against a slide by another.
+func TestInterleavings(t *testing.T) {
+	w := mustNew(t, 64, false) // 4 ring words: blocks b and b+4 share a word
+	span := uint64(len(w.ring)) * blockBits
+	const s = 300
+	if r := w.Update(s - 10); r != OK {
+		t.Fatalf("Update(%d) = %v", s-10, r)
+	}
+	// Worker A has seen top = s−10 and is about to mark s. Worker B
+	// accepts s+span (same word, newer block) and slides the window.
+	if r := w.Update(s + span); r != OK {
+		t.Fatalf("B: Update(%d) = %v", s+span, r)
+	}
+	// A's mark must not touch B's word: s is too old now.
+	before := w.ring[(s/blockBits)&w.mask].Load()
+	if r := w.mark(s); r != TooOld {
+		t.Fatalf("A: stale mark(%d) after the slide = %v, want too_old", s, r)
+	}
+	if after := w.ring[(s/blockBits)&w.mask].Load(); after != before {
+		t.Fatalf("A's stale mark changed the word from %#x to %#x", before, after)
+	}
+	if _, r := w.Check(uint32(s + span)); r != Replayed {
+		t.Fatalf("B's number after A's stale mark: %v, want replayed", r)
+	}
+
+	// The other order: A marks s first (the word then holds s's block),
+	// then B marks s+span: B replaces the block (s is left of B's window)
+	// and a late retry of s by anyone is too old, never accepted twice.
+	w = mustNew(t, 64, false)
+	if r := w.mark(s); r != OK {
+		t.Fatalf("A: mark(%d) = %v", s, r)
+	}
+	if r := w.mark(s); r != Replayed {
+		t.Fatalf("A again: mark(%d) = %v, want replayed", s, r)
+	}
+	if r := w.Update(s + span); r != OK {
+		t.Fatalf("B: Update(%d) = %v", s+span, r)
+	}
+	if r := w.mark(s); r != TooOld {
+		t.Fatalf("retry: mark(%d) after B = %v, want too_old", s, r)
+	}
+
+	// A sweep (B's slide) and a mark of a number in a skipped block, in
+	// either order, both keep the mark.
+	for _, markFirst := range []bool{true, false} {
+		w = mustNew(t, 64, false)
+		if r := w.Update(10); r != OK {
+			t.Fatal(r)
+		}
+		const mid = 70 // block 2, skipped by a slide from 10 to 100 (block 3)
+		if markFirst {
+			if r := w.mark(mid); r != OK {
+				t.Fatalf("mark(%d) = %v", mid, r)
+			}
+			w.sweep(10, 100)
+		} else {
+			w.sweep(10, 100)
+			if r := w.mark(mid); r != OK {
+				t.Fatalf("mark(%d) after the sweep = %v", mid, r)
+			}
+		}
+		w.top.Store(100)
+		if _, r := w.Check(mid); r != Replayed {
+			t.Fatalf("markFirst=%v: %d after mark and sweep: %v, want replayed", markFirst, mid, r)
+		}
+	}
+}
