@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -389,4 +391,75 @@ func udpChecksumOK(f []byte) bool {
 		sum = sum&0xffff + sum>>16
 	}
 	return sum == 0xffff
+}
+
+// TestChecksumOffloadOff: frames a veth peer's stack sends carry incomplete
+// UDP/TCP checksums (CHECKSUM_PARTIAL: only the pseudo-header sum; see
+// TestReceive), and AF_XDP hands them over as they are, so a gateway that
+// encrypts them forwards bad inner checksums. Turning transmit checksum
+// offload off on the sending veth (what a lab's LAN host needs) makes them
+// complete. A real NIC's received frames are always complete.
+func TestChecksumOffloadOff(t *testing.T) {
+	requireE2E(t)
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		t.Fatalf("needs ethtool (Debian package ethtool): %v", err)
+	}
+	l := newLab(t, 1)
+	run(t, "ip", "netns", "exec", l.p, "ethtool", "-K", l.pairs[0].pName, "tx", "off")
+	xsks := newXSKMap(t)
+	attach(t, l.g, l.pairs[0].gIndex, redirectProg(t, xsks, rxPort, false))
+	u, socks := l.newUMEMSockets(t, UMEMConfig{Frames: 256, FrameSize: 2048}, 0)
+	s := socks[0]
+	if err := s.Register(xsks); err != nil {
+		t.Fatal(err)
+	}
+	s.Fill(s.FillFree())
+	c := l.peerUDP(t, 0, 0)
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.pairs[0].gIP, rxPort))
+	const n = 20
+	for i := 0; i < n; i++ {
+		c.WriteToUDP(payloadFor("csum", i), to)
+	}
+	good := 0
+	got := pump(t, s, n, func(d Desc) {
+		f := u.Data(d)
+		if _, _, ok := udpPayload(f); ok && binary.BigEndian.Uint16(f[40:]) != 0 && udpChecksumOK(f) {
+			good++
+		}
+		u.Free(d.Addr)
+	})
+	if got != n || good != n {
+		t.Fatalf("received %d of %d, %d with a complete, non-zero UDP checksum", got, n, good)
+	}
+}
+
+// TestZeroCopyRefusedOnVeth: asking for zero-copy where the driver has none
+// fails with an error that says what to do; auto mode falls back to copy
+// (TestReceive).
+func TestZeroCopyRefusedOnVeth(t *testing.T) {
+	requireE2E(t)
+	l := newLab(t, 1)
+	var err error
+	inNS(l.g, func() error {
+		u, e := NewUMEM(UMEMConfig{Frames: 64, FrameSize: 2048})
+		if e != nil {
+			err = e
+			return nil
+		}
+		defer u.Close()
+		s, e := NewSocket(u, SocketConfig{Ifindex: l.pairs[0].gIndex, Mode: ModeZeroCopy})
+		if e == nil {
+			s.Close()
+			t.Errorf("zero-copy bind on veth succeeded (mode %v); DESIGN §4 says veth is copy only", s.Mode())
+			return nil
+		}
+		if !strings.Contains(e.Error(), "zero-copy") {
+			t.Errorf("zero-copy refusal does not tell the operator what to do: %v", e)
+		}
+		t.Logf("as expected: %v", e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func testUMEM(t *testing.T, frames, frameSize, headroom int) *UMEM {
+func testUMEM(t testing.TB, frames, frameSize, headroom int) *UMEM {
 	t.Helper()
 	cfg := UMEMConfig{Frames: frames, FrameSize: frameSize, Headroom: headroom}
 	if err := cfg.setDefaults(); err != nil {
