@@ -12,6 +12,9 @@ import (
 // A restarted process (a second LoadPinned of the same instance) must find
 // the entries the first one wrote.
 func TestPinnedMapsSurviveReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads BPF maps: needs root; run without -short")
+	}
 	if os.Geteuid() != 0 {
 		t.Fatalf("loading BPF programs needs root (run the tests as root)")
 	}

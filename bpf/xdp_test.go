@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -19,6 +20,9 @@ var instanceSeq atomic.Int32
 // load loads a fresh, uniquely named instance and removes it at the end.
 func load(t testing.TB) *bpf.Objects {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("loads BPF programs: needs root; run without -short")
+	}
 	if os.Geteuid() != 0 {
 		t.Fatalf("loading BPF programs needs root (run the tests as root)")
 	}
@@ -106,7 +110,7 @@ const (
 func addr16(s string) [16]byte { return netip.MustParseAddr(s).As16() }
 
 // outsideFixture: local addresses and one known inbound SPI.
-func outsideFixture(t *testing.T, o *bpf.Objects) {
+func outsideFixture(t testing.TB, o *bpf.Objects) {
 	t.Helper()
 	for _, a := range []string{local4, local6} {
 		if err := o.LocalAddrs.Put(bpf.CgwLocalAddr{Addr: addr16(a)}, uint32(bpf.CgwLocalOutside)); err != nil {
@@ -120,17 +124,22 @@ func outsideFixture(t *testing.T, o *bpf.Objects) {
 
 func stats(t *testing.T, o *bpf.Objects) [bpf.CgwStatNumStats]uint64 {
 	t.Helper()
-	var out [bpf.CgwStatNumStats]uint64
-	for i := range out {
-		var perCPU []uint64
-		if err := o.XdpStats.Lookup(uint32(i), &perCPU); err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range perCPU {
-			out[i] += v
-		}
+	s, err := o.Stats()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return s
+}
+
+func TestStatNames(t *testing.T) {
+	seen := map[string]bool{}
+	for s := bpf.CgwStat(0); s < bpf.CgwStatNumStats; s++ {
+		n := s.String()
+		if n == fmt.Sprintf("stat_%d", s) || seen[n] {
+			t.Errorf("stat %d has no name, or a duplicate one (%q): update statNames in bpf/stats.go", s, n)
+		}
+		seen[n] = true
+	}
 }
 
 const (
@@ -157,9 +166,9 @@ func run(t *testing.T, o *bpf.Objects, prog *ebpf.Program, frame []byte, wantAct
 		d := after[i] - before[i]
 		switch {
 		case bpf.CgwStat(i) == want && d != 1:
-			t.Errorf("counter %d moved by %d, want 1", i, d)
+			t.Errorf("counter %v moved by %d, want 1", bpf.CgwStat(i), d)
 		case bpf.CgwStat(i) != want && d != 0:
-			t.Errorf("counter %d moved by %d, want 0 (expected only %d)", i, d, want)
+			t.Errorf("counter %v moved by %d, want 0 (expected only %v)", bpf.CgwStat(i), d, want)
 		}
 	}
 	return out
@@ -224,7 +233,7 @@ const (
 	tunAlt  = 3
 )
 
-func insideFixture(t *testing.T, o *bpf.Objects) {
+func insideFixture(t testing.TB, o *bpf.Objects) {
 	t.Helper()
 	put := func(id uint32, flags bpf.CgwTunnelFlag) {
 		if err := o.Tunnels.Put(id, bpf.CgwTunnel{Flags: uint32(flags), Mtu: 1399}); err != nil {
@@ -332,5 +341,39 @@ func TestPassProgram(t *testing.T) {
 	ret, err := o.XdpPass.Run(&ebpf.RunOptions{Data: padTo60(ether(0x0800, nil))})
 	if err != nil || ret != xdpPass {
 		t.Fatalf("xdp_pass: ret %d err %v, want XDP_PASS", ret, err)
+	}
+}
+
+// BenchmarkXDP: cost of one decision per program and path (BPF_PROG_RUN,
+// repeat inside the kernel).
+func BenchmarkXDP(b *testing.B) {
+	o := load(b)
+	outsideFixture(b, o)
+	insideFixture(b, o)
+	cases := []struct {
+		name  string
+		prog  *ebpf.Program
+		frame []byte
+	}{
+		{"outside/esp-known-spi", o.XdpOutside, ipv4(protoESP, peer4, local4, esp(knownSPI, 64))},
+		{"outside/natt-known-spi", o.XdpOutside, ipv4(protoUDP, peer4, local4, udp(4500, 4500, esp(knownSPI, 64)))},
+		{"outside/ike", o.XdpOutside, ipv4(protoUDP, peer4, local4, udp(500, 500, make([]byte, 40)))},
+		{"inside/route-up", o.XdpInside, ipv4(protoUDP, "198.18.0.50", "198.19.1.1", udp(1000, 2000, make([]byte, 32)))},
+		{"inside/ipv6-route", o.XdpInside, ipv6(protoUDP, "2001:db8:1::50", "2001:db8:100::1", udp(1000, 2000, nil))},
+		{"pass", o.XdpPass, ipv4(protoUDP, peer4, local4, udp(500, 500, nil))},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			const repeat = 100000
+			var total time.Duration
+			for b.Loop() {
+				_, d, err := c.prog.Benchmark(c.frame, repeat, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += d
+			}
+			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/decision")
+		})
 	}
 }

@@ -25,6 +25,9 @@ func instanceName() string {
 // open loads a fresh instance with a Writer and a Reader on it.
 func open(t testing.TB) (*bpf.Objects, *Writer, *Reader) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("loads BPF maps: needs root; run without -short")
+	}
 	if os.Geteuid() != 0 {
 		t.Fatalf("the map tests load BPF maps: run them as root")
 	}
@@ -298,6 +301,9 @@ func TestCountersAreSharedMemory(t *testing.T) {
 
 // A restarted process reopens the pinned maps and finds everything.
 func TestStateSurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads BPF maps: needs root; run without -short")
+	}
 	if os.Geteuid() != 0 {
 		t.Fatalf("the map tests load BPF maps: run them as root")
 	}
