@@ -168,7 +168,7 @@ int xdp_outside(struct xdp_md *ctx)
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 
-		if ((void *)(ip + 1) > end)
+		if ((void *)(ip + 1) > end || ip->ihl < 5)
 			return count(out_short, XDP_PASS);
 		if (ip->frag_off & bpf_htons(IP_MF_OFFSET))
 			return count(out_fragment, XDP_PASS);

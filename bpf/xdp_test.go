@@ -202,12 +202,17 @@ func TestOutsideDecisions(t *testing.T) {
 	}
 	frag := ipv4(protoESP, peer4, local4, esp(knownSPI, 64))
 	frag[14+6] = 0x20 // more fragments
-	cases = append(cases, struct {
+	badIHL := ipv4(protoESP, peer4, local4, esp(knownSPI, 64))
+	badIHL[14] = 0x44
+	cases = append(cases, []struct {
 		name  string
 		frame []byte
 		act   uint32
 		stat  bpf.CgwStat
-	}{"esp fragment", frag, xdpPass, bpf.CgwStatOutFragment})
+	}{
+		{"esp fragment", frag, xdpPass, bpf.CgwStatOutFragment},
+		{"ipv4 header length < 20", badIHL, xdpPass, bpf.CgwStatOutShort},
+	}...)
 
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { run(t, o, p, c.frame, c.act, c.stat) })
