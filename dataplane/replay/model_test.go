@@ -314,7 +314,7 @@ func freeRunning(t *testing.T, esn bool) {
 	w := mustNew(t, size, esn)
 	base := uint64(0)
 	if esn {
-		base = 0x4_FFFF_8000 // the wrap to epoch 5 comes after 0x8000 numbers
+		base = 0x4_FFFF_E000 // the wrap to epoch 5 comes after 0x2000 numbers
 		walkTo(t, w, base)
 	}
 	accepted := make([]atomic.Int32, n+4*size+1)
