@@ -38,6 +38,10 @@ func BenchmarkForward(b *testing.B) {
 	for _, size := range []int{64, 1400} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) { benchWorker(b, size, true) })
 	}
+	// The same with one sendto() allowed to send 256 instead of 32.
+	for _, size := range []int{64, 1400} {
+		b.Run(fmt.Sprintf("%dB-budget256", size), func(b *testing.B) { benchWorkerCfg(b, size, true, 256) })
+	}
 }
 
 // xdpMd is struct xdp_md as BPF_PROG_RUN takes it.
@@ -67,7 +71,9 @@ func pinThread(cpu int) error {
 	return unix.SchedSetaffinity(0, &set)
 }
 
-func benchWorker(b *testing.B, size int, forward bool) {
+func benchWorker(b *testing.B, size int, forward bool) { benchWorkerCfg(b, size, forward, 0) }
+
+func benchWorkerCfg(b *testing.B, size int, forward bool, txBudget int) {
 	requireE2E(b)
 	l := newLab(b, 2)
 	xsks := newXSKMap(b)
@@ -79,7 +85,7 @@ func benchWorker(b *testing.B, size int, forward bool) {
 	}
 	b.Cleanup(func() { counter.Close() })
 	attach(b, l.p, v1.pIndex, countDropProg(b, counter))
-	u, socks := l.newUMEMSockets(b, UMEMConfig{Frames: 8192, FrameSize: 2048, FillSize: 4096}, 0, 1)
+	u, socks := l.newUMEMSocketsCfg(b, UMEMConfig{Frames: 8192, FrameSize: 2048, FillSize: 4096}, SocketConfig{TxBudget: txBudget}, 0, 1)
 	a, fwd := socks[0], socks[1]
 	if err := a.Register(xsks); err != nil {
 		b.Fatal(err)

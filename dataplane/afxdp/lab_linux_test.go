@@ -152,6 +152,12 @@ func attach(tb testing.TB, ns string, ifindex int, prog *ebpf.Program) {
 // newUMEMSockets makes a UMEM in the gateway namespace and one socket per
 // given pair (queue 0), sharing it; all are closed at the end of the test.
 func (l *lab) newUMEMSockets(tb testing.TB, cfg UMEMConfig, pairs ...int) (*UMEM, []*Socket) {
+	return l.newUMEMSocketsCfg(tb, cfg, SocketConfig{}, pairs...)
+}
+
+// newUMEMSocketsCfg is newUMEMSockets with sc as the template for every
+// socket (Ifindex and Queue are set per pair).
+func (l *lab) newUMEMSocketsCfg(tb testing.TB, cfg UMEMConfig, sc SocketConfig, pairs ...int) (*UMEM, []*Socket) {
 	tb.Helper()
 	var u *UMEM
 	var socks []*Socket
@@ -160,7 +166,9 @@ func (l *lab) newUMEMSockets(tb testing.TB, cfg UMEMConfig, pairs ...int) (*UMEM
 			return err
 		}
 		for _, i := range pairs {
-			s, err := NewSocket(u, SocketConfig{Ifindex: l.pairs[i].gIndex, Queue: 0})
+			c := sc
+			c.Ifindex, c.Queue = l.pairs[i].gIndex, 0
+			s, err := NewSocket(u, c)
 			if err != nil {
 				return err
 			}

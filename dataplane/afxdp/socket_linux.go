@@ -50,6 +50,10 @@ type SocketConfig struct {
 	// rings, made when it shares the UMEM on another device or queue.
 	FillSize       int
 	CompletionSize int
+	// TxBudget raises how many descriptors one copy-mode sendto() sends
+	// (XDP_MAX_TX_SKB_BUDGET, Linux ≥ 6.17; 32 ≤ TxBudget ≤ TxSize). Zero
+	// keeps the kernel's 32.
+	TxBudget int
 	// NoNeedWakeup turns off XDP_USE_NEED_WAKEUP, so every Transmit kicks
 	// the kernel; with it on, the kernel says when a kick is needed (always,
 	// in copy mode).
@@ -175,6 +179,13 @@ func (s *Socket) setup(cfg SocketConfig, sa *unix.SockaddrXDP) error {
 	}
 	s.tx = descRing{newProducerIndex(p, c, f, uint32(cfg.TxSize)), unsafe.Slice((*Desc)(d), cfg.TxSize)}
 
+	if cfg.TxBudget != 0 {
+		v := uint32(cfg.TxBudget)
+		if err := setsockopt(s.fd, unix.XDP_MAX_TX_SKB_BUDGET, unsafe.Pointer(&v), 4); err != nil {
+			return fmt.Errorf("afxdp: setting the copy-mode TX budget to %d: %w (needs Linux ≥ 6.17 and 32 ≤ budget ≤ TX ring size %d; or leave TxBudget 0)",
+				cfg.TxBudget, err, cfg.TxSize)
+		}
+	}
 	if err := unix.Bind(s.fd, sa); err != nil {
 		hint := ""
 		switch {
