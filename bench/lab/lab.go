@@ -193,6 +193,10 @@ func New(o Options) (*Lab, error) {
 		o.Gateway = &StandIn{}
 	}
 	c := o.Config
+	c.ApplyDefaults()
+	if err := c.Check(); err != nil {
+		return nil, fmt.Errorf("lab: gateway configuration: %w", err)
+	}
 	if len(c.Connections) == 0 || len(c.Connections[0].Tunnels) != 2 {
 		return nil, errors.New("lab: the configuration needs a first connection with exactly two tunnels")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -180,4 +181,66 @@ func checkGone(t *testing.T, st State, dir string) {
 			t.Errorf("host namespace has a lab link %q:\n%s", name, out)
 		}
 	}
+}
+
+// TestLabNAT puts the gateway behind source NAT in inet (RFC 3947/3948):
+// AWS must see the NAT address, the tunnels still come up and carry a
+// ping, and teardown still leaves nothing behind.
+func TestLabNAT(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: needs root and namespaces; run without -short")
+	}
+	miss := Prereqs()
+	if _, err := exec.LookPath("nft"); err != nil {
+		miss = append(miss, "nft (Debian package nftables)")
+	}
+	if len(miss) > 0 {
+		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
+	}
+	prefix := fmt.Sprintf("cgwn%d", os.Getpid()%100000)
+	l, err := New(Options{Prefix: prefix, NAT: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	downDone := false
+	t.Cleanup(func() {
+		if !downDone {
+			if err := l.Down(); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := l.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	if err := l.WaitTunnels(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range l.Conn.Tunnels {
+		sas, err := l.SwanctlListSAs(ctx, AWSEndpoint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sas) != 1 || sas[0].RemoteHost != NATAddress.String() || sas[0].RemotePort == 500 {
+			t.Errorf("%s: want the gateway seen at %s (NAT-T port), got %+v", AWSEndpoint(i), NATAddress, sas)
+		}
+	}
+	if err := l.WaitBGP(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitRoute(ctx, CGW, VPCPrefix, ""); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.Ping(ctx, LAN, VPCHost, 3)
+	if err != nil || p.Received != p.Sent {
+		t.Errorf("ping lan->vpc behind NAT: %+v, %v", p, err)
+	}
+	st := l.State()
+	downDone = true
+	if err := l.Down(); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	checkGone(t, st, l.Dir)
 }

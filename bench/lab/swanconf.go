@@ -100,8 +100,8 @@ func dpdAction(a string) string {
 // renderSwanctlConf returns the swanctl.conf of one tunnel end.
 func renderSwanctlConf(e swanEnd) (string, error) {
 	t := e.Tunnel
-	ike := strongSwanIKE(t.Phase1)
-	esp := strongSwanESP(t.Phase2)
+	ike := t.Phase1.StrongSwanIKE()
+	esp := t.Phase2.StrongSwanESP()
 	if ike == "" || esp == "" {
 		return "", fmt.Errorf("tunnel %s: no strongSwan proposal from phase 1 %v / phase 2 %v (unknown algorithm names?)", t.Name, t.Phase1, t.Phase2)
 	}
@@ -173,84 +173,4 @@ func renderSwanctlConf(e swanEnd) (string, error) {
 	w("    }")
 	w("}")
 	return b.String(), nil
-}
-
-// The proposal mapping below is the lab's own, kept until the
-// control/config helpers Phase.StrongSwanIKE/StrongSwanESP are committed.
-
-var ssEnc = map[string]struct {
-	name string
-	aead bool
-}{
-	"AES128":        {"aes128", false},
-	"AES256":        {"aes256", false},
-	"AES128-GCM-16": {"aes128gcm16", true},
-	"AES256-GCM-16": {"aes256gcm16", true},
-}
-
-var ssInteg = map[string]string{
-	"SHA1": "sha1", "SHA2-256": "sha256", "SHA2-384": "sha384", "SHA2-512": "sha512",
-}
-
-var ssDH = map[int]string{
-	2: "modp1024", 5: "modp1536", 14: "modp2048", 15: "modp3072", 16: "modp4096",
-	17: "modp6144", 18: "modp8192", 19: "ecp256", 20: "ecp384", 21: "ecp521",
-	22: "modp1024s160", 23: "modp2048s224", 24: "modp2048s256",
-}
-
-func normAlg(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
-
-func ssParts(p config.Phase, ike bool) (cbc, gcm, integ, dh []string) {
-	for _, e := range p.Encryption {
-		if m, ok := ssEnc[normAlg(e)]; ok {
-			if m.aead {
-				gcm = append(gcm, m.name)
-			} else {
-				cbc = append(cbc, m.name)
-			}
-		}
-	}
-	for _, i := range p.Integrity {
-		if m, ok := ssInteg[normAlg(i)]; ok {
-			integ = append(integ, m)
-		}
-	}
-	for _, g := range p.DHGroups {
-		if m, ok := ssDH[g]; ok {
-			dh = append(dh, m)
-		}
-	}
-	return
-}
-
-// strongSwanIKE: CBC ciphers with integrity (which implies the PRF), and
-// GCM ciphers with explicit PRFs, as separate proposals (strongSwan does
-// not mix AEAD and non-AEAD in one proposal).
-func strongSwanIKE(p config.Phase) string {
-	cbc, gcm, integ, dh := ssParts(p, true)
-	var props []string
-	if len(cbc) > 0 && len(integ) > 0 && len(dh) > 0 {
-		props = append(props, strings.Join(append(append(cbc, integ...), dh...), "-"))
-	}
-	if len(gcm) > 0 && len(integ) > 0 && len(dh) > 0 {
-		prf := make([]string, len(integ))
-		for i, s := range integ {
-			prf[i] = "prf" + s
-		}
-		props = append(props, strings.Join(append(append(gcm, prf...), dh...), "-"))
-	}
-	return strings.Join(props, ",")
-}
-
-// strongSwanESP: CBC with integrity, then GCM alone; DH groups are PFS.
-func strongSwanESP(p config.Phase) string {
-	cbc, gcm, integ, dh := ssParts(p, false)
-	var props []string
-	if len(cbc) > 0 && len(integ) > 0 {
-		props = append(props, strings.Join(append(append(cbc, integ...), dh...), "-"))
-	}
-	if len(gcm) > 0 {
-		props = append(props, strings.Join(append(gcm, dh...), "-"))
-	}
-	return strings.Join(props, ",")
 }
