@@ -89,7 +89,8 @@ type counters struct {
 // first socket of a UMEM uses the UMEM's own fill and completion rings; later
 // ones bind with XDP_SHARED_UMEM, so one frame can be received on one device
 // and transmitted on another without a copy. Call it on a thread in the
-// device's network namespace.
+// device's network namespace. If the UMEM's first NewSocket fails, close the
+// UMEM and start again: the kernel keeps part of the setup on its socket.
 func NewSocket(u *UMEM, cfg SocketConfig) (*Socket, error) {
 	if u.mem == nil {
 		return nil, errors.New("afxdp: NewSocket on a closed UMEM")
@@ -494,6 +495,9 @@ type Stats struct {
 
 // Stats reads the kernel's counters (one syscall) and adds the socket's.
 func (s *Socket) Stats() (Stats, error) {
+	if s.u == nil {
+		return Stats{}, errors.New("afxdp: Stats on a closed socket")
+	}
 	var k unix.XDPStatistics
 	n := uint32(unsafe.Sizeof(k))
 	err := getsockopt(s.fd, unix.XDP_STATISTICS, unsafe.Pointer(&k), &n)
