@@ -26,6 +26,8 @@ type cbcScratch struct {
 	mac    hash.Hash
 	enc    cipher.BlockMode
 	dec    cipher.BlockMode
+	encIV  ivSetter // enc and dec, asserted once
+	decIV  ivSetter
 	sum    [64]byte // HMAC output before truncation
 	seqHi  [4]byte
 	zeroIV [aes.BlockSize]byte
@@ -68,14 +70,14 @@ func newCBC(s Suite, e *encrSpec, g *integSpec, keymat []byte) (*cbcCipher, erro
 		sc.mac.Reset() // precompute the ipad/opad states now
 		sc.enc = cipher.NewCBCEncrypter(block, sc.zeroIV[:])
 		sc.dec = cipher.NewCBCDecrypter(block, sc.zeroIV[:])
+		sc.encIV, _ = sc.enc.(ivSetter)
+		sc.decIV, _ = sc.dec.(ivSetter)
 		return sc
 	}
 	// Fail here, not on the first packet, if crypto/cipher ever stops
 	// offering SetIV.
 	sc := c.pool.Get().(*cbcScratch)
-	_, ok1 := sc.enc.(ivSetter)
-	_, ok2 := sc.dec.(ivSetter)
-	if !ok1 || !ok2 {
+	if sc.encIV == nil || sc.decIV == nil {
 		return nil, fmt.Errorf("transform %s: crypto/cipher CBC mode has no SetIV; cannot run without allocating", s)
 	}
 	c.pool.Put(sc)
@@ -108,7 +110,7 @@ func (c *cbcCipher) seal(pkt []byte, hdrLen int, seq uint64, esn bool) {
 	body := hdrLen + c.spec.ivLen
 	end := len(pkt) - c.icvLen
 	sc := c.pool.Get().(*cbcScratch)
-	sc.enc.(ivSetter).SetIV(pkt[hdrLen:body])
+	sc.encIV.SetIV(pkt[hdrLen:body])
 	sc.enc.CryptBlocks(pkt[body:end], pkt[body:end])
 	c.icv(sc, pkt[:end], seq, esn)
 	copy(pkt[end:], sc.sum[:c.icvLen])
@@ -136,7 +138,7 @@ func (c *cbcCipher) open(pkt []byte, hdrLen int, seq uint64, esn bool) error {
 		c.pool.Put(sc)
 		return ErrAuth
 	}
-	sc.dec.(ivSetter).SetIV(pkt[hdrLen:body])
+	sc.decIV.SetIV(pkt[hdrLen:body])
 	sc.dec.CryptBlocks(pkt[body:end], pkt[body:end])
 	c.pool.Put(sc)
 	return nil
