@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -466,6 +467,15 @@ func BenchmarkSnapshot10kRoutes(b *testing.B) {
 	}
 }
 
+func BenchmarkSnapshotEmpty(b *testing.B) {
+	_, _, r := open(b)
+	for b.Loop() {
+		if _, err := r.Snapshot(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkReadGeneration(b *testing.B) {
 	_, _, r := open(b)
 	var s uint64
@@ -473,4 +483,82 @@ func BenchmarkReadGeneration(b *testing.B) {
 		s += r.ReadGeneration()
 	}
 	_ = s
+}
+
+// Snapshots taken while a writer changes the tables contain only whole
+// changes: the writer always adds and removes two routes in one batch.
+func TestSnapshotsAreConsistent(t *testing.T) {
+	_, w, r := open(t)
+	a, b := netip.MustParsePrefix("198.19.1.0/24"), netip.MustParsePrefix("198.19.2.0/24")
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		var err error
+		for i := 0; err == nil; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-time.After(100 * time.Microsecond): // a busy, not a spinning, writer
+			}
+			err = w.Batch(func() error {
+				if i%2 == 0 {
+					if err := w.AddRoute(a, Route{TunnelId: 1}); err != nil {
+						return err
+					}
+					return w.AddRoute(b, Route{TunnelId: 1})
+				}
+				if err := w.DeleteRoute(a); err != nil {
+					return err
+				}
+				return w.DeleteRoute(b)
+			})
+		}
+		done <- err
+	}()
+	seen := map[int]int{}
+	var snapErr error
+	for range 100 {
+		tb, err := r.Snapshot()
+		if err != nil {
+			snapErr = err
+			break
+		}
+		seen[len(tb.Routes)]++
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if snapErr != nil {
+		t.Fatal(snapErr)
+	}
+	if seen[1] > 0 {
+		t.Errorf("%d of 100 snapshots held half a batch (route counts seen: %v)", seen[1], seen)
+	}
+	t.Logf("route counts seen: %v", seen)
+}
+
+func TestPollPublishesOnChange(t *testing.T) {
+	_, w, r := open(t)
+	var cur atomic.Pointer[Tables]
+	published := make(chan uint64, 100)
+	stop, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		r.Poll(stop, time.Millisecond, func(tb *Tables) { cur.Store(tb); published <- tb.Generation }, func(err error) { t.Error(err) })
+		close(exited)
+	}()
+	defer func() { close(stop); <-exited }()
+	first := <-published
+	if err := w.SetTunnel(5, Tunnel{Mtu: 1399}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case g := <-published:
+		if g != first+2 || cur.Load().Tunnels[5].Mtu != 1399 {
+			t.Errorf("published generation %d (tunnel 5 MTU %d), want %d with MTU 1399", g, cur.Load().Tunnels[5].Mtu, first+2)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no snapshot published after a change")
+	}
 }

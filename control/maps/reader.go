@@ -43,7 +43,7 @@ type RouteEntry struct {
 // read without locks (publish it with atomic.Pointer, never modify it).
 type Tables struct {
 	Generation uint64
-	SAs        map[uint32]SA        // SA index -> parameters, installed slots only
+	SAs        map[uint32]SA        // SA index -> parameters, of the SAs referenced by Inbound or Outbound
 	Inbound    map[uint32]InboundSA // SPI -> SA
 	Outbound   []uint32             // tunnel id -> outbound SA index (0: none)
 	Tunnels    []Tunnel             // tunnel id -> state
@@ -91,16 +91,6 @@ func dump(o *bpf.Objects) (*Tables, error) {
 	if t.Outbound, err = dumpArray[uint32](o.OutboundSa); err != nil {
 		return nil, err
 	}
-	sas, err := dumpArray[SA](o.SaTable)
-	if err != nil {
-		return nil, err
-	}
-	for i, sa := range sas {
-		if sa.State != uint8(bpf.CgwSaStateUnused) {
-			t.SAs[uint32(i)] = sa
-		}
-	}
-
 	var spi uint32
 	var in InboundSA
 	it := o.InboundSpi.Iterate()
@@ -109,6 +99,28 @@ func dump(o *bpf.Objects) (*Tables, error) {
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("maps: reading inbound SPIs: %w", err)
+	}
+	// Only referenced SAs: a handful of lookups instead of the whole table.
+	need := func(idx uint32) error {
+		if _, ok := t.SAs[idx]; ok || idx == 0 {
+			return nil
+		}
+		var sa SA
+		if err := o.SaTable.Lookup(idx, &sa); err != nil {
+			return fmt.Errorf("maps: reading SA %d: %w", idx, err)
+		}
+		t.SAs[idx] = sa
+		return nil
+	}
+	for _, in := range t.Inbound {
+		if err := need(in.SaIndex); err != nil {
+			return nil, err
+		}
+	}
+	for _, idx := range t.Outbound {
+		if err := need(idx); err != nil {
+			return nil, err
+		}
 	}
 
 	var la bpf.CgwLocalAddr
@@ -171,4 +183,33 @@ func dumpArray[T any](m *ebpf.Map) ([]T, error) {
 		}
 	}
 	return out, nil
+}
+
+// Poll publishes a new snapshot whenever the generation moves, checking
+// every interval, until stop is closed. It publishes the current tables
+// first. Workers load the latest from their atomic.Pointer; readers of an
+// older snapshot keep it until they let go (RCU-style). A failed snapshot
+// is reported and retried at the next tick. Stop Poll before Close.
+func (r *Reader) Poll(stop <-chan struct{}, every time.Duration, publish func(*Tables), report func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, have := uint64(0), false
+	for {
+		if g := r.Generation(); !have || g != last {
+			tb, err := r.Snapshot()
+			if err != nil {
+				if report != nil {
+					report(err)
+				}
+			} else {
+				last, have = tb.Generation, true
+				publish(tb)
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -42,6 +42,9 @@ func NewWriter(o *bpf.Objects) (*Writer, error) {
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.gen == nil {
+		return nil
+	}
 	return w.close()
 }
 
@@ -63,6 +66,9 @@ func (w *Writer) end() {
 func (w *Writer) change(fn func() error) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.gen == nil {
+		return errClosed
+	}
 	w.begin()
 	defer w.end()
 	return fn()
@@ -72,15 +78,23 @@ func (w *Writer) change(fn func() error) error {
 // generation stays odd until fn returns (for a burst of BGP updates).
 func (w *Writer) Batch(fn func() error) error {
 	w.mu.Lock()
+	if w.gen == nil {
+		w.mu.Unlock()
+		return errClosed
+	}
 	w.begin()
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
-		w.end()
+		if w.gen != nil {
+			w.end()
+		}
 		w.mu.Unlock()
 	}()
 	return fn()
 }
+
+var errClosed = errors.New("maps: writer used after Close")
 
 func (w *Writer) put(m *ebpf.Map, k, v any, flags ebpf.MapUpdateFlags) error {
 	w.updates++
