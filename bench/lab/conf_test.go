@@ -104,7 +104,7 @@ func TestSwanctlConfOverrides(t *testing.T) {
 		"version = 1", "aggressive = no", "dpd_timeout = 30s", "dpd_action = restart", "encap = yes",
 		"proposals = aes256-sha1-sha384-modp1024-ecp384,aes128gcm16-prfsha1-prfsha384-modp1024-ecp384",
 		"esp_proposals = aes128-sha512-modp1536-modp2048s256,aes256gcm16-modp1536-modp2048s256",
-		"start_action = start", "remote_addrs = 192.0.2.10",
+		"start_action = start", "remote_addrs = 192.0.2.12", // the stand-in's charon of tunnel 2
 	)
 	// The gateway's own configuration is untouched by AWS overrides.
 	gw, _ := l.StandInSwanctlConf(1)
@@ -193,5 +193,18 @@ func TestParseListSAs(t *testing.T) {
 	}
 	if _, err := ParseListSAs("list-sa event {t1 {state=ESTABLISHED"); err == nil {
 		t.Error("truncated output parsed without error")
+	}
+}
+
+func TestProcessGatewayConfig(t *testing.T) {
+	l := mustLab(t, Options{Gateway: &ProcessGateway{Label: "cgw"}, StateRoot: t.TempDir(), Overrides: Overrides{Initiate: [2]bool{true, false}}})
+	c, err := l.AWSSwanctlConf(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Any other gateway is reached at its configured outside address.
+	wantLines(t, "AWS swanctl.conf", c, "remote_addrs = 192.0.2.10", "start_action = start")
+	if l.opts.Gateway.Name() != "cgw" {
+		t.Errorf("gateway name %q", l.opts.Gateway.Name())
 	}
 }

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -214,10 +213,7 @@ func (l *Lab) AWSSwanctlConf(i int) (string, error) {
 		e.Initiate = true
 		r := l.opts.Overrides.RemoteAddr[i]
 		if !r.IsValid() {
-			r = l.Conn.Tunnels[i].LocalOutside
-		}
-		if !r.IsValid() {
-			r = l.Cfg.Gateway.Outside.Address.Addr()
+			r = l.gatewayOutside(i)
 		}
 		e.Remote = r.String()
 	}
@@ -347,6 +343,3 @@ func (*StandIn) Up(ctx context.Context, l *Lab) error {
 	}
 	return l.startBird(ctx, "cgw", CGW, l.StandInBird())
 }
-
-// errNoStandIn is returned by helpers that need the stand-in's daemons.
-var errNoStandIn = errors.New("the gateway is not the strongSwan stand-in")

@@ -73,8 +73,8 @@ type Overrides struct {
 	// rekey margin/fuzz, DPD, IKE version, PSK, ...) before rendering.
 	Tunnel func(i int, t *config.Tunnel)
 	// Initiate makes AWS's endpoint of tunnel i initiate (start_action =
-	// start) towards RemoteAddr (default: the tunnel's local outside
-	// address), as AWS does with DPD action restart or startup "start".
+	// start) towards RemoteAddr (default: the gateway's outside address
+	// for that tunnel), as AWS does with DPD action restart or startup "start".
 	Initiate   [2]bool
 	RemoteAddr [2]netip.Addr
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgw-project/cgw/control/config"
 )
 
 // TestLabEndToEnd brings the lab up with the strongSwan stand-in, checks
@@ -157,8 +159,8 @@ func TestLabEndToEnd(t *testing.T) {
 
 func checkGone(t *testing.T, st State, dir string) {
 	t.Helper()
-	if len(st.Namespaces) < 9 || len(st.Procs) < 6 {
-		t.Errorf("state recorded %d namespaces and %d processes, want >= 9 and >= 6", len(st.Namespaces), len(st.Procs))
+	if len(st.Namespaces) < 7 || len(st.Procs) < 3 {
+		t.Errorf("state recorded %d namespaces and %d processes, want >= 7 and >= 3", len(st.Namespaces), len(st.Procs))
 	}
 	for _, ns := range st.Namespaces {
 		if _, err := os.Stat(filepath.Join("/run/netns", ns)); !errors.Is(err, os.ErrNotExist) {
@@ -238,6 +240,65 @@ func TestLabNAT(t *testing.T) {
 		t.Errorf("ping lan->vpc behind NAT: %+v, %v", p, err)
 	}
 	st := l.State()
+	downDone = true
+	if err := l.Down(); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	checkGone(t, st, l.Dir)
+}
+
+// TestLabProcessGateway plugs a different gateway into the cgw namespace
+// (here a placeholder process, as cgw-control/cgw-dataplane will be): the
+// AWS side comes up and waits, cgw reaches both AWS endpoints through
+// inet, the gateway's configuration is written, and Down ends the
+// gateway's process by pid.
+func TestLabProcessGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: needs root and namespaces; run without -short")
+	}
+	if miss := Prereqs(); len(miss) > 0 {
+		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
+	}
+	prefix := fmt.Sprintf("cgwp%d", os.Getpid()%100000)
+	gw := &ProcessGateway{Label: "placeholder", Commands: [][]string{{"sleep", "600"}}}
+	l, err := New(Options{Prefix: prefix, Gateway: gw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	downDone := false
+	t.Cleanup(func() {
+		if !downDone {
+			if err := l.Down(); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := l.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	if _, err := config.Load(l.GatewayConfigPath()); err != nil {
+		t.Errorf("gateway configuration written by the lab does not load: %v", err)
+	}
+	for i := range l.Conn.Tunnels {
+		p, err := l.Ping(ctx, CGW, l.Conn.Tunnels[i].AWSOutside, 2)
+		if err != nil || p.Received != p.Sent {
+			t.Errorf("cgw -> %s: %+v %v", l.Conn.Tunnels[i].AWSOutside, p, err)
+		}
+		sas, err := l.SwanctlListSAs(ctx, AWSEndpoint(i))
+		if err != nil || len(sas) != 0 {
+			t.Errorf("%s: want no SA without a gateway, got %+v %v", AWSEndpoint(i), sas, err)
+		}
+	}
+	st := l.State()
+	found := false
+	for _, p := range st.Procs {
+		found = found || (strings.Contains(p.Name, "sleep") && p.NS == l.NS(CGW) && p.Alive())
+	}
+	if !found {
+		t.Errorf("gateway process not recorded/running: %+v", st.Procs)
+	}
 	downDone = true
 	if err := l.Down(); err != nil {
 		t.Fatalf("down: %v", err)
