@@ -6,6 +6,7 @@ import (
 	"crypto/sha512"
 	"fmt"
 	"hash"
+	"strings"
 )
 
 // encrSpec is one row of the encryption table: every length the code uses
@@ -191,4 +192,19 @@ func (s Suite) BlockSize() int {
 		return 0
 	}
 	return s.encr().blockSize
+}
+
+// ParseSuite reads a suite from its String form, e.g. "aes256gcm16" or
+// "aes128-sha256" (strongSwan's ESP proposal keywords).
+func ParseSuite(name string) (Suite, error) {
+	for _, s := range Suites() {
+		if s.String() == name {
+			return s, nil
+		}
+	}
+	var names []string
+	for _, s := range Suites() {
+		names = append(names, s.String())
+	}
+	return Suite{}, fmt.Errorf("%w: %q (want one of %s)", ErrSuite, name, strings.Join(names, ", "))
 }

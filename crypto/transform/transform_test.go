@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -96,6 +97,18 @@ func TestSuitesTable(t *testing.T) {
 	}
 }
 
+func TestParseSuite(t *testing.T) {
+	for _, s := range Suites() {
+		got, err := ParseSuite(s.String())
+		if err != nil || got != s {
+			t.Errorf("ParseSuite(%q) = %v, %v; want %v", s.String(), got, err, s)
+		}
+	}
+	if _, err := ParseSuite("aes192gcm16"); !errors.Is(err, ErrSuite) || !strings.Contains(err.Error(), "aes256-sha512") {
+		t.Errorf("ParseSuite(aes192gcm16) = %v, want ErrSuite listing the choices", err)
+	}
+}
+
 func TestInvalidSuites(t *testing.T) {
 	for _, s := range []Suite{
 		{ENCR_AES_GCM_16, 192, AUTH_NONE},
@@ -127,7 +140,7 @@ func TestKeymatLength(t *testing.T) {
 			// The message must name the suite and both lengths.
 			msg := err.Error()
 			for _, part := range []string{s.String(), fmt.Sprint(s.KeymatLen()), fmt.Sprintf("got %d", n)} {
-				if !bytes.Contains([]byte(msg), []byte(part)) {
+				if !strings.Contains(msg, part) {
 					t.Errorf("New(%v, %d bytes) error %q does not mention %q", s, n, msg, part)
 				}
 			}
@@ -146,6 +159,7 @@ func implemented(t testing.TB) []Suite {
 func TestRoundTrip(t *testing.T) {
 	for _, s := range implemented(t) {
 		c := mustNew(t, s)
+		peer := mustNew(t, s) // the receiver builds its own from the same KEYMAT
 		for _, esn := range []bool{false, true} {
 			for _, n := range []int{0, 1, 2, 13, 14, 15, 16, 64, 511, 1400} {
 				seq := uint64(0x0000_0001_8000_0001) + uint64(n)
@@ -157,7 +171,7 @@ func TestRoundTrip(t *testing.T) {
 				if bytes.Contains(pkt, plain) && n > 16 {
 					t.Fatalf("%v: plaintext visible after Seal", s)
 				}
-				if err := c.Open(pkt, seq, esn); err != nil {
+				if err := peer.Open(pkt, seq, esn); err != nil {
 					t.Fatalf("%v esn=%v n=%d: Open: %v", s, esn, n, err)
 				}
 				if !bytes.Equal(plainRegion(c, pkt), plain) {
