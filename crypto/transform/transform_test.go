@@ -191,6 +191,9 @@ func TestSealIVNeverRepeats(t *testing.T) {
 			pkt, _ := testPacket(c, 1, seq, 32)
 			c.Seal(pkt, seq, true)
 			iv := string(pkt[espHdrLen : espHdrLen+c.IVLen()])
+			if s.Encr == ENCR_AES_GCM_16 && binary.BigEndian.Uint64([]byte(iv)) != seq {
+				t.Errorf("%v: seq %#x sealed with IV %x, want the sequence number (RFC 4106 §3.1)", s, seq, iv)
+			}
 			if prev, dup := seen[iv]; dup {
 				t.Errorf("%v: seq %d and %d share IV %x", s, prev, seq, iv)
 			}
