@@ -4,6 +4,28 @@
 //
 // The same model drives cgw-control, the lab's emulated AWS side and the
 // tests, so both ends of a tunnel are always generated from one source.
+//
+// Use: Load (or Parse) decodes strictly — a misspelt key is an error with
+// its line and the keys allowed there — and applies AWS's defaults; then
+// Validate lists every problem (Check returns them as one error). ImportAWS
+// reads AWS's "generic" XML for one VPN connection. Marshal writes YAML.
+//
+// Choices where AWS gives no single figure (all in validate.go):
+//   - MTU 576–1446 (AWS's maximum tunnel MTU is 1446, its configs say 1399);
+//     TCP MSS 536–1406 (AWS's maximum; its configs say 1379). AWS's own
+//     1399/1379 pair does not satisfy MSS ≤ MTU − 40, so that is not checked.
+//   - DPD interval 1 s–1 h and 1–100 retries, so lab tests can use short
+//     DPD; AWS uses 10 s × 3.
+//   - Rekey margin 60 s to half the phase 2 lifetime, as AWS's tunnel
+//     options; phase 1 lifetime 900–28800 s, phase 2 900–3600 s and shorter
+//     than phase 1; replay window 64–2048; fuzz 0–100 %.
+//   - Phase 2 must have PFS groups: AWS always uses PFS. IKEv1 phase 1 may
+//     not use GCM (IKEv1 has no AEAD), so IKEv1 tunnels default to CBC.
+//   - Amazon-side ASN: private 64512–65534 or 4200000000–4294967294, or a
+//     legacy VGW ASN (7224, 9059, 10124, 17493); the customer ASN may be
+//     public, not 0 or 23456, and must differ from the Amazon side's.
+//   - rekey_fuzz_percent: a zero value means "default 100" unless the YAML
+//     writes 0 explicitly (Parse keeps that).
 package config
 
 import (
@@ -210,4 +232,17 @@ func (t *Tunnel) LocalInside() netip.Addr {
 // AWSInside returns the AWS side's tunnel inside address.
 func (t *Tunnel) AWSInside() netip.Addr {
 	return t.InsideCIDR.Masked().Addr().Next()
+}
+
+// Tunnel finds a tunnel by name and returns it with its connection.
+func (c *Config) Tunnel(name string) (*Connection, *Tunnel, bool) {
+	for i := range c.Connections {
+		cn := &c.Connections[i]
+		for j := range cn.Tunnels {
+			if cn.Tunnels[j].Name == name {
+				return cn, &cn.Tunnels[j], true
+			}
+		}
+	}
+	return nil, nil, false
 }

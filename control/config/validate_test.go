@@ -391,3 +391,14 @@ func TestValidateAcrossConnections(t *testing.T) {
 		}
 	}
 }
+
+func TestTunnelLookup(t *testing.T) {
+	c := minimal(t)
+	cn, tu, ok := c.Tunnel("vpn-1-t2")
+	if !ok || cn != &c.Connections[0] || tu != &c.Connections[0].Tunnels[1] {
+		t.Fatalf("Tunnel(vpn-1-t2) = %v %v %v", cn, tu, ok)
+	}
+	if _, _, ok := c.Tunnel("vpn-1-t3"); ok {
+		t.Error("found a tunnel that does not exist")
+	}
+}
