@@ -463,3 +463,37 @@ func TestZeroCopyRefusedOnVeth(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSharedUMEMSameQueue: a second socket on the same device and queue
+// shares the first one's buffer pool, so it must use the same fill and
+// completion rings (the kernel refuses rings of its own); what it transmits
+// completes on that shared completion ring.
+func TestSharedUMEMSameQueue(t *testing.T) {
+	requireE2E(t)
+	l := newLab(t, 1)
+	u, socks := l.newUMEMSockets(t, UMEMConfig{Frames: 256, FrameSize: 2048}, 0, 0)
+	a, b := socks[0], socks[1]
+	if a.q != b.q || b.ownsRings {
+		t.Fatal("the second socket on the same queue did not share the first one's fill/completion rings")
+	}
+	sink := l.peerUDP(t, 0, sinkPort)
+	v := l.pairs[0]
+	const n = 40
+	descs := make([]Desc, 0, n)
+	for i := 0; i < n; i++ {
+		f, _ := u.Alloc()
+		k := putUDP(u.Frame(f)[u.DataOffset():], v.gMAC, v.pMAC, netip.AddrPortFrom(v.gIP, rxPort), netip.AddrPortFrom(v.pIP, sinkPort), payloadFor("same", i))
+		descs = append(descs, u.DescAt(f, k))
+	}
+	if b.Transmit(descs) != n {
+		t.Fatal("Transmit did not take the whole batch")
+	}
+	checkAll(t, readAll(t, sink, n), "same", n)
+	for deadline := time.Now().Add(5 * time.Second); u.FreeFrames() < u.Frames() && time.Now().Before(deadline); {
+		a.Complete() // the shared completion ring: either socket reaps it
+		time.Sleep(time.Millisecond)
+	}
+	if u.FreeFrames() != u.Frames() {
+		t.Errorf("%d of %d frames back after transmission on the second socket", u.FreeFrames(), u.Frames())
+	}
+}
