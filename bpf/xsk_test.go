@@ -128,46 +128,60 @@ func (s *xsk) received() []unix.XDPDesc {
 	return out
 }
 
-// DESIGN §3: the tunnel id written with bpf_xdp_adjust_meta must reach the
-// AF_XDP socket in copy mode (the only mode veth offers here). Live-frames
-// BPF_PROG_RUN really redirects into the socket bound to lo queue 0 of the
-// namespace the run happens in.
-func TestInsideMetadataReachesSocket(t *testing.T) {
-	o := load(t)
-	insideFixture(t, o)
-	frame := ipv4(protoUDP, "198.18.0.50", "198.19.1.1", udp(1000, 2000, []byte("metadata check payload")))
+// liveRedirect runs prog on frame in live-frames mode (BPF_PROG_RUN
+// really redirects) with a socket bound to lo queue 0 of a private
+// namespace in xskmap, and returns what the socket received.
+func liveRedirect(t *testing.T, o *bpf.Objects, xskmap *ebpf.Map, prog *ebpf.Program, frame []byte) (*xsk, unix.XDPDesc) {
+	t.Helper()
 	var (
 		s    *xsk
-		ret  uint32
 		runE error
 	)
 	err := inNetns(func() (err error) {
 		if s, err = newXSK(); err != nil {
 			return err
 		}
-		if err := o.XsksInside.Put(uint32(0), uint32(s.fd)); err != nil {
+		if err := xskmap.Put(uint32(0), uint32(s.fd)); err != nil {
 			return fmt.Errorf("XSKMAP insert: %w", err)
 		}
 		const liveFrames = 1 << 1 // BPF_F_TEST_XDP_LIVE_FRAMES
-		ret, runE = o.XdpInside.Run(&ebpf.RunOptions{Data: frame, Flags: liveFrames, Repeat: 1})
+		_, runE = prog.Run(&ebpf.RunOptions{Data: frame, Flags: liveFrames, Repeat: 1})
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("AF_XDP socket in a private namespace: %v", err)
 	}
-	defer s.close()
+	t.Cleanup(s.close)
 	if runE != nil {
 		t.Fatalf("live-frames BPF_PROG_RUN (kernel >= 5.18): %v", runE)
 	}
 	descs := s.received()
 	if len(descs) != 1 {
-		t.Fatalf("socket received %d frames, want 1 (program returned %d; in_redirect counter %d)", len(descs), ret, stats(t, o)[bpf.CgwStatInRedirect])
+		t.Fatalf("socket received %d frames, want 1 (decision counters %v)", len(descs), stats(t, o))
 	}
 	d := descs[0]
-	got := s.umem[d.Addr : d.Addr+uint64(d.Len)]
-	if !bytes.Equal(got, frame) {
+	if got := s.umem[d.Addr : d.Addr+uint64(d.Len)]; !bytes.Equal(got, frame) {
 		t.Errorf("frame in the socket differs from the one sent:\n got %x\nwant %x", got, frame)
 	}
+	return s, d
+}
+
+func TestOutsideRedirectReachesSocket(t *testing.T) {
+	o := load(t)
+	outsideFixture(t, o)
+	liveRedirect(t, o, o.XsksOutside, o.XdpOutside, ipv4(protoUDP, peer4, local4, udp(4500, 4500, esp(knownSPI, 64))))
+	if s := stats(t, o); s[bpf.CgwStatOutRedirect] != 1 {
+		t.Errorf("out_redirect %d, want 1", s[bpf.CgwStatOutRedirect])
+	}
+}
+
+// DESIGN §3: the tunnel id written with bpf_xdp_adjust_meta must reach the
+// AF_XDP socket in copy mode (the only mode veth offers here).
+func TestInsideMetadataReachesSocket(t *testing.T) {
+	o := load(t)
+	insideFixture(t, o)
+	frame := ipv4(protoUDP, "198.18.0.50", "198.19.1.1", udp(1000, 2000, []byte("metadata check payload")))
+	s, d := liveRedirect(t, o, o.XsksInside, o.XdpInside, frame)
 	metaLen := uint64(unsafe.Sizeof(bpf.CgwXdpMeta{}))
 	if d.Addr%uint64(s.frameSize) < metaLen {
 		t.Fatalf("no room for metadata before the frame (offset %d in its UMEM frame)", d.Addr%uint64(s.frameSize))
