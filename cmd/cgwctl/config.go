@@ -69,11 +69,12 @@ func configImport(e *env, args []string) int {
 	fs.Var(listFlag{&o.Advertise}, "advertise", "BGP: on-premises `prefixes` to announce to AWS, comma-separated")
 	fs.Var(listFlag{&o.StaticRoutes}, "static-routes", "static routing: VPC `prefixes`, comma-separated")
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: cgwctl config import [flags] aws-vpn.xml\n\n"+
+		fmt.Fprintf(e.stderr, "usage: cgwctl config import [flags] aws-vpn.xml [more.xml ...]\n\n"+
 			"Reads AWS's configuration for one VPN connection (download it with vendor\n"+
 			"\"Generic\", or take CustomerGatewayConfiguration from DescribeVpnConnections)\n"+
 			"and prints the cgw configuration. What AWS's file does not hold is taken from\n"+
-			"the flags or left as TODO comments for you to fill in.\n\nflags:\n")
+			"the flags or left as TODO comments for you to fill in. Several files (one\n"+
+			"per VPN connection) make one gateway configuration.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterspersed(fs, args)
@@ -83,35 +84,52 @@ func configImport(e *env, args []string) int {
 	if err != nil {
 		return exitUsage
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(e.stderr, "cgwctl config import: want exactly one AWS XML file")
+	if len(pos) == 0 {
+		fmt.Fprintln(e.stderr, "cgwctl config import: want one AWS XML file (or several, one per VPN connection)")
 		fs.Usage()
+		return exitUsage
+	}
+	if len(pos) > 1 && o.Name != "" {
+		fmt.Fprintln(e.stderr, "cgwctl config import: -name names one connection; with several files each is named by its AWS id")
 		return exitUsage
 	}
 	if o.IKEVersion != 0 && o.IKEVersion != 1 && o.IKEVersion != 2 {
 		fmt.Fprintln(e.stderr, "cgwctl config import: -ike-version must be 1 or 2")
 		return exitUsage
 	}
-	xmlBytes, err := os.ReadFile(pos[0])
-	if err != nil {
-		fmt.Fprintf(e.stderr, "cgwctl config import: %v\n", err)
-		return exitProblem
-	}
-	c, err := config.ImportAWSWith(xmlBytes, o)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "cgwctl config import: %s: %v\n", pos[0], err)
-		return exitProblem
+	// Several files (CloudHub: one gateway, many VPN connections) become
+	// one configuration; the gateway settings come from the first.
+	var c *config.Config
+	var ids []string
+	for _, path := range pos {
+		xmlBytes, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "cgwctl config import: %v\n", err)
+			return exitProblem
+		}
+		one, err := config.ImportAWSWith(xmlBytes, o)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "cgwctl config import: %s: %v\n", path, err)
+			return exitProblem
+		}
+		ids = append(ids, one.Connections[0].AWSID)
+		if c == nil {
+			c = one
+		} else {
+			c.Connections = append(c.Connections, one.Connections...)
+		}
 	}
 	y, err := config.Marshal(c)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "cgwctl config import: %v\n", err)
 		return exitProblem
 	}
-	header := fmt.Sprintf("# cgw configuration imported from %s (AWS VPN connection %s).\n# Check it with: cgwctl config check <this file>\n", pos[0], c.Connections[0].AWSID)
+	header := fmt.Sprintf("# cgw configuration imported from %s (AWS VPN connections: %s).\n# Check it with: cgwctl config check <this file>\n",
+		strings.Join(pos, ", "), strings.Join(ids, ", "))
 	y = append([]byte(header), y...)
 	if *out == "" {
 		e.stdout.Write(y)
-	} else if err := os.WriteFile(*out, y, 0o600); err != nil {
+	} else if err := writePrivate(*out, y); err != nil {
 		fmt.Fprintf(e.stderr, "cgwctl config import: %v\n", err)
 		return exitProblem
 	}
@@ -122,6 +140,15 @@ func configImport(e *env, args []string) int {
 		}
 	}
 	return exitOK
+}
+
+// writePrivate writes a file only its owner can read, also when it
+// already existed with a wider mode: it holds pre-shared keys.
+func writePrivate(path string, b []byte) error {
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
 }
 
 func configCheck(e *env, args []string) int {

@@ -38,7 +38,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"config", "check", "a", "b"}, exitUsage, "want exactly one"},
 		{[]string{"config", "check", "-x", "a"}, exitUsage, "flag provided but not defined: -x"},
 		{[]string{"config", "check", "-h"}, exitOK, "usage: cgwctl config check"},
-		{[]string{"config", "import"}, exitUsage, "want exactly one AWS XML file"},
+		{[]string{"config", "import"}, exitUsage, "want one AWS XML file"},
+		{[]string{"config", "import", "-name", "x", bgpXML, staticXML}, exitUsage, "-name names one connection"},
 		{[]string{"config", "import", "-h"}, exitOK, "-outside-if"},
 		{[]string{"config", "import", "-inside-address", "198.18.0.1", bgpXML}, exitUsage, "prefix length"},
 		{[]string{"config", "import", "-ike-version", "3", bgpXML}, exitUsage, "-ike-version must be 1 or 2"},
@@ -164,5 +165,33 @@ func TestImportErrors(t *testing.T) {
 	code, _, stderr = runCmd(t, "config", "import", "-o", "/nonexistent/dir/x.yaml", bgpXML)
 	if code != exitProblem || !strings.Contains(stderr, "no such file") {
 		t.Errorf("unwritable output: exit %d, %q", code, stderr)
+	}
+}
+
+// CloudHub: several AWS files make one gateway configuration.
+func TestImportSeveral(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "hub.yaml")
+	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "config", "import", "-outside-if", "eth0", "-inside-if", "eth1", "-inside-address", "198.18.0.1/24",
+		"-advertise", "198.18.0.0/24", "-static-routes", "10.20.0.0/16", "-o", out, bgpXML, staticXML)
+	if code != exitOK || stderr != "" {
+		t.Fatalf("import: exit %d, stderr %q", code, stderr)
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("existing output file not made private: %v %v", st.Mode(), err)
+	}
+	code, stdout, _ := runCmd(t, "config", "check", out)
+	if code != exitOK || stdout != "ok: 2 connections, 4 tunnels\n" {
+		t.Fatalf("check: exit %d, %q", code, stdout)
+	}
+	c, err := config.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Connections[0].Routing != config.RoutingBGP || c.Connections[1].Routing != config.RoutingStatic ||
+		c.Connections[1].Tunnels[0].LocalOutside.String() != "192.0.2.20" || c.Gateway.Outside.Address.String() != "192.0.2.10/32" {
+		t.Errorf("merged: %+v", c)
 	}
 }
