@@ -21,5 +21,21 @@
 // frame + headroom + XDP_PACKET_HEADROOM (256); a descriptor crossing a frame
 // boundary stalls the TX ring, so Transmit validates in user space; every
 // copy-mode TX batch needs a sendto() kick, which sends at most 32
-// descriptors per call by default, so Transmit kicks in a loop.
+// descriptors per call by default, so Transmit kicks in a loop (or raise the
+// limit with SocketConfig.TxBudget, XDP_MAX_TX_SKB_BUDGET).
+//
+// Found while building this package (kernel 6.18, veth, copy mode; each has
+// a test):
+//   - XDP metadata written with bpf_xdp_adjust_meta reaches the socket: it
+//     sits just before the descriptor's Addr (TestMetadataCopyMode).
+//   - Frames sent by a veth peer's own stack carry incomplete UDP/TCP
+//     checksums (transmit checksum offload leaves only the pseudo-header
+//     sum), and AF_XDP hands them over as they are; "ethtool -K <peer> tx
+//     off" on the sender makes them complete (TestReceive,
+//     TestChecksumOffloadOff).
+//   - The kernel publishes the fill ring's consumer index only when it has
+//     used every entry it saw, so a full fill ring looks full until it is
+//     empty: Refill keeps it half full.
+//   - Zero-copy on veth is refused with EOPNOTSUPP; ModeAuto falls back to
+//     copy mode.
 package afxdp
