@@ -210,6 +210,41 @@ func DefaultPhase2() Phase {
 	}
 }
 
+// DefaultAlgorithms returns AWS's default proposals for both phases of a
+// tunnel using IKE version ikeVersion: what an AWS endpoint accepts when
+// its tunnel options are left alone.
+func DefaultAlgorithms(ikeVersion int) (phase1, phase2 Phase) {
+	return DefaultPhase1(ikeVersion), DefaultPhase2()
+}
+
+// EncryptionAlgs returns the phase's encryption algorithms with their IANA
+// IDs, in the configured order (unknown names are skipped; Validate
+// reports them).
+func (p Phase) EncryptionAlgs() []Encryption {
+	var out []Encryption
+	for _, n := range p.Encryption {
+		if e, ok := LookupEncryption(n); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// IntegrityAlgs returns the phase's integrity algorithms (with their PRFs
+// for IKE) in the configured order.
+func (p Phase) IntegrityAlgs() []Integrity { return p.integrities() }
+
+// Groups returns the phase's DH groups in the configured order.
+func (p Phase) Groups() []DHGroup {
+	var out []DHGroup
+	for _, id := range p.DHGroups {
+		if g, ok := LookupDHGroup(id); ok {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // split separates the phase's encryption algorithms into non-AEAD and AEAD
 // ones (unknown names are dropped; Validate reports them).
 func (p Phase) split() (cbc, gcm []Encryption) {

@@ -147,3 +147,26 @@ func TestESPSuites(t *testing.T) {
 		t.Errorf("default phase 2 has %d suites, want 10", n)
 	}
 }
+
+func TestPhaseAccessors(t *testing.T) {
+	p1, p2 := DefaultAlgorithms(2)
+	if !reflect.DeepEqual(p1, DefaultPhase1(2)) || !reflect.DeepEqual(p2, DefaultPhase2()) {
+		t.Fatal("DefaultAlgorithms differs from DefaultPhase1/2")
+	}
+	if v1, _ := DefaultAlgorithms(1); len(v1.EncryptionAlgs()) != 2 {
+		t.Errorf("IKEv1 defaults: %v", v1.Encryption)
+	}
+	p := Phase{Encryption: []string{"aes256-gcm-16", "bogus", "aes128"}, Integrity: []string{"sha2-384", "md5"}, DHGroups: []int{19, 1, 2}}
+	enc := p.EncryptionAlgs()
+	if len(enc) != 2 || enc[0].ID != transform.ENCR_AES_GCM_16 || enc[0].KeyBits != 256 || enc[1].ID != transform.ENCR_AES_CBC || enc[1].KeyBits != 128 {
+		t.Errorf("EncryptionAlgs = %+v", enc)
+	}
+	in := p.IntegrityAlgs()
+	if len(in) != 1 || in[0].ID != transform.AUTH_HMAC_SHA2_384_192 || in[0].PRF != PRF_HMAC_SHA2_384 {
+		t.Errorf("IntegrityAlgs = %+v", in)
+	}
+	g := p.Groups()
+	if len(g) != 2 || g[0].ID != 19 || g[0].StrongSwan != "ecp256" || g[1].ID != 2 {
+		t.Errorf("Groups = %+v", g)
+	}
+}
