@@ -1,6 +1,7 @@
 package maps
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -560,5 +561,33 @@ func TestPollPublishesOnChange(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no snapshot published after a change")
+	}
+}
+
+// SetKeys and Keys round-trip KEYMAT for every suite, and the result
+// builds a working Cipher.
+func TestKeysRoundTrip(t *testing.T) {
+	for _, s := range transform.Suites() {
+		keymat := make([]byte, s.KeymatLen())
+		for i := range keymat {
+			keymat[i] = byte(i + 1)
+		}
+		sa := SA{Spi: 0x1000, TunnelId: 1, Direction: uint8(bpf.CgwSaDirOutbound)}
+		if err := SetKeys(&sa, s, keymat); err != nil {
+			t.Fatalf("%v: SetKeys: %v", s, err)
+		}
+		if err := checkSA(&sa); err != nil {
+			t.Errorf("%v: checkSA refused SetKeys' output: %v", s, err)
+		}
+		s2, km2, err := Keys(&sa)
+		if err != nil || s2 != s || !bytes.Equal(km2, keymat) {
+			t.Errorf("%v: Keys = %v %x %v, want the suite and KEYMAT back", s, s2, km2, err)
+		}
+		if _, err := transform.New(s2, km2); err != nil {
+			t.Errorf("%v: transform.New: %v", s, err)
+		}
+		if err := SetKeys(&sa, s, keymat[1:]); err == nil {
+			t.Errorf("%v: short KEYMAT accepted", s)
+		}
 	}
 }

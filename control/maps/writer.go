@@ -10,7 +10,6 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/crypto/transform"
 )
 
 // Writer changes the tables. Use one per instance, in cgw-control. Every
@@ -131,32 +130,9 @@ func checkSA(sa *SA) error {
 	if err := checkTunnel(sa.TunnelId); err != nil {
 		return fmt.Errorf("maps: SA %#x: %w", sa.Spi, err)
 	}
-	if sa.EncrKeyBits != 128 && sa.EncrKeyBits != 192 && sa.EncrKeyBits != 256 {
-		return fmt.Errorf("maps: SA %#x: key size %d bits, want 128, 192 or 256", sa.Spi, sa.EncrKeyBits)
-	}
-	if int(sa.EncKeyLen) != int(sa.EncrKeyBits)/8 {
-		return fmt.Errorf("maps: SA %#x: enc_key_len %d does not match %d-bit key", sa.Spi, sa.EncKeyLen, sa.EncrKeyBits)
-	}
-	switch transform.EncrID(sa.EncrId) {
-	case transform.ENCR_AES_GCM_16:
-		if sa.SaltLen != 4 || sa.IntegId != uint16(transform.AUTH_NONE) || sa.IntegKeyLen != 0 {
-			return fmt.Errorf("maps: SA %#x: AES-GCM needs a 4-byte salt and no integrity algorithm (RFC 4106 §8.1)", sa.Spi)
-		}
-	case transform.ENCR_AES_CBC:
-		want := map[transform.IntegID]uint8{
-			transform.AUTH_HMAC_SHA1_96:      20,
-			transform.AUTH_HMAC_SHA2_256_128: 32,
-			transform.AUTH_HMAC_SHA2_384_192: 48,
-			transform.AUTH_HMAC_SHA2_512_256: 64,
-		}[transform.IntegID(sa.IntegId)]
-		if want == 0 || sa.IntegKeyLen != want {
-			return fmt.Errorf("maps: SA %#x: AES-CBC needs an HMAC integrity algorithm (2, 12, 13, 14) with its key length (got id %d, %d bytes)", sa.Spi, sa.IntegId, sa.IntegKeyLen)
-		}
-		if sa.SaltLen != 0 {
-			return fmt.Errorf("maps: SA %#x: AES-CBC takes no salt", sa.Spi)
-		}
-	default:
-		return fmt.Errorf("maps: SA %#x: encryption transform %d not supported (12 AES-CBC, 20 AES-GCM-16)", sa.Spi, sa.EncrId)
+	// The same check the dataplane's transform.New will make.
+	if _, _, err := Keys(sa); err != nil {
+		return err
 	}
 	return nil
 }
