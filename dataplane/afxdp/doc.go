@@ -33,9 +33,6 @@
 //     sum), and AF_XDP hands them over as they are; "ethtool -K <peer> tx
 //     off" on the sender makes them complete (TestReceive,
 //     TestChecksumOffloadOff).
-//   - The kernel publishes the fill ring's consumer index only when it has
-//     used every entry it saw, so a full fill ring looks full until it is
-//     empty: Refill keeps it half full.
 //   - Zero-copy on veth is refused with EOPNOTSUPP; ModeAuto falls back to
 //     copy mode.
 package afxdp

@@ -16,7 +16,7 @@ func Example_worker() {
 		insideIfindex, outsideIfindex, queue = 2, 3, 0
 		insideXSKs, outsideXSKs              *ebpf.Map // the XDP programs' XSKMAPs
 	)
-	u, err := afxdp.NewUMEM(afxdp.UMEMConfig{FillSize: 4096}) // Refill keeps it half full
+	u, err := afxdp.NewUMEM(afxdp.UMEMConfig{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func Example_worker() {
 		log.Fatal(err)
 	}
 	defer in.Close()
-	out, err := afxdp.NewSocket(u, afxdp.SocketConfig{Ifindex: outsideIfindex, Queue: queue, FillSize: 4096})
+	out, err := afxdp.NewSocket(u, afxdp.SocketConfig{Ifindex: outsideIfindex, Queue: queue})
 	if err != nil {
 		log.Fatal(err)
 	}

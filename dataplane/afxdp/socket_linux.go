@@ -321,21 +321,10 @@ func (s *Socket) Fill(n int) int {
 	return int(got)
 }
 
-// Refill tops up the fill ring, but only to half its size. The kernel takes
-// a snapshot of every entry in the fill ring and publishes its consumer index
-// only once it has used them all, so a ring filled to the brim looks full to
-// us until the moment the kernel finds it empty, and frames are dropped
-// (measured: RxFillRingEmpty in the millions at 1.6 Mpps). With half the ring
-// kept free there is always room to add frames while the kernel works through
-// its snapshot. Size the fill ring at twice the frames it should hold.
-func (s *Socket) Refill() int {
-	r := &s.q.fill
-	free := int(r.free(r.size)) - int(r.size/2)
-	if free <= 0 {
-		return 0
-	}
-	return s.Fill(free)
-}
+// Refill moves as many free frames to the fill ring as it has room for. Call
+// it once per batch; the kernel drops what arrives when the fill ring is
+// empty (Stats.RxFillRingEmpty).
+func (s *Socket) Refill() int { return s.Fill(s.FillFree()) }
 
 // FillFree returns the free slots of the fill ring: how many frames Fill
 // could place now.
