@@ -591,3 +591,51 @@ func TestKeysRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestCounterHelpers(t *testing.T) {
+	_, w, r := open(t)
+	c := r.Counters(3)
+	// Two workers reserving batches never get overlapping numbers.
+	const workers, batches, size = 2, 1000, 32
+	firsts := make(chan uint64, workers*batches)
+	done := make(chan struct{})
+	for range workers {
+		go func() {
+			for range batches {
+				firsts <- ReserveSeq(c, size)
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	close(firsts)
+	seen := map[uint64]bool{}
+	for f := range firsts {
+		if (f-1)%size != 0 || seen[f] {
+			t.Fatalf("batch starting at %d overlaps another", f)
+		}
+		seen[f] = true
+	}
+	if !seen[1] {
+		t.Errorf("no batch started at sequence 1")
+	}
+	in := r.Counters(4)
+	RaiseSeq(in, 10)
+	RaiseSeq(in, 7)
+	Account(in, 2, 3000, 42)
+	got, _ := w.ReadSACounters(4)
+	if got.Seq != 10 || got.Packets != 2 || got.Bytes != 3000 || got.LastNs != 42 {
+		t.Errorf("counters %+v, want seq 10, 2 packets, 3000 bytes, last 42", got)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		cc := r.Counters(4)
+		ReserveSeq(cc, 1)
+		RaiseSeq(cc, 11)
+		Account(cc, 1, 100, 43)
+		_ = r.ReadGeneration()
+	}); n != 0 {
+		t.Errorf("per-packet helpers allocate %.0f times per call", n)
+	}
+}
