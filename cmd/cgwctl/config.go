@@ -71,8 +71,8 @@ func configImport(e *env, args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "usage: cgwctl config import [flags] aws-vpn.xml [more.xml ...]\n\n"+
 			"Reads AWS's configuration for one VPN connection (download it with vendor\n"+
-			"\"Generic\", or take CustomerGatewayConfiguration from DescribeVpnConnections)\n"+
-			"and prints the cgw configuration. What AWS's file does not hold is taken from\n"+
+			"\"Generic\"), or the JSON of 'aws ec2 describe-vpn-connections', and prints\n"+
+			"the cgw configuration. What AWS's file does not hold is taken from\n"+
 			"the flags or left as TODO comments for you to fill in. Several files (one\n"+
 			"per VPN connection) make one gateway configuration.\n\nflags:\n")
 		fs.PrintDefaults()

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -113,8 +114,52 @@ type ImportOptions struct {
 	StaticRoutes   []string     // static: VPC prefixes
 }
 
-// ImportAWSWith is ImportAWS with the missing pieces supplied.
+// ImportAWSWith is ImportAWS with the missing pieces supplied. It also
+// takes the JSON that "aws ec2 describe-vpn-connections" prints: each
+// connection's CustomerGatewayConfiguration is imported, in order, into
+// one configuration (Name applies only when there is one).
 func ImportAWSWith(b []byte, o ImportOptions) (*Config, error) {
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		return importDescribeJSON(t, o)
+	}
+	return importXML(b, o)
+}
+
+func importDescribeJSON(b []byte, o ImportOptions) (*Config, error) {
+	var d struct {
+		VpnConnections []struct {
+			VpnConnectionID              string `json:"VpnConnectionId"`
+			CustomerGatewayConfiguration string `json:"CustomerGatewayConfiguration"`
+		} `json:"VpnConnections"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("not an AWS VPN connection configuration: JSON that is not describe-vpn-connections output: %v", err)
+	}
+	if len(d.VpnConnections) == 0 {
+		return nil, errors.New("describe-vpn-connections output lists no VpnConnections")
+	}
+	if len(d.VpnConnections) > 1 {
+		o.Name = ""
+	}
+	var c *Config
+	for _, v := range d.VpnConnections {
+		if v.CustomerGatewayConfiguration == "" {
+			return nil, fmt.Errorf("%s: no CustomerGatewayConfiguration (AWS gives it only while the connection is pending or available)", v.VpnConnectionID)
+		}
+		one, err := importXML([]byte(v.CustomerGatewayConfiguration), o)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", v.VpnConnectionID, err)
+		}
+		if c == nil {
+			c = one
+		} else {
+			c.Connections = append(c.Connections, one.Connections...)
+		}
+	}
+	return c, nil
+}
+
+func importXML(b []byte, o ImportOptions) (*Config, error) {
 	var ac awsConnection
 	dec := xml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&ac); err != nil {
@@ -123,7 +168,10 @@ func ImportAWSWith(b []byte, o ImportOptions) (*Config, error) {
 			return nil, fmt.Errorf("not an AWS VPN connection configuration: the root element must be <vpn_connection> (download it with vendor \"Generic\"): %v", err)
 		}
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("not an AWS VPN connection configuration: the file is empty")
+			if len(bytes.TrimSpace(b)) == 0 {
+				return nil, errors.New("not an AWS VPN connection configuration: the file is empty")
+			}
+			return nil, errors.New("not an AWS VPN connection configuration: the file holds no XML element (want <vpn_connection>)")
 		}
 		return nil, fmt.Errorf("not an AWS VPN connection configuration: bad XML: %v", err)
 	}

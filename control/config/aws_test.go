@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"reflect"
@@ -203,7 +204,8 @@ func TestImportAWSErrors(t *testing.T) {
 		name, xml, want string
 	}{
 		{"empty", "", "empty"},
-		{"not xml", "gateway: {}", "not an AWS VPN connection"},
+		{"not xml", "gateway: {}", "holds no XML element"},
+		{"broken xml", "<vpn_connection id=\"x\"><ipsec_tunnel>", "bad XML"},
 		{"other root", `<?xml version="1.0"?><DescribeVpnConnectionsResponse/>`, "root element must be <vpn_connection>"},
 		{"one tunnel", `<vpn_connection id="vpn-1"><ipsec_tunnel/></vpn_connection>`, "has 1 ipsec_tunnel"},
 		{"three tunnels", strings.Replace(good, "</vpn_connection>", "<ipsec_tunnel/></vpn_connection>", 1), "has 3 ipsec_tunnel"},
@@ -257,5 +259,52 @@ func TestImportAWSLenient(t *testing.T) {
 	if c.Connections[0].BGP.LocalASN != 65010 || c.Connections[0].Tunnels[0].LocalOutside != netip.MustParseAddr("192.0.2.10") ||
 		c.Connections[0].Tunnels[1].InsideCIDR != netip.MustParsePrefix("169.254.45.140/30") {
 		t.Errorf("lenient parse: %+v", c.Connections[0])
+	}
+}
+
+// The JSON of "aws ec2 describe-vpn-connections" holds the XML as a string.
+func TestImportDescribeJSON(t *testing.T) {
+	type vc struct {
+		VpnConnectionId              string
+		State                        string
+		CustomerGatewayConfiguration string `json:",omitempty"`
+	}
+	mk := func(v ...vc) []byte {
+		b, err := json.MarshalIndent(map[string]any{"VpnConnections": v}, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	bgp, static := string(readAWS(t, "vpn-bgp.xml")), string(readAWS(t, "vpn-static.xml"))
+	c, err := ImportAWSWith(mk(vc{"vpn-0a1b2c3d4e5f60718", "available", bgp}, vc{"vpn-0f9e8d7c6b5a49382", "available", static}),
+		ImportOptions{Name: "ignored", StaticRoutes: []string{"10.20.0.0/16"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Connections) != 2 || c.Connections[0].Name != "vpn-0a1b2c3d4e5f60718" || c.Connections[1].Name != "vpn-0f9e8d7c6b5a49382" ||
+		c.Connections[1].Tunnels[1].PreSharedKey != "Gq6_Vn3.cYr8Mf5Bw2Ls7Jt4" || c.Connections[1].Static[0] != "10.20.0.0/16" {
+		t.Errorf("imported %+v", c.Connections)
+	}
+	fromXML, err := ImportAWS([]byte(bgp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := ImportAWS(mk(vc{"vpn-0a1b2c3d4e5f60718", "available", bgp}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(one, fromXML) {
+		t.Errorf("JSON import differs from XML import")
+	}
+	for _, tc := range []struct{ in, want string }{
+		{`{"VpnConnections": []}`, "lists no VpnConnections"},
+		{`{"VpnConnections": 5}`, "not describe-vpn-connections output"},
+		{string(mk(vc{"vpn-9", "deleted", ""})), "vpn-9: no CustomerGatewayConfiguration"},
+		{string(mk(vc{"vpn-8", "available", "<x/>"})), "vpn-8: not an AWS VPN connection"},
+	} {
+		if _, err := ImportAWS([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ImportAWS(%.40q): %v, want %q", tc.in, err, tc.want)
+		}
 	}
 }
