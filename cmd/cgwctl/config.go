@@ -112,7 +112,9 @@ func configImport(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "cgwctl config import: %s: %v\n", path, err)
 			return exitProblem
 		}
-		ids = append(ids, one.Connections[0].AWSID)
+		for _, cn := range one.Connections {
+			ids = append(ids, cn.AWSID)
+		}
 		if c == nil {
 			c = one
 		} else {
