@@ -148,7 +148,6 @@ static __always_inline int count(__u32 reason, int action)
 
 #define IKE_PORT 500
 #define NATT_PORT 4500
-#define ETH_P_ARP_ 0x0806
 #define IP_MF_OFFSET 0x3fff /* more-fragments flag and fragment offset */
 
 SEC("xdp")
@@ -187,7 +186,7 @@ int xdp_outside(struct xdp_md *ctx)
 		proto = ip6->nexthdr;
 		l4 = ip6 + 1;
 		__builtin_memcpy(dst.addr, &ip6->daddr, 16);
-	} else if (eth->h_proto == bpf_htons(ETH_P_ARP_)) {
+	} else if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
 		return count(out_arp, XDP_PASS);
 	} else {
 		return count(out_other, XDP_PASS);
@@ -301,7 +300,7 @@ int xdp_inside(struct xdp_md *ctx)
 			return count(in_local, XDP_PASS);
 		__builtin_memcpy(dst.addr, k.addr, 16);
 		r = bpf_map_lookup_elem(&routes_v6, &k);
-	} else if (eth->h_proto == bpf_htons(ETH_P_ARP_)) {
+	} else if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
 		return count(in_arp, XDP_PASS);
 	} else {
 		return count(in_other, XDP_PASS);
