@@ -1,7 +1,6 @@
 package afxdp
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -228,5 +227,4 @@ func benchWorkerCfg(b *testing.B, size int, forward bool, txBudget int) {
 	}
 	st, _ := a.Stats()
 	b.Logf("b.N=%d received %d; rx stats %+v", b.N, received, st)
-	_ = binary.BigEndian
 }
