@@ -7,7 +7,7 @@ fail=0
 for pkg in $(go list ./...); do
 	for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
 		echo "==> fuzz $pkg $f ($t)"
-		if ! go test -run '^$' -fuzz "^$f\$" -fuzztime "$t" "$pkg"; then
+		if ! go test -run '^$' -fuzz "^$f\$" -fuzztime "$t" -fuzzminimizetime 2s "$pkg"; then
 			fail=1
 		fi
 	done
