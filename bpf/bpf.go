@@ -64,6 +64,16 @@ func LoadPinned(instance string) (*Objects, error) {
 			return nil, fmt.Errorf("bpf: %w", err)
 		}
 	}
+	// cgw-control and cgw-dataplane may start together: without a lock
+	// both create a map and the second pin fails.
+	lock, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("bpf: opening %s: %w", dir, err)
+	}
+	defer unix.Close(lock) // releases the flock
+	if err := unix.Flock(lock, unix.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("bpf: locking %s: %w", dir, err)
+	}
 	o := &Objects{Dir: dir}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: dir}}
 	if err := LoadCgwObjects(&o.CgwObjects, opts); err != nil {

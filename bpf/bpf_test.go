@@ -88,3 +88,38 @@ func TestPinDirRejectsTraversal(t *testing.T) {
 		t.Errorf("PinDir(lab-1) = %q, %v", d, err)
 	}
 }
+
+// Two processes starting together on a fresh instance both end up on the
+// same maps.
+func TestConcurrentFirstLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads BPF maps: needs root; run without -short")
+	}
+	for i := range 5 {
+		name := fmt.Sprintf("test-race-%d-%d", os.Getpid(), i)
+		t.Cleanup(func() { bpf.Remove(name) })
+		objs := make([]*bpf.Objects, 2)
+		errs := make(chan error, 2)
+		for j := range objs {
+			go func() {
+				var err error
+				objs[j], err = bpf.LoadPinned(name)
+				errs <- err
+			}()
+		}
+		for range objs {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		}
+		if err := objs[0].Tunnels.Put(uint32(1), bpf.CgwTunnel{Mtu: 1399}); err != nil {
+			t.Fatal(err)
+		}
+		var tun bpf.CgwTunnel
+		if err := objs[1].Tunnels.Lookup(uint32(1), &tun); err != nil || tun.Mtu != 1399 {
+			t.Errorf("round %d: the two loads got different maps (%+v, %v)", i, tun, err)
+		}
+		objs[0].Close()
+		objs[1].Close()
+	}
+}
