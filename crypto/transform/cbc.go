@@ -47,11 +47,11 @@ func newCBC(s Suite, e *encrSpec, g *integSpec, keymat []byte) (*cbcCipher, erro
 	if err != nil {
 		return nil, err
 	}
-	// The IV key is random rather than derived from KEYMAT: it must be
-	// independent of the encryption key (with IV = E_K(seq) under the data
-	// key, a first plaintext block equal to IV' xor (0||seq') would
-	// encrypt to another packet's visible IV), and nothing outside this
-	// Cipher needs to know it.
+	// The IV key is random rather than the data key (NIST SP 800-38A
+	// App. C encrypts the nonce under the data key): a separate key keeps
+	// the IVs unrelated to any ciphertext block, so no argument about
+	// collisions between the two is needed; and nothing outside this
+	// Cipher ever needs it, so it comes from crypto/rand, once per SA.
 	var ivKey [16]byte
 	if _, err := rand.Read(ivKey[:]); err != nil {
 		return nil, fmt.Errorf("transform %s: generating the CBC IV key: %w", s, err)
@@ -94,8 +94,8 @@ func (c *cbcCipher) BlockSize() int { return c.spec.blockSize }
 // key is a pseudorandom permutation, and its input, the sequence number,
 // never repeats under one SA, so every IV is a fresh pseudorandom value
 // uncorrelated with earlier ciphertext. It costs one block encryption,
-// no syscall and no shared RNG state (NIST SP 800-38A Appendix C suggests
-// the same construction with a nonce).
+// no syscall and no shared RNG state (NIST SP 800-38A Appendix C, first
+// method, with a separate key).
 func (c *cbcCipher) Seal(pkt []byte, seq uint64, esn bool) {
 	iv := pkt[espHdrLen : espHdrLen+c.spec.ivLen]
 	clear(iv[:len(iv)-8])
