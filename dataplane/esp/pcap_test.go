@@ -6,17 +6,17 @@ import (
 	"time"
 )
 
-// writePcap writes packets (each starting at its IPv4 or IPv6 header) to
-// a classic pcap file (the libpcap format: 24-byte global header, 16-byte
-// record headers) with LINKTYPE_RAW (101) so tshark dissects from the IP header.
+// writePcap writes IPv4 packets to a classic libpcap file (24-byte global
+// header, 16-byte record headers) with LINKTYPE_IPV4 (228): each record
+// starts at the outer IPv4 header, which is what Encap produces.
 func writePcap(path string, pkts [][]byte) error {
-	const linktypeRaw = 101
+	const linktypeIPv4 = 228
 	b := make([]byte, 24, 24+len(pkts)*1600)
 	binary.LittleEndian.PutUint32(b[0:], 0xa1b2c3d4) // magic, microsecond timestamps
 	binary.LittleEndian.PutUint16(b[4:], 2)          // version 2.4
 	binary.LittleEndian.PutUint16(b[6:], 4)
 	binary.LittleEndian.PutUint32(b[16:], 65535) // snaplen
-	binary.LittleEndian.PutUint32(b[20:], linktypeRaw)
+	binary.LittleEndian.PutUint32(b[20:], linktypeIPv4)
 	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, p := range pkts {
 		var rh [16]byte
