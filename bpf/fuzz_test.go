@@ -139,3 +139,120 @@ func FuzzOutside(f *testing.F) {
 		}
 	})
 }
+
+// classifyInside models xdp_inside for insideFixture with no socket bound;
+// it returns the counter and the tunnel the metadata must name (0: none).
+func classifyInside(f []byte) (bpf.CgwStat, uint32) {
+	if len(f) < 14 {
+		return bpf.CgwStatInShort, 0
+	}
+	var dst netip.Addr
+	switch binary.BigEndian.Uint16(f[12:]) {
+	case 0x0800:
+		ip := f[14:]
+		if len(ip) < 20 {
+			return bpf.CgwStatInShort, 0
+		}
+		dst = netip.AddrFrom4([4]byte(ip[16:20]))
+		if ip[16] >= 224 {
+			return bpf.CgwStatInLocal, 0
+		}
+	case 0x86dd:
+		ip := f[14:]
+		if len(ip) < 40 {
+			return bpf.CgwStatInShort, 0
+		}
+		if ip[6] == protoICMPv6 {
+			if len(ip) < 41 {
+				return bpf.CgwStatInShort, 0
+			}
+			if ip[40] >= 133 && ip[40] <= 137 {
+				return bpf.CgwStatInNd, 0
+			}
+		}
+		// Raw ff00::/8 and fe80::/10: netip would treat ::ffff:224.x as
+		// multicast, the program (rightly) does not.
+		if ip[24] == 0xff || ip[24] == 0xfe && ip[25]&0xc0 == 0x80 {
+			return bpf.CgwStatInLocal, 0
+		}
+		dst = netip.AddrFrom16([16]byte(ip[24:40]))
+	case 0x0806:
+		return bpf.CgwStatInArp, 0
+	default:
+		return bpf.CgwStatInOther, 0
+	}
+	// local_addrs holds 16-byte keys: ::ffff:198.18.0.1 in an IPv6
+	// header matches the IPv4 address too.
+	if dst.Unmap() == netip.MustParseAddr("198.18.0.1") {
+		return bpf.CgwStatInLocal, 0
+	}
+	// insideFixture's routes, most specific first.
+	routes := []struct {
+		p           string
+		tun, backup uint32
+	}{
+		{"198.19.5.0/24", tunDown, 0},
+		{"198.19.6.0/24", tunDown, tunAlt},
+		{"198.19.0.0/16", tunUp, 0},
+		{"0.0.0.0/0", tunUp, 0},
+		{"2001:db8:100::/48", tunUp, 0},
+	}
+	for _, r := range routes {
+		if !netip.MustParsePrefix(r.p).Contains(dst) {
+			continue
+		}
+		for _, id := range []uint32{r.tun, r.backup} {
+			if id == tunUp || id == tunAlt {
+				return bpf.CgwStatInNoSocket, id
+			}
+		}
+		return bpf.CgwStatInTunnelDown, 0
+	}
+	return bpf.CgwStatInNoRoute, 0
+}
+
+// FuzzInside compares xdp_inside, including the metadata it writes, with
+// the Go model. Run bounded: go test -fuzz FuzzInside -fuzztime 20s ./bpf
+func FuzzInside(f *testing.F) {
+	for _, fr := range [][]byte{
+		ipv4(protoUDP, "198.18.0.50", "198.19.1.1", udp(1, 2, nil)),
+		ipv4(protoUDP, "198.18.0.50", "198.19.5.1", udp(1, 2, nil)),
+		ipv4(protoUDP, "198.18.0.50", "198.19.6.1", udp(1, 2, nil)),
+		ipv4(1, "198.18.0.50", "198.18.0.1", make([]byte, 8)),
+		ipv6(protoUDP, "2001:db8:1::50", "2001:db8:100::1", udp(1, 2, nil)),
+		ipv6(protoICMPv6, "fe80::1", "ff02::1", []byte{134, 0, 0, 0}),
+		ether(0x0806, make([]byte, 28)),
+	} {
+		f.Add(fr)
+	}
+	o := load(f)
+	insideFixture(f, o)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) < 14 || len(frame) > 1500 {
+			return
+		}
+		before, err := o.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]byte, len(frame)+64)
+		ret, err := o.XdpInside.Run(&ebpf.RunOptions{Data: frame, DataOut: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, _ := o.Stats()
+		want, tun := classifyInside(frame)
+		if ret != xdpPass {
+			t.Errorf("action %d, want XDP_PASS", ret)
+		}
+		for i := range after {
+			d := after[i] - before[i]
+			if (bpf.CgwStat(i) == want) != (d == 1) || d > 1 {
+				t.Fatalf("frame %x: counter %v moved by %d; model says %v", frame, bpf.CgwStat(i), d, want)
+			}
+		}
+		if got, ok := meta(t, out); tun != 0 && (!ok || got != tun) || tun == 0 && ok {
+			t.Fatalf("frame %x: metadata tunnel %d (present %v), model says %d", frame, got, ok, tun)
+		}
+	})
+}
