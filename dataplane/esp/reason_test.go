@@ -83,6 +83,22 @@ func testDecapReasons(t *testing.T, s transform.Suite) {
 	expect("valid", OK, b, st, en-st, in)
 	expect("replayed", Replayed, append([]byte(nil), good...), 0, len(good), in)
 
+	// Accepted variants: Ethernet padding after the IP packet, IPv4
+	// options in the outer header.
+	b, st, en = sealed(t, out, inner)
+	padded := append(append([]byte(nil), b[st:en]...), 0, 0, 0, 0, 0, 0)
+	if s0, e0, r := in.Decap(padded, 0, len(padded)); r != OK || e0-s0 != len(inner) {
+		t.Errorf("trailing padding: Decap = %v, len %d", r, e0-s0)
+	}
+	b, st, en = sealed(t, out, inner)
+	opt := append(append(append([]byte(nil), b[st:st+20]...), 1, 1, 1, 0), b[st+20:en]...) // NOP NOP NOP EOL
+	opt[0] = 0x46
+	binary.BigEndian.PutUint16(opt[2:], uint16(len(opt)))
+	packet.IPv4HeaderChecksum(opt[:24])
+	if s0, e0, r := in.Decap(opt, 0, len(opt)); r != OK || e0-s0 != len(inner) {
+		t.Errorf("outer options: Decap = %v, len %d", r, e0-s0)
+	}
+
 	// Outer header faults.
 	expect("short", Short, good[:10], 0, 10, in)
 	p := append([]byte(nil), good...)
