@@ -40,9 +40,11 @@ func BenchmarkForward(b *testing.B) {
 	for _, size := range []int{64, 1400} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) { benchWorker(b, size, true) })
 	}
-	// The same with one sendto() allowed to send 256 instead of 32.
-	for _, size := range []int{64, 1400} {
-		b.Run(fmt.Sprintf("%dB-budget256", size), func(b *testing.B) { benchWorkerCfg(b, size, true, 256) })
+	// The same with one sendto() allowed to send more than 32.
+	for _, budget := range []int{64, 256} {
+		for _, size := range []int{64, 1400} {
+			b.Run(fmt.Sprintf("%dB-budget%d", size, budget), func(b *testing.B) { benchWorkerCfg(b, size, true, budget) })
+		}
 	}
 }
 
