@@ -348,9 +348,7 @@ func TestMetadataCopyMode(t *testing.T) {
 	binary.NativeEndian.PutUint32(magic[:], metaMagic)
 	withMeta, intact := 0, 0
 	got := pump(t, s, n, func(d Desc) {
-		fr := u.Frame(d.Addr)
-		off := d.Addr - u.FrameBase(d.Addr)
-		if bytes.Equal(fr[off-4:off], magic[:]) {
+		if bytes.Equal(u.Metadata(d, 4), magic[:]) {
 			withMeta++
 		}
 		if p, _, ok := udpPayload(u.Data(d)); ok && bytes.HasPrefix(p, []byte("afxdp meta ")) {

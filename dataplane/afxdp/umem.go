@@ -157,6 +157,18 @@ func (u *UMEM) Data(d Desc) []byte {
 	return u.mem[d.Addr : d.Addr+uint64(d.Len) : end]
 }
 
+// Metadata returns the n bytes just before d's data: where an XDP program's
+// bpf_xdp_adjust_meta metadata lands (it reaches the socket in copy mode on
+// Linux 6.18, TestMetadataCopyMode). It returns nil when d's frame has fewer
+// than n bytes before the data. Whether the program wrote metadata at all is
+// for the program and the worker to agree on (e.g. a magic value).
+func (u *UMEM) Metadata(d Desc, n int) []byte {
+	if n < 0 || d.Addr&u.frameMask < uint64(n) || d.Addr > uint64(len(u.mem)) {
+		return nil
+	}
+	return u.mem[d.Addr-uint64(n) : d.Addr : d.Addr]
+}
+
 // DescAt returns the descriptor for n bytes placed at DataOffset in the frame
 // holding addr.
 func (u *UMEM) DescAt(addr uint64, n int) Desc {

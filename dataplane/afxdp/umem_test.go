@@ -98,6 +98,13 @@ func TestUMEMLayout(t *testing.T) {
 	if fr := u.Frame(d.Addr + 5); len(fr) != 4096 || fr[384] != 0xab || u.FrameBase(d.Addr) != b {
 		t.Fatalf("Frame does not see Data's write")
 	}
+	copy(u.Frame(d.Addr)[384-4:], []byte{1, 2, 3, 4})
+	if m := u.Metadata(d, 4); len(m) != 4 || cap(m) != 4 || m[0] != 1 || m[3] != 4 {
+		t.Fatalf("Metadata = %v (cap %d), want the 4 bytes before the data", m, cap(m))
+	}
+	if u.Metadata(d, 385) != nil || u.Metadata(Desc{Addr: b}, 1) != nil || u.Metadata(d, -1) != nil {
+		t.Fatal("Metadata reached before the start of the frame")
+	}
 	u.Free(d.Addr)
 	u.Free(a)
 	u.Free(a)
