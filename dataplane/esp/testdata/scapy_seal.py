@@ -14,6 +14,8 @@ outer packet starting at its IPv4 header.
 
 Needs the Debian package python3-scapy; run with /usr/bin/python3.
 """
+import hashlib
+import hmac
 import json
 import struct
 import sys
@@ -22,6 +24,26 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.ipsec import ESP, SecurityAssociation
 from scapy.compat import raw
+
+
+# scapy name -> (hashlib constructor, truncated ICV bytes), RFC 2404, RFC 4868.
+HMACS = {
+    "HMAC-SHA1-96": (hashlib.sha1, 12),
+    "SHA2-256-128": (hashlib.sha256, 16),
+    "SHA2-384-192": (hashlib.sha384, 24),
+    "SHA2-512-256": (hashlib.sha512, 32),
+}
+
+
+def esn_icv(case, pkt, esp_off):
+    """scapy 2.5 leaves the ESN high bits out of its HMAC (_encrypt_esp
+    calls auth_algo.sign without them), so recompute the ICV with them
+    appended to the authenticated data as RFC 4303 §2.2.1 and Appendix A
+    (ICV computation with ESN) require."""
+    h, n = HMACS[case["auth_algo"]]
+    end = len(pkt) - n
+    data = bytes(pkt[esp_off:end]) + struct.pack("!L", case["esn_hi"])
+    pkt[end:] = hmac.new(bytes.fromhex(case["auth_key"]), data, h).digest()[:n]
 
 
 def seal(case):
@@ -44,11 +66,13 @@ def seal(case):
         b = bytes.fromhex(p["inner"])
         inner = IPv6(b) if b[0] >> 4 == 6 else IP(b)
         pkt = bytearray(raw(sa.encrypt(inner, seq_num=p["seq"])))
+        ihl = (pkt[0] & 0x0F) * 4
+        if case["esn"] and case.get("auth_algo"):
+            esn_icv(case, pkt, ihl + (8 if case["udp"] else 0))
         if case["udp"]:
             # scapy 2.5 computes the NAT-T UDP length before it appends the
             # ESP payload, leaving it at 8: set it right (RFC 768). The
             # checksum is 0, so nothing else changes.
-            ihl = (pkt[0] & 0x0F) * 4
             struct.pack_into("!H", pkt, ihl + 4, len(pkt) - ihl)
         out.append(pkt.hex())
     return out
