@@ -187,6 +187,23 @@ func TestTransmit(t *testing.T) {
 	if s.Mode() == ModeCopy && st.TxWakeups < (nPackets+31)/32 {
 		t.Errorf("%d sendto kicks for %d frames in copy mode: the kernel sends at most 32 a call", st.TxWakeups, nPackets)
 	}
+
+	// The real syscall path allocates nothing either.
+	one := make([]Desc, 1)
+	rx := make([]Desc, 8)
+	payload := payloadFor("alloc", 0)
+	allocs := testing.AllocsPerRun(100, func() {
+		a, _ := u.Alloc()
+		n := putUDP(u.Frame(a)[u.DataOffset():], v.gMAC, v.pMAC, src, dst, payload)
+		one[0] = u.DescAt(a, n)
+		s.Transmit(one)
+		s.Complete()
+		s.Refill()
+		s.Receive(rx)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per Transmit/Complete/Refill/Receive round", allocs)
+	}
 }
 
 // TestEcho: receive, swap addresses, transmit the same frame on the same
