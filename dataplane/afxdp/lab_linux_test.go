@@ -86,7 +86,10 @@ type lab struct {
 // newLab creates two namespaces joined by n veth pairs; pair i uses
 // 198.18.(100+i).1 (gateway) and .2 (peer), with static neighbour entries so
 // no ARP is needed. Everything is deleted at the end of the test.
-func newLab(tb testing.TB, n int) *lab {
+func newLab(tb testing.TB, n int) *lab { return newLabQ(tb, n, 1) }
+
+// newLabQ is newLab with queues receive and transmit queues on every veth.
+func newLabQ(tb testing.TB, n, queues int) *lab {
 	tb.Helper()
 	id := fmt.Sprintf("%d-%d", os.Getpid(), labSeq.Add(1))
 	l := &lab{g: "cgwafx-g-" + id, p: "cgwafx-p-" + id}
@@ -101,8 +104,9 @@ func newLab(tb testing.TB, n int) *lab {
 			gMAC: net.HardwareAddr{0x02, 0xaf, 0, 0, byte(i), 1}, pMAC: net.HardwareAddr{0x02, 0xaf, 0, 0, byte(i), 2},
 			gIP: netip.AddrFrom4([4]byte{198, 18, byte(100 + i), 1}), pIP: netip.AddrFrom4([4]byte{198, 18, byte(100 + i), 2}),
 		}
-		run(tb, "ip", "link", "add", v.gName, "netns", l.g, "address", v.gMAC.String(), "type", "veth",
-			"peer", "name", v.pName, "netns", l.p, "address", v.pMAC.String())
+		q := fmt.Sprint(queues)
+		run(tb, "ip", "link", "add", v.gName, "netns", l.g, "address", v.gMAC.String(), "numrxqueues", q, "numtxqueues", q,
+			"type", "veth", "peer", "name", v.pName, "netns", l.p, "address", v.pMAC.String(), "numrxqueues", q, "numtxqueues", q)
 		for _, side := range []struct{ ns, dev, ip, peerIP, peerMAC string }{
 			{l.g, v.gName, v.gIP.String(), v.pIP.String(), v.pMAC.String()},
 			{l.p, v.pName, v.pIP.String(), v.gIP.String(), v.gMAC.String()},
