@@ -180,13 +180,13 @@ func runScript(t *testing.T, script string, req, resp any) {
 }
 
 type scapyOpened struct {
-	OK      bool   `json:"ok"`
-	Error   string `json:"error"`
-	SPI     uint32 `json:"spi"`
-	Seq     uint32 `json:"seq"`
-	Data    string `json:"data"`
-	PadLen  int    `json:"padlen"`
-	NH      int    `json:"nh"`
+	OK     bool   `json:"ok"`
+	Error  string `json:"error"`
+	SPI    uint32 `json:"spi"`
+	Seq    uint32 `json:"seq"`
+	Data   string `json:"data"`
+	PadLen int    `json:"padlen"`
+	NH     int    `json:"nh"`
 }
 
 // TestScapyOpensEncap is the other direction: Encap seals for every
