@@ -22,9 +22,10 @@ fi
 #   iperf3 iputils-ping      traffic through the lab
 #   tshark python3-scapy     independent decryption/encryption of our ESP
 #   tcpdump                  looking at the wire
+#   ethtool                  switching checksum offload off on lab veths
 #   nftables                 source NAT in the lab's inet namespace (NAT-T)
 pkgs=(iproute2 strongswan-charon strongswan-swanctl libcharon-extra-plugins bird2
-	iperf3 iputils-ping tshark python3-scapy tcpdump nftables)
+	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables)
 if [ "$need" = generate ]; then
 	pkgs+=(clang llvm libbpf-dev)
 fi
