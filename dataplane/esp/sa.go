@@ -9,6 +9,17 @@
 // inner packet is never moved. Decapsulation verifies and decrypts in place
 // and returns where the inner packet lies.
 //
+// Entry points, batch first (wireguard-go style: parallel slices of
+// buffers, offsets and lengths, rewritten in place):
+//
+//	out.EncapBatch(bufs, offs, lens, res)  // inner → outer; frames need MaxHeadroom/MaxTailroom
+//	esp.Locate(pkt)                        // outer IPv4 [+UDP] → ESP bounds and SPI, for the SA lookup
+//	in.DecapESP(buf, espStart, espEnd)     // ESP → inner, after the lookup
+//	in.DecapBatch(bufs, offs, lens, res)   // outer → inner when the SA is already known
+//
+// Every packet gets a Reason; every drop has its own, for per-reason
+// counters.
+//
 // An SA is one direction. Several workers may share one SA: outbound
 // sequence numbers are reserved per batch with one atomic operation, the
 // Cipher is safe for concurrent use, and the inbound replay window is.
@@ -66,7 +77,7 @@ const DefaultTTL = 64
 
 // Config describes one direction of an SA.
 type Config struct {
-	SPI    uint32           // in network order on the wire; never 0 (RFC 4303 §2.1)
+	SPI    uint32           // as a number; sent big-endian; never 0 (RFC 4303 §2.1)
 	Cipher transform.Cipher // from transform.New
 	ESN    bool             // 64-bit extended sequence numbers (RFC 4303 §2.2.1)
 
