@@ -305,3 +305,90 @@ func TestLabProcessGateway(t *testing.T) {
 	}
 	checkGone(t, st, l.Dir)
 }
+
+// TestLabOverrides changes the AWS side only: tunnel 1's ESP proposal no
+// longer matches the gateway's (the CHILD_SA must fail with
+// NO_PROPOSAL_CHOSEN, RFC 7296 §3.10.1), and tunnel 2's CHILD_SA lifetime
+// is so short that AWS rekeys it (CREATE_CHILD_SA with PFS) while traffic
+// keeps flowing over the new SA.
+func TestLabOverrides(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: needs root and namespaces; run without -short")
+	}
+	if miss := Prereqs(); len(miss) > 0 {
+		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
+	}
+	prefix := fmt.Sprintf("cgwo%d", os.Getpid()%100000)
+	l, err := New(Options{Prefix: prefix, Overrides: Overrides{Tunnel: func(i int, tu *config.Tunnel) {
+		if i == 0 {
+			tu.Phase2.Encryption = []string{"AES256-GCM-16"}
+		} else {
+			tu.Phase2.Lifetime = config.Duration(24 * time.Second)
+			tu.RekeyMargin = config.Duration(12 * time.Second)
+			tu.RekeyFuzz = 0
+		}
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	defer cancel()
+	if err := l.Up(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	if err := l.WaitTunnel(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	first, err := l.ChildCounters(ctx, AWSEndpoint(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tunnel 1: the mismatch is reported and no CHILD_SA is installed.
+	err = waitFor(ctx, "NO_PROPOSAL_CHOSEN in the stand-in's tunnel 1 log", 20*time.Second, func() bool {
+		log, _ := l.CharonLog(gwEndpoint(0))
+		return strings.Contains(log, "NO_PROPOSAL_CHOSEN")
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if c, err := l.ChildCounters(ctx, AWSEndpoint(0)); err == nil {
+		t.Errorf("tunnel 1 installed a CHILD_SA %+v despite the ESP proposal mismatch", c)
+	}
+	// Tunnel 2 carries the traffic (tunnel 1 has no SA, so no BGP).
+	if err := l.WaitRoute(ctx, CGW, VPCPrefix, GatewayTunnelIf(1)); err != nil {
+		t.Fatal(err)
+	}
+	// AWS rekeys tunnel 2's CHILD_SA at 24 − 12 s: wait for a new SPI.
+	var rekeyed ChildSA
+	err = waitFor(ctx, "AWS to rekey tunnel 2's CHILD_SA", 40*time.Second, func() bool {
+		c, err := l.ChildCounters(ctx, AWSEndpoint(1))
+		if err == nil && c.SPIIn != first.SPIIn {
+			rekeyed = c
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log, _ := l.CharonLog(AWSEndpoint(1)); !strings.Contains(log, "CREATE_CHILD_SA") {
+		t.Errorf("AWS tunnel 2 log shows no CREATE_CHILD_SA exchange")
+	}
+	p, err := l.Ping(ctx, LAN, VPCHost, 5)
+	if err != nil || p.Received != p.Sent {
+		t.Fatalf("ping after rekey: %+v %v", p, err)
+	}
+	after, err := l.ChildCounters(ctx, AWSEndpoint(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.SPIIn == rekeyed.SPIIn && after.PacketsIn < rekeyed.PacketsIn+5 {
+		t.Errorf("pings after the rekey did not arrive on the new SA %s: packets %d -> %d", after.SPIIn, rekeyed.PacketsIn, after.PacketsIn)
+	}
+	t.Logf("tunnel 2 CHILD_SA rekeyed by AWS: SPI %s -> %s", first.SPIIn, rekeyed.SPIIn)
+}

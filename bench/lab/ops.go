@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,24 +18,31 @@ import (
 // WaitTunnels waits until every AWS endpoint has an established IKE_SA
 // with an installed CHILD_SA (what AWS's console shows as tunnel UP).
 func (l *Lab) WaitTunnels(ctx context.Context) error {
+	for i := range l.Conn.Tunnels {
+		if err := l.WaitTunnel(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WaitTunnel waits until AWS's endpoint of tunnel i has an established
+// IKE_SA with an installed CHILD_SA.
+func (l *Lab) WaitTunnel(ctx context.Context, i int) error {
 	var last string
-	err := waitFor(ctx, "both tunnels to be established", 60*time.Second, func() bool {
-		for i := range l.Conn.Tunnels {
-			sas, err := l.SwanctlListSAs(ctx, AWSEndpoint(i))
-			if err != nil {
-				last = err.Error()
-				return false
-			}
-			up := false
-			for _, s := range sas {
-				up = up || s.Up()
-			}
-			if !up {
-				last = fmt.Sprintf("%s has no established IKE_SA with an installed CHILD_SA (%d SAs)", AWSEndpoint(i), len(sas))
-				return false
+	err := waitFor(ctx, fmt.Sprintf("tunnel %d to be established", i+1), 60*time.Second, func() bool {
+		sas, err := l.SwanctlListSAs(ctx, AWSEndpoint(i))
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		for _, s := range sas {
+			if s.Up() {
+				return true
 			}
 		}
-		return true
+		last = fmt.Sprintf("%s has no established IKE_SA with an installed CHILD_SA (%d SAs)", AWSEndpoint(i), len(sas))
+		return false
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %s", err, last)
@@ -250,4 +259,14 @@ func (l *Lab) ChildCounters(ctx context.Context, endpoint string) (ChildSA, erro
 		}
 	}
 	return ChildSA{}, fmt.Errorf("%s: no installed CHILD_SA", endpoint)
+}
+
+// CharonLog returns an endpoint's charon log so far.
+func (l *Lab) CharonLog(endpoint string) (string, error) {
+	dir, err := l.charonDir(endpoint)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "charon.log"))
+	return string(b), err
 }
