@@ -1,0 +1,307 @@
+package neigh
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func requireRoot(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("end-to-end: needs root and namespaces; run without -short")
+	}
+	if os.Geteuid() != 0 {
+		tb.Fatal("neigh: needs root (network namespaces, veth); run as root or pass -short")
+	}
+	for _, cmd := range []string{"ip", "ping"} {
+		if _, err := exec.LookPath(cmd); err != nil {
+			tb.Fatalf("neigh: needs the %q command (iproute2, iputils-ping): %v", cmd, err)
+		}
+	}
+}
+
+func run(tb testing.TB, args ...string) {
+	tb.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+var labSeq atomic.Uint32
+
+// lab: namespace g (the gateway, where the cache runs) joined by one veth to
+// namespace p (a peer): 198.18.210.1/24 on "ng", 198.18.210.2/24 on "np".
+type lab struct {
+	g, p    string
+	ifindex int // of ng, inside g
+	peerMAC [6]byte
+}
+
+var (
+	gwIP   = netip.MustParseAddr("198.18.210.1")
+	peerIP = netip.MustParseAddr("198.18.210.2")
+)
+
+func newLab(tb testing.TB) *lab {
+	tb.Helper()
+	id := fmt.Sprintf("%d-%d", os.Getpid(), labSeq.Add(1))
+	l := &lab{g: "cgwnb-g-" + id, p: "cgwnb-p-" + id, peerMAC: [6]byte{0x02, 0xcb, 0, 0, 0, 2}}
+	for _, ns := range []string{l.g, l.p} {
+		run(tb, "ip", "netns", "add", ns)
+		tb.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		run(tb, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	run(tb, "ip", "link", "add", "ng", "netns", l.g, "address", "02:cb:00:00:00:01", "type", "veth",
+		"peer", "name", "np", "netns", l.p, "address", net.HardwareAddr(l.peerMAC[:]).String())
+	run(tb, "ip", "-n", l.g, "addr", "add", gwIP.String()+"/24", "dev", "ng")
+	run(tb, "ip", "-n", l.p, "addr", "add", peerIP.String()+"/24", "dev", "np")
+	run(tb, "ip", "-n", l.g, "link", "set", "ng", "up")
+	run(tb, "ip", "-n", l.p, "link", "set", "np", "up")
+	out, err := exec.Command("ip", "-n", l.g, "-o", "link", "show", "ng").Output()
+	if err != nil {
+		tb.Fatalf("ip link show ng: %v", err)
+	}
+	if _, err := fmt.Sscanf(string(out), "%d:", &l.ifindex); err != nil {
+		tb.Fatalf("parsing ifindex from %q: %v", out, err)
+	}
+	return l
+}
+
+func newCache(tb testing.TB, l *lab) *Cache {
+	tb.Helper()
+	c, err := New(Options{Netns: l.g})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond until it holds or 5 s pass (a failure bound, not a
+// measurement: netlink notifications normally arrive within milliseconds).
+func waitFor(tb testing.TB, what string, c *Cache, cond func() bool) {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s (last netlink error: %v)", what, c.LastError())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func hasMAC(c *Cache, ifindex int, ip netip.Addr, want [6]byte) func() bool {
+	return func() bool { mac, ok := c.Lookup(ifindex, ip); return ok && mac == want }
+}
+
+func absent(c *Cache, ifindex int, ip netip.Addr) func() bool {
+	return func() bool { _, ok := c.Lookup(ifindex, ip); return !ok }
+}
+
+// TestPingFillsCache: a ping makes the kernel resolve the peer; the cache
+// sees the entry through the subscription.
+func TestPingFillsCache(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	c := newCache(t, l)
+	if _, ok := c.Lookup(l.ifindex, peerIP); ok {
+		t.Fatal("peer resolved before any traffic")
+	}
+	run(t, "ip", "netns", "exec", l.g, "ping", "-c", "1", "-W", "2", peerIP.String())
+	waitFor(t, "the peer's MAC after a ping", c, hasMAC(c, l.ifindex, peerIP, l.peerMAC))
+	if s := c.Stats(); s.Hits == 0 || s.Misses == 0 || s.Publishes < 2 {
+		t.Errorf("stats %+v: want hits, misses and at least two publishes", s)
+	}
+}
+
+// TestInitialDump: entries that exist before the cache starts are there
+// from the first table.
+func TestInitialDump(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	ip := netip.MustParseAddr("198.18.210.9")
+	mac := [6]byte{0x02, 0xcb, 0, 0, 0, 9}
+	run(t, "ip", "-n", l.g, "neigh", "replace", ip.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
+	c := newCache(t, l)
+	if got, ok := c.Lookup(l.ifindex, ip); !ok || got != mac {
+		t.Fatalf("pre-existing permanent entry: got %x %v, want %x", got, ok, mac)
+	}
+}
+
+// TestUpdatesFollowed: replaced MACs are followed, unusable states and
+// deleted entries disappear.
+func TestUpdatesFollowed(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	c := newCache(t, l)
+	ip := netip.MustParseAddr("198.18.210.3")
+	m1, m2 := [6]byte{0x02, 0xcb, 0, 0, 3, 1}, [6]byte{0x02, 0xcb, 0, 0, 3, 2}
+	set := func(mac [6]byte, nud string) {
+		run(t, "ip", "-n", l.g, "neigh", "replace", ip.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", nud)
+	}
+	set(m1, "permanent")
+	waitFor(t, "a permanent entry", c, hasMAC(c, l.ifindex, ip, m1))
+	set(m2, "permanent")
+	waitFor(t, "the replaced MAC", c, hasMAC(c, l.ifindex, ip, m2))
+	set(m1, "stale")
+	waitFor(t, "a STALE entry (usable)", c, hasMAC(c, l.ifindex, ip, m1))
+	set(m1, "failed")
+	waitFor(t, "a FAILED entry to be dropped", c, absent(c, l.ifindex, ip))
+	set(m2, "reachable")
+	waitFor(t, "a REACHABLE entry", c, hasMAC(c, l.ifindex, ip, m2))
+	run(t, "ip", "-n", l.g, "neigh", "del", ip.String(), "dev", "ng")
+	waitFor(t, "a deleted entry to disappear", c, absent(c, l.ifindex, ip))
+
+	ip6 := netip.MustParseAddr("2001:db8:210::3")
+	run(t, "ip", "-n", l.g, "neigh", "replace", ip6.String(), "lladdr", net.HardwareAddr(m1[:]).String(), "dev", "ng", "nud", "permanent")
+	waitFor(t, "an IPv6 entry", c, hasMAC(c, l.ifindex, ip6, m1))
+
+	// The link going down flushes its entries.
+	set(m1, "permanent")
+	waitFor(t, "a permanent entry", c, hasMAC(c, l.ifindex, ip, m1))
+	run(t, "ip", "-n", l.g, "link", "set", "ng", "down")
+	waitFor(t, "entries of a downed link to disappear", c, absent(c, l.ifindex, ip))
+}
+
+// TestLinksFilter: a cache limited to some links ignores the others.
+func TestLinksFilter(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	c, err := New(Options{Netns: "/run/netns/" + l.g, Links: []int{l.ifindex + 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	all := newCache(t, l)
+	ip := netip.MustParseAddr("198.18.210.4")
+	mac := [6]byte{0x02, 0xcb, 0, 0, 4, 1}
+	run(t, "ip", "-n", l.g, "neigh", "replace", ip.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
+	waitFor(t, "the entry in the unfiltered cache", all, hasMAC(all, l.ifindex, ip, mac))
+	if _, ok := c.Lookup(l.ifindex, ip); ok {
+		t.Error("filtered cache holds an entry of a link it was not given")
+	}
+}
+
+// TestRoutes: next hops follow the kernel's main table; MACFor combines
+// route and neighbour.
+func TestRoutes(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	c := newCache(t, l)
+	remote := netip.MustParseAddr("198.51.100.7")
+	internet := netip.MustParseAddr("203.0.113.5")
+	if h, ok := c.Table().NextHop(peerIP); !ok || h.Ifindex != l.ifindex || h.Addr != peerIP {
+		t.Fatalf("on-link peer: NextHop = %+v %v; want ifindex %d, itself", h, ok, l.ifindex)
+	}
+	if _, ok := c.Table().NextHop(internet); ok {
+		t.Fatal("a route to 203.0.113.5 before any default route")
+	}
+	run(t, "ip", "-n", l.g, "route", "add", "198.51.100.0/24", "via", peerIP.String())
+	run(t, "ip", "-n", l.g, "route", "add", "default", "via", peerIP.String())
+	viaPeer := func(dst netip.Addr) func() bool {
+		return func() bool {
+			h, ok := c.Table().NextHop(dst)
+			return ok && h.Ifindex == l.ifindex && h.Addr == peerIP
+		}
+	}
+	waitFor(t, "the route to 198.51.100.0/24 via the peer", c, viaPeer(remote))
+	waitFor(t, "the default route via the peer", c, viaPeer(internet))
+	if _, _, ok := c.MACFor(remote); ok {
+		t.Fatal("MACFor hit before the peer was resolved")
+	}
+	run(t, "ip", "netns", "exec", l.g, "ping", "-c", "1", "-W", "2", peerIP.String())
+	waitFor(t, "MACFor via the resolved peer", c, func() bool {
+		_, mac, ok := c.MACFor(remote)
+		return ok && mac == l.peerMAC
+	})
+	run(t, "ip", "-n", l.g, "route", "del", "default")
+	waitFor(t, "the default route to go", c, func() bool { _, ok := c.Table().NextHop(internet); return !ok })
+}
+
+// TestResolve: Resolve makes the kernel resolve an address nobody sent to.
+func TestResolve(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	c := newCache(t, l)
+	if _, ok := c.Lookup(l.ifindex, peerIP); ok {
+		t.Fatal("peer resolved before Resolve")
+	}
+	c.Resolve(l.ifindex, peerIP)
+	c.Resolve(l.ifindex, peerIP) // rate-limited (or dropped if the first is still queued)
+	waitFor(t, "the kernel to resolve the peer after Resolve", c, hasMAC(c, l.ifindex, peerIP, l.peerMAC))
+	if s := c.Stats(); s.ResolveRequests != 1 || s.ResolveDropped != 1 {
+		t.Errorf("stats %+v: want 1 resolve request and 1 dropped", s)
+	}
+}
+
+// TestCloseStops: after Close the last table stays readable.
+func TestCloseStops(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	c, err := New(Options{Netns: l.g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := c.Table()
+	c.Close()
+	c.Close()
+	if _, ok := tb.NextHop(peerIP); !ok {
+		t.Error("table lost its routes after Close")
+	}
+	if _, err := New(Options{Netns: "cgwnb-does-not-exist"}); err == nil || !strings.Contains(err.Error(), "cgwnb-does-not-exist") {
+		t.Errorf("missing namespace: error %v should name it", err)
+	}
+}
+
+func TestCacheNoAllocs(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	c := newCache(t, l)
+	run(t, "ip", "-n", l.g, "neigh", "replace", peerIP.String(), "lladdr", net.HardwareAddr(l.peerMAC[:]).String(), "dev", "ng", "nud", "permanent")
+	waitFor(t, "a permanent entry", c, hasMAC(c, l.ifindex, peerIP, l.peerMAC))
+	if n := testing.AllocsPerRun(1000, func() { c.Lookup(l.ifindex, peerIP) }); n != 0 {
+		t.Errorf("Cache.Lookup: %v allocations; want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.MACFor(peerIP) }); n != 0 {
+		t.Errorf("Cache.MACFor: %v allocations; want 0", n)
+	}
+}
+
+// BenchmarkCacheLookup: the counted lookup through the atomic pointer, from
+// every core at once (the hit counter is shared).
+func BenchmarkCacheLookup(b *testing.B) {
+	requireRoot(b)
+	l := newLab(b)
+	c := newCache(b, l)
+	run(b, "ip", "-n", l.g, "neigh", "replace", peerIP.String(), "lladdr", net.HardwareAddr(l.peerMAC[:]).String(), "dev", "ng", "nud", "permanent")
+	waitFor(b, "a permanent entry", c, hasMAC(c, l.ifindex, peerIP, l.peerMAC))
+	b.Run("counted", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				c.Lookup(l.ifindex, peerIP)
+			}
+		})
+	})
+	b.Run("batch-of-64", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				tb := c.Table() // once per batch
+				var hits uint64
+				for range 64 {
+					if _, ok := tb.Lookup(l.ifindex, peerIP); ok {
+						hits++
+					}
+				}
+				c.Account(hits, 64-hits)
+			}
+		})
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/lookup")
+	})
+}
