@@ -98,6 +98,14 @@ type Config struct {
 	// the hard stop. 0 means 15/16 of the sequence space.
 	SoftLimit uint64
 
+	// Seq is where the outbound sequence counter lives (the last number
+	// reserved): cgw-dataplane passes &sa_counters.seq of the SA in the
+	// mmap'd sa_stats map (control/maps), so a restarted dataplane
+	// continues the sequence instead of reusing nonces under the same key.
+	// nil keeps the counter inside the SA (tests). Either way ReserveSeq
+	// is the one place that enforces the limit (RFC 4303 §3.3.3).
+	Seq *uint64
+
 	// Replay is the inbound anti-replay window (dataplane/replay), made
 	// with the same ESN setting; nil disables replay protection, which
 	// RFC 4303 §3.4.3 lets a receiver choose (tests, dummy SAs).
@@ -129,9 +137,11 @@ type SA struct {
 
 	_ [64]byte // keep the hot counter off the read-only fields' cache line
 
-	// seq is the last sequence number reserved; the first packet gets 1
-	// (RFC 4303 §3.3.3).
-	seq       atomic.Uint64
+	// seq points at the last sequence number reserved (Config.Seq, or
+	// own); the first packet gets 1 (RFC 4303 §3.3.3). Accessed only with
+	// sync/atomic: it may be memory shared with another process.
+	own       uint64
+	seq       seqCounter
 	mustRekey atomic.Bool
 	rekeySoon atomic.Bool
 }
@@ -171,6 +181,10 @@ func NewSA(cfg Config) (*SA, error) {
 		replay:   cfg.Replay,
 		sport:    cfg.SrcPort,
 		dport:    cfg.DstPort,
+	}
+	sa.seq = seqCounter{cfg.Seq}
+	if cfg.Seq == nil {
+		sa.seq.p = &sa.own
 	}
 	if sa.ttl == 0 {
 		sa.ttl = DefaultTTL
@@ -294,3 +308,12 @@ func (sa *SA) ReserveSeq(n int) (first uint64, ok bool) {
 func padLen(n, align int) int {
 	return (align - (n+trailerLen)%align) % align
 }
+
+// seqCounter is the outbound counter wherever it lives (Config.Seq), with
+// the atomic.Uint64 method set.
+type seqCounter struct{ p *uint64 }
+
+func (c seqCounter) Load() uint64                    { return atomic.LoadUint64(c.p) }
+func (c seqCounter) Store(v uint64)                  { atomic.StoreUint64(c.p, v) }
+func (c seqCounter) Add(d uint64) uint64             { return atomic.AddUint64(c.p, d) }
+func (c seqCounter) CompareAndSwap(o, n uint64) bool { return atomic.CompareAndSwapUint64(c.p, o, n) }

@@ -140,3 +140,34 @@ func TestReserveSeqConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestExternalSeq: with Config.Seq the counter lives outside the SA (the
+// mmap'd sa_counters.seq in cgw-dataplane): a second SA built on the same
+// counter, as after a dataplane restart, continues the sequence, and the
+// limit is enforced on the shared value.
+func TestExternalSeq(t *testing.T) {
+	s := transform.Suites()[0]
+	c, err := transform.New(s, keymatFor(s, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctr uint64
+	a, err := NewSA(Config{SPI: 0x100, Cipher: c, Seq: &ctr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := a.ReserveSeq(5); !ok || f != 1 || ctr != 5 {
+		t.Fatalf("ReserveSeq(5) = %d, %v, counter %d; want 1, true, 5", f, ok, ctr)
+	}
+	b, err := NewSA(Config{SPI: 0x100, Cipher: c, Seq: &ctr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := b.ReserveSeq(1); !ok || f != 6 {
+		t.Fatalf("restarted SA: ReserveSeq(1) = %d, %v; want 6, true", f, ok)
+	}
+	ctr = 1<<32 - 2
+	if _, ok := b.ReserveSeq(2); ok || !b.MustRekey() {
+		t.Fatalf("ReserveSeq past 2^32-1 on the shared counter succeeded (MustRekey %v)", b.MustRekey())
+	}
+}
