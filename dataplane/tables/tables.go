@@ -1,0 +1,273 @@
+// Package tables is the workers' view of the map contract: from each
+// *maps.Tables snapshot the dataplane builds a View once per generation —
+// ESP SAs ready to use, tunnels with their outbound SA, a route table for
+// longest-prefix match and the gateway's local addresses — and publishes it
+// behind an atomic.Pointer (RCU style, DESIGN §2). A worker loads the
+// pointer once per batch; a View is never modified after it is published.
+//
+// SA objects are cached across generations by SA index and content: an SA
+// that did not change keeps its *esp.SA, its Cipher and above all its
+// *replay.Window, so a route change does not reset anti-replay state, and
+// an SA that is reinstalled with new keys gets fresh ones.
+package tables
+
+import (
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/dataplane/esp"
+	"github.com/cgw-project/cgw/dataplane/replay"
+)
+
+// SA is one SA as the workers use it.
+type SA struct {
+	Index    uint32
+	Tunnel   uint32
+	ESP      *esp.SA
+	Counters *maps.SACounters // live, in memory shared with control: sync/atomic only
+	Replay   *replay.Window   // inbound; nil when the window is off
+	Local    netip.Addr       // outer addresses
+	Remote   netip.Addr
+	// Hard lifetime limits (0: none): the dataplane stops using an
+	// outbound SA that reached one (control rekeys at the soft limit).
+	HardBytes, HardPackets uint64
+}
+
+// Expired reports whether an outbound SA reached a hard lifetime limit.
+// Two atomic loads: call it once per batch.
+func (s *SA) Expired() bool {
+	if s.HardBytes != 0 && atomic.LoadUint64(&s.Counters.Bytes) >= s.HardBytes {
+		return true
+	}
+	return s.HardPackets != 0 && atomic.LoadUint64(&s.Counters.Packets) >= s.HardPackets
+}
+
+// Tunnel is one tunnel's parameters and its current outbound SA.
+type Tunnel struct {
+	ID         uint32
+	Up         bool
+	MTU        int  // inner MTU (1399 for AWS)
+	MSS        int  // TCP MSS clamp, 0 = off
+	ClearDF    bool // fragment DF packets instead of answering "fragmentation needed"
+	TunIfindex int  // slow-path TUN device
+	Inside     netip.Prefix
+	InsideAddr netip.Addr // our address in the inside /30: packets to it go to the slow path
+	Out        *SA        // nil: the tunnel has no usable outbound SA
+}
+
+// View is one generation of the tables as the workers see them.
+type View struct {
+	Generation uint64
+	Inbound    map[uint32]*SA // SPI → SA
+	Tunnels    []*Tunnel      // tunnel id → tunnel; nil when absent
+	Routes     *LPM
+	Local      map[netip.Addr]bpf.CgwLocal
+	// Problems lists SAs and tunnels left out of the view and why (bad
+	// keys, unusable parameters), for the log.
+	Problems []error
+}
+
+// Tunnel returns the tunnel with this id, or nil.
+func (v *View) Tunnel(id uint32) *Tunnel {
+	if id == 0 || int(id) >= len(v.Tunnels) {
+		return nil
+	}
+	return v.Tunnels[id]
+}
+
+// IsLocal reports whether a is an address of the gateway.
+func (v *View) IsLocal(a netip.Addr) bool {
+	_, ok := v.Local[a]
+	return ok
+}
+
+// Route returns the tunnel for dst: the route's tunnel if it is up, else
+// its backup if that is up, else 0 (the XDP program's rule).
+func (v *View) Route(dst netip.Addr) uint32 {
+	r, ok := v.Routes.Lookup(dst)
+	if !ok {
+		return 0
+	}
+	if t := v.Tunnel(r.TunnelId); t != nil && t.Up && t.Out != nil {
+		return t.ID
+	}
+	if t := v.Tunnel(r.BackupTunnelId); t != nil && t.Up && t.Out != nil {
+		return t.ID
+	}
+	return 0
+}
+
+// Builder turns snapshots into Views, keeping SA objects that did not
+// change. One Builder per dataplane; Build is not safe for concurrent use.
+type Builder struct {
+	counters func(saIndex uint32) *maps.SACounters
+	cache    map[uint32]cached
+}
+
+type cached struct {
+	key maps.SA // the SA's parameters with State zeroed: a state change (active → retiring) keeps the object
+	sa  *SA
+}
+
+// NewBuilder returns a Builder; counters gives the live counters of an SA
+// index (maps.Reader.Counters).
+func NewBuilder(counters func(saIndex uint32) *maps.SACounters) *Builder {
+	return &Builder{counters: counters, cache: map[uint32]cached{}}
+}
+
+// Build makes the View of t.
+func (b *Builder) Build(t *maps.Tables) *View {
+	v := &View{
+		Generation: t.Generation,
+		Inbound:    make(map[uint32]*SA, len(t.Inbound)),
+		Tunnels:    make([]*Tunnel, maps.MaxTunnels),
+		Routes:     NewLPM(t.Routes),
+		Local:      make(map[netip.Addr]bpf.CgwLocal, len(t.LocalAddrs)),
+	}
+	for a, k := range t.LocalAddrs {
+		v.Local[a.Unmap()] = k
+	}
+	used := map[uint32]bool{}
+	for spi, in := range t.Inbound {
+		s, err := b.sa(t, in.SaIndex, bpf.CgwSaDirInbound)
+		if err != nil {
+			v.Problems = append(v.Problems, fmt.Errorf("inbound SPI %#08x: %w", spi, err))
+			continue
+		}
+		if s.ESP.SPI() != spi {
+			v.Problems = append(v.Problems, fmt.Errorf("inbound SPI %#08x points at SA %d whose SPI is %#08x: ignored", spi, in.SaIndex, s.ESP.SPI()))
+			continue
+		}
+		used[in.SaIndex] = true
+		v.Inbound[spi] = s
+	}
+	for id := 1; id < len(t.Tunnels) && id < int(maps.MaxTunnels); id++ {
+		tn := t.Tunnels[id]
+		var out uint32
+		if id < len(t.Outbound) {
+			out = t.Outbound[id]
+		}
+		if tn.Flags == 0 && tn.Mtu == 0 && out == 0 {
+			continue // never set
+		}
+		vt := &Tunnel{
+			ID:         uint32(id),
+			Up:         tn.Flags&uint32(bpf.CgwTunnelFlagUp) != 0,
+			MTU:        int(tn.Mtu),
+			MSS:        int(tn.Mss),
+			ClearDF:    tn.Flags&uint32(bpf.CgwTunnelFlagClearDf) != 0,
+			TunIfindex: int(tn.TunIfindex),
+		}
+		if vt.MTU == 0 {
+			vt.MTU = 1399
+		}
+		if a := maps.AddrFrom16(tn.InsideAddr).Unmap(); a.IsValid() && !a.IsUnspecified() {
+			vt.InsideAddr = a
+			if p, err := a.Prefix(int(tn.InsidePrefixlen)); err == nil {
+				vt.Inside = p
+			}
+		}
+		if out != 0 {
+			s, err := b.sa(t, out, bpf.CgwSaDirOutbound)
+			if err != nil {
+				v.Problems = append(v.Problems, fmt.Errorf("tunnel %d: outbound SA %d: %w", id, out, err))
+			} else {
+				used[out] = true
+				vt.Out = s
+			}
+		}
+		v.Tunnels[id] = vt
+	}
+	for idx := range b.cache {
+		if !used[idx] {
+			delete(b.cache, idx)
+		}
+	}
+	return v
+}
+
+// sa returns the SA object of an index, from the cache when its
+// parameters did not change.
+func (b *Builder) sa(t *maps.Tables, idx uint32, dir bpf.CgwSaDir) (*SA, error) {
+	p, ok := t.SAs[idx]
+	if !ok {
+		return nil, fmt.Errorf("SA index %d is referenced but not in the snapshot", idx)
+	}
+	if p.Direction != uint8(dir) {
+		return nil, fmt.Errorf("SA %d has direction %d, want %d", idx, p.Direction, dir)
+	}
+	key := p
+	key.State = 0
+	if c, ok := b.cache[idx]; ok && c.key == key {
+		return c.sa, nil
+	}
+	s, err := b.newSA(idx, &p)
+	if err != nil {
+		return nil, err
+	}
+	b.cache[idx] = cached{key: key, sa: s}
+	return s, nil
+}
+
+func (b *Builder) newSA(idx uint32, p *maps.SA) (*SA, error) {
+	suite, keymat, err := maps.Keys(p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCipher(suite, keymat)
+	if err != nil {
+		return nil, err
+	}
+	ctr := b.counters(idx)
+	if ctr == nil {
+		return nil, fmt.Errorf("SA index %d has no counters (index out of range 1..%d)", idx, maps.MaxSAs-1)
+	}
+	esn := p.Flags&uint32(bpf.CgwSaFlagEsn) != 0
+	s := &SA{
+		Index:       idx,
+		Tunnel:      p.TunnelId,
+		Counters:    ctr,
+		Local:       maps.AddrFrom16(p.LocalAddr).Unmap(),
+		Remote:      maps.AddrFrom16(p.RemoteAddr).Unmap(),
+		HardBytes:   p.LifeHardBytes,
+		HardPackets: p.LifeHardPackets,
+	}
+	cfg := esp.Config{SPI: p.Spi, Cipher: c, ESN: esn}
+	if p.Direction == uint8(bpf.CgwSaDirOutbound) {
+		cfg.Src, cfg.Dst = s.Local, s.Remote
+		cfg.DF = esp.DFCopy
+		// The sequence counter is the mmap'd one: it survives a restart
+		// of this process, and esp.SA.ReserveSeq enforces the limit on it.
+		cfg.Seq = &ctr.Seq
+		if p.Flags&uint32(bpf.CgwSaFlagUdpEncap) != 0 {
+			cfg.UDPEncap, cfg.SrcPort, cfg.DstPort = true, p.EncapSport, p.EncapDport
+		}
+	} else if p.ReplayWindow != 0 {
+		size := min(max(int(p.ReplayWindow), replay.MinSize), replay.MaxSize)
+		w, err := replay.New(size, esn)
+		if err != nil {
+			return nil, err
+		}
+		s.Replay, cfg.Replay = w, w
+	}
+	s.ESP, err = esp.NewSA(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Tables holds the current View for the workers.
+type Tables struct {
+	p atomic.Pointer[View]
+}
+
+// Load returns the current View (nil before the first Store). Workers
+// call it once per batch.
+func (t *Tables) Load() *View { return t.p.Load() }
+
+// Store publishes a View.
+func (t *Tables) Store(v *View) { t.p.Store(v) }

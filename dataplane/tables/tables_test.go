@@ -1,0 +1,232 @@
+package tables
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/crypto/transform"
+)
+
+type counters [maps.MaxSAs]maps.SACounters
+
+func (c *counters) get(i uint32) *maps.SACounters {
+	if i == 0 || i >= maps.MaxSAs {
+		return nil
+	}
+	return &c[i]
+}
+
+func gcm(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir, seed byte) maps.SA {
+	t.Helper()
+	s, err := transform.ParseSuite("aes128gcm16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive), ReplayWindow: 1024}
+	sa.LocalAddr = maps.Addr16(netip.MustParseAddr("192.0.2.10"))
+	sa.RemoteAddr = maps.Addr16(netip.MustParseAddr("203.0.113.1"))
+	km := make([]byte, 20)
+	for i := range km {
+		km[i] = seed + byte(i)
+	}
+	if err := maps.SetKeys(&sa, s, km); err != nil {
+		t.Fatal(err)
+	}
+	return sa
+}
+
+func snapshot(t *testing.T, gen uint64) *maps.Tables {
+	tb := &maps.Tables{
+		Generation: gen,
+		SAs: map[uint32]maps.SA{
+			1: gcm(t, 0x1001, 1, bpf.CgwSaDirInbound, 1),
+			2: gcm(t, 0x2001, 1, bpf.CgwSaDirOutbound, 2),
+		},
+		Inbound:    map[uint32]maps.InboundSA{0x1001: {SaIndex: 1, TunnelId: 1}},
+		Outbound:   make([]uint32, maps.MaxTunnels),
+		Tunnels:    make([]maps.Tunnel, maps.MaxTunnels),
+		LocalAddrs: map[netip.Addr]bpf.CgwLocal{netip.MustParseAddr("::ffff:192.0.2.10"): bpf.CgwLocalOutside},
+		Routes:     []maps.RouteEntry{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Route: maps.Route{TunnelId: 1}}},
+	}
+	tb.Outbound[1] = 2
+	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399, Mss: 1379,
+		InsideAddr: maps.Addr16(netip.MustParseAddr("169.254.10.2")), InsidePrefixlen: 30}
+	return tb
+}
+
+func TestBuild(t *testing.T) {
+	var c counters
+	b := NewBuilder(c.get)
+	v := b.Build(snapshot(t, 2))
+	if len(v.Problems) != 0 {
+		t.Fatalf("problems: %v", v.Problems)
+	}
+	in := v.Inbound[0x1001]
+	if in == nil || in.Replay == nil || in.Replay.Size() != 1024 || in.Tunnel != 1 {
+		t.Fatalf("inbound SA = %+v", in)
+	}
+	tn := v.Tunnel(1)
+	if tn == nil || !tn.Up || tn.MTU != 1399 || tn.MSS != 1379 || tn.Out == nil || tn.InsideAddr != netip.MustParseAddr("169.254.10.2") || tn.Inside.Bits() != 30 {
+		t.Fatalf("tunnel 1 = %+v", tn)
+	}
+	if got := v.Route(netip.MustParseAddr("198.19.4.5")); got != 1 {
+		t.Fatalf("Route = %d, want 1", got)
+	}
+	if got := v.Route(netip.MustParseAddr("198.18.4.5")); got != 0 {
+		t.Fatalf("Route to unrouted = %d, want 0", got)
+	}
+	if !v.IsLocal(netip.MustParseAddr("192.0.2.10")) {
+		t.Fatal("local address not found unmapped")
+	}
+	// The outbound sequence counter is the shared one.
+	first, ok := tn.Out.ESP.ReserveSeq(3)
+	if !ok || first != 1 || c[2].Seq != 3 {
+		t.Fatalf("ReserveSeq = %d, %v; counters.Seq = %d (want 1, true, 3)", first, ok, c[2].Seq)
+	}
+}
+
+// TestCacheKeepsReplayState: a new generation that does not touch an SA
+// keeps its objects (replay window, cipher); a state change keeps them
+// too; new keys under the same index replace them; a dropped SA leaves
+// the cache.
+func TestCacheKeepsReplayState(t *testing.T) {
+	var c counters
+	built := 0
+	defer func(f func(transform.Suite, []byte) (transform.Cipher, error)) { newCipher = f }(newCipher)
+	orig := newCipher
+	newCipher = func(s transform.Suite, k []byte) (transform.Cipher, error) { built++; return orig(s, k) }
+
+	b := NewBuilder(c.get)
+	v1 := b.Build(snapshot(t, 2))
+	in1 := v1.Inbound[0x1001]
+	if _, r := in1.Replay.Check(5); r.String() != "ok" {
+		t.Fatalf("Check = %v", r)
+	}
+	in1.Replay.Update(5)
+
+	s2 := snapshot(t, 4)
+	s2.Routes = append(s2.Routes, maps.RouteEntry{Prefix: netip.MustParsePrefix("198.19.7.0/24"), Route: maps.Route{TunnelId: 1}})
+	sa := s2.SAs[1]
+	sa.State = uint8(bpf.CgwSaStateRetiring)
+	s2.SAs[1] = sa
+	v2 := b.Build(s2)
+	in2 := v2.Inbound[0x1001]
+	if in2 != in1 || v2.Tunnel(1).Out != v1.Tunnel(1).Out {
+		t.Fatal("unchanged SAs were rebuilt: replay state lost")
+	}
+	if in2.Replay.Highest() != 5 {
+		t.Fatalf("replay highest = %d after a new generation, want 5", in2.Replay.Highest())
+	}
+	if built != 2 {
+		t.Fatalf("built %d ciphers over two generations, want 2", built)
+	}
+
+	// Rekey under the same index: new keys, new objects.
+	s3 := snapshot(t, 6)
+	s3.SAs[1] = gcm(t, 0x1001, 1, bpf.CgwSaDirInbound, 9)
+	v3 := b.Build(s3)
+	if v3.Inbound[0x1001] == in1 || v3.Inbound[0x1001].Replay.Highest() != 0 {
+		t.Fatal("SA with new keys kept the old objects")
+	}
+	// Dropped SA leaves the cache.
+	s4 := snapshot(t, 8)
+	delete(s4.Inbound, 0x1001)
+	b.Build(s4)
+	if _, ok := b.cache[1]; ok {
+		t.Fatal("SA 1 still cached after it left the tables")
+	}
+}
+
+func TestOutboundSwitch(t *testing.T) {
+	var c counters
+	b := NewBuilder(c.get)
+	s := snapshot(t, 2)
+	v1 := b.Build(s)
+	s2 := snapshot(t, 4)
+	s2.SAs[3] = gcm(t, 0x3001, 1, bpf.CgwSaDirOutbound, 3)
+	s2.Outbound[1] = 3
+	v2 := b.Build(s2)
+	if v2.Tunnel(1).Out.ESP.SPI() != 0x3001 || v1.Tunnel(1).Out.ESP.SPI() != 0x2001 {
+		t.Fatal("outbound switch not reflected")
+	}
+}
+
+func TestBadSAReported(t *testing.T) {
+	var c counters
+	b := NewBuilder(c.get)
+	s := snapshot(t, 2)
+	sa := s.SAs[1]
+	sa.Direction = uint8(bpf.CgwSaDirOutbound)
+	s.SAs[1] = sa
+	v := b.Build(s)
+	if len(v.Problems) != 1 || v.Inbound[0x1001] != nil {
+		t.Fatalf("problems %v, inbound %v", v.Problems, v.Inbound)
+	}
+}
+
+func TestRouteBackup(t *testing.T) {
+	var c counters
+	b := NewBuilder(c.get)
+	s := snapshot(t, 2)
+	s.Routes[0].BackupTunnelId = 2
+	s.Tunnels[2] = s.Tunnels[1]
+	s.SAs[3] = gcm(t, 0x3001, 2, bpf.CgwSaDirOutbound, 3)
+	s.Outbound[2] = 3
+	s.Tunnels[1].Flags = 0 // down
+	v := b.Build(s)
+	if got := v.Route(netip.MustParseAddr("198.19.0.1")); got != 2 {
+		t.Fatalf("Route with primary down = %d, want backup 2", got)
+	}
+}
+
+// TestLPM compares the table with a linear scan over random prefixes.
+func TestLPM(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var routes []maps.RouteEntry
+	seen := map[netip.Prefix]bool{}
+	for i := 0; i < 300; i++ {
+		var p netip.Prefix
+		if i%3 == 0 {
+			var a [16]byte
+			a[0], a[1], a[2], a[3] = 0x20, 0x01, 0x0d, 0xb8
+			a[4] = byte(r.IntN(4))
+			p = netip.PrefixFrom(netip.AddrFrom16(a), 32+r.IntN(97)).Masked()
+		} else {
+			a := [4]byte{198, 18 + byte(r.IntN(2)), byte(r.IntN(4)), byte(r.IntN(256))}
+			p = netip.PrefixFrom(netip.AddrFrom4(a), r.IntN(33)).Masked()
+		}
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		routes = append(routes, maps.RouteEntry{Prefix: p, Route: maps.Route{TunnelId: uint32(i + 1)}})
+	}
+	l := NewLPM(routes)
+	for i := 0; i < 5000; i++ {
+		var a netip.Addr
+		if i%3 == 0 {
+			var b [16]byte
+			b[0], b[1], b[2], b[3], b[4] = 0x20, 0x01, 0x0d, 0xb8, byte(r.IntN(4))
+			b[15] = byte(r.IntN(256))
+			a = netip.AddrFrom16(b)
+		} else {
+			a = netip.AddrFrom4([4]byte{198, 18 + byte(r.IntN(2)), byte(r.IntN(4)), byte(r.IntN(256))})
+		}
+		best, want := -1, uint32(0)
+		for _, e := range routes {
+			if e.Prefix.Contains(a) && e.Prefix.Bits() > best {
+				best, want = e.Prefix.Bits(), e.Route.TunnelId
+			}
+		}
+		got, ok := l.Lookup(a)
+		if ok != (best >= 0) || got.TunnelId != want {
+			t.Fatalf("Lookup(%v) = %d, %v; want %d", a, got.TunnelId, ok, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { l.Lookup(netip.MustParseAddr("198.18.1.1")) }); n != 0 {
+		t.Fatalf("Lookup allocates %v", n)
+	}
+}
