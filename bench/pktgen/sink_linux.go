@@ -1,0 +1,152 @@
+package pktgen
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+)
+
+// Sink counts and drops every frame a device receives, in XDP.
+type Sink struct {
+	counts *ebpf.Map // per-CPU array, one {packets, bytes} entry
+	prog   *ebpf.Program
+	link   link.Link
+	ncpu   int
+}
+
+type sinkCounts struct{ Packets, Bytes uint64 }
+
+// NewSink attaches the counting program to dev (native XDP) in the
+// calling thread's namespace. Close detaches it.
+func NewSink(dev string) (*Sink, error) {
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return nil, fmt.Errorf("pktgen: sink device %q: %w", dev, err)
+	}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "pktgen_sink", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("pktgen: sink counter map (needs root / CAP_BPF): %w", err)
+	}
+	s := &Sink{counts: m, ncpu: ebpf.MustPossibleCPU()}
+	s.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "pktgen_sink", Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{
+			asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // data
+			asm.LoadMem(asm.R7, asm.R1, 4, asm.Word), // data_end
+			asm.Sub.Reg(asm.R7, asm.R2),              // length (privileged pointer difference)
+			asm.StoreImm(asm.R10, -4, 0, asm.Word),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, -4),
+			asm.LoadMapPtr(asm.R1, m.FD()),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "out"),
+			// Per-CPU values: plain adds, no atomics.
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+			asm.Add.Imm(asm.R1, 1),
+			asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+			asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
+			asm.Add.Reg(asm.R1, asm.R7),
+			asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+			asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("out"),
+			asm.Return(),
+		},
+	})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("pktgen: loading the sink program: %w", err)
+	}
+	s.link, err = link.AttachXDP(link.XDPOptions{Program: s.prog, Interface: ifi.Index, Flags: link.XDPDriverMode})
+	if err != nil {
+		s.prog.Close()
+		m.Close()
+		return nil, fmt.Errorf("pktgen: attaching the sink to %s (native XDP; is another program attached?): %w", dev, err)
+	}
+	return s, nil
+}
+
+// Close detaches and unloads the sink.
+func (s *Sink) Close() error {
+	err := s.link.Close()
+	s.prog.Close()
+	s.counts.Close()
+	return err
+}
+
+// Count returns the frames and bytes (without FCS) received so far.
+func (s *Sink) Count() (packets, bytes uint64, err error) {
+	vals := make([]sinkCounts, s.ncpu)
+	if err := s.counts.Lookup(uint32(0), vals); err != nil {
+		return 0, 0, fmt.Errorf("pktgen: reading the sink counters: %w", err)
+	}
+	for _, v := range vals {
+		packets += v.Packets
+		bytes += v.Bytes
+	}
+	return packets, bytes, nil
+}
+
+// Measurement is what the sink saw during Measure.
+type Measurement struct {
+	Packets, Bytes uint64 // everything that arrived
+	// Span is the time from the first sample that saw traffic to the last
+	// one that saw it grow, and InSpan the packets that arrived between
+	// those two samples: the receive rate is InSpan/Span.
+	Span   time.Duration
+	InSpan uint64
+}
+
+// PPS is the received rate while traffic flowed.
+func (m Measurement) PPS() float64 {
+	if m.Span <= 0 {
+		return 0
+	}
+	return float64(m.InSpan) / m.Span.Seconds()
+}
+
+// pollEvery is the sink's sampling interval; the rate's error is about
+// two intervals over the span.
+const pollEvery = 2 * time.Millisecond
+
+// Measure counts what arrives from now on, until max has passed, or until
+// nothing arrived for idle after traffic was seen.
+func (s *Sink) Measure(ctx context.Context, max, idle time.Duration) (Measurement, error) {
+	p0, b0, err := s.Count()
+	if err != nil {
+		return Measurement{}, err
+	}
+	var (
+		first, last    time.Time
+		pFirst, pl, bl = p0, p0, b0
+		end            = time.Now().Add(max)
+		tick           = time.NewTicker(pollEvery)
+	)
+	defer tick.Stop()
+	for time.Now().Before(end) && ctx.Err() == nil {
+		<-tick.C
+		p, b, err := s.Count()
+		if err != nil {
+			return Measurement{}, err
+		}
+		now := time.Now()
+		if p != pl {
+			if first.IsZero() {
+				first, pFirst = now, p
+			}
+			last, pl, bl = now, p, b
+			continue
+		}
+		if !first.IsZero() && now.Sub(last) > idle {
+			break
+		}
+	}
+	m := Measurement{Packets: pl - p0, Bytes: bl - b0}
+	if !first.IsZero() {
+		m.Span, m.InSpan = last.Sub(first), pl-pFirst
+	}
+	return m, nil
+}
