@@ -101,7 +101,7 @@ var (
 	optRouterAlert = []byte{0x94, 4, 0, 0}                          // copied
 	optRecordRoute = []byte{7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0}       // not copied
 	optTimestamp   = []byte{0x44, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0} // not copied
-	optLSRR        = []byte{0x83, 7, 4, 198, 19, 0, 1}              // copied
+	optLSRR        = []byte{0x83, 7, 4, 198, 19, 0, 20}             // copied; the route ends at dst4, so the UDP pseudo-header destination is unchanged (RFC 791 §3.1)
 	optSecurity    = []byte{0x82, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0}    // copied (RFC 1108)
 	optNop1        = []byte{1}
 	optionPool     = [][]byte{optRouterAlert, optRecordRoute, optTimestamp, optLSRR, optSecurity, optNop1}
