@@ -109,12 +109,25 @@ func TestLabEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The wire (inet's link to the AWS endpoint) carries ESP in
+		// UDP 4500 only: no inner address in clear.
+		capt, err := l.StartCapture(ctx, Inet, fmt.Sprintf("t%d", i+1), "", fmt.Sprintf("wire-t%d", i+1), 200)
+		if err != nil {
+			t.Fatal(err)
+		}
 		p, err := l.Ping(ctx, LAN, VPCHost, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if p.Received != p.Sent {
 			t.Errorf("tunnel %d: ping lan->vpc: %d of %d answered", i+1, p.Received, p.Sent)
+		}
+		wire, err := capt.Stop(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(wire, ".4500: UDP-encap: ESP"); n < 10 || strings.Contains(wire, VPCHost.String()) {
+			t.Errorf("tunnel %d: the wire should show >= 10 ESP-in-UDP packets and no inner address; got %d:\n%s", i+1, n, wire)
 		}
 		r, err := l.Transfer(ctx, LAN, VPC, VPCHost, TransferOptions{Duration: 2 * time.Second})
 		if err != nil {
