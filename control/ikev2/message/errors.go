@@ -1,0 +1,65 @@
+package message
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrSyntax: the message is malformed. Wrapped by every syntax error
+	// (test with errors.Is); in an encrypted, authenticated request the
+	// answer is INVALID_SYNTAX (§3.10.1), otherwise drop it.
+	ErrSyntax = errors.New("ikev2: invalid syntax")
+	// ErrIntegrity: the Encrypted payload's ICV (or GCM tag) does not
+	// verify. Drop the message without answering (§2.21.2): it may be
+	// forged.
+	ErrIntegrity = errors.New("ikev2: Encrypted payload integrity check failed")
+	// ErrNotEncrypted: DecodeEncrypted was given a message without an
+	// Encrypted payload.
+	ErrNotEncrypted = errors.New("ikev2: message has no Encrypted (SK) payload")
+)
+
+type syntaxError struct{ msg string }
+
+func (e *syntaxError) Error() string        { return "ikev2: invalid syntax: " + e.msg }
+func (e *syntaxError) Is(target error) bool { return target == ErrSyntax }
+
+func syntaxf(format string, args ...any) error {
+	return &syntaxError{fmt.Sprintf(format, args...)}
+}
+
+// VersionError: the header's major version is not 2. §2.5: drop the
+// message; if it is a request, answer with an unprotected INVALID_MAJOR_VERSION
+// notification carrying Version.
+type VersionError struct{ Major, Minor uint8 }
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("ikev2: peer speaks IKE version %d.%d; only 2.x is supported (answer INVALID_MAJOR_VERSION)", e.Major, e.Minor)
+}
+
+// CriticalPayloadError: a payload of a type this package does not know
+// has the critical bit set (§2.5). Reject the whole message and answer
+// UNSUPPORTED_CRITICAL_PAYLOAD with the type as data (§3.10.1).
+type CriticalPayloadError struct{ Type PayloadType }
+
+func (e *CriticalPayloadError) Error() string {
+	return fmt.Sprintf("ikev2: unsupported critical payload type %d (answer UNSUPPORTED_CRITICAL_PAYLOAD)", uint8(e.Type))
+}
+
+// NotifyFor maps a Decode/DecodeEncrypted error to the error notification
+// the state machine should send back (only for requests; §2.21), with its
+// Notification Data. ok is false for errors that must not be answered:
+// ErrIntegrity and errors that are not from this package.
+func NotifyFor(err error) (n Notify, ok bool) {
+	var ve *VersionError
+	var ce *CriticalPayloadError
+	switch {
+	case errors.As(err, &ve):
+		return Notify{NotifyType: INVALID_MAJOR_VERSION, Data: []byte{Version}}, true
+	case errors.As(err, &ce):
+		return Notify{NotifyType: UNSUPPORTED_CRITICAL_PAYLOAD, Data: []byte{byte(ce.Type)}}, true
+	case errors.Is(err, ErrSyntax):
+		return Notify{NotifyType: INVALID_SYNTAX}, true
+	}
+	return Notify{}, false
+}

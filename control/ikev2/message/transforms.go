@@ -1,0 +1,260 @@
+package message
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/cgw-project/cgw/crypto/transform"
+)
+
+// TransformType is a Transform Type (§3.3.2).
+type TransformType uint8
+
+// Transform types (§3.3.2). TransformDH is "Key Exchange Method" in
+// later RFCs.
+const (
+	TransformENCR  TransformType = 1
+	TransformPRF   TransformType = 2
+	TransformINTEG TransformType = 3
+	TransformDH    TransformType = 4
+	TransformESN   TransformType = 5
+)
+
+func (t TransformType) String() string {
+	switch t {
+	case TransformENCR:
+		return "ENCR"
+	case TransformPRF:
+		return "PRF"
+	case TransformINTEG:
+		return "INTEG"
+	case TransformDH:
+		return "DH"
+	case TransformESN:
+		return "ESN"
+	}
+	return fmt.Sprintf("TRANSFORM_TYPE_%d", uint8(t))
+}
+
+// Encryption algorithm IDs (Transform Type 1). The two AWS uses are
+// crypto/transform's, so control and dataplane name them the same way;
+// the others are here so a peer's offer can be logged by name.
+const (
+	ENCR_3DES              transform.EncrID = 3
+	ENCR_NULL              transform.EncrID = 11
+	ENCR_AES_CBC                            = transform.ENCR_AES_CBC // RFC 3602
+	ENCR_AES_CTR           transform.EncrID = 13
+	ENCR_AES_CCM_8         transform.EncrID = 14
+	ENCR_AES_CCM_12        transform.EncrID = 15
+	ENCR_AES_CCM_16        transform.EncrID = 16
+	ENCR_AES_GCM_8         transform.EncrID = 18
+	ENCR_AES_GCM_12        transform.EncrID = 19
+	ENCR_AES_GCM_16                         = transform.ENCR_AES_GCM_16 // RFC 4106, RFC 5282
+	ENCR_CAMELLIA_CBC      transform.EncrID = 23
+	ENCR_CHACHA20_POLY1305 transform.EncrID = 28
+)
+
+// Integrity algorithm IDs (Transform Type 3), crypto/transform's plus
+// names for logging.
+const (
+	AUTH_NONE                                = transform.AUTH_NONE
+	AUTH_HMAC_MD5_96       transform.IntegID = 1
+	AUTH_HMAC_SHA1_96                        = transform.AUTH_HMAC_SHA1_96
+	AUTH_AES_XCBC_96       transform.IntegID = 5
+	AUTH_AES_CMAC_96       transform.IntegID = 8
+	AUTH_HMAC_SHA2_256_128                   = transform.AUTH_HMAC_SHA2_256_128
+	AUTH_HMAC_SHA2_384_192                   = transform.AUTH_HMAC_SHA2_384_192
+	AUTH_HMAC_SHA2_512_256                   = transform.AUTH_HMAC_SHA2_512_256
+)
+
+// PRFID is a pseudorandom function ID (Transform Type 2).
+type PRFID uint16
+
+// PRF IDs (§3.3.2, RFC 4868).
+const (
+	PRF_HMAC_MD5      PRFID = 1
+	PRF_HMAC_SHA1     PRFID = 2
+	PRF_AES128_XCBC   PRFID = 4
+	PRF_HMAC_SHA2_256 PRFID = 5
+	PRF_HMAC_SHA2_384 PRFID = 6
+	PRF_HMAC_SHA2_512 PRFID = 7
+	PRF_AES128_CMAC   PRFID = 8
+)
+
+// DHGroup is a Diffie-Hellman group ID (Transform Type 4); the values
+// are crypto/dh's IDs.
+type DHGroup uint16
+
+// DH groups (§3.3.2, RFC 3526, RFC 5903, RFC 5114, RFC 8031).
+const (
+	DH_NONE        DHGroup = 0
+	MODP_768       DHGroup = 1
+	MODP_1024      DHGroup = 2
+	MODP_1536      DHGroup = 5
+	MODP_2048      DHGroup = 14
+	MODP_3072      DHGroup = 15
+	MODP_4096      DHGroup = 16
+	MODP_6144      DHGroup = 17
+	MODP_8192      DHGroup = 18
+	ECP_256        DHGroup = 19
+	ECP_384        DHGroup = 20
+	ECP_521        DHGroup = 21
+	MODP_1024_S160 DHGroup = 22
+	MODP_2048_S224 DHGroup = 23
+	MODP_2048_S256 DHGroup = 24
+	ECP_192        DHGroup = 25
+	ECP_224        DHGroup = 26
+	ECP_224_BP     DHGroup = 27
+	ECP_256_BP     DHGroup = 28
+	ECP_384_BP     DHGroup = 29
+	ECP_512_BP     DHGroup = 30
+	CURVE_25519    DHGroup = 31
+	CURVE_448      DHGroup = 32
+)
+
+// ESN IDs (Transform Type 5).
+const (
+	NoESN uint16 = 0
+	ESN   uint16 = 1
+)
+
+// Names follow strongSwan's proposal keywords so operators can compare
+// logs with a swanctl.conf: "aes128", "aes256gcm16", "sha256",
+// "prfsha256", "modp2048", "ecp256", "curve25519", "esn".
+var (
+	encrNames = map[transform.EncrID]string{
+		ENCR_3DES: "3des", ENCR_NULL: "null", ENCR_AES_CBC: "aes%d", ENCR_AES_CTR: "aes%dctr",
+		ENCR_AES_CCM_8: "aes%dccm8", ENCR_AES_CCM_12: "aes%dccm12", ENCR_AES_CCM_16: "aes%dccm16",
+		ENCR_AES_GCM_8: "aes%dgcm8", ENCR_AES_GCM_12: "aes%dgcm12", ENCR_AES_GCM_16: "aes%dgcm16",
+		ENCR_CAMELLIA_CBC: "camellia%d", ENCR_CHACHA20_POLY1305: "chacha20poly1305",
+	}
+	integNames = map[transform.IntegID]string{
+		AUTH_NONE: "none", AUTH_HMAC_MD5_96: "md5", AUTH_HMAC_SHA1_96: "sha1", AUTH_AES_XCBC_96: "aesxcbc",
+		AUTH_AES_CMAC_96: "aescmac", AUTH_HMAC_SHA2_256_128: "sha256", AUTH_HMAC_SHA2_384_192: "sha384",
+		AUTH_HMAC_SHA2_512_256: "sha512",
+	}
+	prfNames = map[PRFID]string{
+		PRF_HMAC_MD5: "prfmd5", PRF_HMAC_SHA1: "prfsha1", PRF_AES128_XCBC: "prfaesxcbc",
+		PRF_HMAC_SHA2_256: "prfsha256", PRF_HMAC_SHA2_384: "prfsha384", PRF_HMAC_SHA2_512: "prfsha512",
+		PRF_AES128_CMAC: "prfaescmac",
+	}
+	dhNames = map[DHGroup]string{
+		DH_NONE: "none", MODP_768: "modp768", MODP_1024: "modp1024", MODP_1536: "modp1536",
+		MODP_2048: "modp2048", MODP_3072: "modp3072", MODP_4096: "modp4096", MODP_6144: "modp6144",
+		MODP_8192: "modp8192", ECP_256: "ecp256", ECP_384: "ecp384", ECP_521: "ecp521",
+		MODP_1024_S160: "modp1024s160", MODP_2048_S224: "modp2048s224", MODP_2048_S256: "modp2048s256",
+		ECP_192: "ecp192", ECP_224: "ecp224", ECP_224_BP: "ecp224bp", ECP_256_BP: "ecp256bp",
+		ECP_384_BP: "ecp384bp", ECP_512_BP: "ecp512bp", CURVE_25519: "curve25519", CURVE_448: "curve448",
+	}
+)
+
+func (g DHGroup) String() string {
+	if s, ok := dhNames[g]; ok {
+		return s
+	}
+	return fmt.Sprintf("dh%d", uint16(g))
+}
+
+func (p PRFID) String() string {
+	if s, ok := prfNames[p]; ok {
+		return s
+	}
+	return fmt.Sprintf("prf%d", uint16(p))
+}
+
+// KeyLengthAttr is the only transform attribute IKEv2 defines (§3.3.5):
+// the key length in bits, type 14, TV format.
+const KeyLengthAttr = 14
+
+// Attribute is a transform attribute other than Key Length, kept so that
+// a proposal carrying one can be refused (§3.3.6) and re-encoded.
+type Attribute struct {
+	Type  uint16 // 15 bits
+	TV    bool   // TV format: Value is the 2-byte value
+	Value []byte
+}
+
+// Transform is one transform substructure (§3.3.2).
+type Transform struct {
+	Type TransformType
+	ID   uint16
+	// KeyLength is the Key Length attribute in bits, 0 when absent.
+	// AES transforms carry it; it must match exactly in selection.
+	KeyLength uint16
+	// Attrs are attributes other than Key Length (none are defined;
+	// a transform with any is never selected, §3.3.6).
+	Attrs []Attribute
+}
+
+// EncrTransform is an ENCR transform; keyBits is 0 for fixed-key ciphers.
+func EncrTransform(id transform.EncrID, keyBits uint16) Transform {
+	return Transform{Type: TransformENCR, ID: uint16(id), KeyLength: keyBits}
+}
+
+// IntegTransform is an INTEG transform.
+func IntegTransform(id transform.IntegID) Transform {
+	return Transform{Type: TransformINTEG, ID: uint16(id)}
+}
+
+// PRFTransform is a PRF transform.
+func PRFTransform(id PRFID) Transform { return Transform{Type: TransformPRF, ID: uint16(id)} }
+
+// DHTransform is a DH (key exchange method) transform.
+func DHTransform(g DHGroup) Transform { return Transform{Type: TransformDH, ID: uint16(g)} }
+
+// ESNTransform is an ESN transform: ESN (1) when on, NoESN (0) otherwise.
+func ESNTransform(on bool) Transform {
+	if on {
+		return Transform{Type: TransformESN, ID: ESN}
+	}
+	return Transform{Type: TransformESN, ID: NoESN}
+}
+
+// String is strongSwan's keyword for the transform ("aes128", "sha256",
+// "prfsha256", "modp2048", "esn"), or "ENCR_99" style for unknown IDs.
+func (t Transform) String() string {
+	var s string
+	switch t.Type {
+	case TransformENCR:
+		if f, ok := encrNames[transform.EncrID(t.ID)]; ok {
+			// "%d" marks where the key length goes; a fixed-key cipher
+			// given one anyway shows it in parentheses.
+			switch {
+			case strings.Contains(f, "%d"):
+				k := ""
+				if t.KeyLength != 0 {
+					k = strconv.Itoa(int(t.KeyLength))
+				}
+				s = strings.Replace(f, "%d", k, 1)
+			case t.KeyLength != 0:
+				s = fmt.Sprintf("%s(%d)", f, t.KeyLength)
+			default:
+				s = f
+			}
+		}
+	case TransformINTEG:
+		s = integNames[transform.IntegID(t.ID)]
+	case TransformPRF:
+		s = prfNames[PRFID(t.ID)]
+	case TransformDH:
+		s = dhNames[DHGroup(t.ID)]
+	case TransformESN:
+		switch t.ID {
+		case NoESN:
+			s = "noesn"
+		case ESN:
+			s = "esn"
+		}
+	}
+	if s == "" {
+		s = fmt.Sprintf("%s_%d", t.Type, t.ID)
+		if t.KeyLength != 0 {
+			s += fmt.Sprintf("(%d)", t.KeyLength)
+		}
+	}
+	if len(t.Attrs) > 0 {
+		s += "+attrs"
+	}
+	return s
+}
