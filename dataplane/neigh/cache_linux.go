@@ -35,7 +35,7 @@ type Options struct {
 
 // Stats are the cache's counters, for the metrics exporter.
 type Stats struct {
-	Hits, Misses    uint64 // Cache.Lookup/NextHop/MACFor and Account
+	Hits, Misses    uint64 // Cache.Lookup, Cache.MACFor and Account
 	Publishes       uint64 // new tables published
 	Resyncs         uint64 // netlink subscriptions restarted after an error
 	Errors          uint64 // netlink errors (subscription, dump, resolve)
@@ -219,6 +219,11 @@ func (c *Cache) LastError() error {
 }
 
 func (c *Cache) fail(err error) {
+	select {
+	case <-c.done:
+		return // the sockets closing under netlink's receivers after Close
+	default:
+	}
 	c.errs.Add(1)
 	c.lastErr.Store(&err)
 }
@@ -381,8 +386,8 @@ func (c *Cache) loadRoutes() error {
 // applyNeigh folds one neighbour message into c.neigh and reports whether a
 // lookup's answer changed (REACHABLE→STALE with the same MAC does not).
 func (c *Cache) applyNeigh(typ uint16, n *netlink.Neigh) bool {
-	if n.Family != unix.AF_INET && n.Family != unix.AF_INET6 {
-		return false // bridge FDB and the like
+	if n.Family != unix.AF_INET && n.Family != unix.AF_INET6 || n.Flags&netlink.NTF_PROXY != 0 {
+		return false // bridge FDB, proxy ARP/ND entries: not next hops
 	}
 	if c.links != nil && !c.links[n.LinkIndex] {
 		return false

@@ -93,6 +93,7 @@ type Device struct {
 	ns      netns.NsHandle
 	close   sync.Once
 	closed  atomic.Bool
+	trunc   atomic.Uint64
 
 	// Read and Write state, kept here so the callbacks handed to the poller
 	// are method values made once: no allocation per batch.
@@ -289,8 +290,8 @@ func (d *Device) BatchSize() int { return 64 }
 // Read reads packets into bufs[i][offset:], setting sizes[i], and returns
 // how many it read. It blocks (parking the goroutine) until at least one
 // packet is there, then takes every packet already queued, up to
-// min(len(bufs), len(sizes)). Each buffer must hold MTU bytes after offset;
-// the kernel truncates a longer packet. After Close it returns
+// min(len(bufs), len(sizes)). Each buffer should hold MTU bytes after
+// offset: a longer packet is dropped and counted (Truncated). After Close it returns
 // os.ErrClosed.
 func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	d.rbufs, d.rsizes, d.roff, d.rn, d.rerr = bufs, sizes, offset, 0, nil
@@ -310,13 +311,18 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 // readable and call again".
 func (d *Device) doRead(fd uintptr) bool {
 	for d.rn < len(d.rbufs) && d.rn < len(d.rsizes) {
-		n, err := unix.Read(int(fd), d.rbufs[d.rn][d.roff:])
-		switch err {
-		case nil:
+		b := d.rbufs[d.rn][d.roff:]
+		n, err := unix.Read(int(fd), b)
+		switch {
+		case err == nil && n == len(b) && declaredLen(b) > n:
+			// The kernel fills the buffer and drops the rest silently; the
+			// IP header's length tells: drop the cut packet.
+			d.trunc.Add(1)
+		case err == nil:
 			d.rsizes[d.rn] = n
 			d.rn++
-		case unix.EINTR:
-		case unix.EAGAIN:
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
 			return d.rn > 0
 		default:
 			d.rerr = err
@@ -325,6 +331,22 @@ func (d *Device) doRead(fd uintptr) bool {
 	}
 	return true
 }
+
+// declaredLen returns the length the IP header of p claims (RFC 791 total
+// length, RFC 8200 payload length + 40), or 0 if it cannot tell.
+func declaredLen(p []byte) int {
+	switch {
+	case len(p) >= 4 && p[0]>>4 == 4:
+		return int(p[2])<<8 | int(p[3])
+	case len(p) >= 6 && p[0]>>4 == 6:
+		return 40 + (int(p[4])<<8 | int(p[5]))
+	}
+	return 0
+}
+
+// Truncated returns how many packets Read dropped because they did not fit
+// the buffer they were read into.
+func (d *Device) Truncated() uint64 { return d.trunc.Load() }
 
 // Write injects each bufs[i][offset:] as a packet received on the
 // interface, and returns how many the kernel took. A packet the kernel

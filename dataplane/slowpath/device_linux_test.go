@@ -484,3 +484,34 @@ func BenchmarkEcho(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "echoes/s")
 }
+
+// TestTruncated: a packet longer than the read buffer is dropped and
+// counted, not handed on cut short.
+func TestTruncated(t *testing.T) {
+	requireRoot(t)
+	ns := newNS(t)
+	d := newDevice(t, ns, "cgwsp-trunc")
+	var c *net.UDPConn
+	if err := inNS(ns, func() (err error) {
+		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(awsAddr, 9)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(make([]byte, 1000))
+	c.Write(make([]byte, 10))
+	bufs := [][]byte{make([]byte, 200), make([]byte, 200)}
+	sizes := make([]int, 2)
+	got := 0
+	for got == 0 {
+		n, err := d.Read(bufs, sizes, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = n
+	}
+	if got != 1 || sizes[0] != 20+8+10 || d.Truncated() != 1 {
+		t.Fatalf("read %d packets (first %d bytes), %d truncated; want the 38-byte one and 1 truncated", got, sizes[0], d.Truncated())
+	}
+}
