@@ -14,6 +14,7 @@ import (
 
 const (
 	xdpDrop = 1
+	xdpPass = 2
 	xdpTX   = 3
 )
 

@@ -38,8 +38,6 @@ func pair(t *testing.T) (nsA, nsB string, macB net.HardwareAddr) {
 	for _, ns := range []string{nsA, nsB} {
 		sh(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		// No IPv6 autoconfiguration chatter in the counts.
-		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 	}
 	sh(t, "ip", "-n", nsA, "link", "add", "ga", "type", "veth", "peer", "name", "gb", "netns", nsB)
 	sh(t, "ip", "-n", nsA, "link", "set", "ga", "up")

@@ -11,7 +11,9 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// Sink counts and drops every frame a device receives, in XDP.
+// Sink counts and drops every IPv4 frame a device receives, in XDP, and
+// passes the rest (ARP, so the sender can resolve the sink's address;
+// IPv6 autoconfiguration chatter, which would skew the count) to the stack.
 type Sink struct {
 	counts *ebpf.Map // per-CPU array, one {packets, bytes} entry
 	prog   *ebpf.Program
@@ -38,7 +40,12 @@ func NewSink(dev string) (*Sink, error) {
 		Instructions: asm.Instructions{
 			asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // data
 			asm.LoadMem(asm.R7, asm.R1, 4, asm.Word), // data_end
-			asm.Sub.Reg(asm.R7, asm.R2),              // length (privileged pointer difference)
+			asm.Mov.Reg(asm.R3, asm.R2),
+			asm.Add.Imm(asm.R3, 14),
+			asm.JGT.Reg(asm.R3, asm.R7, "pass"),
+			asm.LoadMem(asm.R3, asm.R2, 12, asm.Half),
+			asm.JNE.Imm(asm.R3, 0x0008, "pass"), // EtherType 0x0800 (read little-endian)
+			asm.Sub.Reg(asm.R7, asm.R2),         // length (privileged pointer difference)
 			asm.StoreImm(asm.R10, -4, 0, asm.Word),
 			asm.Mov.Reg(asm.R2, asm.R10),
 			asm.Add.Imm(asm.R2, -4),
@@ -53,6 +60,8 @@ func NewSink(dev string) (*Sink, error) {
 			asm.Add.Reg(asm.R1, asm.R7),
 			asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
 			asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("out"),
+			asm.Return(),
+			asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
 			asm.Return(),
 		},
 	})
