@@ -254,7 +254,11 @@ func DecodeEncrypted(raw []byte, keys *Keys) (*Message, error) {
 		return m, syntaxf("Encrypted payload pad length %d exceeds the %d-byte plaintext", padLen, len(pt))
 	}
 	inner, err := decodeChain(pt[:len(pt)-1-padLen], sk.NextPayload, false)
-	m.Payloads = append(m.Payloads[:len(m.Payloads)-1], inner...)
+	if outer := m.Payloads[:len(m.Payloads)-1]; len(outer) > 0 {
+		m.Payloads = append(outer, inner...)
+	} else {
+		m.Payloads = inner
+	}
 	return m, err
 }
 
