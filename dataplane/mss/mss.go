@@ -33,7 +33,7 @@ type Result uint8
 const (
 	Clamped   Result = iota // SYN whose MSS option exceeded the limit: rewritten
 	WithinMSS               // SYN whose MSS option is at or below the limit
-	NoMSS                   // SYN without an MSS option (left alone, as AWS does)
+	NoMSS                   // SYN without an MSS option: left alone, as AWS does; the peer then assumes 536 (IPv4) or 1220 (IPv6), below any limit (RFC 9293 §3.7.1)
 	NotSYN                  // TCP segment without SYN: the common case
 	NotTCP                  // not TCP (or TCP behind AH/ESP, which must not be altered)
 	Fragment                // IPv4/IPv6 non-first fragment: no TCP header here
