@@ -82,17 +82,20 @@ type Cache struct {
 type subscription[T any] struct {
 	ch   chan T
 	done chan struct{}
+	once sync.Once
 }
 
 // close ends the subscription. netlink's receiving goroutine may be blocked
 // handing over an update, so the channel is drained until netlink closes it.
 func (s *subscription[T]) close() {
 	if s != nil {
-		close(s.done)
-		go func() {
-			for range s.ch {
-			}
-		}()
+		s.once.Do(func() {
+			close(s.done)
+			go func() {
+				for range s.ch {
+				}
+			}()
+		})
 	}
 }
 
@@ -295,7 +298,7 @@ func (c *Cache) subscribeNeigh() error {
 	}
 	list, err := dump(func() ([]netlink.Neigh, error) { return c.h.NeighList(0, netlink.FAMILY_ALL) })
 	if err != nil {
-		close(s.done)
+		s.close()
 		return fmt.Errorf("neigh: listing neighbours: %w", err)
 	}
 	c.neighSub.close()
@@ -317,7 +320,7 @@ func (c *Cache) subscribeRoutes() error {
 		return fmt.Errorf("neigh: subscribing to route changes: %w", err)
 	}
 	if err := c.loadRoutes(); err != nil {
-		close(s.done)
+		s.close()
 		return err
 	}
 	c.routeSub.close()

@@ -305,3 +305,26 @@ func BenchmarkCacheLookup(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/lookup")
 	})
 }
+
+// TestResync: when the neighbour subscription dies (as on ENOBUFS after an
+// overflow), the cache subscribes again, re-dumps, drops entries deleted
+// meanwhile and keeps following.
+func TestResync(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	c := newCache(t, l)
+	a, b := netip.MustParseAddr("198.18.210.5"), netip.MustParseAddr("198.18.210.6")
+	mac := [6]byte{0x02, 0xcb, 0, 0, 5, 1}
+	run(t, "ip", "-n", l.g, "neigh", "replace", a.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
+	waitFor(t, "a permanent entry", c, hasMAC(c, l.ifindex, a, mac))
+
+	c.neighSub.close() // kill the subscription under the cache (read-only access to neighSub: run only replaces it after this)
+	run(t, "ip", "-n", l.g, "neigh", "del", a.String(), "dev", "ng")
+	waitFor(t, "a resubscription", c, func() bool { return c.Stats().Resyncs >= 1 })
+	waitFor(t, "the entry deleted during the gap to disappear", c, absent(c, l.ifindex, a))
+	run(t, "ip", "-n", l.g, "neigh", "replace", b.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
+	waitFor(t, "a new entry after the resubscription", c, hasMAC(c, l.ifindex, b, mac))
+	if c.Stats().Errors == 0 || c.LastError() == nil {
+		t.Errorf("the dead subscription was not counted as an error: %+v", c.Stats())
+	}
+}
