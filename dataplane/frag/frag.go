@@ -29,7 +29,10 @@ const (
 )
 
 // Reason says what became of one packet. Every drop has its own reason so
-// the worker can count drops per reason (VPP-style node counters).
+// the worker can count drops per reason (VPP-style node counters). The
+// order is part of the API: r <= Fragmented means the packet goes on into
+// the tunnel; every later reason drops it (FragNeeded and PacketTooBig
+// after building an ICMP error).
 type Reason uint8
 
 const (
