@@ -411,9 +411,9 @@ func (c *Cache) applyNeigh(typ uint16, n *netlink.Neigh) bool {
 }
 
 func (c *Cache) publish() {
-	t := &Table{neigh: maps.Clone(c.neigh), routes: make(map[routeKey]nextHop, len(c.routes))}
-	if t.neigh == nil {
-		t.neigh = map[neighKey][6]byte{}
+	t := newTable(len(c.neigh), len(c.routes))
+	for k, mac := range c.neigh {
+		t.addNeigh(int(k.ifindex), netip.AddrFrom16(k.addr), mac)
 	}
 	for _, r := range c.routes {
 		t.addRoute(r)

@@ -40,47 +40,53 @@ type Route struct {
 	Metric  int
 }
 
-// neighKey is the map key: fixed size, no pointers, so hashing and lookup
-// neither allocate nor chase pointers. IPv4 addresses are kept as
-// IPv4-mapped IPv6 (netip.Addr.As16).
+// neighKey keys an IPv6 neighbour: fixed size, no pointers, so hashing and
+// lookup neither allocate nor chase pointers. IPv4 neighbours, the common
+// case, use a uint64 key (ifindex<<32 | address), which hashes faster.
 type neighKey struct {
 	ifindex int32
 	addr    [16]byte
 }
 
-// routeKey is a destination masked to one prefix length.
+// routeKey is an IPv6 destination masked to one prefix length; IPv4 routes
+// use bits<<32 | masked address.
 type routeKey struct {
-	v6   bool
 	bits uint8
 	addr [16]byte
 }
 
 type nextHop struct {
 	ifindex int32
-	gw      [16]byte
-	hasGW   bool
+	gw      netip.Addr // invalid when on-link
 	metric  int
 }
 
-// Table is one immutable snapshot of neighbours and routes. The zero Table
-// (and a nil *Table) is empty: every lookup misses.
+// Table is one immutable snapshot of neighbours and routes. A nil *Table
+// is empty: every lookup misses.
 type Table struct {
-	neigh  map[neighKey][6]byte
-	routes map[routeKey]nextHop
+	neigh4  map[uint64][6]byte
+	neigh6  map[neighKey][6]byte
+	routes4 map[uint64]nextHop
+	routes6 map[routeKey]nextHop
 	// Prefix lengths present, longest first, per family: the longest-prefix
 	// match probes one map entry per length present (a handful on a gateway).
 	lens4, lens6 []uint8
 }
 
+func neigh4Key(ifindex int, a4 [4]byte) uint64 {
+	return uint64(uint32(ifindex))<<32 | uint64(be32(a4))
+}
+
+func be32(a [4]byte) uint32 {
+	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+}
+
 // NewTable builds a table from neighbours and routes. Of several routes to
 // the same prefix the one with the lowest metric wins, as in the kernel.
 func NewTable(neighs []Neighbour, routes []Route) *Table {
-	t := &Table{
-		neigh:  make(map[neighKey][6]byte, len(neighs)),
-		routes: make(map[routeKey]nextHop, len(routes)),
-	}
+	t := newTable(len(neighs), len(routes))
 	for _, n := range neighs {
-		t.neigh[neighKey{int32(n.Ifindex), n.Addr.As16()}] = n.MAC
+		t.addNeigh(n.Ifindex, n.Addr, n.MAC)
 	}
 	for _, r := range routes {
 		t.addRoute(r)
@@ -88,26 +94,45 @@ func NewTable(neighs []Neighbour, routes []Route) *Table {
 	return t
 }
 
+func newTable(neighs, routes int) *Table {
+	return &Table{
+		neigh4: make(map[uint64][6]byte, neighs), neigh6: map[neighKey][6]byte{},
+		routes4: make(map[uint64]nextHop, routes), routes6: map[routeKey]nextHop{},
+	}
+}
+
+func (t *Table) addNeigh(ifindex int, a netip.Addr, mac [6]byte) {
+	if a = a.Unmap(); a.Is4() {
+		t.neigh4[neigh4Key(ifindex, a.As4())] = mac
+	} else {
+		t.neigh6[neighKey{int32(ifindex), a.As16()}] = mac
+	}
+}
+
 func (t *Table) addRoute(r Route) {
 	p := r.Prefix.Masked()
 	if !p.IsValid() {
 		return
 	}
-	k := routeKey{v6: p.Addr().Is6(), bits: uint8(p.Bits()), addr: p.Addr().As16()}
-	nh := nextHop{ifindex: int32(r.Ifindex), metric: r.Metric}
-	if r.Gateway.IsValid() {
-		nh.gw, nh.hasGW = r.Gateway.As16(), true
-	}
-	if old, ok := t.routes[k]; ok && old.metric <= nh.metric {
-		return
-	}
-	t.routes[k] = nh
+	nh := nextHop{ifindex: int32(r.Ifindex), gw: r.Gateway.Unmap(), metric: r.Metric}
+	bits := uint8(p.Bits())
 	lens := &t.lens4
-	if k.v6 {
+	if a := p.Addr(); a.Is4() {
+		k := uint64(bits)<<32 | uint64(be32(a.As4()))
+		if old, ok := t.routes4[k]; ok && old.metric <= nh.metric {
+			return
+		}
+		t.routes4[k] = nh
+	} else {
+		k := routeKey{bits: bits, addr: a.As16()}
+		if old, ok := t.routes6[k]; ok && old.metric <= nh.metric {
+			return
+		}
+		t.routes6[k] = nh
 		lens = &t.lens6
 	}
-	if !slices.Contains(*lens, k.bits) {
-		*lens = append(*lens, k.bits)
+	if !slices.Contains(*lens, bits) {
+		*lens = append(*lens, bits)
 		slices.Sort(*lens)
 		slices.Reverse(*lens)
 	}
@@ -119,7 +144,11 @@ func (t *Table) Lookup(ifindex int, ip netip.Addr) (mac [6]byte, ok bool) {
 	if t == nil {
 		return mac, false
 	}
-	mac, ok = t.neigh[neighKey{int32(ifindex), ip.As16()}]
+	if ip.Is4() || ip.Is4In6() {
+		mac, ok = t.neigh4[neigh4Key(ifindex, ip.Unmap().As4())]
+	} else {
+		mac, ok = t.neigh6[neighKey{int32(ifindex), ip.As16()}]
+	}
 	return mac, ok
 }
 
@@ -129,23 +158,35 @@ func (t *Table) NextHop(dst netip.Addr) (Hop, bool) {
 	if t == nil || !dst.IsValid() {
 		return Hop{}, false
 	}
-	a := dst.As16()
-	v6 := !dst.Is4() && !dst.Is4In6()
-	lens, base := t.lens4, 12 // IPv4 bits start at byte 12 of the mapped form
-	if v6 {
-		lens, base = t.lens6, 0
-	}
-	for _, bits := range lens {
-		k := routeKey{v6: v6, bits: bits, addr: maskFrom(a, base, int(bits))}
-		if nh, ok := t.routes[k]; ok {
-			h := Hop{Ifindex: int(nh.ifindex), Addr: dst}
-			if nh.hasGW {
-				h.Addr = addrOf(nh.gw, v6)
+	var nh nextHop
+	ok := false
+	if dst = dst.Unmap(); dst.Is4() {
+		a := be32(dst.As4())
+		for _, bits := range t.lens4 {
+			mask := uint32(0)
+			if bits > 0 {
+				mask = ^uint32(0) << (32 - bits)
 			}
-			return h, true
+			if nh, ok = t.routes4[uint64(bits)<<32|uint64(a&mask)]; ok {
+				break
+			}
+		}
+	} else {
+		a := dst.As16()
+		for _, bits := range t.lens6 {
+			if nh, ok = t.routes6[routeKey{bits: bits, addr: maskFrom(a, 0, int(bits))}]; ok {
+				break
+			}
 		}
 	}
-	return Hop{}, false
+	if !ok {
+		return Hop{}, false
+	}
+	h := Hop{Ifindex: int(nh.ifindex), Addr: dst}
+	if nh.gw.IsValid() {
+		h.Addr = nh.gw
+	}
+	return h, true
 }
 
 // MACFor is what a worker forwarding to dst needs: the next hop and its MAC.
@@ -165,7 +206,7 @@ func (t *Table) Len() (neighbours, routes int) {
 	if t == nil {
 		return 0, 0
 	}
-	return len(t.neigh), len(t.routes)
+	return len(t.neigh4) + len(t.neigh6), len(t.routes4) + len(t.routes6)
 }
 
 // maskFrom keeps the first bits bits of a counted from byte base and zeroes
@@ -182,11 +223,4 @@ func maskFrom(a [16]byte, base, bits int) [16]byte {
 		}
 	}
 	return a
-}
-
-func addrOf(a [16]byte, v6 bool) netip.Addr {
-	if v6 {
-		return netip.AddrFrom16(a)
-	}
-	return netip.AddrFrom4([4]byte(a[12:16]))
 }
