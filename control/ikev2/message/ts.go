@@ -128,11 +128,13 @@ func (p *TrafficSelectors) String() string {
 	return strings.Join(s, " ")
 }
 
-const tsHeaderLen = 8 // type, protocol, length, ports
+// maxSelectors caps a TS payload's selectors: AWS sends one, a
+// policy-based peer a handful; the count byte would allow 255.
+const maxSelectors = 64
 
 func (p *TrafficSelectors) appendBody(b []byte) ([]byte, error) {
-	if len(p.Selectors) == 0 || len(p.Selectors) > 255 {
-		return nil, fmt.Errorf("%s with %d selectors (want 1–255)", p.Type(), len(p.Selectors))
+	if len(p.Selectors) == 0 || len(p.Selectors) > maxSelectors {
+		return nil, fmt.Errorf("%s with %d selectors (want 1–%d)", p.Type(), len(p.Selectors), maxSelectors)
 	}
 	b = append(b, byte(len(p.Selectors)), 0, 0, 0)
 	for _, ts := range p.Selectors {
@@ -168,11 +170,11 @@ func (p *TrafficSelectors) decodeBody(b []byte) error {
 		return syntaxf("%s payload body of %d bytes, needs at least 4", p.Type(), len(b))
 	}
 	n := int(b[0])
-	if n == 0 {
-		return syntaxf("%s payload with no selectors", p.Type())
+	if n == 0 || n > maxSelectors {
+		return syntaxf("%s payload with %d selectors (want 1–%d)", p.Type(), n, maxSelectors)
 	}
 	b = b[4:]
-	p.Selectors = make([]TrafficSelector, 0, min(n, len(b)/tsHeaderLen))
+	p.Selectors = make([]TrafficSelector, 0, min(n, len(b)/4))
 	for i := 0; i < n; i++ {
 		if len(b) < 4 {
 			return syntaxf("%s selector %d header needs 4 bytes, %d left", p.Type(), i+1, len(b))
