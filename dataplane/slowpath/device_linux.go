@@ -3,6 +3,7 @@ package slowpath
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -26,7 +27,8 @@ type Config struct {
 	// Addrs are the gateway's inside addresses with their prefix, e.g.
 	// 169.254.44.90/30 (the /30's second usable address). Without an IPv6
 	// address, IPv6 is disabled on the interface so the kernel sends no
-	// router solicitations or MLD reports into the tunnel.
+	// router solicitations or MLD reports into the tunnel; with one, the
+	// interface gets no link-local address (addr_gen_mode none).
 	Addrs []netip.Prefix
 	// MTU of the interface; 0 means MTU (1399).
 	MTU int
@@ -238,6 +240,14 @@ func (d *Device) configure(cfg Config) error {
 		}
 		if err := d.h.AddrReplace(link, a); err != nil {
 			return fmt.Errorf("slowpath: adding address %v to %s: %w (is it on another interface?)", p, d.name, err)
+		}
+	}
+	if cfg.hasIPv6() && link.Attrs().Flags&net.FlagUp == 0 {
+		// No link-local address (addr_gen_mode none): BGP over IPv6 uses
+		// the configured inside address, and the kernel then has no reason
+		// to send router solicitations into the tunnel.
+		if err := d.h.LinkSetIP6AddrGenMode(link, 1); err != nil {
+			return fmt.Errorf("slowpath: setting addr_gen_mode none on %s: %w", d.name, err)
 		}
 	}
 	if err := d.h.LinkSetUp(link); err != nil {

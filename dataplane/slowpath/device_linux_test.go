@@ -515,3 +515,31 @@ func TestTruncated(t *testing.T) {
 		t.Fatalf("read %d packets (first %d bytes), %d truncated; want the 38-byte one and 1 truncated", got, sizes[0], d.Truncated())
 	}
 }
+
+// TestIPv6: an IPv6 inside address is configured without a link-local one.
+func TestIPv6(t *testing.T) {
+	requireRoot(t)
+	ns := newNS(t)
+	d, err := Create(ns, Config{Name: "cgwsp-v6", Addrs: []netip.Prefix{gwAddr, netip.MustParsePrefix("2001:db8:44::2/126")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "cgwsp-v6").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "2001:db8:44::2/126") || !strings.Contains(string(out), "169.254.44.90/30") || strings.Contains(string(out), "fe80") {
+		t.Fatalf("addresses of cgwsp-v6: want 169.254.44.90/30 and 2001:db8:44::2/126, no link-local (%v):\n%s", err, out)
+	}
+	// The kernel routes traffic for the /126 into the TUN too.
+	var c *net.UDPConn
+	if err := inNS(ns, func() (err error) {
+		c, err = net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("[2001:db8:44::1]:9")))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("v6"))
+	readPackets(t, d, 1, func(p []byte) bool {
+		return len(p) >= 40 && p[0]>>4 == 6 && p[6] == 17 && netip.AddrFrom16([16]byte(p[24:40])) == netip.MustParseAddr("2001:db8:44::1")
+	})
+}
