@@ -1,0 +1,71 @@
+package b2b
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func requireE2E(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: needs root and namespaces; run without -short")
+	}
+	if miss := Prereqs(); len(miss) > 0 {
+		t.Fatalf("end-to-end: missing prerequisites: %s", strings.Join(miss, ", "))
+	}
+}
+
+// TestTopologyUpDown builds the topology without dataplanes, checks every
+// link and the installed tables, and that Down leaves nothing behind.
+func TestTopologyUpDown(t *testing.T) {
+	requireE2E(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tp := New(Options{Prefix: "b2bt"})
+	t.Cleanup(func() { tp.Down() })
+	if err := tp.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Without dataplanes the sites' kernels answer for their own addresses
+	// but forward nothing (ip_forward 0: no plaintext past a stopped gateway).
+	for _, p := range []struct{ from, to string }{{LAN, AInside.String()}, {VPC, BInside.String()}, {Wire, AOutside.String()}, {Wire, BOutside.String()}} {
+		if out, err := tp.Exec(ctx, p.from, "ping", "-c", "1", "-W", "2", p.to); err != nil {
+			t.Errorf("ping %s from %s: %v\n%s", p.to, p.from, err, out)
+		}
+	}
+	if _, err := tp.Exec(ctx, LAN, "ping", "-c", "1", "-W", "1", VPCHost.String()); err == nil {
+		t.Errorf("lan reached vpc with no dataplane running: a site forwards in plaintext")
+	}
+	for _, s := range []*Site{tp.A, tp.B} {
+		tb, err := s.Reader.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tb.Inbound) != 1 || tb.Outbound[TunnelID] == 0 || len(tb.Routes) != 1 || tb.Tunnels[TunnelID].Flags&1 == 0 {
+			t.Errorf("site %s tables: %d inbound SAs, outbound %d, %d routes, tunnel flags %#x; want 1, set, 1, up",
+				s.Name, len(tb.Inbound), tb.Outbound[TunnelID], len(tb.Routes), tb.Tunnels[TunnelID].Flags)
+		}
+	}
+	if err := tp.StartDataplane(tp.A); err == nil {
+		t.Errorf("StartDataplane without a binary succeeded")
+	}
+	if err := tp.Down(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range Roles {
+		if _, err := os.Stat("/run/netns/" + tp.NS(r)); err == nil {
+			t.Errorf("namespace %s left behind", tp.NS(r))
+		}
+	}
+	for _, s := range []*Site{tp.A, tp.B} {
+		if _, err := os.Stat("/sys/fs/bpf/cgw/" + s.Instance); err == nil {
+			t.Errorf("pinned maps of %s left behind", s.Instance)
+		}
+	}
+	if _, err := os.Stat(tp.Dir); err == nil {
+		t.Errorf("state directory %s left behind", tp.Dir)
+	}
+}
