@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	pcapfile "github.com/cgw-project/cgw/dataplane/packet/pcap"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,7 +126,7 @@ func TestTsharkDecryptsEncap(t *testing.T) {
 		tampered = append(tampered, len(pkts))
 	}
 	pcap := filepath.Join(dir, "esp.pcap")
-	if err := writePcap(pcap, pkts); err != nil {
+	if err := pcapfile.WriteFile(pcap, pcapfile.LinkTypeIPv4, pkts); err != nil {
 		t.Fatal(err)
 	}
 	// A private configuration directory holds the SA table (the esp_sa UAT

@@ -2,6 +2,7 @@ package frag
 
 import (
 	"encoding/binary"
+	"github.com/cgw-project/cgw/dataplane/packet/pcap"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -9,31 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
-
-// writePcap writes IP packets to a classic pcap file with LINKTYPE_RAW
-// (101), so tshark dissects from the IP header.
-func writePcap(path string, pkts [][]byte) error {
-	b := make([]byte, 24)
-	binary.LittleEndian.PutUint32(b[0:], 0xa1b2c3d4)
-	binary.LittleEndian.PutUint16(b[4:], 2)
-	binary.LittleEndian.PutUint16(b[6:], 4)
-	binary.LittleEndian.PutUint32(b[16:], 65535)
-	binary.LittleEndian.PutUint32(b[20:], 101)
-	ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i, p := range pkts {
-		var rh [16]byte
-		t := ts.Add(time.Duration(i) * time.Millisecond)
-		binary.LittleEndian.PutUint32(rh[0:], uint32(t.Unix()))
-		binary.LittleEndian.PutUint32(rh[4:], uint32(t.Nanosecond()/1000))
-		binary.LittleEndian.PutUint32(rh[8:], uint32(len(p)))
-		binary.LittleEndian.PutUint32(rh[12:], uint32(len(p)))
-		b = append(b, rh[:]...)
-		b = append(b, p...)
-	}
-	return os.WriteFile(path, b, 0o644)
-}
 
 // TestTsharkAgrees has an independent dissector reassemble our fragments
 // of UDP datagrams (with options, various MTUs) and check the IP header
@@ -101,7 +78,7 @@ func TestTsharkAgrees(t *testing.T) {
 	if p := os.Getenv("FRAG_PCAP"); p != "" {
 		path = p
 	}
-	if err := writePcap(path, pkts); err != nil {
+	if err := pcap.WriteFile(path, pcap.LinkTypeRaw, pkts); err != nil {
 		t.Fatal(err)
 	}
 	fields := []string{"ip.checksum.status", "ip.reassembled.length", "udp.length", "udp.checksum.status",
