@@ -23,7 +23,7 @@ func kwTransform(k string) Transform {
 		EncrTransform(ENCR_AES_CBC, 128), EncrTransform(ENCR_AES_CBC, 256),
 		EncrTransform(ENCR_AES_GCM_16, 128), EncrTransform(ENCR_AES_GCM_16, 256),
 		IntegTransform(AUTH_HMAC_SHA1_96), IntegTransform(AUTH_HMAC_SHA2_256_128),
-		IntegTransform(AUTH_NONE),
+		IntegTransform(AUTH_HMAC_SHA2_384_192), IntegTransform(AUTH_HMAC_SHA2_512_256), IntegTransform(AUTH_NONE),
 		PRFTransform(PRF_HMAC_SHA1), PRFTransform(PRF_HMAC_SHA2_256),
 		DHTransform(MODP_1024), DHTransform(MODP_2048), DHTransform(ECP_256),
 		ESNTransform(true), ESNTransform(false),
