@@ -554,34 +554,29 @@ func (s *Site) DataplanePid() int {
 	return s.proc.Process.Pid
 }
 
-// WaitDataplane waits until the site's dataplane has bound its sockets:
-// the XSKMAPs hold a socket for queue 0 on both sides. It fails early if
-// the process exits.
+// WaitDataplane waits until the site's dataplane is ready: it attaches
+// its XDP programs after creating and registering its sockets, so both
+// NICs carrying a native XDP program means ready. It fails early if the
+// process exits.
 func (t *Topology) WaitDataplane(ctx context.Context, s *Site, timeout time.Duration) error {
 	end := time.Now().Add(timeout)
 	for time.Now().Before(end) && ctx.Err() == nil {
-		if s.proc == nil || s.proc.ProcessState != nil || !alive(s.proc.Process.Pid) {
+		if s.proc == nil || !alive(s.proc.Process.Pid) {
 			return fmt.Errorf("b2b: site %s: cgw-dataplane is not running; its log:\n%s", s.Name, s.DataplaneLog())
 		}
-		if bound(s.Objs) {
+		if t.xdpAttached(ctx, s.Role, InsideDev) && t.xdpAttached(ctx, s.Role, OutsideDev) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("b2b: site %s: cgw-dataplane did not bind its AF_XDP sockets within %v; its log:\n%s", s.Name, timeout, s.DataplaneLog())
+	return fmt.Errorf("b2b: site %s: cgw-dataplane did not attach its XDP programs within %v; its log:\n%s", s.Name, timeout, s.DataplaneLog())
 }
 
-// bound reports whether both XSKMAPs have an entry for queue 0.
-func bound(o *bpf.Objects) bool {
-	for _, m := range []interface {
-		Lookup(key, value any) error
-	}{o.XsksInside, o.XsksOutside} {
-		var fd uint32
-		if err := m.Lookup(uint32(0), &fd); err != nil {
-			return false
-		}
-	}
-	return true
+// xdpAttached reports whether dev in role's namespace has a native XDP
+// program.
+func (t *Topology) xdpAttached(ctx context.Context, role, dev string) bool {
+	out, err := run(ctx, "ip", "-n", t.NS(role), "link", "show", "dev", dev)
+	return err == nil && strings.Contains(out, "prog/xdp id")
 }
 
 // StopDataplane ends a site's dataplane by pid: SIGTERM, or SIGKILL when
