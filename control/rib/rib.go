@@ -652,3 +652,26 @@ func formatPath(as []uint32) string {
 	}
 	return strings.Join(s, " ")
 }
+
+// InstalledPerTunnel counts the installed routes of each tunnel (as
+// primary), in tunnel order.
+func (r *RIB) InstalledPerTunnel() []TunnelCount {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]TunnelCount, len(r.tunnels))
+	for i, t := range r.tunnels {
+		out[i].Tunnel = t
+	}
+	for _, e := range r.entries {
+		if e.installed.TunnelId != 0 {
+			out[r.byID[e.installed.TunnelId]].Routes++
+		}
+	}
+	return out
+}
+
+// TunnelCount is a tunnel and a number of routes.
+type TunnelCount struct {
+	Tunnel Tunnel
+	Routes int
+}
