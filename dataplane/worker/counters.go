@@ -131,6 +131,7 @@ type Counters struct {
 	// BatchSizes counts received batches by size: bucket i holds sizes
 	// ≤ BatchBuckets[i].
 	BatchSizes [len(BatchBuckets)]uint64
+	BatchSum   uint64 // packets in all batches (the histogram's sum)
 	RingFull   uint64 // TX descriptors refused by a full ring
 	Wakeups    uint64 // poll() calls after the busy-poll found nothing
 	Idle       uint64 // empty busy-poll rounds
@@ -149,6 +150,7 @@ type Counters struct {
 var BatchBuckets = [...]int{1, 2, 4, 8, 16, 32, 64, 128, 256}
 
 func (c *Counters) batch(n int) {
+	c.BatchSum += uint64(n)
 	for i, b := range BatchBuckets {
 		if n <= b {
 			c.BatchSizes[i]++
