@@ -49,13 +49,13 @@ func (s *SA) Expired() bool {
 type Tunnel struct {
 	ID         uint32
 	Up         bool
-	MTU        int  // inner MTU (1399 for AWS)
-	MSS        int  // TCP MSS clamp, 0 = off
-	ClearDF    bool // fragment DF packets instead of answering "fragmentation needed"
-	TunIfindex int  // slow-path TUN device
-	Inside     netip.Prefix
-	InsideAddr netip.Addr // our address in the inside /30: packets to it go to the slow path
-	Out        *SA        // nil: the tunnel has no usable outbound SA
+	MTU        int          // inner MTU (1399 for AWS)
+	MSS        int          // TCP MSS clamp, 0 = off
+	ClearDF    bool         // fragment DF packets instead of answering "fragmentation needed"
+	TunIfindex int          // slow-path TUN device
+	Inside     netip.Prefix // our inside address with the /30's length (169.254.10.2/30), as an interface address
+	InsideAddr netip.Addr   // our address in the inside /30: packets to it go to the slow path
+	Out        *SA          // nil: the tunnel has no usable outbound SA
 }
 
 // View is one generation of the tables as the workers see them.
@@ -166,8 +166,8 @@ func (b *Builder) Build(t *maps.Tables) *View {
 		}
 		if a := maps.AddrFrom16(tn.InsideAddr).Unmap(); a.IsValid() && !a.IsUnspecified() {
 			vt.InsideAddr = a
-			if p, err := a.Prefix(int(tn.InsidePrefixlen)); err == nil {
-				vt.Inside = p
+			if bits := int(tn.InsidePrefixlen); bits > 0 && bits <= a.BitLen() {
+				vt.Inside = netip.PrefixFrom(a, bits) // not masked: the interface address
 			}
 		}
 		if out != 0 {

@@ -69,7 +69,7 @@ func TestBuild(t *testing.T) {
 		t.Fatalf("inbound SA = %+v", in)
 	}
 	tn := v.Tunnel(1)
-	if tn == nil || !tn.Up || tn.MTU != 1399 || tn.MSS != 1379 || tn.Out == nil || tn.InsideAddr != netip.MustParseAddr("169.254.10.2") || tn.Inside.Bits() != 30 {
+	if tn == nil || !tn.Up || tn.MTU != 1399 || tn.MSS != 1379 || tn.Out == nil || tn.InsideAddr != netip.MustParseAddr("169.254.10.2") || tn.Inside != netip.MustParsePrefix("169.254.10.2/30") {
 		t.Fatalf("tunnel 1 = %+v", tn)
 	}
 	if got := v.Route(netip.MustParseAddr("198.19.4.5")); got != 1 {

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/crypto/transform"
+)
+
+// site is one gateway of the smoke test: namespaces <p>la (LAN host),
+// <p>a (gateway) for site A, <p>lb and <p>b for site B.
+type site struct {
+	ns, lanNS     string
+	instance      string
+	outside, peer netip.Addr
+
+	insideT         netip.Addr // our tunnel inside address
+	route           netip.Prefix
+	outSPI, inSPI   uint32
+	outSeed, inSeed byte
+	proc            *exec.Cmd
+	starts          int
+	log             string
+	objs            *bpf.Objects
+	w               *maps.Writer
+}
+
+func sh(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func need(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: needs root and namespaces; run without -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("end-to-end test needs root (network namespaces, XDP, AF_XDP)")
+	}
+	for _, c := range []string{"ip", "ping", "ethtool"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Fatalf("end-to-end test needs %s installed", c)
+		}
+	}
+}
+
+func buildBinary(t *testing.T) string {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	bin := filepath.Join(t.TempDir(), "cgw-dataplane")
+	cmd := exec.Command(goBin, "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building cgw-dataplane: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func gcm(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir, seed byte, local, remote netip.Addr) maps.SA {
+	s, err := transform.ParseSuite("aes128gcm16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive), ReplayWindow: 1024,
+		LocalAddr: maps.Addr16(local), RemoteAddr: maps.Addr16(remote)}
+	km := make([]byte, 20)
+	for i := range km {
+		km[i] = seed * byte(i+3)
+	}
+	if err := maps.SetKeys(&sa, s, km); err != nil {
+		t.Fatal(err)
+	}
+	return sa
+}
+
+// install writes the static SAs, the tunnel and the route of a site.
+func (s *site) install(t *testing.T) {
+	var err error
+	if s.objs, err = bpf.LoadPinned(s.instance); err != nil {
+		t.Fatal(err)
+	}
+	if s.w, err = maps.NewWriter(s.objs); err != nil {
+		t.Fatal(err)
+	}
+	w := s.w
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(w.SetTunnel(1, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399, Mss: 1379,
+		LocalAddr: maps.Addr16(s.outside), RemoteAddr: maps.Addr16(s.peer),
+		InsideAddr: maps.Addr16(s.insideT), InsidePrefixlen: 30}))
+	must(w.InstallInboundSA(1, gcm(t, s.inSPI, 1, bpf.CgwSaDirInbound, s.inSeed, s.outside, s.peer)))
+	must(w.InstallSA(2, gcm(t, s.outSPI, 1, bpf.CgwSaDirOutbound, s.outSeed, s.outside, s.peer)))
+	must(w.SetOutboundSA(1, 2))
+	must(w.AddRoute(s.route, maps.Route{TunnelId: 1}))
+	must(w.AddLocalAddr(s.outside, bpf.CgwLocalOutside))
+}
+
+func (s *site) start(t *testing.T, bin string) {
+	lf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	// nsenter, not ip netns exec: ip netns exec remounts /sys, which
+	// hides /sys/fs/bpf, so the dataplane would mount a bpffs of its own
+	// and never see the maps this test pinned.
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+s.ns, bin, "-instance", s.instance, "-inside-if", "in0", "-outside-if", "out0",
+		"-cpus", "0", "-metrics", "127.0.0.1:19472")
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.proc = cmd
+	// Up when it logs its start line (or dies).
+	prev := s.starts
+	s.starts++
+	for i := 0; i < 100; i++ {
+		b, _ := os.ReadFile(s.log)
+		if strings.Count(string(b), "worker(s) on CPUs") > prev {
+			return
+		}
+		if cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(s.log)
+	t.Fatalf("%s: cgw-dataplane did not start; log:\n%s", s.ns, b)
+}
+
+func (s *site) stop(t *testing.T) {
+	if s.proc == nil {
+		return
+	}
+	s.proc.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.proc.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.proc.Process.Kill()
+		<-done
+		t.Errorf("%s: cgw-dataplane ignored SIGTERM for 5 s", s.ns)
+	}
+	s.proc = nil
+}
+
+func pingCount(ns, dst string, n int) (int, string) {
+	out, _ := exec.Command("ip", "netns", "exec", ns, "ping", "-n", "-c", fmt.Sprint(n), "-i", "0.2", "-W", "1", dst).CombinedOutput()
+	var got int
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "received") {
+			fmt.Sscanf(strings.Split(l, ", ")[1], "%d received", &got)
+		}
+	}
+	return got, string(out)
+}
+
+// TestSmokeBackToBack: two dataplanes with static SAs back to back;
+// pings between the two LANs and between the tunnel inside addresses
+// (slow path); a restart of one dataplane continues its sequence numbers.
+func TestSmokeBackToBack(t *testing.T) {
+	need(t)
+	bin := buildBinary(t)
+	p := fmt.Sprintf("cdp%d", os.Getpid()%100000)
+	nsA, nsB, nsLA, nsLB := p+"a", p+"b", p+"la", p+"lb"
+	for _, ns := range []string{nsA, nsB, nsLA, nsLB} {
+		sh(t, "ip", "netns", "add", ns)
+	}
+	dir := t.TempDir()
+	a := &site{ns: nsA, lanNS: nsLA, instance: p + "-a", outside: netip.MustParseAddr("192.0.2.10"), peer: netip.MustParseAddr("192.0.2.11"),
+		insideT: netip.MustParseAddr("169.254.10.2"), route: netip.MustParsePrefix("198.19.0.0/24"),
+		outSPI: 0xa0000001, inSPI: 0xb0000001, outSeed: 1, inSeed: 2, log: filepath.Join(dir, "a.log")}
+	b := &site{ns: nsB, lanNS: nsLB, instance: p + "-b", outside: netip.MustParseAddr("192.0.2.11"), peer: netip.MustParseAddr("192.0.2.10"),
+		insideT: netip.MustParseAddr("169.254.10.1"), route: netip.MustParsePrefix("198.18.0.0/24"),
+		outSPI: 0xb0000001, inSPI: 0xa0000001, outSeed: 2, inSeed: 1, log: filepath.Join(dir, "b.log")}
+	t.Cleanup(func() {
+		for _, s := range []*site{a, b} {
+			if t.Failed() {
+				m, _ := exec.Command("nsenter", "--net=/run/netns/"+s.ns, "curl", "-s", "http://127.0.0.1:19472/metrics").CombinedOutput()
+				var keep []string
+				for _, l := range strings.Split(string(m), "\n") {
+					if !strings.HasPrefix(l, "#") && !strings.HasSuffix(l, " 0") && !strings.Contains(l, "go_") {
+						keep = append(keep, l)
+					}
+				}
+				l, _ := exec.Command("ip", "-n", s.ns, "-br", "addr").CombinedOutput()
+				t.Logf("%s metrics (non-zero):\n%s\n%s", s.ns, strings.Join(keep, "\n"), l)
+			}
+			s.stop(t)
+			if s.w != nil {
+				s.w.Close()
+			}
+			if s.objs != nil {
+				s.objs.Close()
+			}
+			bpf.Remove(s.instance)
+			if t.Failed() {
+				l, _ := os.ReadFile(s.log)
+				t.Logf("%s log:\n%s", s.ns, l)
+			}
+		}
+		for _, ns := range []string{nsA, nsB, nsLA, nsLB} {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
+	})
+	ipn := func(ns string, args ...string) { sh(t, append([]string{"ip", "-n", ns}, args...)...) }
+	sh(t, "ip", "link", "add", "l0", "netns", nsLA, "type", "veth", "peer", "in0", "netns", nsA)
+	sh(t, "ip", "link", "add", "out0", "netns", nsA, "type", "veth", "peer", "out0", "netns", nsB)
+	sh(t, "ip", "link", "add", "l0", "netns", nsLB, "type", "veth", "peer", "in0", "netns", nsB)
+	ipn(nsLA, "addr", "add", "198.18.0.2/24", "dev", "l0")
+	ipn(nsA, "addr", "add", "198.18.0.1/24", "dev", "in0")
+	ipn(nsA, "addr", "add", "192.0.2.10/24", "dev", "out0")
+	ipn(nsB, "addr", "add", "192.0.2.11/24", "dev", "out0")
+	ipn(nsB, "addr", "add", "198.19.0.1/24", "dev", "in0")
+	ipn(nsLB, "addr", "add", "198.19.0.2/24", "dev", "l0")
+	for _, l := range [][2]string{{nsLA, "l0"}, {nsA, "in0"}, {nsA, "out0"}, {nsB, "out0"}, {nsB, "in0"}, {nsLB, "l0"}} {
+		ipn(l[0], "link", "set", l[1], "up")
+		ipn(l[0], "link", "set", "lo", "up")
+		sh(t, "ip", "netns", "exec", l[0], "ethtool", "-K", l[1], "tx", "off")
+	}
+	ipn(nsLA, "route", "add", "default", "via", "198.18.0.1")
+	ipn(nsLB, "route", "add", "default", "via", "198.19.0.1")
+
+	a.install(t)
+	b.install(t)
+	a.start(t, bin)
+	b.start(t, bin)
+
+	// The first packets may go while ARP resolves (no_neighbour drops).
+	got, out := pingCount(nsLA, "198.19.0.2", 10)
+	if got < 5 {
+		t.Fatalf("LAN A → LAN B through two dataplanes: %d of 10 replies\n%s", got, out)
+	}
+	ca, _ := a.w.ReadSACounters(2)
+	cb, _ := b.w.ReadSACounters(1)
+	if ca.Packets == 0 || ca.Seq == 0 || cb.Packets == 0 || cb.Seq == 0 {
+		t.Fatalf("per-SA counters: A outbound %+v, B inbound %+v", ca, cb)
+	}
+
+	// Slow path: the kernel of B pings A's tunnel inside address through
+	// the TUN devices.
+	got, out = pingCount(nsB, "169.254.10.2", 5)
+	if got < 3 {
+		t.Fatalf("tunnel inside address via the slow path: %d of 5 replies\n%s", got, out)
+	}
+
+	// Restart A: its outbound sequence continues from the shared counter.
+	before, _ := a.w.ReadSACounters(2)
+	a.stop(t)
+	a.start(t, bin)
+	got, out = pingCount(nsLA, "198.19.0.2", 5)
+	if got < 3 {
+		t.Fatalf("after restarting A: %d of 5 replies\n%s", got, out)
+	}
+	after, _ := a.w.ReadSACounters(2)
+	if after.Seq <= before.Seq {
+		t.Fatalf("A's outbound seq went from %d to %d across the restart", before.Seq, after.Seq)
+	}
+	cbi, _ := b.w.ReadSACounters(1)
+	if cbi.DropReplay != 0 {
+		t.Fatalf("B dropped %d packets as replays after A restarted: sequence numbers were reused", cbi.DropReplay)
+	}
+}
