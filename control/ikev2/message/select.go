@@ -1,5 +1,7 @@
 package message
 
+import "slices"
+
 // Select is the responder's proposal choice (§2.7, §3.3.6): it returns
 // one of the initiator's proposals (theirs), reduced to a single
 // transform of each type, that our configuration (ours) accepts.
@@ -89,6 +91,18 @@ func match(ours, theirs Proposal) (Proposal, bool) {
 			out.Transforms = append(out.Transforms, *t)
 		}
 	}
+	// List the chosen transforms in the order the initiator wrote them:
+	// the answer is then a subsequence of its proposal (as strongSwan's
+	// answers are).
+	pos := func(x Transform) int {
+		for i, t := range theirs.Transforms {
+			if t.Type == x.Type && t.ID == x.ID && t.KeyLength == x.KeyLength {
+				return i
+			}
+		}
+		return len(theirs.Transforms)
+	}
+	slices.SortStableFunc(out.Transforms, func(a, b Transform) int { return pos(a) - pos(b) })
 	return out, true
 }
 
