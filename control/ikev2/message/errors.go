@@ -28,12 +28,17 @@ func syntaxf(format string, args ...any) error {
 	return &syntaxError{fmt.Sprintf(format, args...)}
 }
 
-// VersionError: the header's major version is not 2. §2.5: drop the
-// message; if it is a request, answer with an unprotected INVALID_MAJOR_VERSION
-// notification carrying Version.
+// VersionError: the header's major version is not 2. Major 1 is IKEv1
+// (RFC 2409), which shares UDP 500/4500: hand the datagram to the IKEv1
+// implementation. A higher major version is dropped and, for a request,
+// answered with an unprotected INVALID_MAJOR_VERSION carrying Version
+// (§2.5); NotifyFor does only the latter.
 type VersionError struct{ Major, Minor uint8 }
 
 func (e *VersionError) Error() string {
+	if e.Major < 2 {
+		return fmt.Sprintf("ikev2: message is IKE version %d.%d, not IKEv2", e.Major, e.Minor)
+	}
 	return fmt.Sprintf("ikev2: peer speaks IKE version %d.%d; only 2.x is supported (answer INVALID_MAJOR_VERSION)", e.Major, e.Minor)
 }
 
@@ -55,6 +60,9 @@ func NotifyFor(err error) (n Notify, ok bool) {
 	var ce *CriticalPayloadError
 	switch {
 	case errors.As(err, &ve):
+		if ve.Major < 2 {
+			return Notify{}, false // §2.5 answers only higher versions
+		}
 		return Notify{NotifyType: INVALID_MAJOR_VERSION, Data: []byte{Version}}, true
 	case errors.As(err, &ce):
 		return Notify{NotifyType: UNSUPPORTED_CRITICAL_PAYLOAD, Data: []byte{byte(ce.Type)}}, true

@@ -245,6 +245,25 @@ func newPayload(t PayloadType) Payload {
 	return nil
 }
 
+// Reply returns the header of the response to a request with header h
+// (§3.1): same SPIs, exchange and message ID, the R flag set, and the I
+// flag set exactly when the request's was clear (the request's sender is
+// the other party). Fill SPIr when answering IKE_SA_INIT.
+func (h *Header) Reply() Header {
+	return Header{
+		SPIi: h.SPIi, SPIr: h.SPIr, Exchange: h.Exchange, MessageID: h.MessageID,
+		Flags: FlagResponse | (h.Flags&FlagInitiator ^ FlagInitiator),
+	}
+}
+
+// ErrorReply is the response to the request with header h carrying one
+// notification: the unprotected answer to an IKE_SA_INIT (INVALID_KE_PAYLOAD,
+// NO_PROPOSAL_CHOSEN, COOKIE) or, encoded with EncodeEncrypted, to a
+// protected request (§2.21).
+func (h *Header) ErrorReply(n Notify) *Message {
+	return &Message{Header: h.Reply(), Payloads: []Payload{&n}}
+}
+
 // Find returns the first payload of type T in m, or nil.
 func Find[T Payload](m *Message) T {
 	for _, p := range m.Payloads {

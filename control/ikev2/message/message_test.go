@@ -269,3 +269,33 @@ func TestNames(t *testing.T) {
 		}
 	}
 }
+
+func TestReply(t *testing.T) {
+	req := Header{SPIi: spi(1), Exchange: IKE_SA_INIT, Flags: FlagInitiator, MessageID: 0}
+	r := req.Reply()
+	if r.Flags != FlagResponse || r.SPIi != req.SPIi || r.Exchange != IKE_SA_INIT || r.MessageID != 0 {
+		t.Errorf("reply to the initiator: %v", r)
+	}
+	// A request from the original responder (e.g. AWS rekeying) is
+	// answered by the original initiator: I and R both set.
+	req = Header{SPIi: spi(1), SPIr: spi(2), Exchange: CREATE_CHILD_SA, Flags: 0, MessageID: 7}
+	if r := req.Reply(); r.Flags != FlagResponse|FlagInitiator || r.MessageID != 7 || r.SPIr != req.SPIr {
+		t.Errorf("reply to the responder: %v", r)
+	}
+	m := req.ErrorReply(Notify{NotifyType: INVALID_KE_PAYLOAD, Data: []byte{0, 14}})
+	raw, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(raw)
+	if err != nil || got.String() != "CREATE_CHILD_SA IR[7] N(INVALID_KE_PAYLOAD)" {
+		t.Errorf("%v %v", got, err)
+	}
+	// IKEv1 (major 1) is reported but not answered; IKEv3 is answered.
+	raw[17] = 0x10
+	if _, err := Decode(raw); err == nil {
+		t.Error("IKEv1 header accepted")
+	} else if _, ok := NotifyFor(err); ok {
+		t.Error("an IKEv1 message would be answered with INVALID_MAJOR_VERSION")
+	}
+}

@@ -1,6 +1,7 @@
 package message
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -143,4 +144,24 @@ func TestAccepts(t *testing.T) {
 			t.Errorf("Accepts(#%d %s) = %v", c.num, a, got)
 		}
 	}
+}
+
+func ExampleSelect() {
+	ours := []Proposal{{Protocol: ProtoESP, Transforms: []Transform{
+		EncrTransform(ENCR_AES_GCM_16, 256), ESNTransform(false)}}}
+	theirs := []Proposal{
+		{Num: 1, Protocol: ProtoESP, SPI: []byte{0xc0, 0, 0, 1}, Transforms: []Transform{
+			EncrTransform(ENCR_AES_GCM_16, 128), DHTransform(MODP_1024), ESNTransform(false)}},
+		{Num: 2, Protocol: ProtoESP, SPI: []byte{0xc0, 0, 0, 1}, Transforms: []Transform{
+			EncrTransform(ENCR_AES_GCM_16, 256), EncrTransform(ENCR_AES_GCM_16, 128), ESNTransform(false)}},
+	}
+	if p, ok := Select(ours, theirs); ok {
+		fmt.Printf("chose #%d %s\n", p.Num, p)
+	}
+	if _, ok := Select(ours, theirs[:1]); !ok {
+		fmt.Printf("NO_PROPOSAL_CHOSEN: we accept %s, peer offered %s\n", FormatProposals(ours), FormatProposals(theirs[:1]))
+	}
+	// Output:
+	// chose #2 ESP:aes256gcm16-noesn
+	// NO_PROPOSAL_CHOSEN: we accept [ESP:aes256gcm16-noesn], peer offered [ESP:aes128gcm16-modp1024-noesn]
 }
