@@ -98,6 +98,7 @@ func TestBadLengths(t *testing.T) {
 		{"notify SPI size beyond body", notify, g + 5, []byte{200}},
 		{"delete SPI count 3, two present", del, g + 6, []byte{0, 3}},
 		{"delete SPI size 8", del, g + 5, []byte{8}},
+		{"delete ESP with 0 SPIs", setLen(append(bytes.Clone(del[:g]), 0, 0, 0, 8, 3, 4, 0, 0)), g + 6, []byte{0, 0}},
 		{"delete protocol 9", del, g + 4, []byte{9}},
 		{"CP attribute length beyond payload", cp, g + 8 + 2, []byte{0, 5}},
 	} {

@@ -108,7 +108,7 @@ func FuzzDecodeEncrypted(f *testing.F) {
 			f.Add(uint8(i), false, uint8(0), raw)
 		}
 	}
-	inner, _, _ := appendChain(nil, authMessage(0).Payloads)
+	inner, _ := appendChain(nil, authMessage(0).Payloads)
 	f.Add(uint8(0), true, uint8(PayloadIDi), append(inner, 0))
 	f.Add(uint8(1), true, uint8(PayloadIDi), append(inner, make([]byte, 16-len(inner)%16)...))
 	f.Add(uint8(2), true, uint8(0), []byte{0})

@@ -76,46 +76,34 @@ type Message struct {
 // every payload's generic header. An *Encrypted payload, if present, must
 // be last and carries its body as given (see EncodeEncrypted for sealing).
 func Encode(m *Message) ([]byte, error) {
-	b := make([]byte, 0, 512)
-	b, _, err := encodeMessage(b, m)
-	return b, err
-}
-
-// encodeMessage appends the header and payload chain and returns the
-// offset of the last payload's generic header.
-func encodeMessage(b []byte, m *Message) ([]byte, int, error) {
-	start := len(b)
 	h := m.Header
 	h.NextPayload = NoNextPayload
 	if len(m.Payloads) > 0 {
 		h.NextPayload = m.Payloads[0].Type()
 	}
-	b = h.append(b)
-	b, last, err := appendChain(b, m.Payloads)
+	b := h.append(make([]byte, 0, 512))
+	b, err := appendChain(b, m.Payloads)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	n := len(b) - start
-	if n > MaxMessageLen {
-		return nil, 0, fmt.Errorf("ikev2: encoded message is %d bytes, over the %d-byte limit", n, MaxMessageLen)
+	if len(b) > MaxMessageLen {
+		return nil, fmt.Errorf("ikev2: encoded message is %d bytes, over the %d-byte limit", len(b), MaxMessageLen)
 	}
-	binary.BigEndian.PutUint32(b[start+24:], uint32(n))
-	return b, last, nil
+	binary.BigEndian.PutUint32(b[24:], uint32(len(b)))
+	return b, nil
 }
 
-// appendChain appends payloads with their generic headers and returns the
-// offset of the last one's header (-1 if none).
-func appendChain(b []byte, ps []Payload) ([]byte, int, error) {
-	last := -1
+// appendChain appends payloads with their generic headers.
+func appendChain(b []byte, ps []Payload) ([]byte, error) {
 	for i, p := range ps {
-		if _, ok := p.(*Encrypted); ok && i != len(ps)-1 {
-			return nil, 0, fmt.Errorf("ikev2: the Encrypted payload must be the last payload (§3.14)")
-		}
 		next := NoNextPayload
 		if i+1 < len(ps) {
 			next = ps[i+1].Type()
 		}
 		if e, ok := p.(*Encrypted); ok {
+			if i != len(ps)-1 {
+				return nil, fmt.Errorf("ikev2: the Encrypted payload must be the last payload (§3.14)")
+			}
 			next = e.NextPayload
 		}
 		off := len(b)
@@ -124,16 +112,15 @@ func appendChain(b []byte, ps []Payload) ([]byte, int, error) {
 		b = append(b, byte(next), 0, 0, 0)
 		var err error
 		if b, err = p.appendBody(b); err != nil {
-			return nil, 0, fmt.Errorf("ikev2: encoding %s payload: %w", p.Type(), err)
+			return nil, fmt.Errorf("ikev2: encoding %s payload: %w", p.Type(), err)
 		}
 		n := len(b) - off
 		if n > 0xffff {
-			return nil, 0, fmt.Errorf("ikev2: %s payload is %d bytes, over the 65535-byte limit", p.Type(), n)
+			return nil, fmt.Errorf("ikev2: %s payload is %d bytes, over the 65535-byte limit", p.Type(), n)
 		}
 		binary.BigEndian.PutUint16(b[off+2:], uint16(n))
-		last = off
 	}
-	return b, last, nil
+	return b, nil
 }
 
 // Decode parses an IKE message (without the non-ESP marker). When the

@@ -316,6 +316,8 @@ func (p *Delete) decodeBody(b []byte) error {
 		return syntaxf("Delete %s with SPI size %d, want %d (§3.11)", p.Protocol, size, want)
 	case p.Protocol == ProtoIKE && n != 0:
 		return syntaxf("Delete IKE with %d SPIs, want 0 (§3.11)", n)
+	case p.Protocol != ProtoIKE && n == 0:
+		return syntaxf("Delete %s without SPIs", p.Protocol)
 	case len(b)-4 != n*size:
 		return syntaxf("Delete %s announces %d SPIs of %d bytes but carries %d bytes", p.Protocol, n, size, len(b)-4)
 	case n > maxDeleteSPIs:

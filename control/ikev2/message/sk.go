@@ -161,12 +161,12 @@ func (k *Keys) sender(h *Header) (Crypter, error) {
 	if k == nil {
 		return nil, errors.New("ikev2: no keys for the Encrypted payload")
 	}
-	c := k.Responder
+	c, who := k.Responder, "responder"
 	if h.FromInitiator() {
-		c = k.Initiator
+		c, who = k.Initiator, "initiator"
 	}
 	if c == nil {
-		return nil, fmt.Errorf("ikev2: no Crypter for messages from the %s", map[bool]string{true: "initiator", false: "responder"}[h.FromInitiator()])
+		return nil, fmt.Errorf("ikev2: no Crypter for messages from the original %s", who)
 	}
 	return c, nil
 }
@@ -199,7 +199,7 @@ func EncodeEncrypted(m *Message, keys *Keys) ([]byte, error) {
 	ivOff := len(b)
 	b = append(b, make([]byte, c.IVLen())...)
 	ptOff := len(b)
-	b, _, err = appendChain(b, m.Payloads)
+	b, err = appendChain(b, m.Payloads)
 	if err != nil {
 		return nil, err
 	}

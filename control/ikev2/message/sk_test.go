@@ -150,7 +150,7 @@ func TestSKArbitraryPadding(t *testing.T) {
 	p := skProposals()[2] // aes128-sha256
 	keys := testKeys(t, p)
 	c := keys.Responder
-	inner, _, err := appendChain(nil, []Payload{&Notify{NotifyType: INITIAL_CONTACT}})
+	inner, err := appendChain(nil, []Payload{&Notify{NotifyType: INITIAL_CONTACT}})
 	if err != nil {
 		t.Fatal(err)
 	}
