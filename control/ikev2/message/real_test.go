@@ -25,7 +25,7 @@ type captured struct {
 	payload  []byte // UDP payload as captured (with the non-ESP marker on 4500)
 }
 
-func loadCapture(t *testing.T, name string) capture {
+func loadCapture(t testing.TB, name string) capture {
 	f, err := os.Open("testdata/strongswan/" + name)
 	if err != nil {
 		t.Fatal(err)

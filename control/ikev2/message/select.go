@@ -1,6 +1,11 @@
 package message
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+
+	"github.com/cgw-project/cgw/crypto/transform"
+)
 
 // Select is the responder's proposal choice (§2.7, §3.3.6): it returns
 // one of the initiator's proposals (theirs), reduced to a single
@@ -176,4 +181,26 @@ func Accepts(ours []Proposal, answer Proposal) bool {
 		}
 	}
 	return false
+}
+
+// ESPSuite returns the dataplane transform of a negotiated ESP proposal
+// (one ENCR, INTEG unless AEAD, optional DH and ESN) and whether it uses
+// extended sequence numbers, for crypto/transform.New.
+func (p Proposal) ESPSuite() (transform.Suite, bool, error) {
+	if p.Protocol != ProtoESP {
+		return transform.Suite{}, false, fmt.Errorf("ikev2: proposal %s is not ESP", p)
+	}
+	e, ok := p.Chosen(TransformENCR)
+	if !ok {
+		return transform.Suite{}, false, fmt.Errorf("ikev2: ESP proposal %s has no encryption transform", p)
+	}
+	s := transform.Suite{Encr: transform.EncrID(e.ID), KeyBits: int(e.KeyLength), Integ: AUTH_NONE}
+	if i, ok := p.Chosen(TransformINTEG); ok {
+		s.Integ = transform.IntegID(i.ID)
+	}
+	if err := s.Valid(); err != nil {
+		return s, false, fmt.Errorf("ikev2: ESP proposal %s: %w", p, err)
+	}
+	esn, _ := p.Chosen(TransformESN)
+	return s, esn.Type == TransformESN && esn.ID == ESN, nil
 }

@@ -165,3 +165,30 @@ func ExampleSelect() {
 	// chose #2 ESP:aes256gcm16-noesn
 	// NO_PROPOSAL_CHOSEN: we accept [ESP:aes256gcm16-noesn], peer offered [ESP:aes128gcm16-modp1024-noesn]
 }
+
+func TestESPSuite(t *testing.T) {
+	for _, c := range []struct {
+		kw   string
+		want string
+		esn  bool
+	}{
+		{"aes128gcm16 noesn", "aes128gcm16", false},
+		{"aes256gcm16 esn", "aes256gcm16", true},
+		{"aes128 sha256 modp2048 noesn", "aes128-sha256", false},
+		{"aes256 sha1", "aes256-sha1", false},
+		{"aes128", "", false},                   // CBC without integrity
+		{"aes128gcm16 sha256 noesn", "", false}, // AEAD with integrity
+		{"sha256 noesn", "", false},             // no encryption
+	} {
+		s, esn, err := prop(ProtoESP, c.kw).ESPSuite()
+		switch {
+		case c.want == "" && err == nil:
+			t.Errorf("%s: accepted as %s", c.kw, s)
+		case c.want != "" && (err != nil || s.String() != c.want || esn != c.esn):
+			t.Errorf("%s: %s esn=%v %v", c.kw, s, esn, err)
+		}
+	}
+	if _, _, err := prop(ProtoIKE, "aes128gcm16").ESPSuite(); err == nil {
+		t.Error("IKE proposal accepted")
+	}
+}
