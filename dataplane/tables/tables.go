@@ -65,6 +65,7 @@ type View struct {
 	Tunnels    []*Tunnel      // tunnel id → tunnel; nil when absent
 	Routes     *LPM
 	Local      map[netip.Addr]bpf.CgwLocal
+	local      []netip.Addr // the same addresses: a few, so a scan beats the map per packet
 	// Problems lists SAs and tunnels left out of the view and why (bad
 	// keys, unusable parameters), for the log.
 	Problems []error
@@ -80,8 +81,16 @@ func (v *View) Tunnel(id uint32) *Tunnel {
 
 // IsLocal reports whether a is an address of the gateway.
 func (v *View) IsLocal(a netip.Addr) bool {
-	_, ok := v.Local[a]
-	return ok
+	if v.local == nil {
+		_, ok := v.Local[a]
+		return ok
+	}
+	for _, l := range v.local {
+		if l == a {
+			return true
+		}
+	}
+	return false
 }
 
 // Route returns the tunnel for dst: the route's tunnel if it is up, else
@@ -129,6 +138,12 @@ func (b *Builder) Build(t *maps.Tables) *View {
 	}
 	for a, k := range t.LocalAddrs {
 		v.Local[a.Unmap()] = k
+	}
+	if len(v.Local) <= 16 {
+		v.local = make([]netip.Addr, 0, len(v.Local))
+		for a := range v.Local {
+			v.local = append(v.local, a)
+		}
 	}
 	used := map[uint32]bool{}
 	for spi, in := range t.Inbound {

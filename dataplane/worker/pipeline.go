@@ -197,7 +197,9 @@ func (p *Pipeline) parse(pkts []Packet, allow6 bool) []Packet {
 			p.free(pk)
 			continue
 		}
-		pkts[k] = *pk
+		if k != i {
+			pkts[k] = *pk
+		}
 		k++
 	}
 	return pkts[:k]
@@ -250,6 +252,7 @@ func dstAddr(ip []byte) netip.Addr {
 // checks that the tunnel can send.
 func (p *Pipeline) route(v *tables.View, pkts []Packet) []Packet {
 	k := 0
+	var okTunnel uint32
 	for i := range pkts {
 		pk := &pkts[i]
 		r := Reason(0)
@@ -259,13 +262,15 @@ func (p *Pipeline) route(v *tables.View, pkts []Packet) []Packet {
 				r = NoRoute
 			}
 		}
-		if r == 0 {
+		if r == 0 && pk.Tunnel != okTunnel {
 			t := v.Tunnel(pk.Tunnel)
 			switch {
 			case t == nil || !t.Up:
 				r = TunnelDown
 			case t.Out == nil || t.Out.ESP.MustRekey():
 				r = NoSA
+			default:
+				okTunnel = pk.Tunnel // the rest of a run of one tunnel skips the checks
 			}
 		}
 		if r != 0 {
@@ -273,7 +278,9 @@ func (p *Pipeline) route(v *tables.View, pkts []Packet) []Packet {
 			p.free(pk)
 			continue
 		}
-		pkts[k] = *pk
+		if k != i {
+			pkts[k] = *pk
+		}
 		k++
 	}
 	return pkts[:k]
@@ -291,7 +298,9 @@ func (p *Pipeline) ttl(pkts []Packet) []Packet {
 			p.free(pk)
 			continue
 		}
-		pkts[k] = *pk
+		if k != i {
+			pkts[k] = *pk
+		}
 		k++
 	}
 	return pkts[:k]
@@ -317,9 +326,12 @@ func decTTL(ip []byte) bool {
 
 // clamp rewrites the MSS of TCP SYNs entering each packet's tunnel.
 func (p *Pipeline) clamp(v *tables.View, pkts []Packet) {
+	var t *tables.Tunnel
 	for i := range pkts {
 		pk := &pkts[i]
-		t := v.Tunnel(pk.Tunnel)
+		if t == nil || t.ID != pk.Tunnel {
+			t = v.Tunnel(pk.Tunnel)
+		}
 		if t.MSS == 0 {
 			continue
 		}
@@ -354,79 +366,92 @@ func (p *Pipeline) fragmenter(t *tables.Tunnel) *frag.Fragmenter {
 func (p *Pipeline) size(v *tables.View, pkts []Packet, out *Output) []Packet {
 	n := len(pkts)
 	k := 0
+	var t *tables.Tunnel
 	for i := 0; i < n; i++ {
-		pk := pkts[i]
-		t := v.Tunnel(pk.Tunnel)
+		pk := &pkts[i]
+		if t == nil || t.ID != pk.Tunnel {
+			t = v.Tunnel(pk.Tunnel)
+		}
 		if pk.Len <= t.MTU {
-			pkts[k] = pk
+			if k != i {
+				pkts[k] = *pk
+			}
 			k++
 			continue
 		}
-		// Frames for the extra fragments (or the ICMP error).
-		need := min((pk.Len+t.MTU-1)/(t.MTU-60)+1, maxFragments)
-		got := 0
-		for got < need {
-			a, ok := p.cfg.Frames.Alloc()
-			if !ok {
-				break
-			}
-			p.addrs[got] = a
-			p.scratch[got] = p.cfg.Frames.Frame(a)[p.cfg.Frames.DataOffset():]
-			got++
-		}
-		f := p.fragmenter(t)
-		first, nf, r := f.Packet(pk.Data(), p.scratch[:got])
-		used := 0
-		switch r {
-		case frag.Fits:
-			pk.Len = first
-			pkts[k] = pk
-			k++
-		case frag.Fragmented:
-			pk.Len = first
-			pkts[k] = pk
-			k++
-			// The extra fragments go after the batch's originals; the
-			// compaction below never reaches them (k ≤ i < n).
-			for j := 0; j < nf; j++ {
-				pkts = append(pkts, Packet{Buf: p.cfg.Frames.Frame(p.addrs[j]), Addr: p.addrs[j],
-					Off: p.cfg.Frames.DataOffset(), Len: len(p.scratch[j]), Tunnel: pk.Tunnel})
-			}
-			p.C.Fragments += uint64(nf)
-			used = nf
-		case frag.FragNeeded, frag.PacketTooBig:
-			p.C.drop(StageFrag, uint8(r))
-			if len(out.Inside) < cap(out.Inside) {
-				// Back to the sender through the inside device: the
-				// Ethernet addresses of the packet, swapped.
-				a := p.addrs[0]
-				fb := p.cfg.Frames.Frame(a)
-				off := p.cfg.Frames.DataOffset()
-				eth := fb[off-EthLen : off]
-				orig := pk.Buf[pk.Off-EthLen : pk.Off]
-				copy(eth[0:6], orig[6:12])
-				copy(eth[6:12], p.cfg.InsideMAC[:])
-				et := uint16(etherTypeIP4)
-				if r == frag.PacketTooBig {
-					et = etherTypeIP6
-				}
-				binary.BigEndian.PutUint16(eth[12:], et)
-				out.Inside = append(out.Inside, Packet{Buf: fb, Addr: a, Off: off - EthLen, Len: EthLen + len(p.scratch[0])})
-				p.C.ICMPErrors++
-				used = 1
-			}
-			p.free(&pk)
-		default:
-			p.C.drop(StageFrag, uint8(r))
-			p.free(&pk)
-		}
-		for j := used; j < got; j++ {
-			p.cfg.Frames.Free(p.addrs[j])
-		}
+		k = p.sizeSlow(t, *pk, &pkts, k, out)
 	}
 	// Move the fragments down behind the survivors.
 	k += copy(pkts[k:], pkts[n:])
 	return pkts[:k]
+}
+
+// sizeSlow handles one packet larger than the MTU: its first fragment
+// kept at (*pkts)[k], the other fragments appended to *pkts, an ICMP
+// error to out.Inside, or a drop. It returns the new survivor count.
+func (p *Pipeline) sizeSlow(t *tables.Tunnel, pk Packet, pkts *[]Packet, k int, out *Output) int {
+	// Frames for the extra fragments (or the ICMP error).
+	need := min((pk.Len+t.MTU-1)/(t.MTU-60)+1, maxFragments)
+	got := 0
+	for got < need {
+		a, ok := p.cfg.Frames.Alloc()
+		if !ok {
+			break
+		}
+		p.addrs[got] = a
+		p.scratch[got] = p.cfg.Frames.Frame(a)[p.cfg.Frames.DataOffset():]
+		got++
+	}
+	f := p.fragmenter(t)
+	first, nf, r := f.Packet(pk.Data(), p.scratch[:got])
+	used := 0
+	switch r {
+	case frag.Fits:
+		pk.Len = first
+		(*pkts)[k] = pk
+		k++
+	case frag.Fragmented:
+		pk.Len = first
+		(*pkts)[k] = pk
+		k++
+		// The extra fragments go after the batch's originals; the
+		// compaction below never reaches them (k ≤ i < n).
+		for j := 0; j < nf; j++ {
+			*pkts = append(*pkts, Packet{Buf: p.cfg.Frames.Frame(p.addrs[j]), Addr: p.addrs[j],
+				Off: p.cfg.Frames.DataOffset(), Len: len(p.scratch[j]), Tunnel: pk.Tunnel})
+		}
+		p.C.Fragments += uint64(nf)
+		used = nf
+	case frag.FragNeeded, frag.PacketTooBig:
+		p.C.drop(StageFrag, uint8(r))
+		if len(out.Inside) < cap(out.Inside) {
+			// Back to the sender through the inside device: the
+			// Ethernet addresses of the packet, swapped.
+			a := p.addrs[0]
+			fb := p.cfg.Frames.Frame(a)
+			off := p.cfg.Frames.DataOffset()
+			eth := fb[off-EthLen : off]
+			orig := pk.Buf[pk.Off-EthLen : pk.Off]
+			copy(eth[0:6], orig[6:12])
+			copy(eth[6:12], p.cfg.InsideMAC[:])
+			et := uint16(etherTypeIP4)
+			if r == frag.PacketTooBig {
+				et = etherTypeIP6
+			}
+			binary.BigEndian.PutUint16(eth[12:], et)
+			out.Inside = append(out.Inside, Packet{Buf: fb, Addr: a, Off: off - EthLen, Len: EthLen + len(p.scratch[0])})
+			p.C.ICMPErrors++
+			used = 1
+		}
+		p.free(&pk)
+	default:
+		p.C.drop(StageFrag, uint8(r))
+		p.free(&pk)
+	}
+	for j := used; j < got; j++ {
+		p.cfg.Frames.Free(p.addrs[j])
+	}
+	return k
 }
 
 // encap reserves sequence numbers once per run of packets of one tunnel
@@ -578,7 +603,9 @@ func (p *Pipeline) FromKernel(v *tables.View, pkts []Packet, out *Output) {
 			p.free(pk)
 			continue
 		}
-		pkts[k] = *pk
+		if k != i {
+			pkts[k] = *pk
+		}
 		k++
 	}
 	p.C.SlowFromKernel += uint64(k)
@@ -610,6 +637,8 @@ func (p *Pipeline) Inbound(v *tables.View, pkts []Packet, out *Output) {
 func (p *Pipeline) decap(v *tables.View, pkts []Packet) []Packet {
 	p.accts = p.accts[:0]
 	k := 0
+	var sa *tables.SA
+	var lastSPI uint32
 	for i := range pkts {
 		pk := &pkts[i]
 		es, ee, spi, r := esp.Locate(pk.Data())
@@ -618,7 +647,10 @@ func (p *Pipeline) decap(v *tables.View, pkts []Packet) []Packet {
 			p.free(pk)
 			continue
 		}
-		sa := v.Inbound[spi]
+		// A batch is mostly one SA: one map lookup per run of an SPI.
+		if spi != lastSPI || sa == nil {
+			sa, lastSPI = v.Inbound[spi], spi
+		}
 		if sa == nil {
 			p.C.drop(StageSPI, uint8(UnknownSPI))
 			p.free(pk)
@@ -640,7 +672,9 @@ func (p *Pipeline) decap(v *tables.View, pkts []Packet) []Packet {
 		pk.Off, pk.Len = s, e-s
 		pk.Tunnel, pk.sa = sa.Tunnel, sa
 		p.account(sa, uint64(pk.Len))
-		pkts[k] = *pk
+		if k != i {
+			pkts[k] = *pk
+		}
 		k++
 	}
 	now := p.now()
@@ -698,15 +732,20 @@ func saDrop(sa *tables.SA, r esp.Reason) {
 // or any local address) to the slow path.
 func (p *Pipeline) local(v *tables.View, pkts []Packet) []Packet {
 	k := 0
+	var t *tables.Tunnel
 	for i := range pkts {
 		pk := &pkts[i]
 		d := dstAddr(pk.Data())
-		t := v.Tunnel(pk.Tunnel)
-		if (t != nil && d == t.InsideAddr) || (len(v.Local) > 0 && v.IsLocal(d)) {
+		if t == nil || t.ID != pk.Tunnel {
+			t = v.Tunnel(pk.Tunnel)
+		}
+		if (t != nil && d == t.InsideAddr) || v.IsLocal(d) {
 			p.toKernel(pk, 0)
 			continue
 		}
-		pkts[k] = *pk
+		if k != i {
+			pkts[k] = *pk
+		}
 		k++
 	}
 	return pkts[:k]
