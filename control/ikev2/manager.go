@@ -1,0 +1,299 @@
+package ikev2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/cgw-project/cgw/control/config"
+)
+
+// Timing holds the protocol timers. Zero fields take the defaults
+// (strongSwan's retransmission schedule: 4 s × 1.8^n, 5 retransmissions).
+type Timing struct {
+	RetransmitTimeout time.Duration // first wait for a response (4 s)
+	RetransmitFactor  float64       // growth per retransmission (1.8)
+	RetransmitTries   int           // retransmissions before giving up (5)
+	Grace             time.Duration // old inbound SA kept after a rekey (5 s)
+	Keepalive         time.Duration // NAT keepalive interval behind a NAT (20 s)
+	ReinitMin         time.Duration // first back-off before re-initiating (2 s)
+	ReinitMax         time.Duration // back-off cap (2 min)
+	HalfOpenTimeout   time.Duration // a responder's half-open SA is dropped after (30 s)
+	DeleteWait        time.Duration // how long Close waits for Delete responses (2 s)
+}
+
+func (t Timing) withDefaults() Timing {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.RetransmitTimeout, 4*time.Second)
+	if t.RetransmitFactor < 1 {
+		t.RetransmitFactor = 1.8
+	}
+	if t.RetransmitTries <= 0 {
+		t.RetransmitTries = 5
+	}
+	def(&t.Grace, 5*time.Second)
+	def(&t.Keepalive, 20*time.Second)
+	def(&t.ReinitMin, 2*time.Second)
+	def(&t.ReinitMax, 2*time.Minute)
+	def(&t.HalfOpenTimeout, 30*time.Second)
+	def(&t.DeleteWait, 2*time.Second)
+	return t
+}
+
+// Options configure a Manager.
+type Options struct {
+	// Conn500 and Conn4500 are the UDP sockets for IKE (port 500) and
+	// NAT-T (port 4500). Tests pass loopback sockets on any ports.
+	Conn500, Conn4500 net.PacketConn
+	// Events receives every event, from the tunnels' goroutines; it must
+	// not block for long. May be nil.
+	Events func(Event)
+	Log    *slog.Logger
+	Clock  Clock
+	Timing Timing
+	// CookieThreshold is how many half-open SAs are tolerated before
+	// IKE_SA_INIT must carry a COOKIE (§2.6); 0 means 32, negative
+	// means always (tests).
+	CookieThreshold int
+}
+
+// TunnelOptions are per-tunnel settings that are not in config.Tunnel.
+type TunnelOptions struct {
+	// PeerPort and PeerNATPort are the peer's IKE ports (500 and 4500).
+	PeerPort, PeerNATPort uint16
+	// LocalTS and RemoteTS are our traffic selector policy; default
+	// 0.0.0.0/0 both ways (AWS's route-based tunnels).
+	LocalTS, RemoteTS []netip.Prefix
+}
+
+// Manager runs the IKE SAs of every tunnel over one Socket.
+type Manager struct {
+	opt   Options
+	tim   Timing
+	log   *slog.Logger
+	clock Clock
+	sock  *Socket
+
+	mu       sync.Mutex
+	tunnels  map[string]*Tunnel
+	childSPI map[uint32]*Tunnel // our inbound ESP SPIs
+	closed   bool
+}
+
+// New starts a Manager on the given sockets.
+func New(o Options) (*Manager, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Clock == nil {
+		o.Clock = RealClock{}
+	}
+	if o.CookieThreshold == 0 {
+		o.CookieThreshold = 32
+	}
+	m := &Manager{opt: o, tim: o.Timing.withDefaults(), log: o.Log, clock: o.Clock,
+		tunnels: map[string]*Tunnel{}, childSPI: map[uint32]*Tunnel{}}
+	s, err := newSocket(o.Conn500, o.Conn4500, o.Clock, o.Log, o.CookieThreshold)
+	if err != nil {
+		return nil, err
+	}
+	m.sock = s
+	return m, nil
+}
+
+// Socket returns the shared UDP layer (for Deliver in fuzzing).
+func (m *Manager) Socket() *Socket { return m.sock }
+
+// AddTunnel starts running tunnel c. With startup action "start" it
+// initiates at once; otherwise it waits for the peer.
+func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
+	if c.IKEVersion != 0 && c.IKEVersion != 2 {
+		return nil, fmt.Errorf("tunnel %s: ike_version %d is not handled by the IKEv2 engine", c.Name, c.IKEVersion)
+	}
+	if !c.AWSOutside.IsValid() || !c.LocalOutside.IsValid() {
+		return nil, fmt.Errorf("tunnel %s: aws_outside_address and local_outside_address must both be set", c.Name)
+	}
+	if c.PreSharedKey == "" {
+		return nil, fmt.Errorf("tunnel %s: pre_shared_key is empty", c.Name)
+	}
+	if o.PeerPort == 0 {
+		o.PeerPort = 500
+	}
+	if o.PeerNATPort == 0 {
+		o.PeerNATPort = 4500
+	}
+	all := netip.MustParsePrefix("0.0.0.0/0")
+	if len(o.LocalTS) == 0 {
+		o.LocalTS = []netip.Prefix{all}
+	}
+	if len(o.RemoteTS) == 0 {
+		o.RemoteTS = []netip.Prefix{all}
+	}
+	t, err := newTunnel(m, c, o)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, errors.New("ikev2: manager is closed")
+	}
+	if _, dup := m.tunnels[c.Name]; dup {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("tunnel %s: already added", c.Name)
+	}
+	m.tunnels[c.Name] = t
+	m.mu.Unlock()
+	m.sock.mu.Lock()
+	m.sock.byPeer[c.AWSOutside] = t
+	m.sock.mu.Unlock()
+	go t.run()
+	return t, nil
+}
+
+// Tunnel returns a tunnel by name.
+func (m *Manager) Tunnel(name string) (*Tunnel, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tunnels[name]
+	return t, ok
+}
+
+// RemoveTunnel deletes the tunnel's SAs (telling the peer) and stops it.
+func (m *Manager) RemoveTunnel(ctx context.Context, name string) error {
+	m.mu.Lock()
+	t, ok := m.tunnels[name]
+	delete(m.tunnels, name)
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("tunnel %s: not found", name)
+	}
+	t.stop(ctx)
+	m.sock.mu.Lock()
+	if m.sock.byPeer[t.cfg.AWSOutside] == t {
+		delete(m.sock.byPeer, t.cfg.AWSOutside)
+	}
+	m.sock.mu.Unlock()
+	return nil
+}
+
+// ChildNeedsRekey asks for a rekey of the Child SA with inbound or
+// outbound SPI spi (byte lifetime or sequence number nearly exhausted, as
+// the dataplane's counters show).
+func (m *Manager) ChildNeedsRekey(spi uint32) bool {
+	t := m.tunnelBySPI(spi)
+	if t == nil {
+		return false
+	}
+	t.do(func() { t.rekeyChildNow(spi) })
+	return true
+}
+
+// LastInbound tells DPD that ESP for inbound SPI spi was last received at
+// at (from the dataplane's counters): a tunnel with recent traffic needs
+// no liveness check.
+func (m *Manager) LastInbound(spi uint32, at time.Time) {
+	if t := m.tunnelBySPI(spi); t != nil {
+		t.do(func() {
+			if at.After(t.lastInbound) {
+				t.lastInbound = at
+			}
+		})
+	}
+}
+
+// Initiate starts (or restarts) negotiation of a tunnel now.
+func (m *Manager) Initiate(name string) error {
+	t, ok := m.Tunnel(name)
+	if !ok {
+		return fmt.Errorf("tunnel %s: not found", name)
+	}
+	t.do(func() {
+		if t.ike == nil && !t.connecting() {
+			t.initiate()
+		}
+	})
+	return nil
+}
+
+// Status returns a snapshot of every tunnel.
+func (m *Manager) Status() []TunnelStatus {
+	m.mu.Lock()
+	ts := make([]*Tunnel, 0, len(m.tunnels))
+	for _, t := range m.tunnels {
+		ts = append(ts, t)
+	}
+	m.mu.Unlock()
+	var out []TunnelStatus
+	for _, t := range ts {
+		out = append(out, t.Status())
+	}
+	return out
+}
+
+// Close deletes every tunnel's IKE SA (waiting briefly for the peer's
+// answers), stops the tunnels and closes the sockets.
+func (m *Manager) Close(ctx context.Context) {
+	m.mu.Lock()
+	m.closed = true
+	ts := m.tunnels
+	m.tunnels = map[string]*Tunnel{}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, t := range ts {
+		wg.Add(1)
+		go func() { defer wg.Done(); t.stop(ctx) }()
+	}
+	wg.Wait()
+	m.sock.close()
+}
+
+func (m *Manager) tunnelBySPI(spi uint32) *Tunnel {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.childSPI[spi]
+}
+
+func (m *Manager) emit(e Event) {
+	if m.opt.Events != nil {
+		m.opt.Events(e)
+	}
+}
+
+// RekeyChild rekeys the tunnel's active Child SA now (cgwctl, tests).
+func (m *Manager) RekeyChild(name string) error {
+	t, ok := m.Tunnel(name)
+	if !ok {
+		return fmt.Errorf("tunnel %s: not found", name)
+	}
+	t.do(func() {
+		if t.out != nil {
+			t.rekeyChild(t.out)
+		}
+	})
+	return nil
+}
+
+// RekeyIKE rekeys the tunnel's IKE SA now (cgwctl, tests).
+func (m *Manager) RekeyIKE(name string) error {
+	t, ok := m.Tunnel(name)
+	if !ok {
+		return fmt.Errorf("tunnel %s: not found", name)
+	}
+	t.do(func() {
+		if t.ike != nil && t.ike.state == saEstablished {
+			t.rekeyIKE(t.ike)
+		}
+	})
+	return nil
+}
