@@ -263,6 +263,20 @@ func (p *Notify) decodeBody(b []byte) error {
 	return nil
 }
 
+// InvalidKE is the INVALID_KE_PAYLOAD notification asking the initiator
+// to retry with group g (§1.2, §3.10.1: the data is the 2-byte group).
+func InvalidKE(g DHGroup) Notify {
+	return Notify{NotifyType: INVALID_KE_PAYLOAD, Data: binary.BigEndian.AppendUint16(nil, uint16(g))}
+}
+
+// Group returns the group an INVALID_KE_PAYLOAD notification asks for.
+func (p *Notify) Group() (DHGroup, bool) {
+	if p.NotifyType != INVALID_KE_PAYLOAD || len(p.Data) != 2 {
+		return 0, false
+	}
+	return DHGroup(binary.BigEndian.Uint16(p.Data)), true
+}
+
 // Delete is the Delete payload (§3.11). For an IKE SA, SPIs is empty
 // (the header's SPIs name it); for ESP/AH it lists 4-byte inbound SPIs.
 type Delete struct {

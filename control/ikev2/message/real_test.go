@@ -146,8 +146,12 @@ func TestStrongSwanCBC(t *testing.T) {
 	// The responder's INVALID_KE_PAYLOAD names the group it wants (§3.10.1: 2 bytes).
 	inv := c.msgs[1].open(t, nil)
 	wantPayloads(t, inv, "N(INVALID_KE_PAYLOAD)")
-	if n := inv.Notify(INVALID_KE_PAYLOAD); !bytes.Equal(n.Data, []byte{0, byte(MODP_2048)}) || !n.NotifyType.IsError() {
+	n := inv.Notify(INVALID_KE_PAYLOAD)
+	if g, ok := n.Group(); !ok || g != MODP_2048 || !n.NotifyType.IsError() {
 		t.Errorf("INVALID_KE_PAYLOAD data % x", n.Data)
+	}
+	if mine := InvalidKE(MODP_2048); !reflect.DeepEqual(&mine, n) {
+		t.Errorf("InvalidKE(MODP_2048) = %+v, strongSwan sent %+v", mine, n)
 	}
 
 	req := c.msgs[2].open(t, nil)
