@@ -91,7 +91,7 @@ func TestCollector(t *testing.T) {
 		"cgw_dataplane_batch_size_packets{worker=3}":                                       2,
 		"cgw_dataplane_afxdp_mode_info{device=outside,mode=zerocopy,worker=3}":             1,
 		"cgw_dataplane_afxdp_kernel_drops_total{device=inside,kind=rx_ring_full,worker=3}": 4,
-		"cgw_dataplane_tunnels{state=up}":                                                  1,
+		"cgw_dataplane_tunnels{state=down}":                                                1,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
