@@ -112,23 +112,25 @@ run() { # suite initiator-proposals responder-proposals
 	{
 		echo "# strongSwan $(/usr/lib/ipsec/charon --version 2>/dev/null | head -1 || true) between $ip_i (initiator) and $ip_r, captured by gen.sh"
 		echo "# initiator proposals: $2; responder proposals: $3; PSK cgw.test_psk_42"
-		# The last derivation in the log is the IKE SA that completed.
+		# The last derivation in the log is the IKE SA that completed:
+		# g^ir and every SK_* (RFC 7296 §2.14), for key-schedule tests.
 		python3 - "$d_i/charon.log" <<'PY'
 import re, sys
 keys = {}
 lines = open(sys.argv[1]).read().splitlines()
 for i, l in enumerate(lines):
-    m = re.search(r'(Sk_[a-z]+) secret => (\d+) bytes', l)
+    m = re.search(r'(Sk_[a-z]+|shared Diffie Hellman) secret => (\d+) bytes', l)
     if not m:
         continue
+    name = 'g_ir' if m.group(1).startswith('shared') else m.group(1).lower()
     n, hexs = int(m.group(2)), ''
     for l2 in lines[i+1:]:
         d = re.match(r'.*?\s+\d+: ((?:[0-9A-F]{2} ){1,16})', l2)
         if not d or len(hexs) >= 2*n:
             break
         hexs += d.group(1).replace(' ', '')
-    keys[m.group(1).lower()] = hexs[:2*n].lower()
-for k in ('sk_ei', 'sk_ai', 'sk_er', 'sk_ar'):
+    keys[name] = hexs[:2*n].lower()
+for k in ('g_ir', 'sk_d', 'sk_ai', 'sk_ar', 'sk_ei', 'sk_er', 'sk_pi', 'sk_pr'):
     print(k, keys.get(k, ''))
 PY
 		tshark -n -r "$tmp/$suite.pcap" -T fields -e ip.src -e udp.srcport -e ip.dst -e udp.dstport -e udp.payload 2>/dev/null |
