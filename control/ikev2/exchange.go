@@ -454,6 +454,7 @@ func (t *Tunnel) respAuth(sa *ikeSA, m *message.Message) ([]message.Payload, fun
 		return fail()
 	}
 	idr := message.IDAddr(t.cfg.LocalOutside)
+	idr.Responder = true
 	ours := sa.prf.PSKAuth([]byte(t.cfg.PreSharedKey), sa.prf.AuthOctets(sa.ourInit, sa.ni, sa.sk.SKpr, idr.Body()))
 	ps := []message.Payload{&idr, &message.Auth{Method: message.AuthSharedKeyMIC, Data: ours}}
 	ic := m.Notify(message.INITIAL_CONTACT) != nil
@@ -874,6 +875,17 @@ func (t *Tunnel) respRekeyIKE(sa *ikeSA, m *message.Message, ni []byte) ([]messa
 func (t *Tunnel) respInformational(sa *ikeSA, m *message.Message) ([]message.Payload, func()) {
 	var resp []message.Payload
 	var after []func()
+	if n := m.Notify(message.AUTHENTICATION_FAILED); n != nil {
+		// The initiator did not accept our AUTH (§2.21.2).
+		return nil, func() {
+			t.failed(message.AUTHENTICATION_FAILED, authFailedErr(t.name))
+			if sa == t.ike {
+				t.ike = nil
+				t.down("authentication failed", authFailedErr(t.name), false)
+			}
+			t.removeSA(sa, "authentication failed", nil)
+		}
+	}
 	for _, p := range m.Payloads {
 		d, ok := p.(*message.Delete)
 		if !ok {

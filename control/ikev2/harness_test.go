@@ -100,15 +100,7 @@ func newNode(t *testing.T, name string, o Options) *node {
 	n := &node{t: t, name: name, notify: make(chan struct{}, 1)}
 	n.c500, n.c4500 = listen(t), listen(t)
 	o.Conn500, o.Conn4500 = n.c500, n.c4500
-	o.Events = func(e Event) {
-		n.mu.Lock()
-		n.events = append(n.events, e)
-		n.mu.Unlock()
-		select {
-		case n.notify <- struct{}{}:
-		default:
-		}
-	}
+	o.Events = n.record
 	o.Log = slog.New(slog.NewTextHandler(testLogWriter{t, name}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if o.Timing.RetransmitTimeout == 0 {
 		o.Timing.RetransmitTimeout = 200 * time.Millisecond
@@ -133,6 +125,16 @@ func newNode(t *testing.T, name string, o Options) *node {
 		m.Close(ctx)
 	})
 	return n
+}
+
+func (n *node) record(e Event) {
+	n.mu.Lock()
+	n.events = append(n.events, e)
+	n.mu.Unlock()
+	select {
+	case n.notify <- struct{}{}:
+	default:
+	}
 }
 
 // connect adds the tunnel on both nodes, a initiating towards b.
