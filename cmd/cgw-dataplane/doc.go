@@ -23,7 +23,11 @@
 //	-batch n          descriptors per ring operation (default 64)
 //	-metrics addr     Prometheus listen address (default 127.0.0.1:9472; "" or "off" disables)
 //	-no-crypto        benchmark forwarder: same workers with ESP off, forwarding inside ↔ outside
-//	                  with a MAC rewrite only (routes by the kernel's main table)
+//	                  with a MAC rewrite only (next hop from the kernel's main table). The XDP
+//	                  programs are the same, so the inside one steers what routes to a tunnel
+//	                  marked up: install a tunnel (up) and a route with maps.Writer, no SA needed;
+//	                  the outside one steers only ESP with a known SPI (so, in practice, the
+//	                  forwarder carries inside → outside traffic)
 //	-xdp-mode m       native (default) or generic
 //	-copy             force AF_XDP copy mode (default: zero-copy when the driver has it)
 //	-no-slowpath      do not create the per-tunnel TUN devices
@@ -40,6 +44,22 @@
 // On SIGTERM or SIGINT the programs are detached and the sockets closed;
 // the pinned maps stay, so neither the SAs nor the sequence numbers are
 // lost.
+//
+// Network namespaces: start it with "nsenter --net=/run/netns/<ns>
+// cgw-dataplane ...", not "ip netns exec <ns>": ip netns exec gives the
+// process a private mount namespace with a fresh /sys, which hides
+// /sys/fs/bpf, so the process mounts a bpffs of its own and does not see
+// the maps cgw-control (or a test) pinned; two processes started by
+// separate ip netns exec calls never share their maps.
+//
+// Metrics (Prometheus, /metrics): cgw_dataplane_packets_total and
+// _bytes_total {worker,direction}, _tunnel_packets_total and
+// _tunnel_bytes_total {tunnel,direction}, _drops_total
+// {worker,stage,reason}, _batch_size_packets (histogram), _ring_full_total,
+// _wakeups_total, _afxdp_mode_info {worker,device,mode},
+// _afxdp_kernel_drops_total, _table_generation, _tunnels {state},
+// _xdp_decisions_total {decision}, _slow_path_packets_total,
+// _icmp_errors_sent_total, _fragments_made_total, _neighbour_lookups_total.
 //
 // Lab veths: frames a veth peer's own stack sends carry incomplete
 // checksums (transmit offload); run "ethtool -K <peer> tx off" on the
