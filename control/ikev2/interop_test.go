@@ -334,7 +334,6 @@ func (l *swanLab) checkSwanMatches(c *ChildSA) {
 	l.t.Logf("charon:\n%s", text)
 }
 
-
 func TestStrongSwanResponder(t *testing.T) {
 	tun := swanTunnel()
 	// AWS-side rekeys offer MODP-1024 first (DESIGN.md §4): we allow only
@@ -356,22 +355,23 @@ func TestStrongSwanResponder(t *testing.T) {
 	}
 	l.checkSwanMatches(ev.Child)
 
-	// Child rekey by us.
+	// Child rekey by strongSwan (PFS: MODP-1024 offered first, INVALID_KE_PAYLOAD, then MODP-2048).
 	k := n.count()
-	n.m.RekeyChild("t1")
-	ev2, _ := n.wait("our rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
-	n.wait("old child retired", k, func(e Event) bool { return e.Type == ChildSARetired && e.Child.InSPI == ev.Child.InSPI })
-	l.checkSwanMatches(ev2.Child)
-
-	// Child rekey by strongSwan (PFS, possibly INVALID_KE first).
-	k = n.count()
 	l.swanctl("--rekey", "--child", l.conn)
-	ev3, _ := n.wait("charon's rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
-	n.wait("switch to charon's new child", k, func(e Event) bool { return e.Type == OutboundSwitch && e.Child.InSPI == ev3.Child.InSPI })
-	l.checkSwanMatches(ev3.Child)
+	evS, _ := n.wait("charon's rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
+	n.wait("switch to charon's new child", k, func(e Event) bool { return e.Type == OutboundSwitch && e.Child.InSPI == evS.Child.InSPI })
+	n.wait("old child retired", k, func(e Event) bool { return e.Type == ChildSARetired && e.Child.InSPI == ev.Child.InSPI })
+	l.checkSwanMatches(evS.Child)
 	if b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log")); !strings.Contains(string(b), "N(INVAL_KE)") {
 		t.Errorf("charon's MODP-1024 rekey was not answered with INVALID_KE_PAYLOAD")
 	}
+
+	// Child rekey by us.
+	k = n.count()
+	n.m.RekeyChild("t1")
+	ev3, _ := n.wait("our rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
+	n.wait("old child retired", k, func(e Event) bool { return e.Type == ChildSARetired && e.Child.InSPI == evS.Child.InSPI })
+	l.checkSwanMatches(ev3.Child)
 
 	// IKE rekey by each side.
 	k = n.count()
