@@ -27,7 +27,9 @@
 //     between AWS tunnels or VPCs).
 //   - At most MaxPrefixes (default 1000) routes are accepted from a
 //     neighbour; beyond that GoBGP closes the session with a Cease
-//     (RFC 4486 §4) and its routes are withdrawn.
+//     (RFC 4486 §4), its routes are withdrawn, and GoBGP keeps it down
+//     (admin state PFX_CT). An unattended gateway must recover, so the
+//     Speaker re-enables it after PrefixLimitRestart (default 60 s).
 //   - The gRPC API is served on Options.GRPCAddress (default
 //     127.0.0.1:50051) so the stock gobgp CLI can inspect the server.
 //   - Only IPv4 unicast: AWS's inside addresses are IPv4 /30s here.
@@ -54,10 +56,11 @@ import (
 
 // Defaults.
 const (
-	DefaultGRPCAddress  = "127.0.0.1:50051"
-	DefaultHoldTime     = 30 * time.Second // AWS's
-	DefaultMaxPrefixes  = 1000             // AWS accepts 100 from us; we take up to 1000
-	DefaultConnectRetry = 5 * time.Second
+	DefaultGRPCAddress        = "127.0.0.1:50051"
+	DefaultHoldTime           = 30 * time.Second // AWS's
+	DefaultMaxPrefixes        = 1000             // AWS accepts 100 from us; we take up to 1000
+	DefaultConnectRetry       = 5 * time.Second
+	DefaultPrefixLimitRestart = 60 * time.Second
 	// DefaultIdleHold is how long a reset session waits before retrying:
 	// short, because a tunnel coming back should carry traffic soon.
 	DefaultIdleHold = 5 * time.Second
@@ -90,7 +93,10 @@ type Options struct {
 	MaxPrefixes  uint32        // 0: DefaultMaxPrefixes
 	ConnectRetry time.Duration // 0: DefaultConnectRetry
 	IdleHold     time.Duration // 0: DefaultIdleHold
-	Logger       *slog.Logger  // nil: slog.Default()
+	// PrefixLimitRestart is how long a session closed for sending too
+	// many prefixes stays down; 0: DefaultPrefixLimitRestart.
+	PrefixLimitRestart time.Duration
+	Logger             *slog.Logger // nil: slog.Default()
 }
 
 // Speaker is the embedded BGP server.
@@ -102,11 +108,9 @@ type Speaker struct {
 	opt    Options
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	byPeer map[netip.Addr]*neighbor
-	byID   map[uint32]*neighbor
-	// tunnels the RIB knows that have no BGP neighbour (static routing)
-	statics map[uint32]bool
+	mu      sync.Mutex
+	byPeer  map[netip.Addr]*neighbor
+	byID    map[uint32]*neighbor
 	changes uint64 // RIB updates fed from BGP
 }
 
@@ -114,6 +118,7 @@ type neighbor struct {
 	Neighbor
 	state   api.PeerState_SessionState
 	flaps   uint64 // times the session left Established
+	limited uint64 // times the session was closed for exceeding MaxPrefixes
 	enabled bool
 }
 
@@ -173,16 +178,18 @@ func Start(r *rib.RIB, opt Options, neighbors []Neighbor) (*Speaker, error) {
 	if opt.IdleHold == 0 {
 		opt.IdleHold = DefaultIdleHold
 	}
+	if opt.PrefixLimitRestart == 0 {
+		opt.PrefixLimitRestart = DefaultPrefixLimitRestart
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
 	s := &Speaker{
-		rib:     r,
-		log:     opt.Logger,
-		opt:     opt,
-		byPeer:  make(map[netip.Addr]*neighbor),
-		byID:    make(map[uint32]*neighbor),
-		statics: make(map[uint32]bool),
+		rib:    r,
+		log:    opt.Logger,
+		opt:    opt,
+		byPeer: make(map[netip.Addr]*neighbor),
+		byID:   make(map[uint32]*neighbor),
 	}
 	for _, n := range neighbors {
 		if err := checkNeighbor(n); err != nil {
@@ -439,6 +446,20 @@ func (s *Speaker) TunnelDown(id uint32) error {
 	return err
 }
 
+// restartLimited re-enables a neighbour GoBGP keeps down after a prefix
+// limit, unless its tunnel went down meanwhile.
+func (s *Speaker) restartLimited(n *neighbor) {
+	s.mu.Lock()
+	ok := n.enabled && n.state != api.PeerState_ESTABLISHED
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	if err := s.srv.EnablePeer(context.Background(), &api.EnablePeerRequest{Address: n.Peer.String()}); err != nil {
+		s.log.Error("restarting a session closed for the prefix limit", "tunnel", n.Name, "err", err)
+	}
+}
+
 // Server returns the embedded GoBGP server (for status queries).
 func (s *Speaker) Server() *server.BgpServer { return s.srv }
 
@@ -490,11 +511,16 @@ func (s *Speaker) event(ev *api.WatchEventResponse) {
 		s.mu.Lock()
 		n := s.byPeer[addr.Unmap()]
 		var was api.PeerState_SessionState
+		limited := false
 		if n != nil {
 			was = n.state
 			n.state = p.Peer.State.SessionState
 			if was == api.PeerState_ESTABLISHED && n.state != was {
 				n.flaps++
+				if p.Peer.State.AdminState == api.PeerState_PFX_CT && n.enabled {
+					n.limited++
+					limited = true
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -507,6 +533,10 @@ func (s *Speaker) event(ev *api.WatchEventResponse) {
 			if err := s.rib.WithdrawBGP(n.Tunnel); err != nil {
 				s.log.Error("withdrawing a closed session's routes", "tunnel", n.Name, "err", err)
 			}
+		}
+		if limited {
+			s.log.Warn("AWS sent more prefixes than the limit: session closed", "tunnel", n.Name, "neighbor", addr, "max_prefixes", s.opt.MaxPrefixes, "retry_in", s.opt.PrefixLimitRestart)
+			time.AfterFunc(s.opt.PrefixLimitRestart, func() { s.restartLimited(n) })
 		}
 	case *api.WatchEventResponse_Table:
 		s.table(e.Table.Paths)

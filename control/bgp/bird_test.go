@@ -42,13 +42,14 @@ log "%[1]s/bird.log" all;
 protocol device { scan time 2; }
 protocol static vpc1 { ipv4; route 198.19.0.0/24 blackhole; }
 protocol static vpc2 { ipv4; route 198.19.1.0/24 blackhole; }
+protocol static vpc3 { disabled; ipv4; route 198.19.2.0/24 blackhole; }
 template bgp aws {
 	local as 64512;
 	hold time 30;
 	connect retry time 2;
 	connect delay time 1;
 	error wait time 1, 2;
-	ipv4 { import all; export where proto = "vpc1" || proto = "vpc2"; };
+	ipv4 { import all; export where proto ~ "vpc*"; };
 }
 protocol bgp t1 from aws {
 	local 169.254.44.89 as 64512;
@@ -61,7 +62,7 @@ protocol bgp t2 from aws {
 	neighbor 169.254.45.10 as 65000;
 	ipv4 {
 		import all;
-		export filter { if proto = "vpc1" || proto = "vpc2" then { bgp_path.prepend(64512); accept; } reject; };
+		export filter { if proto ~ "vpc*" then { bgp_path.prepend(64512); accept; } reject; };
 	};
 }
 `
@@ -233,6 +234,12 @@ func child(t *testing.T) {
 	birdc := func(args ...string) string {
 		return run(t, "birdc", append([]string{"-s", sock}, args...)...)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("birdc", "-s", sock, "show", "protocols", "all").CombinedOutput()
+			t.Logf("birdc show protocols all:\n%s", out)
+		}
+	})
 	sink := &syncSink{table: map[netip.Prefix]maps.Route{}}
 	r, err := rib.New(sink, []rib.Tunnel{{ID: 1, Name: "vpn-t1", Connection: "vpn"}, {ID: 2, Name: "vpn-t2", Connection: "vpn"}}, rib.Options{})
 	if err != nil {
@@ -245,7 +252,10 @@ func child(t *testing.T) {
 		{Tunnel: 2, Name: "vpn-t2", Connection: "vpn", Local: t2GW, Peer: t2AWS, LocalASN: 65000, PeerASN: 64512, Advertise: adv, Prepend: 2},
 	}
 	logger := slog.New(slog.NewTextHandler(io.Writer(os.Stderr), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	sp, err := Start(r, Options{RouterID: netip.MustParseAddr("192.0.2.10"), GRPCAddress: fmt.Sprintf("127.0.0.1:%d", port), Logger: logger}, nb)
+	sp, err := Start(r, Options{RouterID: netip.MustParseAddr("192.0.2.10"), GRPCAddress: fmt.Sprintf("127.0.0.1:%d", port), Logger: logger,
+		MaxPrefixes:        2, // small, so that the test can exceed it
+		PrefixLimitRestart: 2 * time.Second,
+	}, nb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,6 +368,22 @@ func child(t *testing.T) {
 	if v := gauge(t, reg, "cgw_control_bgp_session_flaps_total", "vpn-t2"); v != 1 {
 		t.Fatalf("cgw_control_bgp_session_flaps_total{tunnel=vpn-t2} = %v, want 1", v)
 	}
+
+	// Max-prefix: a third prefix exceeds the limit of 2; the session is
+	// closed (Cease, RFC 4486) and its routes leave the table.
+	birdc("enable", "vpc3")
+	waitFor(t, 20*time.Second, "t1's routes withdrawn when BIRD exceeds the prefix limit", func() bool {
+		_, ok := sink.get("198.19.0.0/24")
+		return !ok
+	})
+	if v := gauge(t, reg, "cgw_control_bgp_session_flaps_total", "vpn-t1"); v != 2 {
+		t.Fatalf("cgw_control_bgp_session_flaps_total{tunnel=vpn-t1} = %v, want 2 (tunnel down, prefix limit)", v)
+	}
+	if v := gauge(t, reg, "cgw_control_bgp_prefix_limit_exceeded_total", "vpn-t1"); v != 1 {
+		t.Fatalf("cgw_control_bgp_prefix_limit_exceeded_total{tunnel=vpn-t1} = %v, want 1", v)
+	}
+	birdc("disable", "vpc3")
+	waitFor(t, 60*time.Second, "t1's routes back under the limit", func() bool { _, ok := sink.get("198.19.0.0/24"); return ok })
 }
 
 // regexpLine reports whether a line of out starts with (or contains, for

@@ -22,6 +22,7 @@ var (
 	descState   = prometheus.NewDesc("cgw_control_bgp_session_state", "BGP FSM state of the tunnel's session (RFC 4271 §8.2.2): 1 idle, 2 connect, 3 active, 4 opensent, 5 openconfirm, 6 established.", labels, nil)
 	descUp      = prometheus.NewDesc("cgw_control_bgp_session_established", "1 when the tunnel's BGP session is Established.", labels, nil)
 	descFlaps   = prometheus.NewDesc("cgw_control_bgp_session_flaps_total", "Times the session left Established.", labels, nil)
+	descLimited = prometheus.NewDesc("cgw_control_bgp_prefix_limit_exceeded_total", "Times the session was closed because the neighbour sent more prefixes than the limit.", labels, nil)
 	descRecv    = prometheus.NewDesc("cgw_control_bgp_prefixes_received", "Prefixes in the neighbour's Adj-RIB-In.", labels, nil)
 	descAdv     = prometheus.NewDesc("cgw_control_bgp_prefixes_advertised", "Prefixes advertised to the neighbour.", labels, nil)
 	descInst    = prometheus.NewDesc("cgw_control_bgp_prefixes_installed", "Routes installed in the dataplane with this tunnel as primary (BGP or static).", []string{"tunnel"}, nil)
@@ -35,7 +36,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descUp, descFlaps, descRecv, descAdv, descInst, descUpdates, descPaths, descChanges, descFail, descPending, descRoutes} {
+	for _, d := range []*prometheus.Desc{descState, descUp, descFlaps, descLimited, descRecv, descAdv, descInst, descUpdates, descPaths, descChanges, descFail, descPending, descRoutes} {
 		ch <- d
 	}
 }
@@ -77,6 +78,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, float64(st), lv...)
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, est, lv...)
 		ch <- prometheus.MustNewConstMetric(descFlaps, prometheus.CounterValue, float64(n.flaps), lv...)
+		ch <- prometheus.MustNewConstMetric(descLimited, prometheus.CounterValue, float64(n.limited), lv...)
 		ch <- prometheus.MustNewConstMetric(descRecv, prometheus.GaugeValue, float64(k.recv), lv...)
 		ch <- prometheus.MustNewConstMetric(descAdv, prometheus.GaugeValue, float64(k.adv), lv...)
 		ch <- prometheus.MustNewConstMetric(descUpdates, prometheus.CounterValue, float64(k.updates), lv...)
