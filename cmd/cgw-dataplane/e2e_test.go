@@ -121,7 +121,7 @@ func (s *site) start(t *testing.T, bin string) {
 	// hides /sys/fs/bpf, so the dataplane would mount a bpffs of its own
 	// and never see the maps this test pinned.
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+s.ns, bin, "-instance", s.instance, "-inside-if", "in0", "-outside-if", "out0",
-		"-cpus", "0", "-metrics", "127.0.0.1:19472")
+		"-cpus", "0,1", "-metrics", "127.0.0.1:19472")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -133,7 +133,7 @@ func (s *site) start(t *testing.T, bin string) {
 	s.starts++
 	for i := 0; i < 100; i++ {
 		b, _ := os.ReadFile(s.log)
-		if strings.Count(string(b), "worker(s) on CPUs") > prev {
+		if strings.Count(string(b), "2 worker(s) on CPUs") > prev {
 			return
 		}
 		if cmd.ProcessState != nil {
@@ -222,9 +222,12 @@ func TestSmokeBackToBack(t *testing.T) {
 		}
 	})
 	ipn := func(ns string, args ...string) { sh(t, append([]string{"ip", "-n", ns}, args...)...) }
-	sh(t, "ip", "link", "add", "l0", "netns", nsLA, "type", "veth", "peer", "in0", "netns", nsA)
-	sh(t, "ip", "link", "add", "out0", "netns", nsA, "type", "veth", "peer", "out0", "netns", nsB)
-	sh(t, "ip", "link", "add", "l0", "netns", nsLB, "type", "veth", "peer", "in0", "netns", nsB)
+	// Two queues per gateway device: two workers each, one per queue
+	// (a veth puts a frame on rx queue = sending CPU % queues).
+	q := []string{"numrxqueues", "2", "numtxqueues", "2"}
+	sh(t, append([]string{"ip", "link", "add", "l0", "netns", nsLA}, append(q, "type", "veth", "peer", "in0", "netns", nsA)...)...)
+	sh(t, append([]string{"ip", "link", "add", "out0", "netns", nsA}, append(q, "type", "veth", "peer", "out0", "netns", nsB)...)...)
+	sh(t, append([]string{"ip", "link", "add", "l0", "netns", nsLB}, append(q, "type", "veth", "peer", "in0", "netns", nsB)...)...)
 	ipn(nsLA, "addr", "add", "198.18.0.2/24", "dev", "l0")
 	ipn(nsA, "addr", "add", "198.18.0.1/24", "dev", "in0")
 	ipn(nsA, "addr", "add", "192.0.2.10/24", "dev", "out0")
