@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/maps"
 )
 
@@ -339,3 +340,60 @@ func TestTableAndNormalisation(t *testing.T) {
 		t.Fatal("unknown tunnel accepted")
 	}
 }
+
+func TestConfig(t *testing.T) {
+	cfg := &config.Config{Connections: []config.Connection{
+		{Name: "a", Routing: config.RoutingBGP, Tunnels: []config.Tunnel{{Name: "a-t1"}, {Name: "a-t2"}}},
+		{Name: "b", Routing: config.RoutingStatic, Static: []string{"198.19.0.0/16", "198.18.4.0/24"}, Tunnels: []config.Tunnel{{Name: "b-t1"}, {Name: "b-t2"}}},
+	}}
+	ids := map[string]uint32{"a-t1": 1, "a-t2": 2, "b-t1": 3, "b-t2": 4}
+	tu, err := ConfigTunnels(cfg, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tu, twoConns) {
+		t.Fatalf("tunnels %+v, want %+v", tu, twoConns)
+	}
+	s := newSink()
+	r, err := New(s, tu, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, r.ConfigStatic(cfg))
+	must(t, r.SetTunnelUp(4, true))
+	wantOps(t, s, "add 198.19.0.0/16 4/0", "add 198.18.4.0/24 4/0")
+	counts := r.InstalledPerTunnel()
+	if len(counts) != 4 || counts[3].Routes != 2 || counts[0].Routes != 0 {
+		t.Fatalf("InstalledPerTunnel %+v", counts)
+	}
+	delete(ids, "b-t2")
+	if _, err := ConfigTunnels(cfg, ids); err == nil {
+		t.Fatal("a tunnel without id accepted")
+	}
+	cfg.Connections[1].Static = []string{"198.19.0.0"}
+	if err := r.ConfigStatic(cfg); err == nil || !strings.Contains(err.Error(), "not a prefix") {
+		t.Fatalf("bad static route: %v", err)
+	}
+}
+
+// BenchmarkSelect is the RIB's own cost (no map writes): 10 000 prefixes
+// announced by two tunnels, then one tunnel down.
+func BenchmarkSelect(b *testing.B) {
+	ps := prefixes(10000)
+	a1, a2 := announcements(ps, 1), announcements(ps, 2)
+	for b.Loop() {
+		r, _ := New(nopSink{}, twoConns[:2], Options{})
+		r.SetTunnelUp(1, true)
+		r.SetTunnelUp(2, true)
+		r.UpdateBGP(1, a1, nil)
+		r.UpdateBGP(2, a2, nil)
+		r.SetTunnelUp(1, false)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/prefix")
+}
+
+type nopSink struct{}
+
+func (nopSink) AddRoute(netip.Prefix, maps.Route) error     { return nil }
+func (nopSink) ReplaceRoute(netip.Prefix, maps.Route) error { return nil }
+func (nopSink) DeleteRoute(netip.Prefix) error              { return nil }
