@@ -235,7 +235,8 @@ func (t *Tunnel) natDetect(sa *ikeSA, m *message.Message, peer netipAddrPortT, l
 	}
 	wantDst := message.NATDetectionHash(sa.spiI[:], spir[:], t.cfg.LocalOutside, localPort)
 	wantSrc := message.NATDetectionHash(sa.spiI[:], spir[:], peer.Addr(), peer.Port())
-	sa.natSelf = !bytes.Equal(dst.Data, wantDst[:])
+	// Forced NAT-T also keeps the mapping of a NAT we cannot see alive.
+	sa.natSelf = !bytes.Equal(dst.Data, wantDst[:]) || force
 	natPeer := !bytes.Equal(src.Data, wantSrc[:])
 	if sa.natSelf || natPeer || force {
 		t.log.Info("NAT-T: using UDP 4500", "nat_local", sa.natSelf, "nat_peer", natPeer, "forced", force)
