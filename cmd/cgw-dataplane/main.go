@@ -150,7 +150,7 @@ func resolve(o options) (*settings, error) {
 		}
 	}
 	switch s.xdpMode {
-	case "native", "generic":
+	case "", "native", "generic":
 	default:
 		return nil, fmt.Errorf("-xdp-mode %q: want native or generic", s.xdpMode)
 	}
