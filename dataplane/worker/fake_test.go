@@ -93,16 +93,19 @@ var (
 	lanHost    = netip.MustParseAddr("198.18.0.2")
 	vpcHost    = netip.MustParseAddr("198.19.0.5")
 	insideT1   = netip.MustParseAddr("169.254.10.2")
+	lanHost6   = netip.MustParseAddr("2001:db8:18::2")
+	vpcHost6   = netip.MustParseAddr("2001:db8:19::5")
 )
 
 func testNeigh() *staticNeigh {
 	return &staticNeigh{t: neigh.NewTable(
-		[]neigh.Neighbour{{Ifindex: ifIn, Addr: lanHost, MAC: macLAN}, {Ifindex: ifIn, Addr: vpcHost, MAC: macLAN}, {Ifindex: ifOut, Addr: nextHopOut, MAC: macRouter}},
+		[]neigh.Neighbour{{Ifindex: ifIn, Addr: lanHost, MAC: macLAN}, {Ifindex: ifIn, Addr: vpcHost, MAC: macLAN}, {Ifindex: ifIn, Addr: vpcHost6, MAC: macLAN}, {Ifindex: ifOut, Addr: nextHopOut, MAC: macRouter}},
 		[]neigh.Route{
 			{Prefix: netip.MustParsePrefix("198.18.0.0/24"), Ifindex: ifIn},
 			// The far side's LAN, on-link on the inside of the test's
 			// second gateway (both gateways share this table).
 			{Prefix: netip.MustParsePrefix("198.19.0.0/24"), Ifindex: ifIn},
+			{Prefix: netip.MustParsePrefix("2001:db8:19::/64"), Ifindex: ifIn},
 			{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Ifindex: ifOut},
 			{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Ifindex: ifOut, Gateway: nextHopOut},
 		})}
@@ -159,7 +162,10 @@ func newTables(t testing.TB, in, out uint32, inSeed, outSeed byte) *maps.Tables 
 		Outbound:   make([]uint32, maps.MaxTunnels),
 		Tunnels:    make([]maps.Tunnel, maps.MaxTunnels),
 		LocalAddrs: map[netip.Addr]bpf.CgwLocal{gwOut: bpf.CgwLocalOutside, gwIn: bpf.CgwLocalInside},
-		Routes:     []maps.RouteEntry{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Route: maps.Route{TunnelId: 1}}},
+		Routes: []maps.RouteEntry{
+			{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Route: maps.Route{TunnelId: 1}},
+			{Prefix: netip.MustParsePrefix("2001:db8:19::/48"), Route: maps.Route{TunnelId: 1}},
+		},
 	}
 	tb.Outbound[1] = 2
 	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399, Mss: 1379,
@@ -255,4 +261,23 @@ func (g *gateway) drops() map[string]uint64 {
 		}
 	}
 	return m
+}
+
+// ipv6 builds an IPv6/UDP packet of n bytes.
+func ipv6(src, dst netip.Addr, n int, hop byte, seed byte) []byte {
+	p := make([]byte, n)
+	p[0] = 0x60
+	binary.BigEndian.PutUint16(p[4:], uint16(n-40))
+	p[6] = packet.ProtoUDP
+	p[7] = hop
+	s, d := src.As16(), dst.As16()
+	copy(p[8:], s[:])
+	copy(p[24:], d[:])
+	binary.BigEndian.PutUint16(p[40:], 1000)
+	binary.BigEndian.PutUint16(p[42:], 2000)
+	binary.BigEndian.PutUint16(p[44:], uint16(n-40))
+	for i := 48; i < n; i++ {
+		p[i] = seed + byte(i)
+	}
+	return p
 }
