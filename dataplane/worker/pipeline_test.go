@@ -335,3 +335,30 @@ func TestRoundTripIPv6(t *testing.T) {
 		t.Fatalf("1500-byte IPv6: %d sent; drops %v", len(a.out.Outside), a.drops())
 	}
 }
+
+// TestOutboundSAExhausted: an SA at its hard packet limit, or out of
+// sequence numbers (counter in the shared memory near 2^32), sends
+// nothing more; each drop is counted where it happened.
+func TestOutboundSAExhausted(t *testing.T) {
+	a, _ := pair(t)
+	sa := a.tb.SAs[2]
+	sa.LifeHardPackets = 5
+	a.tb.SAs[2] = sa
+	a.tabs.Store(a.b.Build(a.tb))
+	a.ctr[2].Packets = 5
+	sendOut(t, a, ipv4(lanHost, vpcHost, 100, 64, false, 1))
+	if len(a.out.Outside) != 0 || a.drops()["route/sa_expired"] != 1 {
+		t.Fatalf("hard limit: %d sent, drops %v", len(a.out.Outside), a.drops())
+	}
+
+	a, _ = pair(t)
+	a.ctr[2].Seq = 1<<32 - 2 // two numbers left without ESN
+	sendOut(t, a, ipv4(lanHost, vpcHost, 100, 64, false, 1), ipv4(lanHost, vpcHost, 100, 64, false, 2), ipv4(lanHost, vpcHost, 100, 64, false, 3))
+	if len(a.out.Outside) != 0 || a.drops()["esp_encap/seq_exhausted"] != 3 {
+		t.Fatalf("3 packets with 2 sequence numbers left: %d sent, drops %v", len(a.out.Outside), a.drops())
+	}
+	sendOut(t, a, ipv4(lanHost, vpcHost, 100, 64, false, 1))
+	if a.drops()["route/no_sa"] != 1 {
+		t.Fatalf("after exhaustion: drops %v", a.drops())
+	}
+}
