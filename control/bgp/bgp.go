@@ -87,7 +87,9 @@ type Options struct {
 	// GRPCAddress serves GoBGP's gRPC API (gobgp CLI); "" means
 	// DefaultGRPCAddress, "-" disables it.
 	GRPCAddress string
-	// ListenPort: 0 means do not listen (see the package comment).
+	// ListenPort 0 means do not listen (see the package comment); a port
+	// listens on ListenAddrs, which must exist when Start runs (all
+	// addresses if empty).
 	ListenPort   int32
 	ListenAddrs  []netip.Addr
 	MaxPrefixes  uint32        // 0: DefaultMaxPrefixes

@@ -176,3 +176,41 @@ func BenchmarkTenThousandIntoMaps(b *testing.B) {
 	b.ReportMetric(failover.Seconds()*1e3/n, "ms-failover-10k")
 	b.ReportMetric(float64(heap)/n/10000, "heap-B/prefix")
 }
+
+// TestRestartAdopts replays a cgw-control restart on real maps: the new
+// RIB adopts the pinned table, re-learns half of it and sweeps the rest.
+func TestRestartAdopts(t *testing.T) {
+	w, rd := openMaps(t)
+	ps := prefixes(2000)
+	r1, err := New(w, twoConns[:2], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, r1.SetTunnelUp(1, true))
+	must(t, r1.UpdateBGP(1, announcements(ps, 1), nil))
+
+	tb, err := rd.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := New(w, twoConns[:2], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Adopt(tb.Routes)
+	must(t, r2.SetTunnelUp(1, true))
+	must(t, r2.UpdateBGP(1, announcements(ps[:1000], 1), nil))
+	if st := r2.Stats(); st.Adds+st.Replaces+st.Deletes != 0 {
+		t.Fatalf("re-learning the same routes wrote %+v", st)
+	}
+	if n, err := r2.SweepStale(); err != nil || n != 1000 {
+		t.Fatalf("SweepStale: %d, %v", n, err)
+	}
+	tb, err = rd.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tb.Routes) != 1000 {
+		t.Fatalf("%d routes after the sweep, want 1000", len(tb.Routes))
+	}
+}

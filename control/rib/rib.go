@@ -26,6 +26,12 @@
 // tunnel order, the primary is chosen by a hash of the prefix, spreading
 // prefixes (not flows) over both tunnels; the other stays the backup.
 //
+// A restarted cgw-control finds the route table as its predecessor left
+// it, still forwarding: Adopt takes those routes as installed, so the RIB
+// replaces or keeps them rather than adding them again, and SweepStale
+// deletes the ones nothing has re-learnt once BGP has converged (the idea
+// of RFC 4724's stale routes).
+//
 // The RIB's output is a stream of changes (add, replace or delete of one
 // prefix) applied to a Sink, a maps.Writer in production: a change that
 // does not alter the selected primary or backup produces nothing. A change
@@ -36,7 +42,7 @@ package rib
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
+	"hash/fnv"
 	"net/netip"
 	"slices"
 	"sort"
@@ -135,6 +141,7 @@ type path struct {
 type entry struct {
 	paths     []path
 	installed maps.Route // what the sink holds; zero when nothing
+	stale     bool       // adopted from a previous process, not reselected since
 	want      maps.Route
 	reason    string
 }
@@ -161,7 +168,6 @@ type RIB struct {
 	entries map[netip.Prefix]*entry
 	pending map[netip.Prefix]struct{}
 	stats   Stats
-	seed    maphash.Seed
 }
 
 // New returns a RIB over tunnels, given in tie-break order (connection
@@ -176,7 +182,6 @@ func New(sink Sink, tunnels []Tunnel, opt Options) (*RIB, error) {
 		static:  make(map[string][]netip.Prefix),
 		entries: make(map[netip.Prefix]*entry),
 		pending: make(map[netip.Prefix]struct{}),
-		seed:    maphash.MakeSeed(),
 	}
 	for i, t := range tunnels {
 		if t.ID == 0 || t.ID >= maps.MaxTunnels {
@@ -373,6 +378,7 @@ func (r *RIB) apply(touched []netip.Prefix) error {
 			continue
 		}
 		e.want, e.reason = r.selectRoute(p, e)
+		e.stale = false
 		if e.want != e.installed {
 			r.pending[p] = struct{}{}
 		} else {
@@ -437,6 +443,44 @@ func (r *RIB) push(p netip.Prefix, e *entry) error {
 		delete(r.entries, p)
 	}
 	return nil
+}
+
+// prefixHash is a hash of a prefix that is the same in every process, so
+// a restart does not reshuffle ECMP choices.
+func prefixHash(p netip.Prefix) uint32 {
+	h := fnv.New32a()
+	b, _ := p.MarshalBinary()
+	h.Write(b)
+	return h.Sum32()
+}
+
+// Adopt records routes found in the sink at start (a previous process's)
+// as installed, without changing the sink. Call it before anything else.
+func (r *RIB) Adopt(routes []maps.RouteEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rt := range routes {
+		p := norm(rt.Prefix)
+		e := r.entry(p)
+		e.installed, e.want, e.stale = rt.Route, rt.Route, true
+		e.reason = "adopted from the previous cgw-control, not re-learnt yet"
+		r.stats.Installed++
+	}
+}
+
+// SweepStale deletes the adopted routes that nothing has re-learnt (call
+// it once the sessions are up and have sent their routes, or after a
+// timeout) and returns how many it removed or re-selected.
+func (r *RIB) SweepStale() (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var touched []netip.Prefix
+	for p, e := range r.entries {
+		if e.stale {
+			touched = append(touched, p)
+		}
+	}
+	return len(touched), r.apply(touched)
 }
 
 // compare orders two paths: negative when a is better. rule names the step
@@ -508,7 +552,7 @@ func (r *RIB) selectRoute(p netip.Prefix, e *entry) (maps.Route, string) {
 		_, rule := r.compare(best, b)
 		if rule == "tie-break: tunnel order" && r.tunnels[b.tunnel].Connection == r.tunnels[best.tunnel].Connection {
 			reason = "ECMP: equal cost over the connection's tunnels, primary by prefix hash"
-			if maphash.Comparable(r.seed, p)&1 == 1 {
+			if prefixHash(p)&1 == 1 {
 				best, el[backup] = b, best
 			}
 		}
@@ -531,6 +575,15 @@ type Selected struct {
 	// Attrs are the primary's BGP attributes (Source BGP).
 	Attrs   BGPRoute
 	Pending bool // the sink has not accepted the change yet
+	Stale   bool // adopted at start and not re-learnt yet (see Adopt)
+}
+
+// tunnelByID names a tunnel id, also one only an adopted route knows.
+func (r *RIB) tunnelByID(id uint32) Tunnel {
+	if i, ok := r.byID[id]; ok {
+		return r.tunnels[i]
+	}
+	return Tunnel{ID: id, Name: fmt.Sprintf("tunnel-%d (not configured)", id)}
 }
 
 // Candidate is one path of Explain.
@@ -578,9 +631,10 @@ func (r *RIB) selected(p netip.Prefix, e *entry) *Selected {
 	s := &Selected{Prefix: p, Reason: e.reason}
 	_, pending := r.pending[p]
 	s.Pending = pending
-	s.Tunnel = r.tunnels[r.byID[e.want.TunnelId]]
+	s.Stale = e.stale
+	s.Tunnel = r.tunnelByID(e.want.TunnelId)
 	if e.want.BackupTunnelId != 0 {
-		b := r.tunnels[r.byID[e.want.BackupTunnelId]]
+		b := r.tunnelByID(e.want.BackupTunnelId)
 		s.Backup = &b
 	}
 	for _, pa := range r.ranked(e) {

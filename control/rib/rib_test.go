@@ -397,3 +397,41 @@ type nopSink struct{}
 func (nopSink) AddRoute(netip.Prefix, maps.Route) error     { return nil }
 func (nopSink) ReplaceRoute(netip.Prefix, maps.Route) error { return nil }
 func (nopSink) DeleteRoute(netip.Prefix) error              { return nil }
+
+// A restarted control process adopts the table it finds, keeps what is
+// re-learnt without re-adding it, and sweeps the rest.
+func TestAdoptAndSweep(t *testing.T) {
+	s := newSink()
+	old := []maps.RouteEntry{
+		{Prefix: pfx("198.19.0.0/24"), Route: maps.Route{TunnelId: 1, BackupTunnelId: 2}},
+		{Prefix: pfx("198.19.1.0/24"), Route: maps.Route{TunnelId: 1}},
+		{Prefix: pfx("198.19.2.0/24"), Route: maps.Route{TunnelId: 9}},
+	}
+	for _, e := range old {
+		s.table[e.Prefix] = e.Route
+	}
+	r, err := New(s, twoConns, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Adopt(old)
+	if tb := r.Table(); len(tb) != 3 || !tb[0].Stale || tb[2].Tunnel.Name != "tunnel-9 (not configured)" {
+		t.Fatalf("adopted table %+v", tb)
+	}
+	must(t, r.SetTunnelUp(1, true))
+	must(t, r.SetTunnelUp(2, true))
+	must(t, r.UpdateBGP(1, []BGPRoute{bgpRoute("198.19.0.0/24", 1, OriginIGP, 0), bgpRoute("198.19.1.0/24", 1, OriginIGP, 0)}, nil))
+	must(t, r.UpdateBGP(2, []BGPRoute{bgpRoute("198.19.0.0/24", 2, OriginIGP, 0)}, nil))
+	// Re-learnt routes are replaced in place, never re-added (which the
+	// map would refuse); .1 comes out as it was, so it is not written.
+	wantOps(t, s, "replace 198.19.0.0/24 1/0", "replace 198.19.0.0/24 1/2")
+	n, err := r.SweepStale()
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("swept %d, want 1", n)
+	}
+	wantOps(t, s, "delete 198.19.2.0/24")
+	if st := r.Stats(); st.Installed != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
