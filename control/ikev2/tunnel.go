@@ -492,6 +492,9 @@ func (t *Tunnel) down(reason string, err error, restart bool) {
 		t.up = false
 		t.emit(Event{Type: TunnelDown, Reason: reason, Err: err})
 	}
+	if len(t.sas) == 0 {
+		t.contacted = false // the next IKE SA starts afresh: INITIAL_CONTACT (§2.4)
+	}
 	if t.stopping {
 		return
 	}
