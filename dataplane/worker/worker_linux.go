@@ -290,21 +290,23 @@ func (w *Worker) fromKernel(v *tables.View, kb *KernelBatch, pkts []Packet, out 
 		return
 	}
 	off := w.umem.DataOffset()
-	pkts = pkts[:0]
-	for i := 0; i < kb.N && i < cap(pkts)/maxFragments; i++ {
-		a, ok := w.umem.Alloc()
-		if !ok {
-			w.p.C.drop(StageSlowPath, uint8(NoFrames))
-			continue
+	for start := 0; start < kb.N; start += w.p.cfg.Batch {
+		pkts = pkts[:0]
+		for i := start; i < kb.N && i < start+w.p.cfg.Batch; i++ {
+			a, ok := w.umem.Alloc()
+			if !ok {
+				w.p.C.drop(StageSlowPath, uint8(NoFrames))
+				continue
+			}
+			fb := w.umem.Frame(a)
+			n := copy(fb[off:], kb.Bufs[i][:kb.Sizes[i]])
+			pkts = append(pkts, Packet{Buf: fb, Addr: a, Off: off, Len: n, Tunnel: kb.Tunnel})
 		}
-		fb := w.umem.Frame(a)
-		n := copy(fb[off:], kb.Bufs[i][:kb.Sizes[i]])
-		pkts = append(pkts, Packet{Buf: fb, Addr: a, Off: off, Len: n, Tunnel: kb.Tunnel})
+		out.Reset()
+		w.p.FromKernel(v, pkts, out)
+		w.transmit(w.out, out.Outside, txd)
+		w.transmit(w.in, out.Inside, txd)
 	}
-	out.Reset()
-	w.p.FromKernel(v, pkts, out)
-	w.transmit(w.out, out.Outside, txd)
-	w.transmit(w.in, out.Inside, txd)
 }
 
 // Stop asks Run to return and waits until it has (if it was started).
