@@ -673,10 +673,15 @@ func (r *RIB) Explain(p netip.Prefix) (Explanation, bool) {
 	for _, pa := range r.ranked(e) {
 		add(pa, true)
 	}
+	var down []path
 	for _, pa := range e.paths {
 		if !r.up[pa.tunnel] {
-			add(pa, false)
+			down = append(down, pa)
 		}
+	}
+	sort.SliceStable(down, func(i, j int) bool { c, _ := r.compare(down[i], down[j]); return c < 0 })
+	for _, pa := range down {
+		add(pa, false)
 	}
 	return ex, true
 }
