@@ -434,3 +434,47 @@ func TestStrongSwanInitiator(t *testing.T) {
 		return !up
 	})
 }
+
+// TestStrongSwanSuites establishes and rekeys (PFS) with charon for a
+// spread of AWS algorithm sets.
+func TestStrongSwanSuites(t *testing.T) {
+	cases := []struct {
+		enc, integ string
+		ike, pfs   int
+	}{
+		{config.AES256GCM, config.SHA2384, 20, 20},
+		{config.AES128GCM, config.SHA2256, 19, 14},
+		{config.AES256, config.SHA2512, 21, 24},
+		{config.AES128, config.SHA2256, 15, 16},
+		{config.AES256, config.SHA1, 14, 5},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s_%s_%d_%d", c.enc, c.integ, c.ike, c.pfs), func(t *testing.T) {
+			tun := swanTunnel()
+			tun.Phase1.Encryption, tun.Phase1.Integrity, tun.Phase1.DHGroups = []string{c.enc}, []string{c.integ}, []int{c.ike}
+			tun.Phase2.Encryption, tun.Phase2.Integrity, tun.Phase2.DHGroups = []string{c.enc}, []string{c.integ}, []int{c.pfs}
+			l := newSwanLab(t, tun)
+			n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
+			l.managerInNS(n, Options{})
+			defer n.m.Close(context.Background())
+			if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			ev, _ := n.waitType(ChildSAInstalled, 0)
+			l.checkSwanMatches(ev.Child)
+			k := n.count()
+			n.m.RekeyChild("t1")
+			ev2, _ := n.wait("our rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
+			l.checkSwanMatches(ev2.Child)
+			k = n.count()
+			l.swanctl("--rekey", "--child", l.conn)
+			ev3, _ := n.wait("charon's rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
+			l.checkSwanMatches(ev3.Child)
+			for _, e := range n.all() {
+				if e.Type == NegotiationFailed {
+					t.Errorf("unexpected failure: %v", e)
+				}
+			}
+		})
+	}
+}
