@@ -179,6 +179,12 @@ func (b *Builder) Build(t *maps.Tables) *View {
 		if vt.MTU == 0 {
 			vt.MTU = 1399
 		}
+		if vt.MTU < 68 {
+			// RFC 791 §3.2: 68 bytes must pass unfragmented; a smaller
+			// value is a slip in the tunnel table.
+			v.Problems = append(v.Problems, fmt.Errorf("tunnel %d: MTU %d is below 68 (RFC 791): using 68", id, vt.MTU))
+			vt.MTU = 68
+		}
 		if a := maps.AddrFrom16(tn.InsideAddr).Unmap(); a.IsValid() && !a.IsUnspecified() {
 			vt.InsideAddr = a
 			if bits := int(tn.InsidePrefixlen); bits > 0 && bits <= a.BitLen() {

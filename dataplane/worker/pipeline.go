@@ -240,6 +240,18 @@ func parseIP(pk *Packet, allow6 bool) Reason {
 	return 0
 }
 
+// plausibleIP reports whether b starts with a whole IPv4 or IPv6 header
+// (what the later stages read without further checks).
+func plausibleIP(b []byte) bool {
+	switch packet.Version(b) {
+	case 4:
+		return len(b) >= packet.IPv4HeaderLen && int(b[0]&0x0f)*4 >= packet.IPv4HeaderLen && int(b[0]&0x0f)*4 <= len(b)
+	case 6:
+		return len(b) >= packet.IPv6HeaderLen
+	}
+	return false
+}
+
 // dstAddr returns an IP packet's destination.
 func dstAddr(ip []byte) netip.Addr {
 	if ip[0]>>4 == 4 {
@@ -595,7 +607,7 @@ func (p *Pipeline) FromKernel(v *tables.View, pkts []Packet, out *Output) {
 			r = TunnelDown
 		case t.Out == nil || t.Out.ESP.MustRekey():
 			r = NoSA
-		case pk.Len < packet.IPv4HeaderLen:
+		case !plausibleIP(pk.Data()):
 			r = BadIP
 		}
 		if r != 0 {

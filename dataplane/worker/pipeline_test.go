@@ -362,3 +362,19 @@ func TestOutboundSAExhausted(t *testing.T) {
 		t.Fatalf("after exhaustion: drops %v", a.drops())
 	}
 }
+
+func TestFromKernelRefusesJunk(t *testing.T) {
+	a, _ := pair(t)
+	batch := a.p.NewBatch()
+	for _, junk := range [][]byte{{0x45, 0, 0}, {0x60, 0, 0, 0, 0, 0, 0, 0}, {0x4f, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}} {
+		fa, _ := a.frames.Alloc()
+		fb := a.frames.Frame(fa)
+		copy(fb[memDataOff:], junk)
+		batch = append(batch, Packet{Buf: fb, Addr: fa, Off: memDataOff, Len: len(junk), Tunnel: 1})
+	}
+	a.out.Reset()
+	a.p.FromKernel(a.view(), batch, a.out)
+	if len(a.out.Outside) != 0 || a.drops()["route/bad_ip"] != 3 {
+		t.Fatalf("junk from the kernel: %d sent, drops %v", len(a.out.Outside), a.drops())
+	}
+}
