@@ -76,22 +76,59 @@ func (t *Tunnel) establish(sa *ikeSA) {
 	t.nextKA = now.Add(t.m.tim.Keepalive)
 }
 
-// adopt makes sa the tunnel's IKE SA; a previous one is deleted (told to
-// the peer unless it announced INITIAL_CONTACT, §2.4).
-func (t *Tunnel) adopt(sa *ikeSA, initialContact bool) {
-	old := t.ike
-	oldChildren := slices.Clone(t.children)
-	t.ike = sa
+// adopt makes a newly established sa the tunnel's IKE SA and reports
+// whether it did. A previous IKE SA is deleted: silently when the peer
+// announced INITIAL_CONTACT and the old SA predates this one's start (the
+// peer restarted, §2.4), otherwise with a Delete. When both ends set up
+// an IKE SA at the same time, the one created with the lowest nonce goes,
+// as §2.8.1 decides for rekeys, so both ends keep the same one.
+func (t *Tunnel) adopt(sa *ikeSA, initialContact bool) bool {
 	t.contacted = true
-	if old != nil && old != sa {
-		if initialContact {
-			t.removeSA(old, "replaced", nil)
-		} else {
-			t.deleteIKE(old)
+	for _, x := range slices.Clone(t.sas) {
+		if x != sa && x.state == saInitSent {
+			x.pend, x.queue = nil, nil
+			t.removeSA(x, "superseded", nil) // an attempt of ours nobody answered yet
 		}
-		for _, c := range oldChildren {
+	}
+	old := t.ike
+	if old == nil || old == sa {
+		t.ike = sa
+		return true
+	}
+	stale := initialContact && old.created.Before(sa.started)
+	if !stale && bytes.Compare(lowestNonce(sa), lowestNonce(old)) < 0 {
+		t.log.Info("both ends set up an IKE SA at once; deleting the redundant one", "spi_i", sa.spiI)
+		t.deleteIKE(sa)
+		return false
+	}
+	t.ike = sa
+	for _, c := range t.children {
+		if c.owner == old && !c.deleting {
 			c.deleting = true
 			c.retireAt = t.now().Add(t.m.tim.Grace)
+		}
+	}
+	if stale {
+		t.removeSA(old, "replaced after the peer's INITIAL_CONTACT", nil)
+	} else {
+		t.deleteIKE(old)
+	}
+	return true
+}
+
+func lowestNonce(sa *ikeSA) []byte {
+	if bytes.Compare(sa.ni, sa.nr) < 0 {
+		return sa.ni
+	}
+	return sa.nr
+}
+
+// moveChildren hands the Child SAs of IKE SAs that a rekey replaced to
+// the current one (§2.18: they belong to the new IKE SA).
+func (t *Tunnel) moveChildren(from ...*ikeSA) {
+	for _, c := range t.children {
+		if slices.Contains(from, c.owner) {
+			c.owner = t.ike
 		}
 	}
 }
@@ -100,7 +137,7 @@ func (t *Tunnel) adopt(sa *ikeSA, initialContact bool) {
 
 func (t *Tunnel) initiate() {
 	sa := &ikeSA{initiator: true, state: saInitSent, spiI: randSPI(), ni: randBytes(32),
-		peer: netipAddrPort(t.cfg.AWSOutside, t.opt.PeerPort), created: t.now()}
+		peer: netipAddrPort(t.cfg.AWSOutside, t.opt.PeerPort), created: t.now(), started: t.now()}
 	t.addSA(sa)
 	t.log.Info("initiating IKE SA", "peer", sa.peer, "spi", sa.spiI)
 	t.sendInit(sa)
@@ -289,7 +326,10 @@ func (t *Tunnel) authResponse(sa *ikeSA, inSPI uint32, ic bool, m *message.Messa
 		return
 	}
 	t.establish(sa)
-	t.adopt(sa, ic)
+	if !t.adopt(sa, false) {
+		t.releaseSPI(inSPI)
+		return
+	}
 	t.log.Info("IKE SA established", "spi_i", sa.spiI, "spi_r", sa.spiR, "proposal", sa.prop.String(), "encap", sa.nat)
 	// The first Child SA (§1.2); its errors leave the IKE SA up (§2.21.3).
 	for _, n := range m.Notifies() {
@@ -398,7 +438,7 @@ func (t *Tunnel) respondInit(d datagram) {
 		return
 	}
 	sa := &ikeSA{state: saResponderInit, spiI: m.SPIi, spiR: randSPI(), ni: no.Data, nr: randBytes(32),
-		group: uint16(ke.Group), peer: d.from, nat: d.nat, created: t.now(), peerInit: d.b, expectMID: 1, nextMID: 0}
+		group: uint16(ke.Group), peer: d.from, nat: d.nat, created: t.now(), started: t.now(), peerInit: d.b, expectMID: 1, nextMID: 0}
 	prop.SPI = nil
 	sa.prop = prop
 	p, err := prfOf(prop)
@@ -463,7 +503,12 @@ func (t *Tunnel) respAuth(sa *ikeSA, m *message.Message) ([]message.Payload, fun
 	ps = append(ps, cps...)
 	return ps, func() {
 		t.establish(sa)
-		t.adopt(sa, ic)
+		if !t.adopt(sa, ic) {
+			if c != nil {
+				t.releaseSPI(c.InSPI)
+			}
+			return
+		}
 		t.log.Info("IKE SA established (responder)", "spi_i", sa.spiI, "spi_r", sa.spiR, "proposal", sa.prop.String(), "encap", sa.nat)
 		if nerr != nil {
 			t.failed(nerr.n, nerr.err)
@@ -806,11 +851,16 @@ func (t *Tunnel) rekeyIKE(sa *ikeSA) {
 			if sa.theirs != nil && bytes.Compare(sa.ours.lowest(), sa.theirs.lowest()) < 0 {
 				t.log.Info("IKE SA rekey collision: deleting our redundant IKE SA")
 				t.ike = sa.theirs.sa
+				t.moveChildren(sa, nsa)
 				t.deleteIKE(nsa)
 				t.emit(Event{Type: IKERekeyed, IKE: t.ike.info()})
 				return
 			}
 			t.ike = nsa
+			t.moveChildren(sa)
+			if sa.theirs != nil {
+				t.moveChildren(sa.theirs.sa) // the peer deletes its redundant one
+			}
 			t.deleteIKE(sa)
 			t.emit(Event{Type: IKERekeyed, IKE: nsa.info()})
 		},
@@ -866,6 +916,7 @@ func (t *Tunnel) respRekeyIKE(sa *ikeSA, m *message.Message, ni []byte) ([]messa
 		sa.theirs = &rekeyRec{ni: ni, nr: nr, sa: nsa}
 		if !sa.rekeyInFlight {
 			t.ike = nsa
+			t.moveChildren(sa)
 			t.emit(Event{Type: IKERekeyed, IKE: nsa.info()})
 		}
 	}

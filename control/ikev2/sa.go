@@ -59,10 +59,11 @@ type ikeSA struct {
 	queue       []*pending
 
 	peer      netip.AddrPort
-	nat       bool // on port 4500 with the non-ESP marker
-	natSelf   bool // we are behind a NAT (send keepalives)
-	halfOpen  bool // counted in Socket.halfOpen
-	created   time.Time
+	nat       bool      // on port 4500 with the non-ESP marker
+	natSelf   bool      // we are behind a NAT (send keepalives)
+	halfOpen  bool      // counted in Socket.halfOpen
+	started   time.Time // IKE_SA_INIT sent or received
+	created   time.Time // established
 	rekeyAt   time.Time
 	expireAt  time.Time
 	lastHeard time.Time
@@ -102,6 +103,7 @@ type pending struct {
 // child is one Child SA pair.
 type child struct {
 	ChildSA
+	owner    *ikeSA // the IKE SA it was made under (moved on IKE rekeys)
 	created  time.Time
 	rekeyAt  time.Time
 	expireAt time.Time

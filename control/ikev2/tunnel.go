@@ -270,7 +270,7 @@ func (t *Tunnel) transmit(sa *ikeSA, p *pending) {
 	if p.wait == 0 {
 		p.wait = t.m.tim.RetransmitTimeout
 	}
-	if p.maxTries == 0 {
+	if p.maxTries == 0 && !p.dpd {
 		p.maxTries = t.m.tim.RetransmitTries
 	}
 	p.next = t.now().Add(p.wait)
@@ -388,10 +388,10 @@ func (t *Tunnel) handleRequest(sa *ikeSA, d datagram, h message.Header) {
 		return
 	}
 	sa.lastHeard = t.now()
-	if d.from != sa.peer || d.nat != sa.nat {
+	if d.nat && (d.from != sa.peer || !sa.nat) {
 		// The peer floated to 4500 or its NAT mapping changed (§2.23):
-		// answer and send where its authentic requests come from.
-		sa.peer, sa.nat = d.from, d.nat
+		// send where its authentic requests come from; never float back.
+		sa.peer, sa.nat = d.from, true
 	}
 	var resp []message.Payload
 	var after func()
@@ -467,6 +467,17 @@ func (t *Tunnel) removeSA(sa *ikeSA, reason string, err error) {
 	if sa == t.ike {
 		t.ike = nil
 		t.down(reason, err, false)
+		return
+	}
+	// Its Child SAs went with it at the peer (§1.4.1).
+	for _, c := range t.children {
+		if c.owner == sa && !c.deleting {
+			c.deleting = true
+			c.retireAt = t.now().Add(t.m.tim.Grace)
+			if t.out == c {
+				t.switchOut(t.successor())
+			}
+		}
 	}
 }
 
@@ -474,6 +485,10 @@ func (t *Tunnel) removeSA(sa *ikeSA, reason string, err error) {
 // new attempt: at once for restart, after a back-off when the tunnel is
 // configured to start by itself.
 func (t *Tunnel) down(reason string, err error, restart bool) {
+	if sa := t.ike; sa != nil {
+		t.ike = nil
+		t.removeSA(sa, reason, nil)
+	}
 	for _, c := range slices.Clone(t.children) {
 		t.retire(c)
 	}
@@ -482,11 +497,6 @@ func (t *Tunnel) down(reason string, err error, restart bool) {
 		if sa.state == saEstablished {
 			t.removeSA(sa, reason, nil)
 		}
-	}
-	if t.ike != nil {
-		sa := t.ike
-		t.ike = nil
-		t.removeSA(sa, reason, nil)
 	}
 	if t.up {
 		t.up = false
@@ -590,7 +600,7 @@ func (t *Tunnel) rekeyTime(created time.Time, life time.Duration) time.Time {
 
 func (t *Tunnel) newChild(sa *ikeSA) *child {
 	now := t.now()
-	c := &child{created: now}
+	c := &child{created: now, owner: sa}
 	c.Local, c.Peer = t.cfg.LocalOutside, sa.peer.Addr()
 	c.Encap = sa.nat
 	if sa.nat {

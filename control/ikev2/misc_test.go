@@ -1,0 +1,66 @@
+package ikev2
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/ikev2/message"
+)
+
+// TestBothInitiate: both ends start at once (AWS with DPD restart and the
+// gateway re-initiating); they settle on one IKE SA and one Child SA pair.
+func TestBothInitiate(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
+		if _, err := b.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
+			t.Fatal(err)
+		}
+		a.waitType(TunnelUp, 0)
+		b.waitType(TunnelUp, 0)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			sa, sb := a.m.Status()[0], b.m.Status()[0]
+			ok := sa.State == "up" && sb.State == "up" && len(sa.Children) == 1 && len(sb.Children) == 1 &&
+				sa.IKE.SPIi == sb.IKE.SPIi && sa.Children[0].InSPI == sb.Children[0].OutSPI && sa.Children[0].OutSPI == sb.Children[0].InSPI
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("did not settle: %+v / %+v\n%s\n%s", sa, sb, fmtEvents(a.all()), fmtEvents(b.all()))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for _, e := range append(a.all(), b.all()...) {
+			if e.Type == TunnelDown || e.Type == NegotiationFailed {
+				t.Fatalf("simultaneous start flapped: %v\n%s\n%s", e, fmtEvents(a.all()), fmtEvents(b.all()))
+			}
+		}
+	}
+}
+
+// TestHalfOpenTimeout: a responder forgets an IKE_SA_INIT nobody follows
+// up, and the half-open count (which triggers cookies) goes back down.
+func TestHalfOpenTimeout(t *testing.T) {
+	fc := NewFakeClock(time.Unix(1_800_000_000, 0))
+	b := newNode(t, "aws", Options{Clock: fc, Timing: Timing{HalfOpenTimeout: 30 * time.Second}})
+	cb := testTunnel("t1")
+	cb.StartupAction = config.StartupAdd
+	cb.Phase1.DHGroups = []int{19}
+	if _, err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: 9, PeerNATPort: 9}); err != nil {
+		t.Fatal(err)
+	}
+	b.m.Socket().Deliver(initRequest(t, cb, message.SPI{9, 9, 9, 9, 9, 9, 9, 9}), netip.MustParseAddrPort("127.0.0.1:9"), false)
+	deadline := time.Now().Add(5 * time.Second)
+	for b.m.Socket().halfOpen.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no half-open SA")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	advanceUntil(t, fc, time.Second, time.Minute, func() bool { return b.m.Socket().halfOpen.Load() == 0 })
+}
