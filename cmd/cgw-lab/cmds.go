@@ -15,8 +15,13 @@ func cmdUp(ctx context.Context, args []string) error {
 	var c common
 	c.register(fs)
 	nat := fs.Bool("nat", false, "source-NAT the gateway side in inet (needs nft)")
+	gwName := gatewayFlag(fs)
 	fs.Parse(args)
-	l, err := lab.New(lab.Options{Prefix: c.prefix, StateRoot: c.root, NAT: *nat, Progress: os.Stdout})
+	gw, err := newGateway(*gwName)
+	if err != nil {
+		return err
+	}
+	l, err := lab.New(lab.Options{Prefix: c.prefix, StateRoot: c.root, NAT: *nat, Progress: os.Stdout, Gateway: gw})
 	if err != nil {
 		return err
 	}
@@ -32,8 +37,14 @@ func cmdDown(args []string) error {
 	var c common
 	c.register(fs)
 	fs.Parse(args)
+	st, _ := lab.LoadState(c.root, c.prefix)
 	if err := lab.Down(c.root, c.prefix); err != nil {
 		return err
+	}
+	if st.Gateway == "cgw" {
+		if err := lab.RemoveCGWMaps(c.prefix); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("lab %q is down\n", c.prefix)
 	return nil

@@ -22,13 +22,23 @@ func cmdDemo(ctx context.Context, args []string) error {
 	c.register(fs)
 	down := fs.Bool("down", false, "tear the lab down at the end")
 	nat := fs.Bool("nat", false, "source-NAT the gateway side in inet (needs nft)")
+	gwName := gatewayFlag(fs)
 	fs.Parse(args)
-	l, err := lab.New(lab.Options{Prefix: c.prefix, StateRoot: c.root, NAT: *nat, Progress: os.Stdout})
+	gw, err := newGateway(*gwName)
 	if err != nil {
 		return err
 	}
+	l, err := lab.New(lab.Options{Prefix: c.prefix, StateRoot: c.root, NAT: *nat, Progress: os.Stdout, Gateway: gw})
+	if err != nil {
+		return err
+	}
+	cgw, _ := gw.(*lab.CGWGateway)
+	gwDesc := "strongSwan stand-in"
+	if cgw != nil {
+		gwDesc = "cgw-dataplane + cgw-control"
+	}
 	step := func(format string, a ...any) { fmt.Printf("\n### "+format+"\n", a...) }
-	step("1. building the lab %q: lan - cgw (strongSwan stand-in) - inet - aws-t1/aws-t2 (strongSwan responders) - aws (BIRD, AS %d) - vpc", c.prefix, l.Conn.BGP.PeerASN)
+	step("1. building the lab %q: lan - cgw (%s) - inet - aws-t1/aws-t2 (strongSwan responders) - aws (BIRD, AS %d) - vpc", c.prefix, gwDesc, l.Conn.BGP.PeerASN)
 	if err := l.Up(ctx); err != nil {
 		return fmt.Errorf("%w\n(lab left for inspection; clean with: cgw-lab down --prefix %s)", err, c.prefix)
 	}
@@ -52,7 +62,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err := l.WaitBGP(wctx); err != nil {
 		return err
 	}
-	if err := l.WaitRoute(wctx, lab.CGW, lab.VPCPrefix, ""); err != nil {
+	if cgw != nil {
+		if _, err := cgw.WaitRouteInstalled(wctx, l, lab.VPCPrefix); err != nil {
+			return err
+		}
+	} else if err := l.WaitRoute(wctx, lab.CGW, lab.VPCPrefix, ""); err != nil {
 		return err
 	}
 	fmt.Printf("both sessions Established after %.1fs\n", time.Since(t0).Seconds())
@@ -60,10 +74,22 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err := showSAsAndBGP(ctx, l); err != nil {
 		return err
 	}
-	out, _ := l.Exec(ctx, lab.CGW, "ip", "route", "show", lab.VPCPrefix.String())
-	fmt.Printf("\n--- kernel route in %s ---\n%s", l.NS(lab.CGW), out)
+	if cgw != nil {
+		fmt.Printf("\n--- cgw: cgwctl -socket %s status | sas | routes ---\n", cgw.SocketPath(l))
+		if s, err := cgw.Client(l).Status(ctx); err == nil {
+			for _, t := range s.Tunnels {
+				fmt.Printf("tunnel %s: %s, peer %v, NAT %v\n", t.Name, t.State, t.Peer, t.NAT)
+			}
+			for _, r := range s.Routes {
+				fmt.Printf("route %v via %s (%s: %s)\n", r.Prefix, r.Tunnel, r.Source, r.Reason)
+			}
+		}
+	} else {
+		out, _ := l.Exec(ctx, lab.CGW, "ip", "route", "show", lab.VPCPrefix.String())
+		fmt.Printf("\n--- kernel route in %s ---\n%s", l.NS(lab.CGW), out)
+	}
 	step("5. ping lan %s -> vpc %s through the tunnel", l.LANHost(), lab.VPCHost)
-	out, err = l.Exec(ctx, lab.LAN, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "2", lab.VPCHost.String())
+	out, err := l.Exec(ctx, lab.LAN, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "2", lab.VPCHost.String())
 	fmt.Print(out)
 	if err != nil {
 		return fmt.Errorf("ping lan -> vpc failed: %w", err)
@@ -104,6 +130,10 @@ func cmdMeasure(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	var cgw *lab.CGWGateway
+	if l.State().Gateway == "cgw" {
+		cgw = &lab.CGWGateway{}
+	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := l.WaitTunnels(wctx); err != nil {
@@ -112,7 +142,11 @@ func cmdMeasure(ctx context.Context, args []string) error {
 	if err := l.WaitBGP(wctx); err != nil {
 		return err
 	}
-	if err := l.WaitRoute(wctx, lab.CGW, lab.VPCPrefix, ""); err != nil {
+	if cgw != nil {
+		if _, err := cgw.WaitRouteInstalled(wctx, l, lab.VPCPrefix); err != nil {
+			return err
+		}
+	} else if err := l.WaitRoute(wctx, lab.CGW, lab.VPCPrefix, ""); err != nil {
 		return err
 	}
 	st := l.State()

@@ -1,10 +1,10 @@
 // Command cgw-lab brings the emulated-AWS lab (bench/lab) up and down,
 // shows its state, runs the demo and measures the stand-in gateway.
 //
-//	cgw-lab up [--prefix P] [--nat]      build the lab with the strongSwan stand-in, leave it up
+//	cgw-lab up [--prefix P] [--nat] [--gateway standin|cgw]   build the lab, leave it up
 //	cgw-lab down [--prefix P]            remove everything the lab created (after a crash too)
 //	cgw-lab status [--prefix P]          namespaces, processes, SAs and BGP sessions
-//	cgw-lab demo [--prefix P] [--down]   up, wait, show SAs/BGP/routes, ping lan→vpc
+//	cgw-lab demo [--prefix P] [--down] [--gateway standin|cgw]   up, wait, show SAs/BGP/routes, ping lan→vpc
 //	cgw-lab measure [--prefix P] [-t 10s] TCP and 64-byte UDP through the stand-in, both ways
 package main
 
@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/cgw-project/cgw/bench/lab"
 )
 
 func usage() {
@@ -54,6 +56,22 @@ func main() {
 type common struct {
 	prefix string
 	root   string
+}
+
+// gatewayFlag selects what runs in the cgw namespace.
+func gatewayFlag(fs *flag.FlagSet) *string {
+	return fs.String("gateway", "standin", "gateway in the cgw namespace: standin (strongSwan + BIRD) or cgw (cgw-dataplane + cgw-control from this program's directory or $PATH)")
+}
+
+// newGateway returns the lab.Gateway a --gateway value names.
+func newGateway(name string) (lab.Gateway, error) {
+	switch name {
+	case "standin", "":
+		return &lab.StandIn{}, nil
+	case "cgw":
+		return &lab.CGWGateway{}, nil
+	}
+	return nil, fmt.Errorf("--gateway %q: want standin or cgw", name)
 }
 
 func (c *common) register(fs *flag.FlagSet) {

@@ -1,0 +1,291 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/status"
+)
+
+// CGWGateway runs cgw itself as the gateway: cgw-dataplane on the cgw namespace's
+// inside and outside veths and cgw-control with the configuration the lab
+// generates. Each instance's pinned maps are named after the lab prefix
+// (Instance), so labs with different prefixes never share maps.
+//
+// Both processes are started with "nsenter --mount=<our mount namespace>"
+// after ip netns exec: ip netns exec remounts /sys, which hides
+// /sys/fs/bpf, and the two processes must see the same pinned maps.
+type CGWGateway struct {
+	// Dataplane and Control are the binaries; empty means "cgw-dataplane"
+	// and "cgw-control" next to the running executable, else in $PATH.
+	Dataplane, Control string
+	// CPUs for the dataplane's workers (-cpus); default "0,1" capped
+	// to the machine. Queues (-queues) defaults to 1: the lab's veths
+	// have one RX queue.
+	CPUs   string
+	Queues int
+	// DataplaneArgs and ControlArgs are appended to each command line.
+	DataplaneArgs, ControlArgs []string
+	// ControlEnv is added to cgw-control's environment.
+	ControlEnv []string
+
+	controls int
+}
+
+// Name implements Gateway.
+func (*CGWGateway) Name() string { return "cgw" }
+
+// Instance is the pinned-map instance of the lab's gateway.
+func (*CGWGateway) Instance(l *Lab) string { return "lab-" + l.Prefix }
+
+// SocketPath is the status API socket of the lab's cgw-control.
+func (*CGWGateway) SocketPath(l *Lab) string { return filepath.Join(l.Dir, "control.sock") }
+
+// Client returns a status API client of the lab's cgw-control.
+func (g *CGWGateway) Client(l *Lab) *status.Client { return status.NewClient(g.SocketPath(l)) }
+
+// binary finds a cgw command.
+func binary(given, name string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("lab: %s not found next to this program or in $PATH (run make build)", name)
+	}
+	return p, nil
+}
+
+// Up implements Gateway: checksum offload off where veths feed AF_XDP,
+// then the dataplane, then control.
+func (g *CGWGateway) Up(ctx context.Context, l *Lab) error {
+	dp, err := binary(g.Dataplane, "cgw-dataplane")
+	if err != nil {
+		return err
+	}
+	if _, err := binary(g.Control, "cgw-control"); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		return errors.New("lab: the cgw gateway needs ethtool (apt-get install ethtool)")
+	}
+	b, err := config.Marshal(l.Cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(l.GatewayConfigPath(), b, 0o600); err != nil {
+		return err
+	}
+	// A veth whose own stack sends a frame leaves its checksum to be
+	// completed by "hardware" (transmit offload); AF_XDP gets the frame
+	// raw, so the senders into cgw's NICs must finish checksums in
+	// software: the LAN host and inet's link towards cgw (which forwards
+	// what the AWS endpoints send).
+	for _, s := range [][2]string{{LAN, "eth0"}, {Inet, "cgw0"}} {
+		if _, err := l.Exec(ctx, s[0], "ethtool", "-K", s[1], "tx", "off"); err != nil {
+			return fmt.Errorf("lab: turning transmit checksum offload off on %s %s: %w", l.NS(s[0]), s[1], err)
+		}
+	}
+	// Pinned maps of an earlier lab with this prefix would hold its SAs.
+	bpf.Remove(g.Instance(l))
+	cpus := g.CPUs
+	if cpus == "" {
+		cpus = "0"
+		if n := numCPU(); n > 1 {
+			cpus = "0,1"
+		}
+	}
+	queues := g.Queues
+	if queues == 0 {
+		queues = 1
+	}
+	gw := l.Cfg.Gateway
+	args := append([]string{dp, "-config", l.GatewayConfigPath(), "-instance", g.Instance(l),
+		"-inside-if", gw.Inside.Name, "-outside-if", gw.Outside.Name, "-cpus", cpus, "-queues", fmt.Sprint(queues),
+		"-metrics", "127.0.0.1:9472"}, g.DataplaneArgs...)
+	logPath := filepath.Join(l.Dir, "cgw-dataplane.log")
+	l.Progressf("cgw: starting cgw-dataplane (instance %s)", g.Instance(l))
+	p, err := l.StartProcess("cgw-dataplane", CGW, logPath, nil, g.inHostMounts(args)...)
+	if err != nil {
+		return err
+	}
+	if err := waitLog(ctx, p, "worker(s) on CPUs", 20*time.Second); err != nil {
+		return err
+	}
+	return g.StartControl(ctx, l)
+}
+
+// inHostMounts prefixes a command so that, started by ip netns exec, it
+// runs in this process's mount namespace (with /sys/fs/bpf) while keeping
+// the lab namespace's network.
+func (*CGWGateway) inHostMounts(args []string) []string {
+	return append([]string{"nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", os.Getpid()), "--"}, args...)
+}
+
+// StartControl starts cgw-control and waits until its status API answers.
+func (g *CGWGateway) StartControl(ctx context.Context, l *Lab) error {
+	ctl, err := binary(g.Control, "cgw-control")
+	if err != nil {
+		return err
+	}
+	g.controls++
+	args := append([]string{ctl, "-config", l.GatewayConfigPath(), "-instance", g.Instance(l), "-socket", g.SocketPath(l)}, g.ControlArgs...)
+	logPath := filepath.Join(l.Dir, "cgw-control.log")
+	l.Progressf("cgw: starting cgw-control (status socket %s)", g.SocketPath(l))
+	p, err := l.StartProcess(fmt.Sprintf("cgw-control-%d", g.controls), CGW, logPath, g.ControlEnv, g.inHostMounts(args)...)
+	if err != nil {
+		return err
+	}
+	c := g.Client(l)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		s, err := c.Status(cctx)
+		cancel()
+		if err == nil && s.Pid == p.Pid {
+			return nil
+		}
+		if !p.Alive() {
+			return fmt.Errorf("lab: cgw-control exited; see %s:\n%s", logPath, tail(logPath, 20))
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("lab: cgw-control's status API did not answer on %s within 20 s (%v); see %s", g.SocketPath(l), err, logPath)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// ControlProc returns the running cgw-control process.
+func (g *CGWGateway) ControlProc(l *Lab) (Proc, bool) {
+	st := l.State()
+	for i := len(st.Procs) - 1; i >= 0; i-- {
+		if p := st.Procs[i]; strings.HasPrefix(p.Name, "cgw-control") && p.Alive() {
+			return p, true
+		}
+	}
+	return Proc{}, false
+}
+
+// StopControl ends cgw-control with sig: SIGTERM deletes the SAs and
+// waits for the peer; SIGKILL (a crash) and SIGUSR1 (an upgrade) leave
+// them in the maps so the dataplane keeps forwarding.
+func (g *CGWGateway) StopControl(l *Lab, sig syscall.Signal) error {
+	p, ok := g.ControlProc(l)
+	if !ok {
+		return errors.New("lab: cgw-control is not running")
+	}
+	if err := syscall.Kill(p.Pid, sig); err != nil {
+		return fmt.Errorf("lab: signalling cgw-control (pid %d): %w", p.Pid, err)
+	}
+	for i := 0; i < 200 && p.Alive(); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if p.Alive() {
+		return p.stop(time.Second)
+	}
+	return nil
+}
+
+// Cleanup removes the gateway's pinned maps; call it after Lab.Down.
+func (g *CGWGateway) Cleanup(l *Lab) error { return bpf.Remove(g.Instance(l)) }
+
+// waitLog waits until a process's log contains marker.
+func waitLog(ctx context.Context, p Proc, marker string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		b, _ := os.ReadFile(p.Log)
+		if strings.Contains(string(b), marker) {
+			return nil
+		}
+		if !p.Alive() {
+			return fmt.Errorf("lab: %s exited; see %s:\n%s", p.Name, p.Log, tail(p.Log, 20))
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("lab: %s did not log %q within %v; see %s", p.Name, marker, d, p.Log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+func numCPU() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return 1
+	}
+	s := strings.TrimSpace(string(b))
+	if i := strings.LastIndexAny(s, "-,"); i >= 0 {
+		var n int
+		fmt.Sscanf(s[i+1:], "%d", &n)
+		return n + 1
+	}
+	return 1
+}
+
+// RemoveCGWMaps removes the pinned maps of the cgw gateway of the lab
+// with prefix (cgw-lab down).
+func RemoveCGWMaps(prefix string) error { return bpf.Remove("lab-" + prefix) }
+
+// WaitStatus polls cgw-control's status until ok accepts it.
+func (g *CGWGateway) WaitStatus(ctx context.Context, l *Lab, what string, ok func(*status.Status) bool) (*status.Status, error) {
+	c := g.Client(l)
+	var last *status.Status
+	var lastErr error
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		s, err := c.Status(cctx)
+		cancel()
+		if err == nil {
+			last = s
+			if ok(s) {
+				return s, nil
+			}
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				return nil, fmt.Errorf("lab: waiting for %s: %w (status API: %v)", what, ctx.Err(), lastErr)
+			}
+			return last, fmt.Errorf("lab: waiting for %s: %w", what, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// WaitRouteInstalled waits until cgw-control has put prefix into the
+// dataplane's route table.
+func (g *CGWGateway) WaitRouteInstalled(ctx context.Context, l *Lab, prefix netip.Prefix) (*status.Status, error) {
+	return g.WaitStatus(ctx, l, "route "+prefix.String()+" in cgw's route map", func(s *status.Status) bool {
+		for _, r := range s.Routes {
+			if r.Prefix == prefix && !r.Pending {
+				return true
+			}
+		}
+		return false
+	})
+}

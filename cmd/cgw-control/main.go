@@ -1,0 +1,167 @@
+// Command cgw-control is cgw's control process: IKEv2 for every configured
+// tunnel, DPD, BGP (embedded GoBGP) and route selection, writing SAs,
+// tunnel state and routes into the pinned BPF maps cgw-dataplane reads
+// (DESIGN §2). Either process may start first or restart alone.
+//
+// Usage:
+//
+//	cgw-control -config cgw.yaml [flags]
+//
+// Flags (each overrides the configuration file):
+//
+//	-config path     YAML configuration (required)
+//	-instance name   pinned-map instance (default gateway.name, else "cgw")
+//	-socket path     status API socket (default gateway.observability.status_socket,
+//	                 else /run/cgw/<name>/control.sock)
+//	-metrics addr    Prometheus listen address (default gateway.observability.control_metrics,
+//	                 else 127.0.0.1:9471; "off" disables)
+//	-gobgp-api addr  GoBGP gRPC API (default gateway.observability.gobgp_api; "-" disables)
+//	-log-level l     debug, info (default), warn, error
+//
+// Signals: SIGTERM or SIGINT shut down cleanly: every IKE SA is deleted
+// (the peer is told), BGP sessions close, tunnels are marked down and our
+// SAs are removed from the maps. SIGUSR1 exits at once leaving every SA
+// and route in the maps, so the dataplane keeps forwarding while a new
+// cgw-control (an upgrade) starts; the new one re-establishes the tunnels
+// and then removes what the old one left. A crash behaves like SIGUSR1.
+//
+// In a network namespace start it with "nsenter --net=/run/netns/<ns>",
+// not "ip netns exec": see cmd/cgw-dataplane's documentation (the pinned
+// maps under /sys/fs/bpf must be the dataplane's).
+//
+// Status: cgwctl status | sas | routes, or JSON with
+// curl --unix-socket <socket> http://x/v1/status.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/daemon"
+	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/metrics"
+	"github.com/cgw-project/cgw/control/status"
+)
+
+func main() {
+	fs := flag.NewFlagSet("cgw-control", flag.ExitOnError)
+	cfgPath := fs.String("config", "", "YAML configuration file (required)")
+	instance := fs.String("instance", "", "pinned-map instance name (default: gateway.name or cgw)")
+	socket := fs.String("socket", "", "status API unix socket (default: gateway.observability.status_socket)")
+	metricsAddr := fs.String("metrics", "", "Prometheus listen address (default: config, else 127.0.0.1:9471; off disables)")
+	gobgpAPI := fs.String("gobgp-api", "", "GoBGP gRPC API address (default: config; - disables)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "cgw-control: unexpected arguments %q: every setting is a flag (see -h)\n", fs.Args())
+		os.Exit(2)
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "cgw-control: -log-level %q: want debug, info, warn or error\n", *level)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	if err := run(log, *cfgPath, *instance, *socket, *metricsAddr, *gobgpAPI); err != nil {
+		log.Error(err.Error())
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI string) error {
+	if cfgPath == "" {
+		return fmt.Errorf("no configuration: give -config cgw.yaml (cgwctl config import writes one from AWS's file)")
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Check(); err != nil {
+		return fmt.Errorf("%s:\n%w", cfgPath, err)
+	}
+	if instance == "" {
+		instance = cfg.Gateway.Name
+	}
+	if instance == "" {
+		instance = config.DefaultGatewayName
+	}
+	if socket == "" {
+		socket = cfg.Gateway.Observability.StatusSocket
+	}
+	if socket == "" {
+		socket = config.DefaultStatusSocket(instance)
+	}
+	if metricsAddr == "" {
+		metricsAddr = cfg.Gateway.Observability.ControlMetrics
+	}
+	if metricsAddr == "" {
+		metricsAddr = config.DefaultControlMetrics
+	}
+
+	var m *metrics.Control
+	d, err := daemon.Start(daemon.Options{Config: cfg, Instance: instance, Log: log, GoBGPAPI: gobgpAPI,
+		OnEvent: func(e ikev2.Event) {
+			if m != nil {
+				m.Event(e)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d.Stop(ctx)
+	}
+	m = metrics.New(d.Status)
+
+	srv, err := status.Listen(socket, d)
+	if err != nil {
+		stop()
+		return err
+	}
+	defer srv.Close()
+
+	if metricsAddr != "off" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if b := d.BGP(); b != nil {
+			reg.MustRegister(b.Collector())
+		}
+		ln, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			stop()
+			return fmt.Errorf("metrics: listening on %s: %w (set gateway.observability.control_metrics or -metrics; off disables)", metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+	}
+	log.Info("cgw-control running", "instance", instance, "tunnels", len(d.Status().Tunnels), "status_socket", socket, "metrics", metricsAddr)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	got := <-sig
+	if got == syscall.SIGUSR1 {
+		log.Info("SIGUSR1: exiting and leaving every SA and route in the maps (the dataplane keeps forwarding)")
+		return nil
+	}
+	log.Info(got.String() + ": deleting IKE SAs, closing BGP sessions, marking tunnels down")
+	stop()
+	return nil
+}

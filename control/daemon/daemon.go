@@ -1,0 +1,425 @@
+// Package daemon is cgw-control's core: it runs the IKEv2 engine for every
+// configured tunnel and turns its events into the pinned BPF maps the
+// dataplane reads (DESIGN §2), drives BGP and the RIB with tunnel state,
+// feeds the dataplane's per-SA counters back to IKE (DPD, rekey on sequence
+// exhaustion) and produces the status snapshot served to cgwctl.
+//
+// Restart without loss (DESIGN §2: either process can restart without the
+// other): on start the SAs, tunnel flags and routes a previous control
+// process left in the maps are kept and keep forwarding; each tunnel's old
+// SAs are retired once its new Child SA carries the outbound traffic, and
+// old routes the RIB has not re-selected are removed once routing has
+// converged. No stale SA remains.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/control/bgp"
+	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/control/rib"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	Config *config.Config // loaded and checked
+	// Instance names the pinned maps (/sys/fs/bpf/cgw/<instance>);
+	// default gateway.name.
+	Instance string
+	Log      *slog.Logger
+	// CounterInterval is how often the dataplane's per-SA counters are
+	// read for DPD and rekeying (default 500 ms).
+	CounterInterval time.Duration
+	Timing          ikev2.Timing
+	// GoBGPAPI overrides gateway.observability.gobgp_api ("-" disables).
+	GoBGPAPI string
+	// OnEvent, if set, sees every IKE event after the daemon applied it
+	// (metrics).
+	OnEvent func(ikev2.Event)
+	// ListenIKE overrides the address the IKE sockets bind (tests).
+	ListenIKE netip.Addr
+	// ConvergeTimeout bounds how long routes left by a previous control
+	// process are kept while routing converges (default 90 s).
+	ConvergeTimeout time.Duration
+}
+
+// Daemon is a running control process.
+type Daemon struct {
+	opt     Options
+	cfg     *config.Config
+	log     *slog.Logger
+	objs    *bpf.Objects
+	w       *maps.Writer
+	ike     *ikev2.Manager
+	rib     *rib.RIB
+	bgp     *bgp.Speaker
+	started time.Time
+
+	events   chan ikev2.Event
+	quit     chan struct{}
+	loopDone chan struct{}
+
+	mu          sync.Mutex // guards what Status reads
+	tunnels     []*tunnel  // config order; id = index+1
+	byName      map[string]*tunnel
+	used        []bool // SA slots in use (ours or stale)
+	staleRoutes map[netip.Prefix]bool
+	converged   time.Time // when all tunnels and sessions were first seen up
+	closing     bool
+}
+
+type tunnel struct {
+	id       uint32
+	cfg      *config.Tunnel
+	conn     *config.Connection
+	up       bool
+	upSince  time.Time
+	nat      bool
+	lastErr  string
+	children map[uint32]*child // by inbound SPI
+	out      uint32            // SA index of the current outbound SA (ours)
+	stale    []uint32          // SA indexes a previous process installed
+}
+
+type child struct {
+	sa            ikev2.ChildSA
+	inIdx, outIdx uint32
+	in, out       maps.SACounters
+	lastSeen      uint64 // in.LastNs already reported to DPD
+	rekeyAsked    bool
+	installed     time.Time
+	active        bool
+}
+
+// seqSoftLimit is the outbound sequence number at which a rekey is asked
+// for: well before 2^32 without ESN (RFC 4303 §3.3.3: never cycle).
+const (
+	seqSoftLimit    = 0xF000_0000
+	seqSoftLimitESN = 1 << 62
+)
+
+// Start opens the maps, adopts what a previous control process left in
+// them, starts BGP and the IKE engine and initiates the tunnels.
+func Start(o Options) (*Daemon, error) {
+	cfg := o.Config
+	if cfg == nil {
+		return nil, errors.New("daemon: no configuration")
+	}
+	if o.Instance == "" {
+		o.Instance = cfg.Gateway.Name
+	}
+	if o.Instance == "" {
+		o.Instance = config.DefaultGatewayName
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.CounterInterval <= 0 {
+		o.CounterInterval = 500 * time.Millisecond
+	}
+	if o.ConvergeTimeout <= 0 {
+		o.ConvergeTimeout = 90 * time.Second
+	}
+	d := &Daemon{opt: o, cfg: cfg, log: o.Log, started: time.Now(),
+		events: make(chan ikev2.Event, 4096), quit: make(chan struct{}), loopDone: make(chan struct{}),
+		byName: map[string]*tunnel{}, used: make([]bool, maps.MaxSAs), staleRoutes: map[netip.Prefix]bool{}}
+	d.used[0] = true
+	ids := map[string]uint32{}
+	for ci := range cfg.Connections {
+		c := &cfg.Connections[ci]
+		for ti := range c.Tunnels {
+			t := &c.Tunnels[ti]
+			id := uint32(len(d.tunnels) + 1)
+			if id >= maps.MaxTunnels {
+				return nil, fmt.Errorf("daemon: more than %d tunnels configured", maps.MaxTunnels-1)
+			}
+			if t.IKEVersion == 1 {
+				return nil, fmt.Errorf("tunnel %s: ike_version 1 is not supported by this cgw-control yet: set ike_version: 2 (AWS endpoints accept both)", t.Name)
+			}
+			tn := &tunnel{id: id, cfg: t, conn: c, children: map[uint32]*child{}}
+			d.tunnels = append(d.tunnels, tn)
+			d.byName[t.Name] = tn
+			ids[t.Name] = id
+		}
+	}
+	if len(d.tunnels) == 0 {
+		return nil, errors.New("daemon: the configuration has no tunnels")
+	}
+
+	var err error
+	ok := false
+	defer func() {
+		if ok {
+			return
+		}
+		if d.ike != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			d.Stop(ctx)
+			cancel()
+			return
+		}
+		if d.bgp != nil {
+			d.bgp.Stop()
+		}
+		d.closeAll()
+	}()
+	if d.objs, err = bpf.LoadPinned(o.Instance); err != nil {
+		return nil, fmt.Errorf("opening the pinned maps of instance %s: %w", o.Instance, err)
+	}
+	if d.w, err = maps.NewWriter(d.objs); err != nil {
+		return nil, err
+	}
+	if err := d.adopt(); err != nil {
+		return nil, err
+	}
+
+	// Route selection and BGP.
+	rts, err := rib.ConfigTunnels(cfg, ids)
+	if err != nil {
+		return nil, err
+	}
+	if d.rib, err = rib.New(sink{d}, rts, rib.Options{}); err != nil {
+		return nil, err
+	}
+	if err := d.rib.ConfigStatic(cfg); err != nil {
+		return nil, err
+	}
+	nbs, err := bgp.NeighborsFromConfig(cfg, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(nbs) > 0 {
+		api := o.GoBGPAPI
+		if api == "" {
+			api = cfg.Gateway.Observability.GoBGPAPI
+		}
+		d.bgp, err = bgp.Start(d.rib, bgp.Options{RouterID: cfg.Gateway.Outside.Address.Addr(), GRPCAddress: api,
+			Logger: d.log.With("part", "bgp")}, nbs)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// IKE.
+	c500, c4500, err := d.listenIKE()
+	if err != nil {
+		return nil, err
+	}
+	d.ike, err = ikev2.New(ikev2.Options{Conn500: c500, Conn4500: c4500, Log: d.log.With("part", "ike"), Timing: o.Timing,
+		Events: func(e ikev2.Event) { d.events <- e }})
+	if err != nil {
+		c500.Close()
+		c4500.Close()
+		return nil, err
+	}
+	go d.loop()
+	for _, t := range d.tunnels {
+		if _, err := d.ike.AddTunnel(*t.cfg, ikev2.TunnelOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return d, nil
+}
+
+// listenIKE opens UDP 500 and 4500 on the tunnels' outside address (on
+// every address when tunnels use several).
+func (d *Daemon) listenIKE() (net.PacketConn, net.PacketConn, error) {
+	addr := d.opt.ListenIKE
+	if !addr.IsValid() {
+		for _, t := range d.tunnels {
+			a := t.cfg.LocalOutside
+			if !addr.IsValid() {
+				addr = a
+			} else if a != addr {
+				addr = netip.IPv4Unspecified()
+			}
+		}
+	}
+	c500, err := net.ListenPacket("udp4", netip.AddrPortFrom(addr, 500).String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("IKE: listening on %v UDP 500: %w (is the outside address %v on an interface of this network namespace? is another IKE daemon running?)", addr, err, addr)
+	}
+	c4500, err := net.ListenPacket("udp4", netip.AddrPortFrom(addr, 4500).String())
+	if err != nil {
+		c500.Close()
+		return nil, nil, fmt.Errorf("IKE: listening on %v UDP 4500: %w", addr, err)
+	}
+	return c500, c4500, nil
+}
+
+// adopt reads what a previous control process left in the maps: its SAs
+// become stale (kept until replaced), its routes are kept until routing
+// converges, tunnels it marked up stay up; then this configuration's
+// tunnels and local addresses are written.
+func (d *Daemon) adopt() error {
+	var sa maps.SA
+	for idx := uint32(1); idx < maps.MaxSAs; idx++ {
+		if err := d.objs.SaTable.Lookup(idx, &sa); err != nil {
+			return fmt.Errorf("reading SA slot %d: %w", idx, err)
+		}
+		if sa.State == uint8(bpf.CgwSaStateUnused) {
+			continue
+		}
+		d.used[idx] = true
+		if int(sa.TunnelId) >= 1 && int(sa.TunnelId) <= len(d.tunnels) {
+			t := d.tunnels[sa.TunnelId-1]
+			t.stale = append(t.stale, idx)
+			continue
+		}
+		// A tunnel this configuration no longer has.
+		d.w.SetOutboundSA(sa.TunnelId, 0)
+		if err := d.w.RetireSA(idx); err != nil {
+			d.log.Warn("removing SA of an unconfigured tunnel", "index", idx, "tunnel", sa.TunnelId, "err", err)
+		} else {
+			d.used[idx] = false
+		}
+	}
+	rd, err := maps.NewReader(d.objs)
+	if err != nil {
+		return err
+	}
+	tabs, err := rd.Snapshot()
+	rd.Close()
+	if err != nil {
+		return fmt.Errorf("reading the tables left by a previous cgw-control: %w", err)
+	}
+	for _, r := range tabs.Routes {
+		d.staleRoutes[r.Prefix] = true
+	}
+	for id := len(d.tunnels) + 1; id < len(tabs.Tunnels); id++ {
+		if tabs.Tunnels[id].Flags != 0 {
+			d.w.SetTunnel(uint32(id), maps.Tunnel{})
+		}
+	}
+	for _, t := range d.tunnels {
+		var flags uint32
+		if int(t.id) < len(tabs.Tunnels) && int(t.id) < len(tabs.Outbound) && tabs.Outbound[t.id] != 0 {
+			// Keep forwarding on the previous process's SAs.
+			flags = tabs.Tunnels[t.id].Flags & uint32(bpf.CgwTunnelFlagUp)
+		}
+		if t.cfg.ClearDF {
+			flags |= uint32(bpf.CgwTunnelFlagClearDf)
+		}
+		if err := d.w.SetTunnel(t.id, d.tunnelEntry(t, flags)); err != nil {
+			return err
+		}
+	}
+	if len(tabs.SAs) > 0 || len(tabs.Routes) > 0 {
+		d.log.Info("adopted state of a previous cgw-control; replacing it as tunnels come up", "sas", len(tabs.SAs), "routes", len(tabs.Routes))
+	}
+	g := d.cfg.Gateway
+	outs := map[netip.Addr]bool{}
+	if a := g.Outside.Address.Addr(); a.IsValid() {
+		outs[a] = true
+	}
+	for _, t := range d.tunnels {
+		outs[t.cfg.LocalOutside] = true
+	}
+	for a := range outs {
+		if err := d.w.AddLocalAddr(a, bpf.CgwLocalOutside); err != nil {
+			return err
+		}
+	}
+	if a := g.Inside.Address.Addr(); a.IsValid() {
+		if err := d.w.AddLocalAddr(a, bpf.CgwLocalInside); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) tunnelEntry(t *tunnel, flags uint32) maps.Tunnel {
+	e := maps.Tunnel{Flags: flags, Mtu: uint16(t.cfg.MTU), Mss: uint16(t.cfg.TCPMSS),
+		LocalAddr: maps.Addr16(t.cfg.LocalOutside), RemoteAddr: maps.Addr16(t.cfg.AWSOutside)}
+	if in := t.cfg.LocalInside(); in.IsValid() {
+		e.InsideAddr = maps.Addr16(in)
+		e.InsidePrefixlen = uint8(t.cfg.InsideCIDR.Bits())
+	}
+	return e
+}
+
+// sink is the RIB's view of the route table: a route a previous process
+// left is replaced rather than added.
+type sink struct{ d *Daemon }
+
+func (s sink) AddRoute(p netip.Prefix, r maps.Route) error {
+	s.d.mu.Lock()
+	stale := s.d.staleRoutes[p]
+	delete(s.d.staleRoutes, p)
+	s.d.mu.Unlock()
+	if stale {
+		return s.d.w.ReplaceRoute(p, r)
+	}
+	return s.d.w.AddRoute(p, r)
+}
+func (s sink) ReplaceRoute(p netip.Prefix, r maps.Route) error { return s.d.w.ReplaceRoute(p, r) }
+func (s sink) DeleteRoute(p netip.Prefix) error                { return s.d.w.DeleteRoute(p) }
+
+// Batch implements rib.Batcher.
+func (s sink) Batch(fn func() error) error { return s.d.w.Batch(fn) }
+
+// alloc returns a free SA slot.
+func (d *Daemon) alloc() (uint32, error) {
+	for i := uint32(1); i < maps.MaxSAs; i++ {
+		if !d.used[i] {
+			d.used[i] = true
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("the SA table is full (%d slots)", maps.MaxSAs-1)
+}
+
+// Stop shuts down cleanly: every IKE SA is deleted (the peer is told),
+// BGP sessions close (routes withdrawn), tunnels are marked down and our
+// SAs leave the maps. The maps stay pinned for the dataplane.
+func (d *Daemon) Stop(ctx context.Context) {
+	d.mu.Lock()
+	d.closing = true
+	d.mu.Unlock()
+	if d.ike != nil {
+		d.ike.Close(ctx) // its events (retired, down) go through the loop
+	}
+	close(d.quit)
+	<-d.loopDone
+	if d.bgp != nil {
+		d.bgp.Stop()
+	}
+	for _, t := range d.tunnels {
+		d.w.SetTunnelUp(t.id, false)
+		d.w.SetOutboundSA(t.id, 0)
+		for _, c := range t.children {
+			d.removeChild(t, c)
+		}
+		d.retireStale(t)
+	}
+	d.closeAll()
+}
+
+func (d *Daemon) closeAll() {
+	if d.w != nil {
+		d.w.Close()
+	}
+	if d.objs != nil {
+		d.objs.Close()
+	}
+}
+
+// Config returns the configuration the daemon runs.
+func (d *Daemon) Config() *config.Config { return d.cfg }
+
+// IKE returns the IKE engine (cgwctl actions, tests).
+func (d *Daemon) IKE() *ikev2.Manager { return d.ike }
+
+// BGP returns the BGP speaker, nil when no connection uses BGP.
+func (d *Daemon) BGP() *bgp.Speaker { return d.bgp }

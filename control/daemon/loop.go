@@ -1,0 +1,370 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/maps"
+)
+
+// loop applies IKE events in order (one goroutine owns the SA table) and
+// reads the dataplane's counters every CounterInterval.
+func (d *Daemon) loop() {
+	defer close(d.loopDone)
+	tick := time.NewTicker(d.opt.CounterInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case e := <-d.events:
+			d.apply(e)
+		case <-tick.C:
+			d.pollCounters()
+			d.sweepRoutes()
+		case <-d.quit:
+			for {
+				select {
+				case e := <-d.events:
+					d.apply(e)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (d *Daemon) apply(e ikev2.Event) {
+	d.mu.Lock()
+	t := d.byName[e.Tunnel]
+	d.mu.Unlock()
+	if t == nil {
+		return
+	}
+	var err error
+	switch e.Type {
+	case ikev2.ChildSAInstalled:
+		err = d.installChild(t, e.Child)
+	case ikev2.OutboundSwitch:
+		err = d.switchOut(t, e.Child)
+	case ikev2.ChildSARetired:
+		d.mu.Lock()
+		c := t.children[e.Child.InSPI]
+		d.mu.Unlock()
+		if c != nil {
+			err = d.retireChild(t, c)
+		}
+	case ikev2.TunnelUp:
+		err = d.tunnelUp(t)
+	case ikev2.TunnelDown:
+		d.tunnelDown(t, e)
+	case ikev2.NegotiationFailed, ikev2.DPDTimeout:
+		d.mu.Lock()
+		if e.Err != nil {
+			t.lastErr = e.Err.Error()
+		} else {
+			t.lastErr = e.Reason
+		}
+		d.mu.Unlock()
+	}
+	if err != nil {
+		d.log.Error("applying IKE event to the dataplane maps", "tunnel", t.cfg.Name, "event", e.Type.String(), "err", err)
+		d.mu.Lock()
+		t.lastErr = fmt.Sprintf("%v: %v", e.Type, err)
+		d.mu.Unlock()
+	}
+	if d.opt.OnEvent != nil {
+		d.opt.OnEvent(e)
+	}
+}
+
+// saEntry builds one direction's map entry from a negotiated Child SA.
+func (d *Daemon) saEntry(t *tunnel, c *ikev2.ChildSA, dir bpf.CgwSaDir) (maps.SA, error) {
+	sa := maps.SA{TunnelId: t.id, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive),
+		LocalAddr: maps.Addr16(c.Local), RemoteAddr: maps.Addr16(c.Peer)}
+	keymat := c.OutKeymat
+	sa.Spi = c.OutSPI
+	if dir == bpf.CgwSaDirInbound {
+		keymat, sa.Spi = c.InKeymat, c.InSPI
+		sa.ReplayWindow = uint32(c.ReplayWindow)
+	}
+	if c.ESN {
+		sa.Flags |= uint32(bpf.CgwSaFlagEsn)
+	}
+	if c.Encap {
+		// RFC 3948: ESP in UDP between our NAT-T port and the peer's.
+		// strongSwan's libipsec always forces this (DESIGN §4).
+		sa.Flags |= uint32(bpf.CgwSaFlagUdpEncap)
+		if dir == bpf.CgwSaDirOutbound {
+			sa.EncapSport, sa.EncapDport = c.LocalPort, c.PeerPort
+		} else {
+			sa.EncapSport, sa.EncapDport = c.PeerPort, c.LocalPort
+		}
+	}
+	if err := maps.SetKeys(&sa, c.Suite, keymat); err != nil {
+		return sa, err
+	}
+	return sa, nil
+}
+
+func (d *Daemon) installChild(t *tunnel, c *ikev2.ChildSA) error {
+	in, err := d.saEntry(t, c, bpf.CgwSaDirInbound)
+	if err != nil {
+		return err
+	}
+	out, err := d.saEntry(t, c, bpf.CgwSaDirOutbound)
+	if err != nil {
+		return err
+	}
+	inIdx, err := d.alloc()
+	if err != nil {
+		return err
+	}
+	outIdx, err := d.alloc()
+	if err != nil {
+		d.used[inIdx] = false
+		return err
+	}
+	if err := d.w.InstallInboundSA(inIdx, in); err != nil {
+		d.used[inIdx], d.used[outIdx] = false, false
+		return err
+	}
+	if err := d.w.InstallSA(outIdx, out); err != nil {
+		d.w.RetireSA(inIdx)
+		d.used[inIdx], d.used[outIdx] = false, false
+		return err
+	}
+	d.mu.Lock()
+	t.children[c.InSPI] = &child{sa: *c, inIdx: inIdx, outIdx: outIdx, installed: time.Now()}
+	t.nat = c.Encap
+	d.mu.Unlock()
+	d.log.Info("child SA installed", "tunnel", t.cfg.Name, "in", fmt.Sprintf("%08x", c.InSPI), "out", fmt.Sprintf("%08x", c.OutSPI),
+		"suite", c.Suite.String(), "encap", c.Encap, "slots", fmt.Sprintf("%d/%d", inIdx, outIdx))
+	return nil
+}
+
+// switchOut points the tunnel at the new outbound SA in one map update
+// (make-before-break), then retires what a previous process left.
+func (d *Daemon) switchOut(t *tunnel, c *ikev2.ChildSA) error {
+	d.mu.Lock()
+	ch := t.children[c.InSPI]
+	d.mu.Unlock()
+	if ch == nil {
+		return fmt.Errorf("outbound switch to SPI %08x that was never installed", c.OutSPI)
+	}
+	if err := d.w.SetOutboundSA(t.id, ch.outIdx); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	for _, o := range t.children {
+		o.active = o == ch
+	}
+	t.out = ch.outIdx
+	d.mu.Unlock()
+	d.retireStale(t)
+	return nil
+}
+
+// retireStale removes the SAs a previous control process installed for
+// the tunnel, once ours carry its traffic.
+func (d *Daemon) retireStale(t *tunnel) {
+	d.mu.Lock()
+	stale := t.stale
+	t.stale = nil
+	d.mu.Unlock()
+	var keep []uint32
+	for _, idx := range stale {
+		if err := d.w.RetireSA(idx); err != nil {
+			d.log.Warn("removing an SA left by the previous cgw-control", "tunnel", t.cfg.Name, "index", idx, "err", err)
+			keep = append(keep, idx)
+			continue
+		}
+		d.used[idx] = false
+	}
+	if len(stale) > 0 {
+		d.log.Info("removed SAs left by the previous cgw-control", "tunnel", t.cfg.Name, "count", len(stale)-len(keep))
+	}
+	d.mu.Lock()
+	t.stale = append(t.stale, keep...)
+	d.mu.Unlock()
+}
+
+func (d *Daemon) retireChild(t *tunnel, c *child) error {
+	if t.out == c.outIdx {
+		// The engine switches to the successor right after this event;
+		// do it first so no packet finds the tunnel without an SA.
+		var next *child
+		d.mu.Lock()
+		for _, o := range t.children {
+			if o != c && (next == nil || o.installed.After(next.installed)) {
+				next = o
+			}
+		}
+		d.mu.Unlock()
+		target := uint32(0)
+		if next != nil {
+			target = next.outIdx
+		}
+		if err := d.w.SetOutboundSA(t.id, target); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		t.out = target
+		if next != nil {
+			next.active = true
+		}
+		d.mu.Unlock()
+	}
+	return d.removeChild(t, c)
+}
+
+func (d *Daemon) removeChild(t *tunnel, c *child) error {
+	var errs []error
+	for _, idx := range []uint32{c.inIdx, c.outIdx} {
+		if err := d.w.RetireSA(idx); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.used[idx] = false
+	}
+	d.mu.Lock()
+	delete(t.children, c.sa.InSPI)
+	d.mu.Unlock()
+	if len(errs) > 0 {
+		return fmt.Errorf("retiring child SA in %08x: %v", c.sa.InSPI, errs)
+	}
+	return nil
+}
+
+func (d *Daemon) tunnelUp(t *tunnel) error {
+	if err := d.w.SetTunnelUp(t.id, true); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	t.up, t.upSince, t.lastErr = true, time.Now(), ""
+	d.mu.Unlock()
+	d.log.Info("tunnel up", "tunnel", t.cfg.Name, "id", t.id)
+	if d.bgp != nil {
+		return d.bgp.TunnelUp(t.id)
+	}
+	return d.rib.SetTunnelUp(t.id, true)
+}
+
+func (d *Daemon) tunnelDown(t *tunnel, e ikev2.Event) {
+	d.log.Info("tunnel down", "tunnel", t.cfg.Name, "reason", e.Reason, "err", e.Err)
+	// RIB first: traffic fails over to the other tunnel at once.
+	var err error
+	if d.bgp != nil {
+		err = d.bgp.TunnelDown(t.id)
+	} else {
+		err = d.rib.SetTunnelUp(t.id, false)
+	}
+	if err != nil {
+		d.log.Warn("routing: tunnel down", "tunnel", t.cfg.Name, "err", err)
+	}
+	d.w.SetTunnelUp(t.id, false)
+	d.mu.Lock()
+	t.up = false
+	t.upSince = time.Time{}
+	if !d.closing {
+		t.lastErr = e.Reason
+		if e.Err != nil {
+			t.lastErr = e.Reason + ": " + e.Err.Error()
+		}
+	}
+	d.mu.Unlock()
+}
+
+// pollCounters reads each installed SA's counters: the inbound SA's last
+// packet time is DPD's evidence of life (RFC 7296 §1.4: no liveness check
+// while traffic arrives), the outbound sequence number triggers a rekey
+// before it could cycle (RFC 4303 §3.3.3).
+func (d *Daemon) pollCounters() {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	mono := uint64(ts.Nano())
+	now := time.Now()
+	for _, t := range d.tunnels {
+		d.mu.Lock()
+		cs := make([]*child, 0, len(t.children))
+		for _, c := range t.children {
+			cs = append(cs, c)
+		}
+		d.mu.Unlock()
+		for _, c := range cs {
+			in, ierr := d.w.ReadSACounters(c.inIdx)
+			out, oerr := d.w.ReadSACounters(c.outIdx)
+			d.mu.Lock()
+			if ierr == nil {
+				c.in = in
+			}
+			if oerr == nil {
+				c.out = out
+			}
+			d.mu.Unlock()
+			if ierr == nil && in.LastNs != 0 && in.LastNs != c.lastSeen && in.LastNs <= mono {
+				c.lastSeen = in.LastNs
+				d.ike.LastInbound(c.sa.InSPI, now.Add(-time.Duration(mono-in.LastNs)))
+			}
+			limit := uint64(seqSoftLimit)
+			if c.sa.ESN {
+				limit = seqSoftLimitESN
+			}
+			if oerr == nil && !c.rekeyAsked && out.Seq >= limit {
+				c.rekeyAsked = true
+				d.log.Info("outbound sequence number near its limit: rekeying", "tunnel", t.cfg.Name, "spi", fmt.Sprintf("%08x", c.sa.OutSPI), "seq", out.Seq)
+				d.ike.ChildNeedsRekey(c.sa.OutSPI)
+			}
+		}
+	}
+}
+
+// sweepRoutes removes the routes a previous process left that the RIB has
+// not selected again, once every tunnel is up and every BGP session
+// established (plus a few seconds for the updates), or after
+// ConvergeTimeout.
+func (d *Daemon) sweepRoutes() {
+	d.mu.Lock()
+	n := len(d.staleRoutes)
+	d.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	all := true
+	for _, t := range d.tunnels {
+		d.mu.Lock()
+		up := t.up
+		d.mu.Unlock()
+		if !up {
+			all = false
+			break
+		}
+		if d.bgp != nil {
+			if st, ok := d.bgp.State(t.id); ok && st != "established" {
+				all = false
+				break
+			}
+		}
+	}
+	now := time.Now()
+	if all && d.converged.IsZero() {
+		d.converged = now
+	}
+	if !(all && now.Sub(d.converged) > 5*time.Second) && now.Sub(d.started) < d.opt.ConvergeTimeout {
+		return
+	}
+	d.mu.Lock()
+	stale := d.staleRoutes
+	d.staleRoutes = map[netip.Prefix]bool{}
+	d.mu.Unlock()
+	for p := range stale {
+		if err := d.w.DeleteRoute(p); err != nil {
+			d.log.Warn("removing a route left by the previous cgw-control", "prefix", p, "err", err)
+		}
+	}
+	d.log.Info("removed routes left by the previous cgw-control that routing did not select again", "count", len(stale))
+}

@@ -1,0 +1,140 @@
+// Package metrics exposes cgw-control as cgw_control_* Prometheus metrics:
+// counters fed by IKE events (rekeys, DPD timeouts, retransmissions,
+// negotiation failures by notify type) and gauges read from the status
+// snapshot at scrape time (tunnel state, IKE and Child SA counts, routes).
+// The BGP collector of control/bgp is registered next to it.
+package metrics
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/status"
+)
+
+// Control is cgw-control's collector.
+type Control struct {
+	src func() *status.Status
+
+	mu       sync.Mutex
+	tunnelUp map[string]bool
+
+	rekeys   *prometheus.CounterVec
+	dpd      *prometheus.CounterVec
+	retrans  *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	changes  *prometheus.CounterVec
+
+	up, ikeSAs, childSAs, routes, staleSAs *prometheus.Desc
+	bytes, packets                         *prometheus.Desc
+}
+
+// New returns the collector; src gives the snapshot for the gauges.
+func New(src func() *status.Status) *Control {
+	ns := "cgw_control"
+	return &Control{
+		src: src, tunnelUp: map[string]bool{},
+		rekeys: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rekeys_total",
+			Help: "Rekeys completed, by tunnel and kind (ike, child)."}, []string{"tunnel", "kind"}),
+		dpd: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "dpd_timeouts_total",
+			Help: "Peers that did not answer liveness checks (RFC 7296 §1.4)."}, []string{"tunnel"}),
+		retrans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ike_retransmissions_total",
+			Help: "IKE requests sent again."}, []string{"tunnel"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "negotiation_failures_total",
+			Help: "Failed IKE exchanges, by notify type (\"timeout or local error\" without one)."}, []string{"tunnel", "notify"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tunnel_transitions_total",
+			Help: "Tunnels going up or down."}, []string{"tunnel", "to"}),
+		up:       prometheus.NewDesc(ns+"_tunnel_up", "1 when the tunnel has an IKE SA and an installed Child SA.", []string{"tunnel", "connection"}, nil),
+		ikeSAs:   prometheus.NewDesc(ns+"_ike_sas", "IKE SAs of the tunnel.", []string{"tunnel"}, nil),
+		childSAs: prometheus.NewDesc(ns+"_child_sas", "Child SA pairs of the tunnel installed in the dataplane.", []string{"tunnel"}, nil),
+		staleSAs: prometheus.NewDesc(ns+"_stale_sas", "SAs a previous cgw-control left that are not yet replaced.", []string{"tunnel"}, nil),
+		routes:   prometheus.NewDesc(ns+"_routes", "Selected routes, by source.", []string{"source"}, nil),
+		bytes:    prometheus.NewDesc(ns+"_sa_bytes", "ESP payload bytes of the tunnel's active Child SA, from the dataplane.", []string{"tunnel", "direction"}, nil),
+		packets:  prometheus.NewDesc(ns+"_sa_packets", "Packets of the tunnel's active Child SA, from the dataplane.", []string{"tunnel", "direction"}, nil),
+	}
+}
+
+// Event counts one IKE event.
+func (c *Control) Event(e ikev2.Event) {
+	switch e.Type {
+	case ikev2.IKERekeyed:
+		c.rekeys.WithLabelValues(e.Tunnel, "ike").Inc()
+	case ikev2.ChildSAInstalled:
+		// A Child SA negotiated while the tunnel is up replaces one.
+		c.mu.Lock()
+		up := c.tunnelUp[e.Tunnel]
+		c.mu.Unlock()
+		if up {
+			c.rekeys.WithLabelValues(e.Tunnel, "child").Inc()
+		}
+	case ikev2.DPDTimeout:
+		c.dpd.WithLabelValues(e.Tunnel).Inc()
+	case ikev2.Retransmit:
+		c.retrans.WithLabelValues(e.Tunnel).Inc()
+	case ikev2.NegotiationFailed:
+		c.failures.WithLabelValues(e.Tunnel, e.Reason).Inc()
+	case ikev2.TunnelUp:
+		c.mu.Lock()
+		c.tunnelUp[e.Tunnel] = true
+		c.mu.Unlock()
+		c.changes.WithLabelValues(e.Tunnel, "up").Inc()
+	case ikev2.TunnelDown:
+		c.mu.Lock()
+		c.tunnelUp[e.Tunnel] = false
+		c.mu.Unlock()
+		c.changes.WithLabelValues(e.Tunnel, "down").Inc()
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Control) Describe(ch chan<- *prometheus.Desc) {
+	for _, v := range []*prometheus.CounterVec{c.rekeys, c.dpd, c.retrans, c.failures, c.changes} {
+		v.Describe(ch)
+	}
+	for _, d := range []*prometheus.Desc{c.up, c.ikeSAs, c.childSAs, c.staleSAs, c.routes, c.bytes, c.packets} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Control) Collect(ch chan<- prometheus.Metric) {
+	for _, v := range []*prometheus.CounterVec{c.rekeys, c.dpd, c.retrans, c.failures, c.changes} {
+		v.Collect(ch)
+	}
+	s := c.src()
+	if s == nil {
+		return
+	}
+	g := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for _, t := range s.Tunnels {
+		up := 0.0
+		if t.State == "up" {
+			up = 1
+		}
+		g(c.up, up, t.Name, t.Connection)
+		ike := 0.0
+		if t.IKE != nil {
+			ike = 1
+		}
+		g(c.ikeSAs, ike, t.Name)
+		g(c.childSAs, float64(len(t.Children)), t.Name)
+		g(c.staleSAs, float64(len(t.Stale)), t.Name)
+		if a, ok := t.Active(); ok {
+			g(c.bytes, float64(a.In.Bytes), t.Name, "in")
+			g(c.bytes, float64(a.Out.Bytes), t.Name, "out")
+			g(c.packets, float64(a.In.Packets), t.Name, "in")
+			g(c.packets, float64(a.Out.Packets), t.Name, "out")
+		}
+	}
+	by := map[string]int{"static": 0, "bgp": 0}
+	for _, r := range s.Routes {
+		by[r.Source]++
+	}
+	for src, n := range by {
+		g(c.routes, float64(n), src)
+	}
+}

@@ -1,0 +1,67 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+)
+
+// Client asks a cgw-control for its status over the unix socket.
+type Client struct {
+	path string
+	hc   *http.Client
+}
+
+// NewClient returns a client of the socket at path. Nothing is dialled
+// until a request.
+func NewClient(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+		DisableKeepAlives: true,
+	}
+	return &Client{path: path, hc: &http.Client{Transport: tr}}
+}
+
+// Status returns the whole snapshot.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	if err := c.get(ctx, "/v1/status", &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (c *Client) get(ctx context.Context, p string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://cgw-control"+p, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED):
+			return fmt.Errorf("cgw-control is not running (nothing answers on %s): start it, or give the instance's socket with -socket", c.path)
+		case errors.Is(err, os.ErrPermission):
+			return fmt.Errorf("%s: permission denied (the status socket is mode 0600: run as root)", c.path)
+		}
+		return fmt.Errorf("status API %s: %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("status API %s%s: %s: %s", c.path, p, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("status API %s%s: bad answer: %w", c.path, p, err)
+	}
+	return nil
+}

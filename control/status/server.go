@@ -1,0 +1,84 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Source produces the snapshot the server returns.
+type Source interface {
+	Status() *Status
+}
+
+// Server serves the status API on a unix socket.
+type Server struct {
+	path string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+// Listen creates the socket at path (its directory 0700 if missing; the
+// socket 0600: the API shows SPIs and addresses) and serves src on it.
+// A socket left by a process that died is replaced; a live one is an
+// error (another cgw-control runs this instance).
+func Listen(path string, src Source) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("status socket %s: %w (set gateway.observability.status_socket)", path, err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("status socket %s: another cgw-control answers on it (one control process per gateway instance)", path)
+		}
+		os.Remove(path)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("status socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	get := func(pattern string, part func(*Status) any) {
+		mux.HandleFunc("GET "+pattern, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			enc.Encode(part(src.Status()))
+		})
+	}
+	get("/v1/status", func(s *Status) any { return s })
+	get("/v1/tunnels", func(s *Status) any { return s.Tunnels })
+	get("/v1/routes", func(s *Status) any { return s.Routes })
+	get("/v1/neighbors", func(s *Status) any { return s.Neighbors })
+	s := &Server{path: path, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// Path is the socket's path.
+func (s *Server) Path() string { return s.path }
+
+// Close stops serving and removes the socket.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	os.Remove(s.path)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
