@@ -101,18 +101,18 @@ func TestLastInboundSuppressesDPD(t *testing.T) {
 	a, b := newNode(t, "cgw", Options{Clock: fc}), newNode(t, "aws", Options{})
 	connect(t, a, b, ta, testTunnel("t1"))
 	ca, _ := established(t, a, b)
-	n := len(a.c500.sent) + len(a.c4500.sent)
+	n := len(a.c500.packets()) + len(a.c4500.packets())
 	for i := 0; i < 12; i++ { // 60 s of ESP arriving, no IKE
 		fc.Advance(5 * time.Second)
 		a.m.LastInbound(ca.InSPI, fc.Now())
 		time.Sleep(5 * time.Millisecond)
 	}
-	if m := len(a.c500.sent) + len(a.c4500.sent); m != n {
+	if m := len(a.c500.packets()) + len(a.c4500.packets()); m != n {
 		t.Fatalf("%d IKE messages sent while ESP kept arriving, want none", m-n)
 	}
 	// Without traffic the liveness check goes out.
 	advanceUntil(t, fc, time.Second, time.Minute, func() bool {
-		return len(a.c500.sent)+len(a.c4500.sent) > n
+		return len(a.c500.packets())+len(a.c4500.packets()) > n
 	})
 }
 
@@ -130,7 +130,7 @@ func TestNATTForced(t *testing.T) {
 	}
 	// IKE_AUTH went over 4500 behind the non-ESP marker.
 	var marked bool
-	for _, p := range a.c4500.sent {
+	for _, p := range a.c4500.packets() {
 		if ike, ok := message.StripMarker(p); ok && isRequest(message.IKE_AUTH)(ike) {
 			marked = true
 		}
@@ -141,11 +141,9 @@ func TestNATTForced(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var ka bool
-		a.c4500.mu.Lock()
-		for _, p := range a.c4500.sent {
+		for _, p := range a.c4500.packets() {
 			ka = ka || bytes.Equal(p, []byte{0xff})
 		}
-		a.c4500.mu.Unlock()
 		if ka {
 			break
 		}

@@ -250,3 +250,10 @@ func fmtEvents(es []Event) string {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// packets returns a copy of everything written so far.
+func (w *wrapConn) packets() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([][]byte(nil), w.sent...)
+}

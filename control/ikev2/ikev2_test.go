@@ -99,7 +99,7 @@ func TestCookie(t *testing.T) {
 	established(t, a, b)
 	// The responder answered the first IKE_SA_INIT with a COOKIE only.
 	var cookies int
-	for _, raw := range b.c500.sent {
+	for _, raw := range b.c500.packets() {
 		m, err := message.Decode(raw)
 		if err == nil && m.Exchange == message.IKE_SA_INIT && m.Notify(message.COOKIE) != nil {
 			cookies++
@@ -222,12 +222,12 @@ func TestDuplicateRequest(t *testing.T) {
 	connect(t, a, b, testTunnel("t1"), testTunnel("t1"))
 	established(t, a, b)
 	var req, resp []byte
-	for _, p := range a.c500.sent {
+	for _, p := range a.c500.packets() {
 		if isRequest(message.IKE_AUTH)(p) {
 			req = p
 		}
 	}
-	for _, p := range b.c500.sent {
+	for _, p := range b.c500.packets() {
 		if h, err := message.DecodeHeader(p); err == nil && h.Exchange == message.IKE_AUTH && h.IsResponse() {
 			resp = p
 		}
@@ -235,17 +235,15 @@ func TestDuplicateRequest(t *testing.T) {
 	if req == nil || resp == nil {
 		t.Fatal("IKE_AUTH request or response not recorded")
 	}
-	n := len(b.c500.sent)
+	n := len(b.c500.packets())
 	b.m.Socket().Deliver(req, netipAddrPort(mustAddr("127.0.0.1"), a.c500.port()), false)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		b.c500.mu.Lock()
-		got := len(b.c500.sent)
+		ps := b.c500.packets()
 		var last []byte
-		if got > n {
-			last = b.c500.sent[got-1]
+		if len(ps) > n {
+			last = ps[len(ps)-1]
 		}
-		b.c500.mu.Unlock()
 		if last != nil {
 			if string(last) != string(resp) {
 				t.Fatal("the duplicate got a different response")
