@@ -193,7 +193,7 @@ func Prereqs() []string {
 		miss = append(miss, "root (network namespaces, XDP, BPF maps)")
 	}
 	for _, c := range []struct{ bin, pkg string }{
-		{"ip", "iproute2"}, {"ethtool", "ethtool"}, {"ping", "iputils-ping"},
+		{"ip", "iproute2"}, {"nsenter", "util-linux"}, {"ethtool", "ethtool"}, {"ping", "iputils-ping"},
 		{"tcpdump", "tcpdump"}, {"tshark", "tshark"}, {"iperf3", "iperf3"},
 	} {
 		if _, err := exec.LookPath(c.bin); err != nil {
@@ -497,7 +497,8 @@ func (t *Topology) DataplaneArgs(s *Site) []string {
 	if t.Opts.DataplaneArgs != nil {
 		return t.Opts.DataplaneArgs(s)
 	}
-	args := []string{"-instance", s.Instance, "-inside", InsideDev, "-outside", OutsideDev}
+	// The veths have one RX queue: one worker.
+	args := []string{"-instance", s.Instance, "-inside", InsideDev, "-outside", OutsideDev, "-queues", "1"}
 	if c := t.Opts.CPU[s.Name]; c != "" {
 		args = append(args, "-cpus", c)
 	}
@@ -525,8 +526,11 @@ func (t *Topology) StartDataplane(s *Site) error {
 		return err
 	}
 	defer lf.Close()
-	args := append([]string{"netns", "exec", s.NS, t.Opts.Dataplane}, t.DataplaneArgs(s)...)
-	cmd := exec.Command("ip", args...) // ip netns exec execs: the pid is the dataplane's
+	// nsenter, not ip netns exec: ip netns exec remounts /sys, hiding the
+	// bpffs at /sys/fs/bpf, and the dataplane would pin maps of its own.
+	// nsenter execs, so the pid is the dataplane's.
+	args := append([]string{"--net=/run/netns/" + s.NS, t.Opts.Dataplane}, t.DataplaneArgs(s)...)
+	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -702,4 +706,22 @@ func alive(pid int) bool {
 	}
 	i := bytes.LastIndexByte(b, ')')
 	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
+}
+
+// Metrics returns the non-zero samples of a site's dataplane metrics
+// (Prometheus text on its default 127.0.0.1:9472, read inside the site's
+// namespace), for diagnostics.
+func (t *Topology) Metrics(ctx context.Context, s *Site) (string, error) {
+	out, err := run(ctx, "nsenter", "--net=/run/netns/"+s.NS, "curl", "-s", "--max-time", "3", "http://127.0.0.1:9472/metrics")
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		if l == "" || strings.HasPrefix(l, "#") || strings.HasSuffix(l, " 0") {
+			continue
+		}
+		b.WriteString(l + "\n")
+	}
+	return b.String(), nil
 }

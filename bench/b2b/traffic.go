@@ -45,7 +45,7 @@ func (t *Topology) Ping(ctx context.Context, from string, to netip.Addr, count i
 // addr in role "to" and returns the bytes the receiver got. args bound the
 // client (-n BYTES or -t SECONDS; -u -b RATE for UDP; -R reverses).
 func (t *Topology) Iperf(ctx context.Context, from, to string, addr netip.Addr, port int, args ...string) (int64, error) {
-	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	srv := exec.CommandContext(sctx, "ip", "netns", "exec", t.NS(to), "iperf3", "-s", "-1", "-B", addr.String(), "-p", strconv.Itoa(port))
 	if err := srv.Start(); err != nil {
@@ -56,7 +56,7 @@ func (t *Topology) Iperf(ctx context.Context, from, to string, addr netip.Addr, 
 	var err error
 	for try := 0; try < 30; try++ { // the server needs a moment to listen
 		time.Sleep(100 * time.Millisecond)
-		out, err = t.Exec(sctx, from, append([]string{"iperf3", "-J", "-c", addr.String(), "-p", strconv.Itoa(port)}, args...)...)
+		out, err = t.Exec(sctx, from, append([]string{"iperf3", "-J", "--connect-timeout", "3000", "-c", addr.String(), "-p", strconv.Itoa(port)}, args...)...)
 		if err == nil || !regexp.MustCompile(`connect|refused`).MatchString(out) {
 			break
 		}
@@ -90,7 +90,7 @@ type Capture struct {
 // StartCapture captures everything crossing dev in the wire namespace into
 // path (pcap), bounded by max packets and a minute.
 func (t *Topology) StartCapture(ctx context.Context, dev, path string, max int) (*Capture, error) {
-	cmd := exec.Command("ip", "netns", "exec", t.NS(Wire), "timeout", "60", "tcpdump", "-n", "-U", "-s", "0",
+	cmd := exec.Command("ip", "netns", "exec", t.NS(Wire), "timeout", "60", "tcpdump", "-n", "-U", "--immediate-mode", "-s", "0",
 		"-i", dev, "-c", strconv.Itoa(max), "-w", path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
