@@ -502,14 +502,14 @@ func (p *Pipeline) encap(v *tables.View, pkts []Packet) []Packet {
 				continue
 			}
 			bytes += uint64(pk.Len)
-			p.C.TunnelPackets[Out][tid]++
-			p.C.TunnelBytes[Out][tid] += uint64(pk.Len)
 			pk.Off, pk.Len = s, e-s
 			pkts[k] = pk
 			k++
 			good++
 		}
 		if good > 0 {
+			p.C.TunnelPackets[Out][tid] += uint64(good)
+			p.C.TunnelBytes[Out][tid] += bytes
 			maps.Account(sa.Counters, uint64(good), bytes, p.now())
 			p.C.Packets[Out] += uint64(good)
 			p.C.Bytes[Out] += bytes
