@@ -4,6 +4,7 @@
 //
 //	cgwctl config import [flags] aws-vpn.xml   AWS generic XML → cgw YAML
 //	cgwctl config check cgw.yaml                 validate a configuration
+//	cgwctl status|sas|routes [-socket s | -config f] [-json]   ask cgw-control
 package main
 
 import (
@@ -37,6 +38,9 @@ const (
 
 var commands = []command{
 	{name: "config", summary: "import and check configuration files", sub: configCommands},
+	{name: "status", summary: "tunnels, BGP sessions and route counts of a running cgw-control", run: cmdStatus},
+	{name: "sas", summary: "IKE and Child SAs with the dataplane's counters (like swanctl --list-sas)", run: cmdSAs},
+	{name: "routes", summary: "the selected routes and why each won", run: cmdRoutes},
 }
 
 func main() {

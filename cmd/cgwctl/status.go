@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/status"
+)
+
+// fetchStatus parses the common flags (-socket, -config, -json) and asks
+// cgw-control for its snapshot.
+func fetchStatus(e *env, name string, args []string) (*status.Status, bool, int) {
+	fs := flag.NewFlagSet("cgwctl "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	socket := fs.String("socket", "", "status API `socket` (default: from -config, else "+config.DefaultStatusSocket(config.DefaultGatewayName)+")")
+	cfgPath := fs.String("config", "", "read the socket path from this configuration `file` (gateway.observability.status_socket or gateway.name)")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil, false, exitOK
+		}
+		return nil, false, exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "cgwctl %s: unexpected arguments %q\n", name, fs.Args())
+		return nil, false, exitUsage
+	}
+	path := *socket
+	if path == "" && *cfgPath != "" {
+		c, err := config.Load(*cfgPath)
+		if err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return nil, false, exitProblem
+		}
+		path = c.Gateway.Observability.StatusSocket
+		if path == "" {
+			path = config.DefaultStatusSocket(c.Gateway.Name)
+		}
+	}
+	if path == "" {
+		path = config.DefaultStatusSocket(config.DefaultGatewayName)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	s, err := status.NewClient(path).Status(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "cgwctl %s: %v\n", name, err)
+		return nil, false, exitProblem
+	}
+	return s, *asJSON, -1
+}
+
+func printJSON(w io.Writer, v any) {
+	b, _ := jsonIndent(v)
+	w.Write(append(b, '\n'))
+}
+
+func cmdStatus(e *env, args []string) int {
+	s, asJSON, code := fetchStatus(e, "status", args)
+	if s == nil {
+		return code
+	}
+	if asJSON {
+		printJSON(e.stdout, s)
+		return exitOK
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "cgw-control instance %s, pid %d, up %v\n\n", s.Gateway, s.Pid, s.Time.Sub(s.Started).Round(time.Second))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TUNNEL\tSTATE\tUPTIME\tLOCAL\tPEER\tINSIDE\tNAT\tSAS\tLAST ERROR")
+	for _, t := range s.Tunnels {
+		up := "-"
+		if t.State == "up" {
+			up = t.Uptime.String()
+		}
+		nat := "no"
+		if t.NAT {
+			nat = "udp-4500"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%v\t%s\t%d\t%s\n", t.Name, t.State, up, t.Local, t.Peer, t.InsideLocal, nat, len(t.Children), t.LastError)
+	}
+	tw.Flush()
+	if len(s.Neighbors) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "BGP NEIGHBOR\tTUNNEL\tLOCAL\tAS\tPEER AS\tSTATE\tROUTES")
+		for _, n := range s.Neighbors {
+			fmt.Fprintf(tw, "%v\t%s\t%v\t%d\t%d\t%s\t%d\n", n.Peer, n.Tunnel, n.Local, n.LocalASN, n.PeerASN, n.State, n.Routes)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "\n%d route(s) selected (cgwctl routes)\n", len(s.Routes))
+	return exitOK
+}
+
+// cmdSAs prints the SAs in the layout of strongSwan's swanctl --list-sas,
+// which operators already read.
+func cmdSAs(e *env, args []string) int {
+	s, asJSON, code := fetchStatus(e, "sas", args)
+	if s == nil {
+		return code
+	}
+	if asJSON {
+		printJSON(e.stdout, s.Tunnels)
+		return exitOK
+	}
+	w := e.stdout
+	for _, t := range s.Tunnels {
+		if t.IKE == nil {
+			fmt.Fprintf(w, "%s: %s\n  remote %v\n", t.Name, strings.ToUpper(t.State), t.Peer)
+			if t.LastError != "" {
+				fmt.Fprintf(w, "  last error: %s\n", t.LastError)
+			}
+			continue
+		}
+		i := t.IKE
+		mark := func(init bool) string {
+			if init {
+				return "*"
+			}
+			return ""
+		}
+		fmt.Fprintf(w, "%s: #%d, %s, IKEv2, %s_i%s %s_r%s\n", t.Name, t.ID, strings.ToUpper(ikeState(t.State)), i.SPIi, mark(i.Initiator), i.SPIr, mark(!i.Initiator))
+		fmt.Fprintf(w, "  local  %v\n  remote %v\n", t.Local, t.Peer)
+		fmt.Fprintf(w, "  %s\n", i.Proposal)
+		fmt.Fprintf(w, "  established %v ago, rekeying in %v, expires in %v\n", i.Age, i.RekeyIn, i.LifetimeLeft)
+		for _, c := range t.Children {
+			mode := "TUNNEL"
+			if c.Encap {
+				mode = "TUNNEL-in-UDP"
+			}
+			st := "INSTALLED"
+			if c.Deleting {
+				st = "DELETING"
+			}
+			act := ""
+			if c.Active {
+				act = ", ACTIVE"
+			}
+			fmt.Fprintf(w, "  %s: slots %d/%d, %s%s, %s, ESP:%s\n", t.Name, c.InIndex, c.OutIndex, st, act, mode, c.Suite)
+			fmt.Fprintf(w, "    installed %v ago, rekeying in %v, expires in %v\n", c.Age, c.RekeyIn, c.LifetimeLeft)
+			fmt.Fprintf(w, "    in  %08x, %9d bytes, %7d packets, %s%s\n", c.InSPI, c.In.Bytes, c.In.Packets, ago(c.In.Idle), drops(c.In))
+			fmt.Fprintf(w, "    out %08x, %9d bytes, %7d packets, %s\n", c.OutSPI, c.Out.Bytes, c.Out.Packets, ago(c.Out.Idle))
+			fmt.Fprintf(w, "    local  0.0.0.0/0\n    remote 0.0.0.0/0\n")
+		}
+		if len(t.Stale) > 0 {
+			fmt.Fprintf(w, "  SA slots %v left by a previous cgw-control (removed once this tunnel's new SA carries traffic)\n", t.Stale)
+		}
+	}
+	return exitOK
+}
+
+func ikeState(s string) string {
+	if s == "up" {
+		return "established"
+	}
+	return s
+}
+
+func ago(d status.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return d.String() + " ago"
+}
+
+func drops(c status.Counters) string {
+	if c.DropReplay+c.DropAuth+c.DropOther == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", dropped: replay %d, auth %d, other %d", c.DropReplay, c.DropAuth, c.DropOther)
+}
+
+func cmdRoutes(e *env, args []string) int {
+	s, asJSON, code := fetchStatus(e, "routes", args)
+	if s == nil {
+		return code
+	}
+	if asJSON {
+		printJSON(e.stdout, s.Routes)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PREFIX\tSOURCE\tTUNNEL\tBACKUP\tAS_PATH\tWHY")
+	for _, r := range s.Routes {
+		backup := r.Backup
+		if backup == "" {
+			backup = "-"
+		}
+		path := "-"
+		if len(r.ASPath) > 0 {
+			path = strings.Trim(fmt.Sprint(r.ASPath), "[]")
+		}
+		why := r.Reason
+		if r.Pending {
+			why += " (not yet in the dataplane's map)"
+		}
+		fmt.Fprintf(tw, "%v\t%s\t%s\t%s\t%s\t%s\n", r.Prefix, r.Source, r.Tunnel, backup, path, why)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func jsonIndent(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
