@@ -438,11 +438,19 @@ func (t *Topology) switchOutbound(p SAPair) error {
 
 // Rekey replaces the SA pair make-before-break (DESIGN §2): the new inbound
 // SAs first, then each site's outbound switch in one update, then, after
-// grace, the old SAs retired.
-func (t *Topology) Rekey(next SAPair, grace time.Duration) error {
+// grace, the old SAs retired. Between the first two steps it waits until
+// both dataplanes have published the tables with the new inbound SAs (their
+// table_generation metric), as a real peer is only switched to after an
+// IKE round trip: the inbound SA is "installed" once the worker has it.
+func (t *Topology) Rekey(ctx context.Context, next SAPair, grace time.Duration) error {
 	old := t.SAs
 	if err := t.installInbound(next); err != nil {
 		return err
+	}
+	for _, s := range []*Site{t.A, t.B} {
+		if err := t.WaitGeneration(ctx, s, s.Writer.Generation(), 2*time.Second); err != nil {
+			return err
+		}
 	}
 	if err := t.switchOutbound(next); err != nil {
 		return err
@@ -724,4 +732,28 @@ func (t *Topology) Metrics(ctx context.Context, s *Site) (string, error) {
 		b.WriteString(l + "\n")
 	}
 	return b.String(), nil
+}
+
+// WaitGeneration waits until a site's dataplane reports (metric
+// cgw_dataplane_table_generation) that its workers hold tables of at
+// least generation gen.
+func (t *Topology) WaitGeneration(ctx context.Context, s *Site, gen uint64, timeout time.Duration) error {
+	end := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(end) && ctx.Err() == nil {
+		m, err := t.Metrics(ctx, s)
+		if err != nil {
+			last = err.Error()
+		}
+		for _, l := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(l, "cgw_dataplane_table_generation "); ok {
+				last = "generation " + v
+				if g, err := strconv.ParseFloat(v, 64); err == nil && uint64(g) >= gen {
+					return nil
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return fmt.Errorf("b2b: site %s: dataplane did not publish table generation %d within %v (last: %s)", s.Name, gen, timeout, last)
 }

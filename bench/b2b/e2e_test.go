@@ -312,9 +312,9 @@ func TestBackToBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		const n = 5000
-		got, rerr, err := tp.SeqStream(ctx, n, 500*time.Microsecond, 200, func() error {
-			return tp.Rekey(next, 300*time.Millisecond)
+		const n = 8000
+		got, rerr, err := tp.SeqStream(ctx, n, 250*time.Microsecond, 200, func() error {
+			return tp.Rekey(ctx, next, 300*time.Millisecond)
 		})
 		if err != nil {
 			t.Fatal(err)
