@@ -51,7 +51,7 @@ func need(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("end-to-end test needs root (network namespaces, XDP, AF_XDP)")
 	}
-	for _, c := range []string{"ip", "ping", "ethtool"} {
+	for _, c := range []string{"ip", "ping", "ethtool", "nsenter", "curl"} {
 		if _, err := exec.LookPath(c); err != nil {
 			t.Fatalf("end-to-end test needs %s installed", c)
 		}
@@ -258,6 +258,16 @@ func TestSmokeBackToBack(t *testing.T) {
 		t.Fatalf("per-SA counters: A outbound %+v, B inbound %+v", ca, cb)
 	}
 
+	// The metrics endpoint: traffic counted, and every inside frame came
+	// with the XDP program's tunnel metadata.
+	m := metricsOf(t, a.ns)
+	if m[`cgw_dataplane_packets_total{direction="out",worker="0"}`]+m[`cgw_dataplane_packets_total{direction="out",worker="1"}`] == 0 {
+		t.Fatalf("A's metrics show no outbound packets:\n%v", m)
+	}
+	if n := m[`cgw_dataplane_inside_no_metadata_total{worker="0"}`] + m[`cgw_dataplane_inside_no_metadata_total{worker="1"}`]; n != 0 {
+		t.Fatalf("%v inside frames arrived without XDP metadata", n)
+	}
+
 	// Slow path: the kernel of B pings A's tunnel inside address through
 	// the TUN devices.
 	got, out = pingCount(nsB, "169.254.10.2", 5)
@@ -281,4 +291,24 @@ func TestSmokeBackToBack(t *testing.T) {
 	if cbi.DropReplay != 0 {
 		t.Fatalf("B dropped %d packets as replays after A restarted: sequence numbers were reused", cbi.DropReplay)
 	}
+}
+
+// metricsOf scrapes a site's dataplane metrics into name{labels} → value.
+func metricsOf(t *testing.T, ns string) map[string]float64 {
+	t.Helper()
+	out, err := exec.Command("nsenter", "--net=/run/netns/"+ns, "curl", "-sf", "http://127.0.0.1:19472/metrics").CombinedOutput()
+	if err != nil {
+		t.Fatalf("scraping %s's metrics: %v\n%s", ns, err, out)
+	}
+	m := map[string]float64{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		var v float64
+		fmt.Sscan(l[i+1:], &v)
+		m[l[:i]] = v
+	}
+	return m
 }

@@ -61,6 +61,7 @@ var (
 	dXDP         = prometheus.NewDesc(ns+"xdp_decisions_total", "Decisions of the XDP programs, summed over CPUs.", []string{"decision"}, nil)
 	dSlow        = prometheus.NewDesc(ns+"slow_path_packets_total", "Packets through the tunnels' kernel interfaces (to_kernel: decrypted for the host; from_kernel: the host's own, encrypted).", []string{"worker", "direction"}, nil)
 	dICMP        = prometheus.NewDesc(ns+"icmp_errors_sent_total", "ICMP fragmentation-needed / packet-too-big errors sent back inside.", []string{"worker"}, nil)
+	dNoMeta      = prometheus.NewDesc(ns+"inside_no_metadata_total", "Inside frames that arrived without the XDP program's tunnel metadata (the worker looked the route up again).", []string{"worker"}, nil)
 	dFragments   = prometheus.NewDesc(ns+"fragments_made_total", "Extra fragments made before encryption (RFC 4459).", []string{"worker"}, nil)
 	dNeigh       = prometheus.NewDesc(ns+"neighbour_lookups_total", "Next-hop MAC lookups by result.", []string{"result"}, nil)
 	dNeighResolv = prometheus.NewDesc(ns+"neighbour_resolve_requests_total", "Resolutions asked of the kernel for unknown next hops.", nil, nil)
@@ -69,7 +70,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dPackets, dBytes, dTunPackets, dTunBytes, dDrops, dBatch, dRingFull, dWakeups,
-		dMode, dSockDrops, dGeneration, dTunnels, dXDP, dSlow, dICMP, dFragments, dNeigh, dNeighResolv} {
+		dMode, dSockDrops, dGeneration, dTunnels, dXDP, dSlow, dICMP, dFragments, dNoMeta, dNeigh, dNeighResolv} {
 		ch <- d
 	}
 }
@@ -117,6 +118,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dSlow, load(&k.SlowFromKernel), id, "from_kernel")
 		counter(dICMP, load(&k.ICMPErrors), id)
 		counter(dFragments, load(&k.Fragments), id)
+		counter(dNoMeta, load(&k.NoMetadata), id)
 
 		mi, mo := w.Modes()
 		ch <- prometheus.MustNewConstMetric(dMode, prometheus.GaugeValue, 1, id, "inside", modeName(mi))

@@ -141,6 +141,7 @@ type Counters struct {
 	SlowMisses     uint64 // decrypted packets sent to the kernel because the next hop was unresolved or not inside
 	ICMPErrors     uint64 // ICMP frag-needed / packet-too-big sent back inside
 	Fragments      uint64 // extra fragments made
+	NoMetadata     uint64 // inside frames without the XDP program's tunnel metadata (route looked up again)
 
 	TunnelPackets [2][maps.MaxTunnels]uint64
 	TunnelBytes   [2][maps.MaxTunnels]uint64

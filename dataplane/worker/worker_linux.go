@@ -198,6 +198,8 @@ func (w *Worker) Run() error {
 					// Clear the magic: the frame's headroom is reused and
 					// stale metadata must not name a tunnel later.
 					binary.NativeEndian.PutUint32(m[4:], 0)
+				} else {
+					w.p.C.NoMetadata++
 				}
 				pkts = append(pkts, pk)
 			}
