@@ -796,6 +796,9 @@ func (t *Tunnel) rekeyIKE(sa *ikeSA) {
 	retry := func() {
 		t.m.sock.unregister(spi)
 		sa.rekeyInFlight = false
+		if t.takeTheirRekey(sa) {
+			return
+		}
 		if !sa.deleting {
 			sa.rekeyAt = t.now().Add(t.m.tim.ReinitMin)
 		}
@@ -922,6 +925,19 @@ func (t *Tunnel) respRekeyIKE(sa *ikeSA, m *message.Message, ni []byte) ([]messa
 	}
 }
 
+// takeTheirRekey switches to the IKE SA the peer's rekey of sa made, when
+// ours did not happen (refused, or the peer finished first and deletes
+// sa): the Child SAs move to it. It reports whether it did.
+func (t *Tunnel) takeTheirRekey(sa *ikeSA) bool {
+	if sa != t.ike || sa.theirs == nil || sa.ours != nil || !slices.Contains(t.sas, sa.theirs.sa) {
+		return false
+	}
+	t.ike = sa.theirs.sa
+	t.moveChildren(sa)
+	t.emit(Event{Type: IKERekeyed, IKE: t.ike.info()})
+	return true
+}
+
 // --- INFORMATIONAL (§1.4) ---
 
 func (t *Tunnel) respInformational(sa *ikeSA, m *message.Message) ([]message.Payload, func()) {
@@ -947,6 +963,10 @@ func (t *Tunnel) respInformational(sa *ikeSA, m *message.Message) ([]message.Pay
 		case message.ProtoIKE:
 			return nil, func() {
 				t.log.Info("peer deleted the IKE SA", "spi_i", sa.spiI)
+				if t.takeTheirRekey(sa) {
+					t.removeSA(sa, "rekeyed by peer", nil)
+					return
+				}
 				if sa == t.ike {
 					t.ike = nil
 					t.removeSA(sa, "deleted by peer", nil)

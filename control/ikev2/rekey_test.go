@@ -238,3 +238,114 @@ func TestLifetimes(t *testing.T) {
 		}
 	}
 }
+
+// TestIKERekeyLateCross: both ends start an IKE rekey, but one request is
+// delayed until the other exchange has finished (and its Delete of the old
+// IKE SA is under way): the late one is refused (TEMPORARY_FAILURE) and
+// both ends end on the finished rekey's IKE SA without a tunnel flap.
+func TestIKERekeyLateCross(t *testing.T) {
+	a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
+	connect(t, a, b, testTunnel("t1"), testTunnel("t1"))
+	established(t, a, b)
+	old, _ := ikeSPIs(t, a)
+	ka, kb := a.count(), b.count()
+	var held func()
+	var mu sync.Mutex
+	b.c500.set(func(w *wrapConn) {
+		w.hold = func(p []byte, send func()) {
+			mu.Lock()
+			defer mu.Unlock()
+			if held == nil && isRequest(message.CREATE_CHILD_SA)(p) {
+				held = send
+				return
+			}
+			send()
+		}
+	})
+	b.m.RekeyIKE("t1")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		h := held
+		mu.Unlock()
+		if h != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b's rekey request never sent")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.m.RekeyIKE("t1")
+	a.waitType(IKERekeyed, ka)
+	mu.Lock()
+	held()
+	mu.Unlock()
+	b.waitType(IKERekeyed, kb)
+	sameIKE(t, a, b, old)
+	for _, e := range append(a.all(), b.all()...) {
+		if e.Type == TunnelDown || e.Type == ChildSARetired {
+			t.Fatalf("unexpected %v\n%s\n%s", e, fmtEvents(a.all()), fmtEvents(b.all()))
+		}
+	}
+	// And the survivor works.
+	ka = a.count()
+	b.m.RekeyChild("t1")
+	a.waitType(ChildSARetired, ka)
+}
+
+// TestChildRekeyLateCross is TestIKERekeyLateCross for a Child SA.
+func TestChildRekeyLateCross(t *testing.T) {
+	a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
+	connect(t, a, b, testTunnel("t1"), testTunnel("t1"))
+	ca, cb := established(t, a, b)
+	ka, kb := a.count(), b.count()
+	var held func()
+	var mu sync.Mutex
+	b.c500.set(func(w *wrapConn) {
+		w.hold = func(p []byte, send func()) {
+			mu.Lock()
+			defer mu.Unlock()
+			if held == nil && isRequest(message.CREATE_CHILD_SA)(p) {
+				held = send
+				return
+			}
+			send()
+		}
+	})
+	b.m.RekeyChild("t1")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		h := held
+		mu.Unlock()
+		if h != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b's rekey request never sent")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.m.RekeyChild("t1")
+	na := order(t, a, ka, ca)
+	mu.Lock()
+	held()
+	mu.Unlock()
+	nb := order(t, b, kb, cb)
+	checkCrossKeys(t, na, nb)
+	for _, n := range []*node{a, b} {
+		deadline := time.Now().Add(5 * time.Second)
+		for len(n.m.Status()[0].Children) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", n.name, n.m.Status()[0].Children)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, e := range append(a.all(), b.all()...) {
+		if e.Type == TunnelDown || (e.Type == NegotiationFailed) {
+			t.Fatalf("unexpected %v", e)
+		}
+	}
+}
