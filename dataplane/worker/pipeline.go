@@ -121,7 +121,6 @@ type Pipeline struct {
 	scratch [][]byte    // fragment/ICMP output buffers for one packet
 	addrs   []uint64
 	slow    [][]byte
-	slowT   []uint32
 	slowP   []Packet
 	accts   []acct
 	now     func() uint64
@@ -153,7 +152,6 @@ func New(cfg Config) (*Pipeline, error) {
 		scratch: make([][]byte, maxFragments),
 		addrs:   make([]uint64, maxFragments),
 		slow:    make([][]byte, 0, cfg.Batch),
-		slowT:   make([]uint32, 0, cfg.Batch),
 		slowP:   make([]Packet, 0, cfg.Batch),
 		accts:   make([]acct, 0, 8),
 		now:     monotonicNs,
