@@ -176,3 +176,36 @@ func TestShutdownDeletes(t *testing.T) {
 	}
 	t.Fatal("no TunnelDown(shutdown) on the side that closed")
 }
+
+// TestNATDetected: the gateway believes its address is 192.0.2.10 but its
+// packets arrive from 127.0.0.1, as behind a source NAT: both ends detect
+// it (§2.23), float to the NAT-T port, and the gateway sends keepalives.
+func TestNATDetected(t *testing.T) {
+	ta := testTunnel("t1")
+	ta.LocalOutside = mustAddr("192.0.2.10")
+	a, b := newNode(t, "cgw", Options{Timing: Timing{Keepalive: 50 * time.Millisecond}}), newNode(t, "aws", Options{})
+	connect(t, a, b, ta, testTunnel("t1"))
+	ca, cb := established(t, a, b)
+	if !ca.Encap || !cb.Encap || cb.PeerPort != a.c4500.port() {
+		t.Fatalf("not encapsulated after NAT detection: %+v / %+v", ca, cb)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var ka bool
+		for _, p := range a.c4500.packets() {
+			ka = ka || bytes.Equal(p, []byte{0xff})
+		}
+		if ka {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no NAT keepalive from the side behind the NAT")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, p := range b.c4500.packets() {
+		if bytes.Equal(p, []byte{0xff}) {
+			t.Fatal("the side not behind a NAT sent keepalives")
+		}
+	}
+}
