@@ -45,6 +45,14 @@
 // the pinned maps stay, so neither the SAs nor the sequence numbers are
 // lost.
 //
+// Slow path: packets the dataplane cannot forward itself go to the
+// tunnel's TUN device (cgw-t<id>, the tunnel's inside address, MTU from the
+// tunnel table): those for the gateway (BGP to its inside address, pings)
+// and decrypted ones whose LAN next hop is not resolved yet (the kernel
+// forwards them and resolves the neighbour meanwhile). For the latter the
+// host needs net.ipv4.ip_forward=1 and no strict rp_filter on the TUN
+// devices. What the kernel routes into a TUN is encrypted by the workers.
+//
 // Network namespaces: start it with "nsenter --net=/run/netns/<ns>
 // cgw-dataplane ...", not "ip netns exec <ns>": ip netns exec gives the
 // process a private mount namespace with a fresh /sys, which hides
