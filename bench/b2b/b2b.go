@@ -757,3 +757,26 @@ func (t *Topology) WaitGeneration(ctx context.Context, s *Site, gen uint64, time
 	}
 	return fmt.Errorf("b2b: site %s: dataplane did not publish table generation %d within %v (last: %s)", s.Name, gen, timeout, last)
 }
+
+// RunDataplane starts a site's dataplane and waits until it is ready. The
+// kernel releases a stopped process's AF_XDP sockets a moment after it
+// exits; until then binding the queue fails with EBUSY, so a start that
+// fails that way is retried (up to 20 times, 50 ms apart). It returns the
+// number of attempts.
+func (t *Topology) RunDataplane(ctx context.Context, s *Site, timeout time.Duration) (int, error) {
+	var err error
+	for try := 1; try <= 20; try++ {
+		if err = t.StartDataplane(s); err != nil {
+			return try, err
+		}
+		if err = t.WaitDataplane(ctx, s, timeout); err == nil {
+			return try, nil
+		}
+		t.StopDataplane(s, true)
+		if !strings.Contains(err.Error(), "resource busy") {
+			return try, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 20, err
+}

@@ -72,10 +72,7 @@ func bench(ctx context.Context, args []string) error {
 	var log strings.Builder
 	for _, m := range modes {
 		t.Opts.NoCrypto = m.noCrypto
-		if err := t.StartDataplane(t.A); err != nil {
-			return err
-		}
-		if err := t.WaitDataplane(ctx, t.A, 20*time.Second); err != nil {
+		if _, err := t.RunDataplane(ctx, t.A, 20*time.Second); err != nil {
 			return err
 		}
 		time.Sleep(300 * time.Millisecond)
