@@ -64,3 +64,45 @@ func TestHalfOpenTimeout(t *testing.T) {
 	}
 	advanceUntil(t, fc, time.Second, time.Minute, func() bool { return b.m.Socket().halfOpen.Load() == 0 })
 }
+
+// TestPeerDeletesOnlyChild: the peer deletes our only Child SA (e.g. its
+// hard lifetime ran out): the tunnel goes down and, with startup action
+// start, comes back with a new IKE SA.
+func TestPeerDeletesOnlyChild(t *testing.T) {
+	a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
+	connect(t, a, b, testTunnel("t1"), testTunnel("t1"))
+	ca, _ := established(t, a, b)
+	bt, _ := b.m.Tunnel("t1")
+	bt.do(func() { bt.deleteChild(bt.out) })
+	e, k := a.waitType(TunnelDown, 0)
+	if e.Reason != "child SA deleted by peer" {
+		t.Fatalf("down: %v", e)
+	}
+	a.waitType(TunnelUp, k)
+	ea, _ := a.wait("new child", k, func(e Event) bool { return e.Type == ChildSAInstalled && e.Child.InSPI != ca.InSPI })
+	eb, _ := b.wait("new child", 0, func(e Event) bool { return e.Type == ChildSAInstalled && e.Child.InSPI == ea.Child.OutSPI })
+	checkCrossKeys(t, ea.Child, eb.Child)
+}
+
+func TestRemoveTunnel(t *testing.T) {
+	a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
+	connect(t, a, b, testTunnel("t1"), testTunnel("t1"))
+	established(t, a, b)
+	k := b.count()
+	if err := a.m.RemoveTunnel(t.Context(), "t1"); err != nil {
+		t.Fatal(err)
+	}
+	b.wait("down", k, func(e Event) bool { return e.Type == TunnelDown })
+	if len(a.m.Status()) != 0 {
+		t.Fatalf("status after remove: %+v", a.m.Status())
+	}
+	if err := a.m.RemoveTunnel(t.Context(), "t1"); err == nil {
+		t.Fatal("removing twice: no error")
+	}
+	// It can be added again and comes up.
+	k = a.count()
+	if _, err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
+		t.Fatal(err)
+	}
+	a.waitType(TunnelUp, k)
+}
