@@ -385,6 +385,14 @@ func TestStrongSwanResponder(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 
+	// charon drops the tunnel (as AWS may): we see it and initiate again.
+	k = n.count()
+	l.swanctl("--terminate", "--ike", l.conn)
+	n.wait("down after charon's Delete", k, func(e Event) bool { return e.Type == TunnelDown })
+	n.waitType(TunnelUp, k)
+	ev4, _ := n.waitType(ChildSAInstalled, k)
+	l.checkSwanMatches(ev4.Child)
+
 	// Delete on shutdown.
 	n.m.Close(context.Background())
 	l.waitFor("charon to drop the IKE SA after our Delete", 10*time.Second, func() bool {
