@@ -30,6 +30,7 @@ type site struct {
 	outSeed, inSeed byte
 	proc            *exec.Cmd
 	starts          int
+	extra           []string // more flags
 	log             string
 	objs            *bpf.Objects
 	w               *maps.Writer
@@ -120,8 +121,9 @@ func (s *site) start(t *testing.T, bin string) {
 	// nsenter, not ip netns exec: ip netns exec remounts /sys, which
 	// hides /sys/fs/bpf, so the dataplane would mount a bpffs of its own
 	// and never see the maps this test pinned.
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+s.ns, bin, "-instance", s.instance, "-inside-if", "in0", "-outside-if", "out0",
-		"-cpus", "0,1", "-metrics", "127.0.0.1:19472")
+	args := []string{"--net=/run/netns/" + s.ns, bin, "-instance", s.instance, "-inside-if", "in0", "-outside-if", "out0",
+		"-cpus", "0,1", "-metrics", "127.0.0.1:19472"}
+	cmd := exec.Command("nsenter", append(args, s.extra...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -221,26 +223,7 @@ func TestSmokeBackToBack(t *testing.T) {
 			exec.Command("ip", "netns", "del", ns).Run()
 		}
 	})
-	ipn := func(ns string, args ...string) { sh(t, append([]string{"ip", "-n", ns}, args...)...) }
-	// Two queues per gateway device: two workers each, one per queue
-	// (a veth puts a frame on rx queue = sending CPU % queues).
-	q := []string{"numrxqueues", "2", "numtxqueues", "2"}
-	sh(t, append([]string{"ip", "link", "add", "l0", "netns", nsLA}, append(q, "type", "veth", "peer", "in0", "netns", nsA)...)...)
-	sh(t, append([]string{"ip", "link", "add", "out0", "netns", nsA}, append(q, "type", "veth", "peer", "out0", "netns", nsB)...)...)
-	sh(t, append([]string{"ip", "link", "add", "l0", "netns", nsLB}, append(q, "type", "veth", "peer", "in0", "netns", nsB)...)...)
-	ipn(nsLA, "addr", "add", "198.18.0.2/24", "dev", "l0")
-	ipn(nsA, "addr", "add", "198.18.0.1/24", "dev", "in0")
-	ipn(nsA, "addr", "add", "192.0.2.10/24", "dev", "out0")
-	ipn(nsB, "addr", "add", "192.0.2.11/24", "dev", "out0")
-	ipn(nsB, "addr", "add", "198.19.0.1/24", "dev", "in0")
-	ipn(nsLB, "addr", "add", "198.19.0.2/24", "dev", "l0")
-	for _, l := range [][2]string{{nsLA, "l0"}, {nsA, "in0"}, {nsA, "out0"}, {nsB, "out0"}, {nsB, "in0"}, {nsLB, "l0"}} {
-		ipn(l[0], "link", "set", l[1], "up")
-		ipn(l[0], "link", "set", "lo", "up")
-		sh(t, "ip", "netns", "exec", l[0], "ethtool", "-K", l[1], "tx", "off")
-	}
-	ipn(nsLA, "route", "add", "default", "via", "198.18.0.1")
-	ipn(nsLB, "route", "add", "default", "via", "198.19.0.1")
+	topology(t, nsA, nsB, nsLA, nsLB)
 
 	a.install(t)
 	b.install(t)
@@ -311,4 +294,80 @@ func metricsOf(t *testing.T, ns string) map[string]float64 {
 		m[l[:i]] = v
 	}
 	return m
+}
+
+// topology builds lan A — gateway A — gateway B — lan B with two-queue
+// veths (two workers per dataplane; a veth puts a frame on rx queue =
+// sending CPU % queues).
+func topology(t *testing.T, nsA, nsB, nsLA, nsLB string) {
+	ipn := func(ns string, args ...string) { sh(t, append([]string{"ip", "-n", ns}, args...)...) }
+	q := []string{"numrxqueues", "2", "numtxqueues", "2"}
+	sh(t, append([]string{"ip", "link", "add", "l0", "netns", nsLA}, append(q, "type", "veth", "peer", "in0", "netns", nsA)...)...)
+	sh(t, append([]string{"ip", "link", "add", "out0", "netns", nsA}, append(q, "type", "veth", "peer", "out0", "netns", nsB)...)...)
+	sh(t, append([]string{"ip", "link", "add", "l0", "netns", nsLB}, append(q, "type", "veth", "peer", "in0", "netns", nsB)...)...)
+	ipn(nsLA, "addr", "add", "198.18.0.2/24", "dev", "l0")
+	ipn(nsA, "addr", "add", "198.18.0.1/24", "dev", "in0")
+	ipn(nsA, "addr", "add", "192.0.2.10/24", "dev", "out0")
+	ipn(nsB, "addr", "add", "192.0.2.11/24", "dev", "out0")
+	ipn(nsB, "addr", "add", "198.19.0.1/24", "dev", "in0")
+	ipn(nsLB, "addr", "add", "198.19.0.2/24", "dev", "l0")
+	for _, l := range [][2]string{{nsLA, "l0"}, {nsA, "in0"}, {nsA, "out0"}, {nsB, "out0"}, {nsB, "in0"}, {nsLB, "l0"}} {
+		ipn(l[0], "link", "set", l[1], "up")
+		ipn(l[0], "link", "set", "lo", "up")
+		sh(t, "ip", "netns", "exec", l[0], "ethtool", "-K", l[1], "tx", "off")
+	}
+	ipn(nsLA, "route", "add", "default", "via", "198.18.0.1")
+	ipn(nsLB, "route", "add", "default", "via", "198.19.0.1")
+
+}
+
+// TestSmokeNoCrypto: -no-crypto forwards inside → outside with a MAC
+// rewrite only (the benchmark's baseline): gateway A's dataplane carries
+// LAN A → LAN B, the kernels carry the rest.
+func TestSmokeNoCrypto(t *testing.T) {
+	need(t)
+	bin := buildBinary(t)
+	p := fmt.Sprintf("cdn%d", os.Getpid()%100000)
+	nsA, nsB, nsLA, nsLB := p+"a", p+"b", p+"la", p+"lb"
+	for _, ns := range []string{nsA, nsB, nsLA, nsLB} {
+		sh(t, "ip", "netns", "add", ns)
+	}
+	a := &site{ns: nsA, instance: p + "-a", outside: netip.MustParseAddr("192.0.2.10"), peer: netip.MustParseAddr("192.0.2.11"),
+		insideT: netip.MustParseAddr("169.254.10.2"), route: netip.MustParsePrefix("198.19.0.0/24"),
+		outSPI: 0xa0000001, inSPI: 0xb0000001, outSeed: 1, inSeed: 2, log: filepath.Join(t.TempDir(), "a.log"),
+		extra: []string{"-no-crypto"}}
+	t.Cleanup(func() {
+		a.stop(t)
+		if a.w != nil {
+			a.w.Close()
+		}
+		if a.objs != nil {
+			a.objs.Close()
+		}
+		bpf.Remove(a.instance)
+		if t.Failed() {
+			l, _ := os.ReadFile(a.log)
+			t.Logf("A log:\n%s", l)
+		}
+		for _, ns := range []string{nsA, nsB, nsLA, nsLB} {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
+	})
+	topology(t, nsA, nsB, nsLA, nsLB)
+	ipn := func(ns string, args ...string) { sh(t, append([]string{"ip", "-n", ns}, args...)...) }
+	ipn(nsA, "route", "add", "198.19.0.0/24", "via", "192.0.2.11")
+	ipn(nsB, "route", "add", "198.18.0.0/24", "via", "192.0.2.10")
+	for _, ns := range []string{nsA, nsB} {
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	}
+	a.install(t) // the inside XDP program steers what routes to an up tunnel
+	a.start(t, bin)
+	got, out := pingCount(nsLA, "198.19.0.2", 10)
+	if got < 5 {
+		t.Fatalf("LAN A → LAN B through the -no-crypto forwarder: %d of 10 replies\n%s", got, out)
+	}
+	m := metricsOf(t, nsA)
+	if n := m[`cgw_dataplane_packets_total{direction="out",worker="0"}`] + m[`cgw_dataplane_packets_total{direction="out",worker="1"}`]; n < 5 {
+		t.Fatalf("the forwarder counted %v outbound packets, want ≥ 5", n)
+	}
 }
