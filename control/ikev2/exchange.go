@@ -77,11 +77,13 @@ func (t *Tunnel) establish(sa *ikeSA) {
 }
 
 // adopt makes a newly established sa the tunnel's IKE SA and reports
-// whether it did. A previous IKE SA is deleted: silently when the peer
-// announced INITIAL_CONTACT and the old SA predates this one's start (the
-// peer restarted, §2.4), otherwise with a Delete. When both ends set up
-// an IKE SA at the same time, the one created with the lowest nonce goes,
-// as §2.8.1 decides for rekeys, so both ends keep the same one.
+// whether it did. A new IKE SA replaces an older one: the peer set it up
+// afresh (after a restart it also says INITIAL_CONTACT, and then the old
+// one is forgotten silently, §2.4; otherwise it is deleted with a Delete).
+// When both ends set up an IKE SA at the same time (the old one was
+// established after the new one started), the one created with the
+// lowest nonce goes, as §2.8.1 decides for rekeys, so both ends keep the
+// same one.
 func (t *Tunnel) adopt(sa *ikeSA, initialContact bool) bool {
 	t.contacted = true
 	for _, x := range slices.Clone(t.sas) {
@@ -95,8 +97,8 @@ func (t *Tunnel) adopt(sa *ikeSA, initialContact bool) bool {
 		t.ike = sa
 		return true
 	}
-	stale := initialContact && old.created.Before(sa.started)
-	if !stale && bytes.Compare(lowestNonce(sa), lowestNonce(old)) < 0 {
+	concurrent := !old.created.Before(sa.started)
+	if concurrent && bytes.Compare(lowestNonce(sa), lowestNonce(old)) < 0 {
 		t.log.Info("both ends set up an IKE SA at once; deleting the redundant one", "spi_i", sa.spiI)
 		t.deleteIKE(sa)
 		return false
@@ -108,7 +110,7 @@ func (t *Tunnel) adopt(sa *ikeSA, initialContact bool) bool {
 			c.retireAt = t.now().Add(t.m.tim.Grace)
 		}
 	}
-	if stale {
+	if initialContact && !concurrent {
 		t.removeSA(old, "replaced after the peer's INITIAL_CONTACT", nil)
 	} else {
 		t.deleteIKE(old)

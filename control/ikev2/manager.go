@@ -65,6 +65,9 @@ type Options struct {
 	// IKE_SA_INIT must carry a COOKIE (§2.6); 0 means 32, negative
 	// means always (tests).
 	CookieThreshold int
+	// MaxHalfOpen caps half-open SAs; IKE_SA_INIT requests beyond it are
+	// dropped unanswered. 0 means 1024.
+	MaxHalfOpen int
 }
 
 // TunnelOptions are per-tunnel settings that are not in config.Tunnel.
@@ -101,12 +104,16 @@ func New(o Options) (*Manager, error) {
 	if o.CookieThreshold == 0 {
 		o.CookieThreshold = 32
 	}
+	if o.MaxHalfOpen <= 0 {
+		o.MaxHalfOpen = 1024
+	}
 	m := &Manager{opt: o, tim: o.Timing.withDefaults(), log: o.Log, clock: o.Clock,
 		tunnels: map[string]*Tunnel{}, childSPI: map[uint32]*Tunnel{}}
 	s, err := newSocket(o.Conn500, o.Conn4500, o.Clock, o.Log, o.CookieThreshold)
 	if err != nil {
 		return nil, err
 	}
+	s.maxHalfOpen = o.MaxHalfOpen
 	m.sock = s
 	return m, nil
 }

@@ -106,3 +106,78 @@ func TestRemoveTunnel(t *testing.T) {
 	}
 	a.waitType(TunnelUp, k)
 }
+
+// TestPeerReinitiates: the peer sets up a new IKE SA while the old one is
+// still up (no INITIAL_CONTACT): both ends move to the new one, the old
+// Child SA is retired after the new one carries traffic.
+func TestPeerReinitiates(t *testing.T) {
+	a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
+	connect(t, a, b, testTunnel("t1"), testTunnel("t1"))
+	ca, cb := established(t, a, b)
+	oldI, _ := ikeSPIs(t, a)
+	ka, kb := a.count(), b.count()
+	at, _ := a.m.Tunnel("t1")
+	at.do(func() { at.initiate() })
+	na := order(t, a, ka, ca)
+	nb := order(t, b, kb, cb)
+	checkCrossKeys(t, na, nb)
+	sameIKE(t, a, b, oldI)
+	for _, e := range append(a.all()[ka:], b.all()[kb:]...) {
+		if e.Type == TunnelDown {
+			t.Fatalf("unexpected %v", e)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.m.Status()[0].Children) != 1 || len(a.m.Status()[0].Children) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("children: %+v / %+v", a.m.Status()[0].Children, b.m.Status()[0].Children)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHalfOpenLimits: past the cookie threshold a responder answers only
+// with a COOKIE; past the cap it answers nothing.
+func TestHalfOpenLimits(t *testing.T) {
+	b := newNode(t, "aws", Options{CookieThreshold: 2, MaxHalfOpen: 3})
+	cb := testTunnel("t1")
+	cb.StartupAction = config.StartupAdd
+	cb.Phase1.DHGroups = []int{19}
+	if _, err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: 9, PeerNATPort: 9}); err != nil {
+		t.Fatal(err)
+	}
+	from := netip.MustParseAddrPort("127.0.0.1:9")
+	cookies := func() int {
+		var n int
+		for _, p := range b.c500.packets() {
+			if m, err := message.Decode(p); err == nil && m.Notify(message.COOKIE) != nil {
+				n++
+			}
+		}
+		return n
+	}
+	waitHalfOpen := func(n int64) {
+		deadline := time.Now().Add(5 * time.Second)
+		for b.m.Socket().halfOpen.Load() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("half-open %d, want %d", b.m.Socket().halfOpen.Load(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for i := byte(1); i <= 2; i++ {
+		b.m.Socket().Deliver(initRequest(t, cb, message.SPI{i, 1, 1, 1, 1, 1, 1, 1}), from, false)
+		waitHalfOpen(int64(i))
+	}
+	b.m.Socket().Deliver(initRequest(t, cb, message.SPI{3, 1, 1, 1, 1, 1, 1, 1}), from, false)
+	if c := cookies(); c != 1 {
+		t.Fatalf("%d COOKIE answers at the threshold, want 1", c)
+	}
+	b.m.Socket().halfOpen.Store(3) // at the cap
+	n := len(b.c500.packets())
+	b.m.Socket().Deliver(initRequest(t, cb, message.SPI{4, 1, 1, 1, 1, 1, 1, 1}), from, false)
+	if len(b.c500.packets()) != n {
+		t.Fatal("answered beyond the half-open cap")
+	}
+	b.m.Socket().halfOpen.Store(2)
+}

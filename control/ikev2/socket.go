@@ -40,6 +40,7 @@ type Socket struct {
 
 	halfOpen        atomic.Int64
 	cookieThreshold int
+	maxHalfOpen     int
 
 	cookieMu   sync.Mutex
 	secret     [2][32]byte // current, previous
@@ -136,6 +137,9 @@ func (s *Socket) Deliver(b []byte, from netip.AddrPort, nat bool) {
 		if t == nil {
 			s.log.Info("ikev2: IKE_SA_INIT from an unknown peer ignored", "peer", from)
 			return
+		}
+		if s.halfOpen.Load() >= int64(s.maxHalfOpen) {
+			return // beyond any legitimate load: not even a cookie (§2.6)
 		}
 		if !s.cookieOK(b, h, from, nat) {
 			return
