@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cgw-project/cgw/bpf"
 	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/maps"
 	"github.com/cgw-project/cgw/control/status"
 )
 
@@ -288,4 +290,33 @@ func (g *CGWGateway) WaitRouteInstalled(ctx context.Context, l *Lab, prefix neti
 		}
 		return false
 	})
+}
+
+// BuildCGW builds cgw-dataplane, cgw-control and cgwctl into dir (from
+// this module, as go test runs inside it) and returns a gateway using
+// them; cgwctl's path is returned too.
+func BuildCGW(ctx context.Context, dir string) (*CGWGateway, string, error) {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", dir+"/",
+		"github.com/cgw-project/cgw/cmd/cgw-dataplane", "github.com/cgw-project/cgw/cmd/cgw-control", "github.com/cgw-project/cgw/cmd/cgwctl")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, "", fmt.Errorf("building the cgw commands: %v\n%s", err, out)
+	}
+	return &CGWGateway{Dataplane: filepath.Join(dir, "cgw-dataplane"), Control: filepath.Join(dir, "cgw-control")},
+		filepath.Join(dir, "cgwctl"), nil
+}
+
+// Maps opens the gateway's pinned maps for reading, as the dataplane
+// does (tests check what control wrote); call the returned func to close.
+func (g *CGWGateway) Maps(l *Lab) (*maps.Reader, func(), error) {
+	objs, err := bpf.LoadPinned(g.Instance(l))
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := maps.NewReader(objs)
+	if err != nil {
+		objs.Close()
+		return nil, nil, err
+	}
+	return r, func() { r.Close(); objs.Close() }, nil
 }
