@@ -160,8 +160,10 @@ func TestBackToBack(t *testing.T) {
 			tp.Exec(ctx, r, "ip", "route", "flush", "cache")
 		}
 		c := tp.capture(t, ctx, "mss")
-		if n, err := tp.Iperf(ctx, LAN, VPC, VPCHost, 5305, "-n", "64K"); err != nil || n == 0 {
-			t.Errorf("TCP lan→vpc: %d bytes (%v)", n, err)
+		// Only the handshakes matter here (a 64 KiB transfer is too short
+		// for iperf3's receiver summary to be reliable).
+		if _, err := tp.Iperf(ctx, LAN, VPC, VPCHost, 5305, "-n", "64K"); err != nil {
+			t.Errorf("TCP lan→vpc: %v", err)
 		}
 		c.Stop()
 		ps := checkESP(t, ctx, c.Path, saList(first))
