@@ -2,6 +2,7 @@ package ikev2
 
 import (
 	"context"
+	"io"
 	"fmt"
 	"log/slog"
 	"net"
@@ -248,6 +249,8 @@ func fmtEvents(es []Event) string {
 	}
 	return b.String()
 }
+
+var discardLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
