@@ -2,8 +2,8 @@ package ikev2
 
 import (
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
