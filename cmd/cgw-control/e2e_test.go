@@ -294,6 +294,56 @@ func TestLabCGW(t *testing.T) {
 		}
 	})
 
+	t.Run("rekeys by strongSwan under traffic", func(t *testing.T) {
+		sas, err := l.SwanctlListSAs(ctx, ep)
+		if err != nil || len(sas) != 1 || len(sas[0].Children) == 0 {
+			t.Fatalf("%s: %v %+v", ep, err, sas)
+		}
+		ikeName, childName := sas[0].Name, sas[0].Children[0].Name
+		old := activeOf(t, s, primary)
+		oldIKE, _ := s.Tunnel(primary)
+		pingDone := make(chan lab.PingResult, 1)
+		go func() {
+			pr, _ := l.Ping(ctx, lab.LAN, lab.VPCHost, 30) // 6 s
+			pingDone <- pr
+		}()
+		time.Sleep(time.Second)
+		if out, err := l.Swanctl(ctx, ep, "--rekey", "--child", childName); err != nil {
+			t.Fatalf("swanctl --rekey --child: %v\n%s", err, out)
+		}
+		time.Sleep(time.Second)
+		if out, err := l.Swanctl(ctx, ep, "--rekey", "--ike", ikeName); err != nil {
+			t.Fatalf("swanctl --rekey --ike: %v\n%s", err, out)
+		}
+		pr := <-pingDone
+		if pr.Received < pr.Sent-1 {
+			t.Errorf("ping across a child and an IKE rekey: %d of %d answered (make-before-break should lose none)", pr.Received, pr.Sent)
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer rcancel()
+		s2, err := g.WaitStatus(rctx, l, "the old child SA retired after the rekey", func(st *status.Status) bool {
+			if !allUp(st) {
+				return false
+			}
+			c, _ := st.Tunnel(primary)
+			return c.Children[0].InSPI != old.InSPI && c.IKE != nil && c.IKE.SPIi != oldIKE.IKE.SPIi
+		})
+		if err != nil {
+			t.Fatalf("%v; last %+v", err, s2)
+		}
+		checkMapsMatch(t, g, l, s2)
+		n := activeOf(t, s2, primary)
+		sas, err = l.SwanctlListSAs(ctx, ep)
+		if err != nil || len(sas) != 1 {
+			t.Fatalf("%s after rekeys: %v %+v", ep, err, sas)
+		}
+		sc, ok := sas[0].InstalledChild()
+		if !ok || sc.SPIIn != fmt.Sprintf("%08x", n.OutSPI) || sc.SPIOut != fmt.Sprintf("%08x", n.InSPI) {
+			t.Errorf("after rekey charon's child %+v, ours in %08x out %08x", sc, n.InSPI, n.OutSPI)
+		}
+		s = s2
+	})
+
 	t.Run("control crash and restart", func(t *testing.T) {
 		old := activeOf(t, s, primary)
 		pingDone := make(chan lab.PingResult, 1)

@@ -48,6 +48,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 			if err := l.Down(); err != nil {
 				fmt.Fprintln(os.Stderr, "down:", err)
 			}
+			if cgw != nil {
+				if err := cgw.Cleanup(l); err != nil {
+					fmt.Fprintln(os.Stderr, "down:", err)
+				}
+			}
 		}()
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
