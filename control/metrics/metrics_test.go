@@ -1,0 +1,85 @@
+package metrics
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ikev2/message"
+	"github.com/cgw-project/cgw/control/status"
+)
+
+// Events become counters and the status snapshot becomes gauges; the
+// output passes a pedantic registry and promlint.
+func TestCollector(t *testing.T) {
+	st := &status.Status{
+		Tunnels: []status.Tunnel{
+			{Name: "v-t1", Connection: "v", State: "up", IKE: &status.IKESA{},
+				Children: []status.ChildSA{{Active: true, In: status.Counters{Bytes: 100, Packets: 2}, Out: status.Counters{Bytes: 300, Packets: 3}}}},
+			{Name: "v-t2", Connection: "v", State: "connecting", Stale: []uint32{7, 8}},
+		},
+		Routes: []status.Route{{Source: "bgp"}, {Source: "bgp"}, {Source: "static"}},
+	}
+	c := New(func() *status.Status { return st })
+	for _, e := range []ikev2.Event{
+		{Type: ikev2.ChildSAInstalled, Tunnel: "v-t1"}, // initial: not a rekey
+		{Type: ikev2.TunnelUp, Tunnel: "v-t1"},
+		{Type: ikev2.ChildSAInstalled, Tunnel: "v-t1"}, // while up: a rekey
+		{Type: ikev2.IKERekeyed, Tunnel: "v-t1"},
+		{Type: ikev2.Retransmit, Tunnel: "v-t2", Count: 1},
+		{Type: ikev2.Retransmit, Tunnel: "v-t2", Count: 2},
+		{Type: ikev2.NegotiationFailed, Tunnel: "v-t2", Notify: message.NO_PROPOSAL_CHOSEN, Reason: "NO_PROPOSAL_CHOSEN", Err: errors.New("x")},
+		{Type: ikev2.DPDTimeout, Tunnel: "v-t2"},
+	} {
+		c.Event(e)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, lp := range m.GetLabel() {
+				ls = append(ls, lp.GetName()+"="+lp.GetValue())
+			}
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			got[mf.GetName()+"{"+strings.Join(ls, ",")+"}"] = v
+		}
+	}
+	for k, v := range map[string]float64{
+		"cgw_control_rekeys_total{kind=child,tunnel=v-t1}":                              1,
+		"cgw_control_rekeys_total{kind=ike,tunnel=v-t1}":                                1,
+		"cgw_control_ike_retransmissions_total{tunnel=v-t2}":                            2,
+		"cgw_control_negotiation_failures_total{notify=NO_PROPOSAL_CHOSEN,tunnel=v-t2}": 1,
+		"cgw_control_dpd_timeouts_total{tunnel=v-t2}":                                   1,
+		"cgw_control_tunnel_transitions_total{to=up,tunnel=v-t1}":                       1,
+		"cgw_control_tunnel_up{connection=v,tunnel=v-t1}":                               1,
+		"cgw_control_tunnel_up{connection=v,tunnel=v-t2}":                               0,
+		"cgw_control_ike_sas{tunnel=v-t1}":                                              1,
+		"cgw_control_child_sas{tunnel=v-t1}":                                            1,
+		"cgw_control_stale_sas{tunnel=v-t2}":                                            2,
+		"cgw_control_routes{source=bgp}":                                                2,
+		"cgw_control_routes{source=static}":                                             1,
+		"cgw_control_sa_bytes{direction=in,tunnel=v-t1}":                                100,
+		"cgw_control_sa_packets{direction=out,tunnel=v-t1}":                             3,
+	} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	probs, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range probs {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
