@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -485,4 +486,48 @@ func TestStrongSwanSuites(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStrongSwanDPDRestart: charon stops answering (SIGSTOP); our liveness
+// checks go unanswered and DPD's restart action initiates again; once
+// charon runs again, our INITIAL_CONTACT makes it drop the stale SAs and
+// the new ones match.
+func TestStrongSwanDPDRestart(t *testing.T) {
+	tun := swanTunnel()
+	tun.DPD = config.DPD{Interval: config.Duration(time.Second), Retries: 2, Action: config.DPDRestart}
+	l := newSwanLab(t, tun)
+	n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
+	l.managerInNS(n, Options{Timing: Timing{RetransmitTimeout: 500 * time.Millisecond, RetransmitFactor: 1.5, ReinitMin: 500 * time.Millisecond}})
+	defer n.m.Close(context.Background())
+	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := n.waitType(ChildSAInstalled, 0)
+	l.checkSwanMatches(ev.Child)
+	k := n.count()
+	if err := l.charon.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			l.charon.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	n.waitType(DPDTimeout, k)
+	n.waitType(TunnelDown, k)
+	l.charon.Process.Signal(syscall.SIGCONT)
+	stopped = false
+	n.waitType(TunnelUp, k)
+	ev2, _ := n.waitType(ChildSAInstalled, k)
+	l.checkSwanMatches(ev2.Child)
+	l.waitFor("charon to drop the stale IKE SA", 10*time.Second, func() bool {
+		_, children, _ := l.sas()
+		for _, c := range children {
+			if c.in == ev.Child.OutSPI && c.state == "INSTALLED" {
+				return false
+			}
+		}
+		return true
+	})
 }
