@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
+	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/maps"
 	"github.com/cgw-project/cgw/control/status"
 )
@@ -37,14 +38,15 @@ func needLab(t *testing.T) {
 
 // upLab builds the commands and brings up a lab with cgw as the gateway;
 // everything is removed at the end of the test.
-func upLab(t *testing.T, ctx context.Context) (*lab.Lab, *lab.CGWGateway, string) {
+func upLab(t *testing.T, ctx context.Context, o lab.Options) (*lab.Lab, *lab.CGWGateway, string) {
 	t.Helper()
 	g, cgwctl, err := lab.BuildCGW(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("cgwc%d", os.Getpid()%100000)
-	l, err := lab.New(lab.Options{Prefix: prefix, StateRoot: t.TempDir(), Gateway: g, Progress: testWriter{t}})
+	o.Prefix = fmt.Sprintf("cgwc%d", os.Getpid()%100000)
+	o.StateRoot, o.Gateway, o.Progress = t.TempDir(), g, testWriter{t}
+	l, err := lab.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +159,7 @@ func TestLabCGW(t *testing.T) {
 	needLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	l, g, cgwctl := upLab(t, ctx)
+	l, g, cgwctl := upLab(t, ctx, lab.Options{})
 	names := []string{l.Conn.Tunnels[0].Name, l.Conn.Tunnels[1].Name}
 
 	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
@@ -444,4 +446,49 @@ func TestLabCGW(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLabCGWStaticResponder: a static-routing VPN connection whose tunnels
+// AWS initiates (startup action "add" on our side, as with AWS's DPD
+// action restart): cgw-control answers as IKE responder, installs the
+// static route and carries traffic.
+func TestLabCGWStaticResponder(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := lab.DefaultConfig()
+	c := &cfg.Connections[0]
+	c.Routing, c.BGP, c.Static = config.RoutingStatic, nil, []string{lab.VPCPrefix.String()}
+	for i := range c.Tunnels {
+		c.Tunnels[i].StartupAction = config.StartupAdd
+	}
+	l, g, _ := upLab(t, ctx, lab.Options{Config: cfg, Overrides: lab.Overrides{Initiate: [2]bool{true, true}}})
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	s, err := g.WaitStatus(wctx, l, "both tunnels up, AWS initiating", allUp)
+	if err != nil {
+		t.Fatalf("%v; last %+v", err, s)
+	}
+	for _, tu := range s.Tunnels {
+		if tu.IKE == nil || tu.IKE.Initiator {
+			t.Errorf("tunnel %s: IKE SA %+v, want one AWS initiated", tu.Name, tu.IKE)
+		}
+	}
+	s, err = g.WaitRouteInstalled(wctx, l, lab.VPCPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Routes {
+		if r.Prefix == lab.VPCPrefix && (r.Source != "static" || r.Tunnel != c.Tunnels[0].Name) {
+			t.Errorf("route %+v: want static through %s", r, c.Tunnels[0].Name)
+		}
+	}
+	if len(s.Neighbors) != 0 {
+		t.Errorf("static connection has BGP neighbours %+v", s.Neighbors)
+	}
+	checkMapsMatch(t, g, l, s)
+	pr, err := l.Ping(ctx, lab.LAN, lab.VPCHost, 10)
+	if err != nil || pr.Received < pr.Sent-1 {
+		t.Errorf("ping lan -> vpc over the static route: %+v %v", pr, err)
+	}
 }
