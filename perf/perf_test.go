@@ -240,8 +240,16 @@ func TestRules(t *testing.T) {
 				continue
 			}
 			alerts++
-			if probs := c.check(r.Expr, nil); len(probs) > 0 {
+			ls := map[string]bool{}
+			if probs := c.check(r.Expr, ls); len(probs) > 0 {
 				t.Errorf("alert %s: %s", r.Alert, strings.Join(probs, "; "))
+			}
+			for _, a := range r.Annotations {
+				for _, m := range annotationLabel.FindAllStringSubmatch(a, -1) {
+					if !ls[m[1]] {
+						t.Errorf("alert %s: annotation uses $labels.%s, which none of its series carries", r.Alert, m[1])
+					}
+				}
 			}
 			if s := r.Labels["severity"]; s != "warning" && s != "critical" {
 				t.Errorf("alert %s: severity %q, want warning or critical", r.Alert, s)
@@ -279,6 +287,9 @@ func TestRules(t *testing.T) {
 		}
 	}
 }
+
+var annotationLabel = regexp.MustCompile(`\$labels\.([A-Za-z_][A-Za-z0-9_]*)`)
+var legendLabel = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
 
 func TestPrometheusConfig(t *testing.T) {
 	var cfg promConfig
@@ -339,9 +350,10 @@ type datasource struct {
 }
 
 type target struct {
-	RefID      string      `json:"refId"`
-	Expr       string      `json:"expr"`
-	Datasource *datasource `json:"datasource"`
+	RefID        string      `json:"refId"`
+	Expr         string      `json:"expr"`
+	LegendFormat string      `json:"legendFormat"`
+	Datasource   *datasource `json:"datasource"`
 }
 
 type variable struct {
@@ -384,6 +396,27 @@ func allPanels(ps []panel) []panel {
 		out = append(out, allPanels(p.Panels)...)
 	}
 	return out
+}
+
+// overlap reports two panels of the top level (rows expanded) that cover
+// the same grid cell: Grafana would push one down, not where it was meant.
+func overlap(ps []panel) error {
+	owner := map[[2]int]int{}
+	for _, p := range ps {
+		if p.GridPos == nil {
+			continue
+		}
+		g := p.GridPos
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if o, ok := owner[[2]int{x, y}]; ok {
+					return fmt.Errorf("panels %d and %d overlap at x=%d y=%d", o, p.ID, x, y)
+				}
+				owner[[2]int{x, y}] = p.ID
+			}
+		}
+	}
+	return nil
 }
 
 // varQuery returns a query variable's PromQL (Grafana's label_values and
@@ -486,6 +519,22 @@ func TestDashboards(t *testing.T) {
 					t.Errorf("%s: target without refId or expr", where)
 				}
 			}
+		}
+		for _, p := range allPanels(d.Panels) {
+			for _, tg := range p.Targets {
+				ls := map[string]bool{}
+				if len(c.check(tg.Expr, ls)) > 0 {
+					continue // reported below
+				}
+				for _, m := range legendLabel.FindAllStringSubmatch(tg.LegendFormat, -1) {
+					if !ls[m[1]] {
+						t.Errorf("%s: panel %d %q target %s: legend uses {{%s}}, which none of the series carries", f, p.ID, p.Title, tg.RefID, m[1])
+					}
+				}
+			}
+		}
+		if err := overlap(d.Panels); err != nil {
+			t.Errorf("%s: %v", f, err)
 		}
 		exprs, probs := dashboardExprs(d)
 		for _, p := range probs {
