@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
 // swanLab is a namespace pair joined by one veth: cgw 192.0.2.10 (our
@@ -529,5 +530,44 @@ func TestStrongSwanDPDRestart(t *testing.T) {
 			}
 		}
 		return true
+	})
+}
+
+// TestStrongSwanErrors: what an operator sees when charon refuses us.
+func TestStrongSwanErrors(t *testing.T) {
+	t.Run("wrong PSK", func(t *testing.T) {
+		tun := swanTunnel()
+		aws := tun
+		aws.PreSharedKey = "another.key_0987654321"
+		l := newSwanLab(t, aws)
+		n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
+		l.managerInNS(n, Options{})
+		defer n.m.Close(context.Background())
+		if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e, _ := n.waitType(NegotiationFailed, 0)
+		if e.Notify != message.AUTHENTICATION_FAILED || !strings.Contains(e.Err.Error(), "check the pre-shared key (both sides must match)") ||
+			strings.Contains(e.Err.Error(), tun.PreSharedKey) || strings.Contains(e.Err.Error(), aws.PreSharedKey) {
+			t.Fatalf("got %v", e)
+		}
+	})
+	t.Run("proposal mismatch", func(t *testing.T) {
+		tun := swanTunnel()
+		aws := tun
+		aws.Phase1.Encryption, aws.Phase1.Integrity = []string{config.AES256}, []string{config.SHA2512}
+		tun.Phase1.Encryption, tun.Phase1.Integrity = []string{config.AES128}, []string{config.SHA1}
+		l := newSwanLab(t, aws)
+		n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
+		l.managerInNS(n, Options{})
+		defer n.m.Close(context.Background())
+		if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e, _ := n.waitType(NegotiationFailed, 0)
+		if e.Notify != message.NO_PROPOSAL_CHOSEN || !strings.Contains(e.Err.Error(), "aes128-sha1") {
+			t.Fatalf("got %v", e)
+		}
+		t.Log(e.Err)
 	})
 }
