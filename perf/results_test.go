@@ -75,7 +75,7 @@ func TestResultsHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := parseHistory(string(b)); err != nil {
-		t.Errorf("results/bench.txt: %v", err)
+		t.Errorf("results/bench.txt: %v (append records with perf/results/record.sh -- COMMAND; format: perf/results/README.md)", err)
 	}
 }
 
