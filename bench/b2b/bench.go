@@ -1,10 +1,14 @@
 package b2b
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cgw-project/cgw/bench/pktgen"
@@ -68,6 +72,18 @@ type Result struct {
 	Gen     pktgen.GenResult
 	Sink    pktgen.Measurement
 	Dropped uint64 // generated but not counted by the sink
+	// CPU is the CPU time (user + system) site A's dataplane used during
+	// the run: delivered packets per CPU-second survive a machine other
+	// processes share, where wall-clock rates do not.
+	CPU time.Duration
+}
+
+// PerCPUSecond is the delivered packets per second of dataplane CPU time.
+func (r Result) PerCPUSecond() float64 {
+	if r.CPU <= 0 {
+		return 0
+	}
+	return float64(r.Sink.Packets) / r.CPU.Seconds()
 }
 
 // Run sends count frames of size bytes lan → vpc (UDP, 198.18.0.2 →
@@ -81,6 +97,8 @@ func (l *Load) Run(ctx context.Context, size int, count uint64, genCPU int) (Res
 	if err != nil {
 		return Result{}, err
 	}
+	pid := l.t.A.DataplanePid()
+	cpu0, cerr := procCPU(pid)
 	mc := make(chan pktgen.Measurement, 1)
 	ec := make(chan error, 1)
 	ready := make(chan struct{})
@@ -105,6 +123,9 @@ func (l *Load) Run(ctx context.Context, size int, count uint64, genCPU int) (Res
 		return Result{}, merr
 	}
 	r := Result{Size: size, Gen: g, Sink: m}
+	if cpu1, err := procCPU(pid); err == nil && cerr == nil {
+		r.CPU = cpu1 - cpu0
+	}
 	if g.Sent > m.Packets {
 		r.Dropped = g.Sent - m.Packets
 	}
@@ -112,4 +133,21 @@ func (l *Load) Run(ctx context.Context, size int, count uint64, genCPU int) (Res
 		return r, fmt.Errorf("b2b: the sink counted nothing of %d frames (is site A's dataplane forwarding? log:\n%s)", g.Sent, l.t.A.DataplaneLog())
 	}
 	return r, nil
+}
+
+// procCPU is a process's CPU time, user and system (/proc/<pid>/stat
+// fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("pid %d: malformed /proc stat", pid)
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond, nil
 }

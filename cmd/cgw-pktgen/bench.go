@@ -68,49 +68,51 @@ func bench(ctx context.Context, args []string) error {
 		name     string
 		noCrypto bool
 	}{{"forwarder (-no-crypto)", true}, {"gateway (ESP " + st.String() + ")", false}}
+	// Modes alternate run by run, so a change in the machine's load (it
+	// is shared) hits both alike; each run restarts the dataplane.
 	pps := map[string]map[int][]float64{}
-	var log strings.Builder
+	perCPU := map[string]map[int][]float64{}
 	for _, m := range modes {
-		t.Opts.NoCrypto = m.noCrypto
-		if _, err := t.RunDataplane(ctx, t.A, 20*time.Second); err != nil {
-			return err
-		}
-		time.Sleep(300 * time.Millisecond)
-		pps[m.name] = map[int][]float64{}
-		for _, size := range sizes {
-			if _, err := load.Run(ctx, size, *count/10, *genCPU); err != nil { // warm-up
-				t.StopDataplane(t.A, false)
-				return err
-			}
-			for i := 0; i < *runs; i++ {
-				r, err := load.Run(ctx, size, *count, *genCPU)
-				if err != nil {
-					t.StopDataplane(t.A, false)
+		pps[m.name], perCPU[m.name] = map[int][]float64{}, map[int][]float64{}
+	}
+	var log strings.Builder
+	for _, size := range sizes {
+		for i := 0; i <= *runs; i++ {
+			for _, m := range modes {
+				t.Opts.NoCrypto = m.noCrypto
+				if _, err := t.RunDataplane(ctx, t.A, 20*time.Second); err != nil {
 					return err
 				}
+				n := *count
+				if i == 0 {
+					n /= 10 // warm-up, not counted
+				}
+				r, err := load.Run(ctx, size, n, *genCPU)
+				t.StopDataplane(t.A, false)
+				if err != nil {
+					return err
+				}
+				if i == 0 {
+					continue
+				}
 				pps[m.name][size] = append(pps[m.name][size], r.Sink.PPS())
-				fmt.Fprintf(&log, "  %-34s %5d B run %d: offered %.0f pps, delivered %.0f pps (%d of %d)\n",
-					m.name, size, i+1, r.Gen.PPS(), r.Sink.PPS(), r.Sink.Packets, r.Gen.Sent)
+				perCPU[m.name][size] = append(perCPU[m.name][size], r.PerCPUSecond())
+				fmt.Fprintf(&log, "  %-28s %5d B run %d: offered %.0f pps, delivered %.0f pps (%d of %d), %.0f per dataplane CPU-second (%v CPU)\n",
+					m.name, size, i, r.Gen.PPS(), r.Sink.PPS(), r.Sink.Packets, r.Gen.Sent, r.PerCPUSecond(), r.CPU)
 			}
-		}
-		if err := t.StopDataplane(t.A, false); err != nil {
-			return err
 		}
 	}
 	var rep strings.Builder
 	host, _ := os.Hostname()
 	kern, _ := exec.Command("uname", "-r").Output()
 	fmt.Fprintf(&rep, "cgw-pktgen bench %s host %s kernel %s", time.Now().UTC().Format(time.RFC3339), host, kern)
-	fmt.Fprintf(&rep, "path: live-frames generator (lan, CPU %d) → cgw-dataplane site A (worker CPU %s) → XDP sink (wire); %d runs of %d frames, medians\n",
+	fmt.Fprintf(&rep, "path: live-frames generator (lan, CPU %d) → cgw-dataplane site A (worker CPU %s) → XDP sink (wire); %d runs of %d frames per size and mode, alternating, medians\n",
 		*genCPU, *workerCPU, *runs, *count)
-	fmt.Fprintf(&rep, "%6s %16s %16s %8s\n", "size", "forwarder pps", "gateway pps", "ratio")
+	fmt.Fprintf(&rep, "%6s %14s %14s %7s   %16s %16s %7s\n", "size", "forwarder pps", "gateway pps", "ratio", "fwd pkts/CPU-s", "gw pkts/CPU-s", "ratio")
 	for _, size := range sizes {
 		f, g := median(pps[modes[0].name][size]), median(pps[modes[1].name][size])
-		ratio := 0.0
-		if f > 0 {
-			ratio = 100 * g / f
-		}
-		fmt.Fprintf(&rep, "%6d %16.0f %16.0f %7.1f%%\n", size, f, g, ratio)
+		fc, gc := median(perCPU[modes[0].name][size]), median(perCPU[modes[1].name][size])
+		fmt.Fprintf(&rep, "%6d %14.0f %14.0f %6.1f%%   %16.0f %16.0f %6.1f%%\n", size, f, g, pct(g, f), fc, gc, pct(gc, fc))
 	}
 	rep.WriteString("runs:\n" + log.String())
 	fmt.Print(rep.String())
@@ -123,6 +125,13 @@ func bench(ctx context.Context, args []string) error {
 		io.WriteString(f, rep.String()+"\n")
 	}
 	return nil
+}
+
+func pct(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return 100 * a / b
 }
 
 func median(v []float64) float64 {
