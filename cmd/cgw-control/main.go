@@ -42,6 +42,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,7 +52,6 @@ import (
 
 	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/daemon"
-	"github.com/cgw-project/cgw/control/ikev2"
 	"github.com/cgw-project/cgw/control/metrics"
 	"github.com/cgw-project/cgw/control/status"
 )
@@ -111,22 +111,29 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 		metricsAddr = config.DefaultControlMetrics
 	}
 
-	var m *metrics.Control
-	d, err := daemon.Start(daemon.Options{Config: cfg, Instance: instance, Log: log, GoBGPAPI: gobgpAPI,
-		OnEvent: func(e ikev2.Event) {
-			if m != nil {
-				m.Event(e)
-			}
-		}})
+	// The collector exists before the daemon so no event goes uncounted.
+	var running atomic.Pointer[daemon.Daemon]
+	m := metrics.New(func() *status.Status {
+		if d := running.Load(); d != nil {
+			return d.Status()
+		}
+		return nil
+	})
+	d, err := daemon.Start(daemon.Options{Config: cfg, Instance: instance, Log: log, GoBGPAPI: gobgpAPI, OnEvent: m.Event})
 	if err != nil {
 		return err
 	}
+	running.Store(d)
 	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		d.Stop(ctx)
 	}
-	m = metrics.New(d.Status)
+	var names []string
+	for _, t := range d.Status().Tunnels {
+		names = append(names, t.Name)
+	}
+	m.Init(names)
 
 	srv, err := status.Listen(socket, d)
 	if err != nil {

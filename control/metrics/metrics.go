@@ -56,6 +56,19 @@ func New(src func() *status.Status) *Control {
 	}
 }
 
+// Init sets the per-tunnel counters to zero, so every series exists
+// from the start (rate() and alerts need a first sample).
+func (c *Control) Init(tunnels []string) {
+	for _, t := range tunnels {
+		c.rekeys.WithLabelValues(t, "ike")
+		c.rekeys.WithLabelValues(t, "child")
+		c.dpd.WithLabelValues(t)
+		c.retrans.WithLabelValues(t)
+		c.changes.WithLabelValues(t, "up")
+		c.changes.WithLabelValues(t, "down")
+	}
+}
+
 // Event counts one IKE event.
 func (c *Control) Event(e ikev2.Event) {
 	switch e.Type {
