@@ -82,11 +82,20 @@ func exportedMetrics(t *testing.T) exported {
 			}
 		}
 	}
-	add(jobDataplane, fakeDataplane(t))
-	ctl := fakeControl()
-	sp := fakeSpeaker(t)
-	add(jobControl, ctl, sp.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for job, cs := range fakeCollectors(t) {
+		add(job, cs...)
+	}
 	return out
+}
+
+// fakeCollectors are the collectors each process registers (as in
+// cmd/cgw-control and cmd/cgw-dataplane), over the fake sources below.
+func fakeCollectors(t *testing.T) map[string][]prometheus.Collector {
+	return map[string][]prometheus.Collector{
+		jobDataplane: {fakeDataplane(t)},
+		jobControl: {fakeControl(), fakeSpeaker(t).Collector(),
+			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})},
+	}
 }
 
 var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
