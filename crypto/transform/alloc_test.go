@@ -41,3 +41,29 @@ func TestNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestScratchNoAllocs(t *testing.T) {
+	sc := new(Scratch)
+	for _, s := range implemented(t) {
+		x, ok := mustNew(t, s).(ScratchCipher)
+		if !ok {
+			continue
+		}
+		for _, esn := range []bool{false, true} {
+			pkt, _ := testPacket(x, 1, 5, 1400)
+			seq := uint64(5)
+			if a := testing.AllocsPerRun(200, func() { seq++; x.SealWith(sc, pkt, seq, esn) }); a != 0 {
+				t.Errorf("%v esn=%v: SealWith allocates %.1f times", s, esn, a)
+			}
+			sealed := append([]byte(nil), pkt...)
+			if a := testing.AllocsPerRun(200, func() {
+				copy(pkt, sealed)
+				if err := x.OpenWith(sc, pkt, seq, esn); err != nil {
+					t.Fatal(err)
+				}
+			}); a != 0 {
+				t.Errorf("%v esn=%v: OpenWith allocates %.1f times", s, esn, a)
+			}
+		}
+	}
+}

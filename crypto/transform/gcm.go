@@ -22,6 +22,8 @@ type gcmScratch struct {
 	aad   [12]byte
 }
 
+var _ ScratchCipher = (*gcmCipher)(nil)
+
 type gcmCipher struct {
 	suite Suite
 	spec  *encrSpec // all lengths come from the table
@@ -64,12 +66,28 @@ func (c *gcmCipher) Seal(pkt []byte, seq uint64, esn bool) {
 // seal is Seal with the IV already in place (known-answer tests call it
 // with the vectors' IVs). pkt must hold header, IV and ICV room.
 func (c *gcmCipher) seal(pkt []byte, seq uint64, esn bool) {
-	body := espHdrLen + c.spec.ivLen
 	sc := c.pool.Get().(*gcmScratch)
-	copy(sc.nonce[:], c.salt[:])
-	copy(sc.nonce[len(c.salt):], pkt[espHdrLen:body])
-	c.aead.Seal(pkt[body:body], sc.nonce[:], pkt[body:len(pkt)-c.spec.icvLen], c.aad(sc, pkt, seq, esn))
+	c.sealWith(sc, pkt, seq, esn)
 	c.pool.Put(sc)
+}
+
+func (c *gcmCipher) sealWith(sc *gcmScratch, pkt []byte, seq uint64, esn bool) {
+	body := espHdrLen + c.spec.ivLen
+	c.nonce(sc, pkt)
+	c.aead.Seal(pkt[body:body], sc.nonce[:], pkt[body:len(pkt)-c.spec.icvLen], c.aad(sc, pkt, seq, esn))
+}
+
+// SealWith is Seal with the caller's scratch instead of the pool's.
+func (c *gcmCipher) SealWith(sc *Scratch, pkt []byte, seq uint64, esn bool) {
+	binary.BigEndian.PutUint64(pkt[espHdrLen:], seq)
+	c.sealWith(&sc.gcm, pkt, seq, esn)
+}
+
+// nonce is salt || IV (RFC 4106 §4); the IV is in the packet.
+func (c *gcmCipher) nonce(sc *gcmScratch, pkt []byte) {
+	_ = pkt[espHdrLen+8-1]
+	*(*[4]byte)(sc.nonce[0:4]) = c.salt
+	*(*[8]byte)(sc.nonce[4:12]) = [8]byte(pkt[espHdrLen : espHdrLen+8])
 }
 
 // Open decrypts in place. On ErrAuth the payload region has been zeroed by
@@ -80,11 +98,24 @@ func (c *gcmCipher) Open(pkt []byte, seq uint64, esn bool) error {
 		return ErrShort
 	}
 	sc := c.pool.Get().(*gcmScratch)
-	copy(sc.nonce[:], c.salt[:])
-	copy(sc.nonce[len(c.salt):], pkt[espHdrLen:body])
-	_, err := c.aead.Open(pkt[body:body], sc.nonce[:], pkt[body:], c.aad(sc, pkt, seq, esn))
+	err := c.openWith(sc, pkt, seq, esn)
 	c.pool.Put(sc)
-	if err != nil {
+	return err
+}
+
+// OpenWith is Open with the caller's scratch instead of the pool's.
+func (c *gcmCipher) OpenWith(sc *Scratch, pkt []byte, seq uint64, esn bool) error {
+	if len(pkt) < espHdrLen+c.spec.ivLen+c.spec.blockSize+c.spec.icvLen {
+		return ErrShort
+	}
+	return c.openWith(&sc.gcm, pkt, seq, esn)
+}
+
+// openWith is Open once the length is checked.
+func (c *gcmCipher) openWith(sc *gcmScratch, pkt []byte, seq uint64, esn bool) error {
+	body := espHdrLen + c.spec.ivLen
+	c.nonce(sc, pkt)
+	if _, err := c.aead.Open(pkt[body:body], sc.nonce[:], pkt[body:], c.aad(sc, pkt, seq, esn)); err != nil {
 		return ErrAuth
 	}
 	return nil

@@ -9,7 +9,9 @@
 // (suite.go); New splits KEYMAT by it. Per-packet state that cannot be
 // shared between workers (GCM nonce and ESN AAD, HMAC state, CBC chaining
 // value) comes from a per-Cipher sync.Pool: a Cipher is safe for
-// concurrent use, and once warm neither Seal nor Open allocates.
+// concurrent use, and once warm neither Seal nor Open allocates. A caller
+// with state of its own (a dataplane worker) can hand the GCM ciphers its
+// Scratch instead (ScratchCipher: SealWith, OpenWith) and skip the pool.
 //
 // Sequence numbers make the IVs: GCM sends the 64-bit sequence number as
 // its explicit IV (unique per key, RFC 4106 §3.1); CBC sends
@@ -95,3 +97,23 @@ var (
 	// ErrSuite: the suite is not one this package implements.
 	ErrSuite = errors.New("transform: unsupported ESP transform")
 )
+
+// Scratch is one caller's memory for the per-packet values a Cipher needs
+// besides the packet (the GCM nonce and ESN AAD). A dataplane worker owns
+// one and passes it to SealWith and OpenWith, which saves the sync.Pool
+// round trip Seal and Open make for each packet. Allocate it once (a
+// Scratch on the stack would escape and cost an allocation per call); it
+// is not safe for concurrent use.
+type Scratch struct {
+	gcm gcmScratch
+}
+
+// ScratchCipher is a Cipher that can also work with the caller's Scratch.
+// SealWith and OpenWith do exactly what Seal and Open do. The GCM
+// transforms implement it; callers test for it once per SA with a type
+// assertion and fall back to Seal and Open.
+type ScratchCipher interface {
+	Cipher
+	SealWith(sc *Scratch, pkt []byte, seq uint64, esn bool)
+	OpenWith(sc *Scratch, pkt []byte, seq uint64, esn bool) error
+}

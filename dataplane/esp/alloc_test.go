@@ -55,6 +55,22 @@ func TestZeroAllocs(t *testing.T) {
 					if enc != 0 {
 						t.Errorf("Encap+Decap: %v allocs per packet, want 0", enc)
 					}
+					sc := new(transform.Scratch)
+					with := testing.AllocsPerRun(200, func() {
+						copy(b[off:], p)
+						seq, _ := out.ReserveSeq(1)
+						s, e, r := out.EncapWith(sc, b, off, len(p), seq)
+						if r != OK {
+							t.Fatal(r)
+						}
+						es, ee, _, _ := Locate(b[s:e])
+						if _, _, r := in.DecapESPWith(sc, b, s+es, s+ee); r != OK {
+							t.Fatal(r)
+						}
+					})
+					if with != 0 {
+						t.Errorf("EncapWith+DecapESPWith: %v allocs per packet, want 0", with)
+					}
 					batchAllocs := testing.AllocsPerRun(50, func() {
 						reset()
 						if n := out.EncapBatch(bufs, offs, lens, res); n != batch {

@@ -89,6 +89,17 @@ func (sa *SA) Decap(buf []byte, off, n int) (start, end int, r Reason) {
 // padding and next header. Traffic-flow-confidentiality padding after the
 // inner packet (§2.7) is cut off using the inner IP length.
 func (sa *SA) DecapESP(buf []byte, espStart, espEnd int) (start, end int, r Reason) {
+	return sa.decapESP(nil, buf, espStart, espEnd)
+}
+
+// DecapESPWith is DecapESP with the caller's crypto scratch (one per
+// worker, transform.Scratch), which spares the cipher a sync.Pool round
+// trip per packet. sc may be nil.
+func (sa *SA) DecapESPWith(sc *transform.Scratch, buf []byte, espStart, espEnd int) (start, end int, r Reason) {
+	return sa.decapESP(sc, buf, espStart, espEnd)
+}
+
+func (sa *SA) decapESP(sc *transform.Scratch, buf []byte, espStart, espEnd int) (start, end int, r Reason) {
 	if espStart < 0 || espEnd > len(buf) || espStart > espEnd {
 		return 0, 0, Short
 	}
@@ -109,7 +120,13 @@ func (sa *SA) DecapESP(buf []byte, espStart, espEnd int) (start, end int, r Reas
 			return 0, 0, replayReason(rr)
 		}
 	}
-	if err := sa.cipher.Open(e, seq, sa.esn); err != nil {
+	var err error
+	if sc != nil && sa.scratch != nil {
+		err = sa.scratch.OpenWith(sc, e, seq, sa.esn)
+	} else {
+		err = sa.cipher.Open(e, seq, sa.esn)
+	}
+	if err != nil {
 		switch err {
 		case transform.ErrShort:
 			return 0, 0, Short

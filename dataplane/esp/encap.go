@@ -3,6 +3,7 @@ package esp
 import (
 	"encoding/binary"
 
+	"github.com/cgw-project/cgw/crypto/transform"
 	"github.com/cgw-project/cgw/dataplane/packet"
 )
 
@@ -22,6 +23,17 @@ var padBytes = [maxBlock]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
 // reassembly lifetime). ECN is not copied to the outer header (RFC 6040
 // compatibility mode, always safe).
 func (sa *SA) Encap(buf []byte, off, n int, seq uint64) (start, end int, r Reason) {
+	return sa.encap(nil, buf, off, n, seq)
+}
+
+// EncapWith is Encap with the caller's crypto scratch (one per worker,
+// transform.Scratch), which spares the cipher a sync.Pool round trip per
+// packet. sc may be nil.
+func (sa *SA) EncapWith(sc *transform.Scratch, buf []byte, off, n int, seq uint64) (start, end int, r Reason) {
+	return sa.encap(sc, buf, off, n, seq)
+}
+
+func (sa *SA) encap(sc *transform.Scratch, buf []byte, off, n int, seq uint64) (start, end int, r Reason) {
 	if off < sa.hdrLen || n <= 0 || off > len(buf) || n > len(buf)-off {
 		return 0, 0, NoRoom
 	}
@@ -74,7 +86,11 @@ func (sa *SA) Encap(buf []byte, off, n int, seq uint64) (start, end int, r Reaso
 	e := buf[espStart:end]
 	binary.BigEndian.PutUint32(e[0:], sa.spi)
 	binary.BigEndian.PutUint32(e[4:], uint32(seq))
-	sa.cipher.Seal(e, seq, sa.esn)
+	if sc != nil && sa.scratch != nil {
+		sa.scratch.SealWith(sc, e, seq, sa.esn)
+	} else {
+		sa.cipher.Seal(e, seq, sa.esn)
+	}
 
 	// Outer headers.
 	h := buf[start : start+outerIPv4]

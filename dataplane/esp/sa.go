@@ -117,6 +117,7 @@ type SA struct {
 	// Hot, read-only after NewSA.
 	spi      uint32
 	cipher   transform.Cipher
+	scratch  transform.ScratchCipher // cipher, when it takes a caller's scratch; else nil
 	esn      bool
 	udp      bool
 	df       DFPolicy
@@ -182,6 +183,7 @@ func NewSA(cfg Config) (*SA, error) {
 		sport:    cfg.SrcPort,
 		dport:    cfg.DstPort,
 	}
+	sa.scratch, _ = cfg.Cipher.(transform.ScratchCipher)
 	sa.seq = seqCounter{cfg.Seq}
 	if cfg.Seq == nil {
 		sa.seq.p = &sa.own

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/crypto/transform"
 	"github.com/cgw-project/cgw/dataplane/esp"
 	"github.com/cgw-project/cgw/dataplane/frag"
 	"github.com/cgw-project/cgw/dataplane/mss"
@@ -124,6 +125,9 @@ type Pipeline struct {
 	slowP   []Packet
 	accts   []acct
 	now     func() uint64
+	// csc is this worker's crypto scratch (GCM nonce and AAD), so the
+	// cipher needs no sync.Pool round trip per packet.
+	csc *transform.Scratch
 }
 
 type fragState struct {
@@ -155,6 +159,7 @@ func New(cfg Config) (*Pipeline, error) {
 		slowP:   make([]Packet, 0, cfg.Batch),
 		accts:   make([]acct, 0, 8),
 		now:     monotonicNs,
+		csc:     new(transform.Scratch),
 	}
 	return p, nil
 }
@@ -493,7 +498,7 @@ func (p *Pipeline) encap(v *tables.View, pkts []Packet) []Packet {
 				p.free(&pk)
 				continue
 			}
-			s, e, r := sa.ESP.Encap(pk.Buf, pk.Off, pk.Len, first+uint64(x))
+			s, e, r := sa.ESP.EncapWith(p.csc, pk.Buf, pk.Off, pk.Len, first+uint64(x))
 			if r != esp.OK {
 				p.C.drop(StageEncap, uint8(r))
 				p.free(&pk)
@@ -666,7 +671,7 @@ func (p *Pipeline) decap(v *tables.View, pkts []Packet) []Packet {
 			p.free(pk)
 			continue
 		}
-		s, e, r := sa.ESP.DecapESP(pk.Buf, pk.Off+es, pk.Off+ee)
+		s, e, r := sa.ESP.DecapESPWith(p.csc, pk.Buf, pk.Off+es, pk.Off+ee)
 		if r != esp.OK {
 			p.C.drop(StageDecap, uint8(r))
 			saDrop(sa, r)
