@@ -23,9 +23,10 @@ fi
 #   tshark python3-scapy     independent decryption/encryption of our ESP
 #   tcpdump                  looking at the wire
 #   ethtool                  switching checksum offload off on lab veths
+#   curl                     scraping the metrics endpoints in end-to-end tests
 #   nftables                 source NAT in the lab's inet namespace (NAT-T)
 pkgs=(iproute2 strongswan-charon strongswan-swanctl libcharon-extra-plugins bird2
-	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables)
+	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl)
 if [ "$need" = generate ]; then
 	pkgs+=(clang llvm libbpf-dev)
 fi

@@ -122,8 +122,6 @@ func frame(pkt []byte) (buf []byte, off int) {
 	return buf, MaxHeadroom
 }
 
-func suiteName(s transform.Suite) string { return s.String() }
-
 // newWindow returns a dataplane/replay window.
 func newWindow(t testing.TB, size int, esn bool) *replay.Window {
 	t.Helper()
