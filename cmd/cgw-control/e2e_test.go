@@ -417,6 +417,16 @@ func TestLabCGW(t *testing.T) {
 		if err := g.StopControl(l, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
+		// The Cease went out before the IKE SAs were deleted.
+		sess, err := l.BGPSessions(ctx, "aws")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, st := range sess {
+			if st == "Established" {
+				t.Errorf("AWS's BGP session %s still Established after cgw-control's SIGTERM (no Cease received)", p)
+			}
+		}
 		for i := range names {
 			sas, err := l.SwanctlListSAs(ctx, lab.AWSEndpoint(i))
 			if err != nil {

@@ -387,6 +387,16 @@ func (d *Daemon) Stop(ctx context.Context) {
 	d.mu.Lock()
 	d.closing = true
 	d.mu.Unlock()
+	// BGP first, while the tunnels still carry its Cease (RFC 4486):
+	// AWS withdraws our prefixes at once instead of after its hold time.
+	if d.bgp != nil {
+		for _, t := range d.tunnels {
+			if err := d.bgp.TunnelDown(t.id); err != nil {
+				d.log.Warn("closing the BGP session", "tunnel", t.cfg.Name, "err", err)
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // let the Notification leave through the TUN
+	}
 	if d.ike != nil {
 		d.ike.Close(ctx) // its events (retired, down) go through the loop
 	}
