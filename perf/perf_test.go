@@ -562,3 +562,35 @@ func TestDashboards(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryMetricShown: each cgw_* metric the code exports appears in a
+// dashboard or a rule, so "observable down to each worker core" stays
+// true as metrics are added.
+func TestEveryMetricShown(t *testing.T) {
+	c := newChecker(t)
+	rf := c.loadRules(t)
+	used := map[string]bool{}
+	note := func(e string) {
+		q, _ := parsePromQL(e)
+		for _, s := range q.selectors {
+			used[strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s.name, "_bucket"), "_sum"), "_count")] = true
+		}
+	}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			note(r.Expr)
+		}
+	}
+	for _, d := range dashboards(t) {
+		exprs, _ := dashboardExprs(d)
+		for _, e := range exprs {
+			note(e)
+		}
+	}
+	for _, n := range sortedKeys(c.exp) {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")
+		if strings.HasPrefix(n, "cgw_") && !used[base] && !used[n] {
+			t.Errorf("%s is exported but no dashboard or rule shows it: add a panel to perf/grafana (see perf/README.md)", n)
+		}
+	}
+}
