@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -204,8 +203,7 @@ func (t *Tunnel) initResponse(sa *ikeSA, priv dh.Private, m *message.Message, ra
 		t.sendInit(sa)
 		return
 	}
-	if n := m.Notify(message.INVALID_KE_PAYLOAD); n != nil && len(n.Data) == 2 {
-		g := binary.BigEndian.Uint16(n.Data)
+	if g, ok := invalidKE(m); ok {
 		if g != sa.group && allowed(t.cfg.Phase1.DHGroups, g) {
 			t.log.Info("peer wants another DH group (INVALID_KE_PAYLOAD); retrying", "group", message.DHGroup(g))
 			t.ikeGroup = g
@@ -375,7 +373,7 @@ func (t *Tunnel) childFromResponse(sa *ikeSA, m *message.Message, ours []message
 	if !message.Accepts(ours, prop) {
 		return nil, fmt.Errorf("tunnel %s: peer chose %s, which we did not offer (%s)", t.name, prop, message.FormatProposals(ours))
 	}
-	suite, esn, err := suiteOf(prop)
+	suite, esn, err := prop.ESPSuite()
 	if err != nil {
 		return nil, fmt.Errorf("tunnel %s: %v", t.name, err)
 	}
@@ -406,15 +404,14 @@ func (t *Tunnel) respondInit(d datagram) {
 	if err != nil {
 		return
 	}
-	reply := func(ps ...message.Payload) {
-		r := &message.Message{Header: message.Header{SPIi: m.SPIi, Exchange: message.IKE_SA_INIT, Flags: message.FlagResponse}, Payloads: ps}
-		if b, err := message.Encode(r); err == nil {
+	reply := func(n message.Notify) {
+		if b, err := message.Encode(m.ErrorReply(n)); err == nil {
 			t.m.sock.send(b, d.from, d.nat)
 		}
 	}
 	sp, ke, no := message.Find[*message.SA](m), message.Find[*message.KE](m), message.Find[*message.Nonce](m)
 	if sp == nil || ke == nil || no == nil {
-		reply(&message.Notify{NotifyType: message.INVALID_SYNTAX})
+		reply(message.Notify{NotifyType: message.INVALID_SYNTAX})
 		return
 	}
 	prop, ok := selectWithKE(t.ikeProps, sp.Proposals, uint16(ke.Group))
@@ -422,12 +419,12 @@ func (t *Tunnel) respondInit(d datagram) {
 		err := fmt.Errorf("tunnel %s: NO_PROPOSAL_CHOSEN: peer %s offered %s; we accept %s (phase 1 must match exactly)",
 			t.name, d.from, message.FormatProposals(sp.Proposals), message.FormatProposals(t.ikeProps))
 		t.failed(message.NO_PROPOSAL_CHOSEN, err)
-		reply(&message.Notify{NotifyType: message.NO_PROPOSAL_CHOSEN})
+		reply(message.Notify{NotifyType: message.NO_PROPOSAL_CHOSEN})
 		return
 	}
 	if g := chosenDH(prop); g != uint16(ke.Group) {
 		t.log.Info("asking the peer for another DH group (INVALID_KE_PAYLOAD)", "offered", ke.Group, "want", message.DHGroup(g))
-		reply(&message.Notify{NotifyType: message.INVALID_KE_PAYLOAD, Data: binary.BigEndian.AppendUint16(nil, g)})
+		reply(message.InvalidKE(message.DHGroup(g)))
 		return
 	}
 	priv, pub, err := keyExchange(uint16(ke.Group))
@@ -436,7 +433,7 @@ func (t *Tunnel) respondInit(d datagram) {
 	}
 	gir, err := priv.SharedSecret(ke.Data)
 	if err != nil {
-		reply(&message.Notify{NotifyType: message.INVALID_SYNTAX})
+		reply(message.Notify{NotifyType: message.INVALID_SYNTAX})
 		return
 	}
 	sa := &ikeSA{state: saResponderInit, spiI: m.SPIi, spiR: randSPI(), ni: no.Data, nr: randBytes(32),
@@ -462,7 +459,8 @@ func (t *Tunnel) respondInit(d datagram) {
 		ps = append(ps, &message.Notify{NotifyType: message.NAT_DETECTION_SOURCE_IP, Data: src[:]},
 			&message.Notify{NotifyType: message.NAT_DETECTION_DESTINATION_IP, Data: dst[:]})
 	}
-	r := &message.Message{Header: message.Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: message.IKE_SA_INIT, Flags: message.FlagResponse}, Payloads: ps}
+	r := &message.Message{Header: m.Reply(), Payloads: ps}
+	r.SPIr = sa.spiR
 	raw, err := message.Encode(r)
 	if err != nil {
 		return
@@ -565,9 +563,8 @@ func (t *Tunnel) childAsResponder(sa *ikeSA, m *message.Message, ours []message.
 	}
 	g := chosenDH(prop)
 	if g != 0 && (ke == nil || uint16(ke.Group) != g) {
-		_, ps, _ := nerr(message.INVALID_KE_PAYLOAD, nil)
-		ps[0].(*message.Notify).Data = binary.BigEndian.AppendUint16(nil, g)
-		return nil, ps, &notifyErr{message.INVALID_KE_PAYLOAD, nil}
+		n := message.InvalidKE(message.DHGroup(g))
+		return nil, []message.Payload{&n}, &notifyErr{message.INVALID_KE_PAYLOAD, nil}
 	}
 	locTS := narrow(tsr.Selectors, t.opt.LocalTS)
 	remTS := narrow(tsi.Selectors, t.opt.RemoteTS)
@@ -575,7 +572,7 @@ func (t *Tunnel) childAsResponder(sa *ikeSA, m *message.Message, ours []message.
 		return nerr(message.TS_UNACCEPTABLE, fmt.Errorf("tunnel %s: TS_UNACCEPTABLE: peer proposed %s === %s; our policy is %v === %v",
 			t.name, tsi, tsr, t.opt.RemoteTS, t.opt.LocalTS))
 	}
-	suite, esn, err := suiteOf(prop)
+	suite, esn, err := prop.ESPSuite()
 	if err != nil {
 		return nerr(message.NO_PROPOSAL_CHOSEN, err)
 	}
@@ -700,9 +697,8 @@ func (t *Tunnel) rekeyChild(old *child) {
 	}
 	t.request(sa, &pending{exch: message.CREATE_CHILD_SA, payloads: ps,
 		onResp: func(m *message.Message, _ []byte) {
-			if n := m.Notify(message.INVALID_KE_PAYLOAD); n != nil && len(n.Data) == 2 {
+			if want, ok := invalidKE(m); ok {
 				t.releaseSPI(inSPI)
-				want := binary.BigEndian.Uint16(n.Data)
 				old.rekeying = false
 				if want != g && allowed(t.cfg.Phase2.DHGroups, want) {
 					t.pfsGroup = want
@@ -807,8 +803,7 @@ func (t *Tunnel) rekeyIKE(sa *ikeSA) {
 	}
 	t.request(sa, &pending{exch: message.CREATE_CHILD_SA, payloads: ps,
 		onResp: func(m *message.Message, _ []byte) {
-			if n := m.Notify(message.INVALID_KE_PAYLOAD); n != nil && len(n.Data) == 2 {
-				want := binary.BigEndian.Uint16(n.Data)
+			if want, ok := invalidKE(m); ok {
 				t.m.sock.unregister(spi)
 				sa.rekeyInFlight = false
 				if want != g && allowed(t.cfg.Phase1.DHGroups, want) {
@@ -894,7 +889,8 @@ func (t *Tunnel) respRekeyIKE(sa *ikeSA, m *message.Message, ni []byte) ([]messa
 	}
 	g := chosenDH(prop)
 	if g != uint16(ke.Group) {
-		return []message.Payload{&message.Notify{NotifyType: message.INVALID_KE_PAYLOAD, Data: binary.BigEndian.AppendUint16(nil, g)}}, nil
+		n := message.InvalidKE(message.DHGroup(g))
+		return []message.Payload{&n}, nil
 	}
 	priv, pub, err := keyExchange(g)
 	var gir []byte

@@ -2,13 +2,11 @@ package ikev2
 
 import (
 	"bytes"
-	"fmt"
 	"net/netip"
 	"slices"
 
 	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/ikev2/message"
-	"github.com/cgw-project/cgw/crypto/transform"
 )
 
 // ikeProposals builds our IKE SA proposals from phase 1: AEAD and non-AEAD
@@ -16,15 +14,7 @@ import (
 // has no integrity transform); the PRFs are the integrity list's hashes,
 // as AWS negotiates them.
 func ikeProposals(p config.Phase) []message.Proposal {
-	var cbc, gcm []message.Transform
-	for _, e := range p.EncryptionAlgs() {
-		tr := message.EncrTransform(e.ID, uint16(e.KeyBits))
-		if e.AEAD {
-			gcm = append(gcm, tr)
-		} else {
-			cbc = append(cbc, tr)
-		}
-	}
+	cbc, gcm := encrTransforms(p)
 	var integ, prfs []message.Transform
 	for _, i := range p.IntegrityAlgs() {
 		integ = append(integ, message.IntegTransform(i.ID))
@@ -47,15 +37,7 @@ func ikeProposals(p config.Phase) []message.Proposal {
 // groups are included (CREATE_CHILD_SA, §1.3.1), without them not (the
 // first Child SA inside IKE_AUTH takes its keys from the IKE SA, §1.2).
 func espProposals(p config.Phase, pfs bool) []message.Proposal {
-	var cbc, gcm []message.Transform
-	for _, e := range p.EncryptionAlgs() {
-		tr := message.EncrTransform(e.ID, uint16(e.KeyBits))
-		if e.AEAD {
-			gcm = append(gcm, tr)
-		} else {
-			cbc = append(cbc, tr)
-		}
-	}
+	cbc, gcm := encrTransforms(p)
 	var integ []message.Transform
 	for _, i := range p.IntegrityAlgs() {
 		integ = append(integ, message.IntegTransform(i.ID))
@@ -73,6 +55,20 @@ func espProposals(p config.Phase, pfs bool) []message.Proposal {
 		out = append(out, message.Proposal{Protocol: message.ProtoESP, Transforms: slices.Concat(gcm, dhs, esn)})
 	}
 	return out
+}
+
+// encrTransforms splits the phase's ciphers into non-AEAD and AEAD ENCR
+// transforms: they go in separate proposals (§3.3).
+func encrTransforms(p config.Phase) (cbc, gcm []message.Transform) {
+	for _, e := range p.EncryptionAlgs() {
+		tr := message.EncrTransform(e.ID, uint16(e.KeyBits))
+		if e.AEAD {
+			gcm = append(gcm, tr)
+		} else {
+			cbc = append(cbc, tr)
+		}
+	}
+	return cbc, gcm
 }
 
 func dhTransforms(groups []int) []message.Transform {
@@ -178,21 +174,14 @@ func chosenDH(p message.Proposal) uint16 {
 	return 0
 }
 
-// suiteOf returns the ESP suite and ESN choice of a selected proposal.
-func suiteOf(p message.Proposal) (transform.Suite, bool, error) {
-	e, ok := p.Chosen(message.TransformENCR)
-	if !ok {
-		return transform.Suite{}, false, fmt.Errorf("ESP proposal %s has no encryption transform", p)
+// invalidKE returns the group an INVALID_KE_PAYLOAD notification in m
+// asks for (§1.2, §1.3).
+func invalidKE(m *message.Message) (uint16, bool) {
+	if n := m.Notify(message.INVALID_KE_PAYLOAD); n != nil {
+		g, ok := n.Group()
+		return uint16(g), ok
 	}
-	s := transform.Suite{Encr: transform.EncrID(e.ID), KeyBits: int(e.KeyLength)}
-	if i, ok := p.Chosen(message.TransformINTEG); ok {
-		s.Integ = transform.IntegID(i.ID)
-	}
-	esn := false
-	if t, ok := p.Chosen(message.TransformESN); ok && t.ID == message.ESN {
-		esn = true
-	}
-	return s, esn, s.Valid()
+	return 0, false
 }
 
 // narrow intersects the initiator's selectors with our policy (§2.9): the

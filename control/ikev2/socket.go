@@ -219,9 +219,7 @@ func (s *Socket) cookieOK(raw []byte, h message.Header, from netip.AddrPort, nat
 			return true
 		}
 	}
-	resp := &message.Message{Header: message.Header{SPIi: h.SPIi, Exchange: message.IKE_SA_INIT,
-		Flags: message.FlagResponse, MessageID: 0},
-		Payloads: []message.Payload{&message.Notify{NotifyType: message.COOKIE, Data: s.makeCookie(nonce.Data, from.Addr(), h.SPIi)}}}
+	resp := h.ErrorReply(message.Notify{NotifyType: message.COOKIE, Data: s.makeCookie(nonce.Data, from.Addr(), h.SPIi)})
 	if b, err := message.Encode(resp); err == nil {
 		s.send(b, from, nat)
 	}

@@ -421,10 +421,8 @@ func (t *Tunnel) handleRequest(sa *ikeSA, d datagram, h message.Header) {
 }
 
 func (t *Tunnel) respond(sa *ikeSA, d datagram, h message.Header, payloads []message.Payload) {
-	rh := message.Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: h.Exchange, MessageID: h.MessageID, Flags: message.FlagResponse}
-	if sa.initiator {
-		rh.Flags |= message.FlagInitiator
-	}
+	// handle matched h's SPIs to sa and its I flag to the peer's role.
+	rh := h.Reply()
 	raw, err := message.EncodeEncrypted(&message.Message{Header: rh, Payloads: payloads}, sa.keys)
 	if err != nil {
 		t.log.Error("encoding response", "exchange", h.Exchange, "err", err)
