@@ -296,26 +296,25 @@ func TestLabCGW(t *testing.T) {
 		}
 	})
 
-	t.Run("rekeys by strongSwan under traffic", func(t *testing.T) {
-		sas, err := l.SwanctlListSAs(ctx, ep)
-		if err != nil || len(sas) != 1 || len(sas[0].Children) == 0 {
-			t.Fatalf("%s: %v %+v", ep, err, sas)
-		}
-		ikeName, childName := sas[0].Name, sas[0].Children[0].Name
+	// rekeyUnderPing runs a child rekey and an IKE rekey while pinging:
+	// make-before-break loses nothing, the old SAs leave the maps and
+	// charon's SPIs match ours.
+	rekeyUnderPing := func(t *testing.T, child, ike func() error) {
 		old := activeOf(t, s, primary)
-		oldIKE, _ := s.Tunnel(primary)
+		oldT, _ := s.Tunnel(primary)
+		oldIKE := oldT.IKE.SPIi + oldT.IKE.SPIr
 		pingDone := make(chan lab.PingResult, 1)
 		go func() {
 			pr, _ := l.Ping(ctx, lab.LAN, lab.VPCHost, 30) // 6 s
 			pingDone <- pr
 		}()
 		time.Sleep(time.Second)
-		if out, err := l.Swanctl(ctx, ep, "--rekey", "--child", childName); err != nil {
-			t.Fatalf("swanctl --rekey --child: %v\n%s", err, out)
+		if err := child(); err != nil {
+			t.Fatalf("child rekey: %v", err)
 		}
 		time.Sleep(time.Second)
-		if out, err := l.Swanctl(ctx, ep, "--rekey", "--ike", ikeName); err != nil {
-			t.Fatalf("swanctl --rekey --ike: %v\n%s", err, out)
+		if err := ike(); err != nil {
+			t.Fatalf("IKE rekey: %v", err)
 		}
 		pr := <-pingDone
 		if pr.Received < pr.Sent-1 {
@@ -328,14 +327,14 @@ func TestLabCGW(t *testing.T) {
 				return false
 			}
 			c, _ := st.Tunnel(primary)
-			return c.Children[0].InSPI != old.InSPI && c.IKE != nil && c.IKE.SPIi != oldIKE.IKE.SPIi
+			return c.Children[0].InSPI != old.InSPI && c.IKE != nil && c.IKE.SPIi+c.IKE.SPIr != oldIKE
 		})
 		if err != nil {
 			t.Fatalf("%v; last %+v", err, s2)
 		}
 		checkMapsMatch(t, g, l, s2)
 		n := activeOf(t, s2, primary)
-		sas, err = l.SwanctlListSAs(ctx, ep)
+		sas, err := l.SwanctlListSAs(ctx, ep)
 		if err != nil || len(sas) != 1 {
 			t.Fatalf("%s after rekeys: %v %+v", ep, err, sas)
 		}
@@ -344,6 +343,29 @@ func TestLabCGW(t *testing.T) {
 			t.Errorf("after rekey charon's child %+v, ours in %08x out %08x", sc, n.InSPI, n.OutSPI)
 		}
 		s = s2
+	}
+
+	t.Run("rekeys by strongSwan under traffic", func(t *testing.T) {
+		sas, err := l.SwanctlListSAs(ctx, ep)
+		if err != nil || len(sas) != 1 || len(sas[0].Children) == 0 {
+			t.Fatalf("%s: %v %+v", ep, err, sas)
+		}
+		ikeName, childName := sas[0].Name, sas[0].Children[0].Name
+		swanctl := func(args ...string) func() error {
+			return func() error {
+				out, err := l.Swanctl(ctx, ep, args...)
+				if err != nil {
+					return fmt.Errorf("swanctl %v: %v\n%s", args, err, out)
+				}
+				return nil
+			}
+		}
+		rekeyUnderPing(t, swanctl("--rekey", "--child", childName), swanctl("--rekey", "--ike", ikeName))
+	})
+
+	t.Run("rekeys by cgw under traffic", func(t *testing.T) {
+		c := g.Client(l)
+		rekeyUnderPing(t, func() error { return c.RekeyChild(ctx, primary) }, func() error { return c.RekeyIKE(ctx, primary) })
 	})
 
 	t.Run("control crash and restart", func(t *testing.T) {

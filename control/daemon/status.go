@@ -111,3 +111,12 @@ func counters(c maps.SACounters, mono uint64) status.Counters {
 func netipPrefix(a netip.Addr, bits int) netip.Prefix { return netip.PrefixFrom(a, bits) }
 
 func netipAddrPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
+
+// RekeyChild implements status.Actor.
+func (d *Daemon) RekeyChild(tunnel string) error { return d.ike.RekeyChild(tunnel) }
+
+// RekeyIKE implements status.Actor.
+func (d *Daemon) RekeyIKE(tunnel string) error { return d.ike.RekeyIKE(tunnel) }
+
+// Initiate implements status.Actor.
+func (d *Daemon) Initiate(tunnel string) error { return d.ike.Initiate(tunnel) }

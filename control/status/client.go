@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -40,8 +42,31 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &s, nil
 }
 
+// RekeyChild asks cgw-control to rekey a tunnel's Child SA now.
+func (c *Client) RekeyChild(ctx context.Context, tunnel string) error {
+	return c.post(ctx, "/v1/tunnels/"+url.PathEscape(tunnel)+"/rekey-child")
+}
+
+// RekeyIKE asks cgw-control to rekey a tunnel's IKE SA now.
+func (c *Client) RekeyIKE(ctx context.Context, tunnel string) error {
+	return c.post(ctx, "/v1/tunnels/"+url.PathEscape(tunnel)+"/rekey-ike")
+}
+
+// Initiate asks cgw-control to (re)negotiate a tunnel now.
+func (c *Client) Initiate(ctx context.Context, tunnel string) error {
+	return c.post(ctx, "/v1/tunnels/"+url.PathEscape(tunnel)+"/initiate")
+}
+
+func (c *Client) post(ctx context.Context, p string) error {
+	return c.do(ctx, http.MethodPost, p, nil)
+}
+
 func (c *Client) get(ctx context.Context, p string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://cgw-control"+p, nil)
+	return c.do(ctx, http.MethodGet, p, v)
+}
+
+func (c *Client) do(ctx context.Context, method, p string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://cgw-control"+p, nil)
 	if err != nil {
 		return err
 	}
@@ -56,9 +81,12 @@ func (c *Client) get(ctx context.Context, p string, v any) error {
 		return fmt.Errorf("status API %s: %w", c.path, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("status API %s%s: %s: %s", c.path, p, resp.Status, b)
+		return fmt.Errorf("%s %s: %s", method, p, strings.TrimSpace(string(b)))
+	}
+	if v == nil {
+		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		return fmt.Errorf("status API %s%s: bad answer: %w", c.path, p, err)

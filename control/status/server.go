@@ -18,6 +18,14 @@ type Source interface {
 	Status() *Status
 }
 
+// Actor is implemented by a Source that also takes commands: POST
+// /v1/tunnels/{name}/rekey-child, /rekey-ike and /initiate.
+type Actor interface {
+	RekeyChild(tunnel string) error
+	RekeyIKE(tunnel string) error
+	Initiate(tunnel string) error
+}
+
 // Server serves the status API on a unix socket.
 type Server struct {
 	path string
@@ -63,6 +71,20 @@ func Listen(path string, src Source) (*Server, error) {
 	get("/v1/tunnels", func(s *Status) any { return s.Tunnels })
 	get("/v1/routes", func(s *Status) any { return s.Routes })
 	get("/v1/neighbors", func(s *Status) any { return s.Neighbors })
+	if a, ok := src.(Actor); ok {
+		act := func(verb string, fn func(string) error) {
+			mux.HandleFunc("POST /v1/tunnels/{name}/"+verb, func(w http.ResponseWriter, r *http.Request) {
+				if err := fn(r.PathValue("name")); err != nil {
+					http.Error(w, err.Error(), http.StatusNotFound)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+			})
+		}
+		act("rekey-child", a.RekeyChild)
+		act("rekey-ike", a.RekeyIKE)
+		act("initiate", a.Initiate)
+	}
 	s := &Server{path: path, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go s.srv.Serve(ln)
 	return s, nil

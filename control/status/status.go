@@ -3,8 +3,9 @@
 // the Client is what cgwctl and the tests use, so the API is the product
 // and the CLI only one of its clients (GoBGP-style, STYLE.md).
 //
-// Endpoints (GET): /v1/status (everything), /v1/tunnels, /v1/routes,
-// /v1/neighbors.
+// Endpoints: GET /v1/status (everything), /v1/tunnels, /v1/routes,
+// /v1/neighbors; POST /v1/tunnels/{name}/rekey-child, /rekey-ike,
+// /initiate (when the source is an Actor).
 package status
 
 import (

@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -83,5 +84,48 @@ func TestStaleSocketAndNoServer(t *testing.T) {
 	_, err = NewClient(path).Status(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "cgw-control is not running") {
 		t.Fatalf("no server: %v", err)
+	}
+}
+
+type actor struct {
+	fixed
+	got []string
+}
+
+func (a *actor) RekeyChild(n string) error { return a.note("child " + n) }
+func (a *actor) RekeyIKE(n string) error   { return a.note("ike " + n) }
+func (a *actor) Initiate(n string) error   { return a.note("initiate " + n) }
+func (a *actor) note(s string) error {
+	if strings.HasSuffix(s, " nope") {
+		return errors.New("tunnel nope: not found")
+	}
+	a.got = append(a.got, s)
+	return nil
+}
+
+// Commands reach an Actor source; an unknown tunnel's error comes back.
+func TestActions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.sock")
+	a := &actor{fixed: fixed{sample()}}
+	srv, err := Listen(path, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, ctx := NewClient(path), context.Background()
+	if err := c.RekeyChild(ctx, "vpn-t1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RekeyIKE(ctx, "vpn-t1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Initiate(ctx, "vpn-t2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RekeyChild(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "tunnel nope: not found") {
+		t.Errorf("unknown tunnel: %v", err)
+	}
+	if got := strings.Join(a.got, ","); got != "child vpn-t1,ike vpn-t1,initiate vpn-t2" {
+		t.Errorf("actions = %s", got)
 	}
 }
