@@ -24,9 +24,10 @@ fi
 #   tcpdump                  looking at the wire
 #   ethtool                  switching checksum offload off on lab veths
 #   curl                     scraping the metrics endpoints in end-to-end tests
+#   prometheus               promtool and prometheus check perf/'s rules and dashboards' queries
 #   nftables                 source NAT in the lab's inet namespace (NAT-T)
 pkgs=(iproute2 strongswan-charon strongswan-swanctl libcharon-extra-plugins bird2
-	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl)
+	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl prometheus)
 if [ "$need" = generate ]; then
 	pkgs+=(clang llvm libbpf-dev)
 fi
@@ -46,9 +47,9 @@ else
 	say "Debian packages present: ${pkgs[*]}"
 fi
 
-# strongSwan's and BIRD's packages may start system-wide daemons where an
-# init system runs; the lab starts its own per namespace and needs none.
-for svc in strongswan-starter strongswan bird; do
+# strongSwan's, BIRD's and Prometheus' packages may start system-wide daemons
+# where an init system runs; the lab and tests start their own and need none.
+for svc in strongswan-starter strongswan bird prometheus; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		say "stopping the system-wide $svc service (the lab runs its own daemons)"
 		systemctl stop "$svc" || true
