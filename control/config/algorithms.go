@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cgw-project/cgw/crypto/prf"
 	"github.com/cgw-project/cgw/crypto/transform"
 )
 
@@ -21,16 +22,16 @@ const (
 	SHA2512 = "SHA2-512"
 )
 
-// PRFID is an IKEv2 Transform Type 2 (pseudorandom function) ID
-// (RFC 7296 §3.3.2; RFC 4868 for the SHA-2 ones).
-type PRFID uint16
+// PRFID is an IKEv2 Transform Type 2 (pseudorandom function) ID:
+// crypto/prf's, which owns the ID space.
+type PRFID = prf.ID
 
-// PRF transform IDs used by AWS.
+// PRF transform IDs used by AWS (crypto/prf's).
 const (
-	PRF_HMAC_SHA1     PRFID = 2
-	PRF_HMAC_SHA2_256 PRFID = 5
-	PRF_HMAC_SHA2_384 PRFID = 6
-	PRF_HMAC_SHA2_512 PRFID = 7
+	PRF_HMAC_SHA1     = prf.PRF_HMAC_SHA1
+	PRF_HMAC_SHA2_256 = prf.PRF_HMAC_SHA2_256
+	PRF_HMAC_SHA2_384 = prf.PRF_HMAC_SHA2_384
+	PRF_HMAC_SHA2_512 = prf.PRF_HMAC_SHA2_512
 )
 
 // Encryption describes one of AWS's encryption algorithms.
@@ -308,7 +309,7 @@ func (p Phase) StrongSwanIKE() string {
 			parts = append(parts, e.StrongSwan)
 		}
 		for _, i := range integ {
-			parts = append(parts, "prf"+i.StrongSwan)
+			parts = append(parts, i.PRF.String())
 		}
 		props = append(props, strings.Join(append(parts, dh...), "-"))
 	}

@@ -18,7 +18,7 @@ func ikeProposals(p config.Phase) []message.Proposal {
 	var integ, prfs []message.Transform
 	for _, i := range p.IntegrityAlgs() {
 		integ = append(integ, message.IntegTransform(i.ID))
-		prfs = append(prfs, message.PRFTransform(message.PRFID(i.PRF)))
+		prfs = append(prfs, message.PRFTransform(i.PRF))
 	}
 	dhs := dhTransforms(p.DHGroups)
 	var out []message.Proposal

@@ -22,13 +22,40 @@ import (
 // ID is an IKEv2 Transform Type 2 (pseudo-random function) ID.
 type ID uint16
 
-// PRF transform IDs implemented here.
+// PRF transform IDs. The HMAC SHA ones are implemented here; the others
+// are named so that a peer's offer can be logged.
 const (
+	PRF_HMAC_MD5      ID = 1 // RFC 2104
 	PRF_HMAC_SHA1     ID = 2 // RFC 2104
+	PRF_AES128_XCBC   ID = 4 // RFC 4434
 	PRF_HMAC_SHA2_256 ID = 5 // RFC 4868
 	PRF_HMAC_SHA2_384 ID = 6 // RFC 4868
 	PRF_HMAC_SHA2_512 ID = 7 // RFC 4868
+	PRF_AES128_CMAC   ID = 8 // RFC 4615
 )
+
+// names are strongSwan's proposal keywords, so that logs compare with a
+// swanctl.conf; every package that names a PRF uses this table.
+var names = map[ID]string{
+	PRF_HMAC_MD5: "prfmd5", PRF_HMAC_SHA1: "prfsha1", PRF_AES128_XCBC: "prfaesxcbc",
+	PRF_HMAC_SHA2_256: "prfsha256", PRF_HMAC_SHA2_384: "prfsha384", PRF_HMAC_SHA2_512: "prfsha512",
+	PRF_AES128_CMAC: "prfaescmac",
+}
+
+// Keyword returns strongSwan's proposal keyword for id ("prfsha256") and
+// whether id is a known PRF.
+func Keyword(id ID) (string, bool) {
+	s, ok := names[id]
+	return s, ok
+}
+
+// String is id's Keyword, or "prf<N>" for an unknown ID.
+func (id ID) String() string {
+	if s, ok := names[id]; ok {
+		return s
+	}
+	return fmt.Sprintf("prf%d", uint16(id))
+}
 
 var (
 	// ErrUnsupported: the PRF ID is not one this package implements.
@@ -42,16 +69,15 @@ var (
 // concurrent use.
 type PRF struct {
 	id      ID
-	name    string
 	newHash func() hash.Hash
 	size    int
 }
 
 var prfs = [...]PRF{
-	{PRF_HMAC_SHA1, "prfsha1", sha1.New, sha1.Size},
-	{PRF_HMAC_SHA2_256, "prfsha256", sha256.New, sha256.Size},
-	{PRF_HMAC_SHA2_384, "prfsha384", sha512.New384, sha512.Size384},
-	{PRF_HMAC_SHA2_512, "prfsha512", sha512.New, sha512.Size},
+	{PRF_HMAC_SHA1, sha1.New, sha1.Size},
+	{PRF_HMAC_SHA2_256, sha256.New, sha256.Size},
+	{PRF_HMAC_SHA2_384, sha512.New384, sha512.Size384},
+	{PRF_HMAC_SHA2_512, sha512.New, sha512.Size},
 }
 
 // Lookup returns the PRF with IKEv2 transform ID id.
@@ -76,7 +102,7 @@ func IDs() []ID {
 func (p *PRF) ID() ID { return p.id }
 
 // String is strongSwan's proposal keyword ("prfsha256").
-func (p *PRF) String() string { return p.name }
+func (p *PRF) String() string { return p.id.String() }
 
 // Size is the output length in bytes, which is also the preferred key
 // length: the length of SK_d, SK_pi and SK_pr (RFC 7296 §2.14).
@@ -101,7 +127,7 @@ func (p *PRF) Sum(key []byte, data ...[]byte) []byte {
 // more returns ErrTooLong.
 func (p *PRF) Plus(key []byte, n int, seed ...[]byte) ([]byte, error) {
 	if n < 0 || n > 255*p.size {
-		return nil, fmt.Errorf("%w: %s gives at most %d bytes, %d asked", ErrTooLong, p.name, 255*p.size, n)
+		return nil, fmt.Errorf("%w: %s gives at most %d bytes, %d asked", ErrTooLong, p, 255*p.size, n)
 	}
 	out := make([]byte, 0, (n+p.size-1)/p.size*p.size)
 	h := hmac.New(p.newHash, key)

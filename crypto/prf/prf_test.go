@@ -434,3 +434,17 @@ func TestLookup(t *testing.T) {
 		t.Errorf("LookupIKEv1Hash(1 = MD5) accepted")
 	}
 }
+
+// The name table covers IDs this package does not implement too, so the
+// control plane can log a peer's offer by name.
+func TestNames(t *testing.T) {
+	for id, want := range map[ID]string{1: "prfmd5", 2: "prfsha1", 4: "prfaesxcbc", 5: "prfsha256",
+		6: "prfsha384", 7: "prfsha512", 8: "prfaescmac", 3: "prf3", 99: "prf99"} {
+		if got := id.String(); got != want {
+			t.Errorf("ID(%d).String() = %q, want %q", id, got, want)
+		}
+		if k, ok := Keyword(id); ok != (want != "prf3" && want != "prf99") || (ok && k != want) {
+			t.Errorf("Keyword(%d) = %q %v", id, k, ok)
+		}
+	}
+}

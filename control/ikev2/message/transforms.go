@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cgw-project/cgw/crypto/prf"
 	"github.com/cgw-project/cgw/crypto/transform"
 )
 
@@ -68,18 +69,19 @@ const (
 	AUTH_HMAC_SHA2_512_256                   = transform.AUTH_HMAC_SHA2_512_256
 )
 
-// PRFID is a pseudorandom function ID (Transform Type 2).
-type PRFID uint16
+// PRFID is a pseudorandom function ID (Transform Type 2): crypto/prf's,
+// which owns the ID space and its names.
+type PRFID = prf.ID
 
-// PRF IDs (§3.3.2, RFC 4868).
+// PRF IDs (§3.3.2, RFC 4868), crypto/prf's.
 const (
-	PRF_HMAC_MD5      PRFID = 1
-	PRF_HMAC_SHA1     PRFID = 2
-	PRF_AES128_XCBC   PRFID = 4
-	PRF_HMAC_SHA2_256 PRFID = 5
-	PRF_HMAC_SHA2_384 PRFID = 6
-	PRF_HMAC_SHA2_512 PRFID = 7
-	PRF_AES128_CMAC   PRFID = 8
+	PRF_HMAC_MD5      = prf.PRF_HMAC_MD5
+	PRF_HMAC_SHA1     = prf.PRF_HMAC_SHA1
+	PRF_AES128_XCBC   = prf.PRF_AES128_XCBC
+	PRF_HMAC_SHA2_256 = prf.PRF_HMAC_SHA2_256
+	PRF_HMAC_SHA2_384 = prf.PRF_HMAC_SHA2_384
+	PRF_HMAC_SHA2_512 = prf.PRF_HMAC_SHA2_512
+	PRF_AES128_CMAC   = prf.PRF_AES128_CMAC
 )
 
 // DHGroup is a Diffie-Hellman group ID (Transform Type 4); the values
@@ -134,11 +136,6 @@ var (
 		AUTH_AES_CMAC_96: "aescmac", AUTH_HMAC_SHA2_256_128: "sha256", AUTH_HMAC_SHA2_384_192: "sha384",
 		AUTH_HMAC_SHA2_512_256: "sha512",
 	}
-	prfNames = map[PRFID]string{
-		PRF_HMAC_MD5: "prfmd5", PRF_HMAC_SHA1: "prfsha1", PRF_AES128_XCBC: "prfaesxcbc",
-		PRF_HMAC_SHA2_256: "prfsha256", PRF_HMAC_SHA2_384: "prfsha384", PRF_HMAC_SHA2_512: "prfsha512",
-		PRF_AES128_CMAC: "prfaescmac",
-	}
 	dhNames = map[DHGroup]string{
 		DH_NONE: "none", MODP_768: "modp768", MODP_1024: "modp1024", MODP_1536: "modp1536",
 		MODP_2048: "modp2048", MODP_3072: "modp3072", MODP_4096: "modp4096", MODP_6144: "modp6144",
@@ -154,13 +151,6 @@ func (g DHGroup) String() string {
 		return s
 	}
 	return fmt.Sprintf("dh%d", uint16(g))
-}
-
-func (p PRFID) String() string {
-	if s, ok := prfNames[p]; ok {
-		return s
-	}
-	return fmt.Sprintf("prf%d", uint16(p))
 }
 
 // KeyLengthAttr is the only transform attribute IKEv2 defines (§3.3.5):
@@ -236,7 +226,7 @@ func (t Transform) String() string {
 	case TransformINTEG:
 		s = integNames[transform.IntegID(t.ID)]
 	case TransformPRF:
-		s = prfNames[PRFID(t.ID)]
+		s, _ = prf.Keyword(prf.ID(t.ID))
 	case TransformDH:
 		s = dhNames[DHGroup(t.ID)]
 	case TransformESN:
