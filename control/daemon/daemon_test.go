@@ -1,0 +1,165 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/crypto/transform"
+)
+
+func testConfig() *config.Config {
+	tun := func(i int) config.Tunnel {
+		p1, p2 := config.DefaultAlgorithms(2)
+		return config.Tunnel{
+			Name:         fmt.Sprintf("vpn-t%d", i+1),
+			AWSOutside:   netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}),
+			LocalOutside: netip.MustParseAddr("127.0.0.1"),
+			InsideCIDR:   netip.PrefixFrom(netip.AddrFrom4([4]byte{169, 254, byte(10 + i), 0}), 30),
+			PreSharedKey: "test.psk_0123456789", IKEVersion: 2, Phase1: p1, Phase2: p2,
+		}
+	}
+	c := &config.Config{
+		Gateway: config.Gateway{Name: "t",
+			Outside: config.Interface{Name: "lo", Address: netip.MustParsePrefix("127.0.0.1/8")},
+			Inside:  config.Interface{Name: "lo", Address: netip.MustParsePrefix("198.18.0.1/24")}},
+		Connections: []config.Connection{{Name: "vpn", Routing: config.RoutingStatic, Static: []string{"198.19.0.0/24"},
+			Tunnels: []config.Tunnel{tun(0), tun(1)}}},
+	}
+	c.ApplyDefaults()
+	return c
+}
+
+func testSA(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir) maps.SA {
+	s, err := transform.ParseSuite("aes128gcm16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive), ReplayWindow: 64}
+	if err := maps.SetKeys(&sa, s, make([]byte, 20)); err != nil {
+		t.Fatal(err)
+	}
+	return sa
+}
+
+// TestAdopt: the maps hold what a crashed control process left (SAs of a
+// configured tunnel that is up, SAs of a tunnel no longer configured,
+// routes). A new daemon keeps the configured tunnel forwarding on its old
+// SAs, removes the unconfigured tunnel's at once, removes the routes
+// routing did not select again after ConvergeTimeout, and Stop leaves no
+// SA behind.
+func TestAdopt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root (pinned BPF maps, a network namespace); run without -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("TestAdopt needs root (pinned BPF maps, a network namespace)")
+	}
+	instance := fmt.Sprintf("dt%d", os.Getpid())
+	ns := "cgwdt-" + instance
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+	defer bpf.Remove(instance)
+
+	objs, err := bpf.LoadPinned(instance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	w, err := maps.NewWriter(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Left by "the previous process": tunnel 1 up on slots 1/2, tunnel 7
+	// (not configured) on slots 3/4, two routes.
+	must(w.SetTunnel(1, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}))
+	must(w.InstallInboundSA(1, testSA(t, 0x1001, 1, bpf.CgwSaDirInbound)))
+	must(w.InstallSA(2, testSA(t, 0x1002, 1, bpf.CgwSaDirOutbound)))
+	must(w.SetOutboundSA(1, 2))
+	must(w.SetTunnel(7, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}))
+	must(w.InstallInboundSA(3, testSA(t, 0x7001, 7, bpf.CgwSaDirInbound)))
+	must(w.InstallSA(4, testSA(t, 0x7002, 7, bpf.CgwSaDirOutbound)))
+	must(w.SetOutboundSA(7, 4))
+	must(w.AddRoute(netip.MustParsePrefix("198.19.0.0/24"), maps.Route{TunnelId: 1}))
+	must(w.AddRoute(netip.MustParsePrefix("198.19.7.0/24"), maps.Route{TunnelId: 7}))
+	w.Close()
+
+	// The daemon's IKE sockets belong to the namespace it starts in.
+	var d *Daemon
+	func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		must(err)
+		defer orig.Close()
+		h, err := netns.GetFromName(ns)
+		must(err)
+		defer h.Close()
+		must(netns.Set(h))
+		defer netns.Set(orig)
+		d, err = Start(Options{Config: testConfig(), Instance: instance, GoBGPAPI: "-",
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), CounterInterval: 50 * time.Millisecond,
+			ConvergeTimeout: 1500 * time.Millisecond})
+		must(err)
+	}()
+
+	r, err := maps.NewReader(objs)
+	must(err)
+	defer r.Close()
+	tabs, err := r.Snapshot()
+	must(err)
+	if _, ok := tabs.Inbound[0x7001]; ok || tabs.Outbound[7] != 0 {
+		t.Errorf("the unconfigured tunnel 7 keeps SAs: inbound %v outbound %d", tabs.Inbound, tabs.Outbound[7])
+	}
+	if _, ok := tabs.Inbound[0x1001]; !ok || tabs.Outbound[1] != 2 || tabs.Tunnels[1].Flags&uint32(bpf.CgwTunnelFlagUp) == 0 {
+		t.Errorf("tunnel 1 stopped forwarding on its old SAs: inbound %v outbound %d flags %#x", tabs.Inbound, tabs.Outbound[1], tabs.Tunnels[1].Flags)
+	}
+	if got := tabs.Tunnels[1].InsidePrefixlen; got != 30 || maps.AddrFrom16(tabs.Tunnels[1].InsideAddr).Unmap() != netip.MustParseAddr("169.254.10.2") {
+		t.Errorf("tunnel 1's inside address not written: %v/%d", maps.AddrFrom16(tabs.Tunnels[1].InsideAddr), got)
+	}
+	if len(tabs.Routes) != 2 {
+		t.Errorf("routes left by the previous process should stay until routing converges: %v", tabs.Routes)
+	}
+	st := d.Status()
+	if tu, _ := st.Tunnel("vpn-t1"); !slices.Equal(tu.Stale, []uint32{1, 2}) {
+		t.Errorf("status: tunnel vpn-t1 stale slots %v, want [1 2]", tu.Stale)
+	}
+
+	time.Sleep(2 * time.Second) // past ConvergeTimeout: the tunnels never came up
+	tabs, err = r.Snapshot()
+	must(err)
+	if len(tabs.Routes) != 0 {
+		t.Errorf("stale routes not removed after ConvergeTimeout: %v", tabs.Routes)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.Stop(ctx)
+	tabs, err = r.Snapshot()
+	must(err)
+	if len(tabs.Inbound) != 0 || len(tabs.SAs) != 0 || tabs.Outbound[1] != 0 || tabs.Tunnels[1].Flags&uint32(bpf.CgwTunnelFlagUp) != 0 {
+		t.Errorf("after Stop: inbound %v, SAs %d, outbound[1] %d, tunnel 1 flags %#x", tabs.Inbound, len(tabs.SAs), tabs.Outbound[1], tabs.Tunnels[1].Flags)
+	}
+}
