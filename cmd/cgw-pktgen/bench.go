@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"sort"
@@ -31,7 +30,6 @@ func bench(ctx context.Context, args []string) error {
 	workerCPU := fs.String("worker-cpu", "1", "CPU of the dataplane worker (passed as -cpus; empty: the dataplane's default)")
 	suite := fs.String("suite", "aes128gcm16", "ESP suite")
 	prefix := fs.String("prefix", "cgwpg", "namespace prefix")
-	out := fs.String("o", "", "also append the results to this file (e.g. perf/results/bench.txt)")
 	fs.Parse(args)
 
 	var sizes []int
@@ -116,14 +114,6 @@ func bench(ctx context.Context, args []string) error {
 	}
 	rep.WriteString("runs:\n" + log.String())
 	fmt.Print(rep.String())
-	if *out != "" {
-		f, err := os.OpenFile(*out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		io.WriteString(f, rep.String()+"\n")
-	}
 	return nil
 }
 

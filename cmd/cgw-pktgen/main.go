@@ -10,7 +10,8 @@
 // counts and drops in XDP on Y and prints the rate; bench builds the
 // back-to-back topology (bench/b2b) and measures cgw-dataplane with and
 // without ESP through the same namespaces with the same generator.
-// Addresses are from 198.18.0.0/15 only. Needs root.
+// Addresses are from 198.18.0.0/15 only. Needs root. To keep a record in
+// the benchmark history: perf/results/record.sh -- cgw-pktgen bench ...
 package main
 
 import (
