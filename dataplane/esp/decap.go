@@ -108,7 +108,11 @@ func (sa *SA) decapESP(sc *transform.Scratch, buf []byte, espStart, espEnd int) 
 	if ct < sa.align {
 		return 0, 0, Short
 	}
-	if ct%sa.blockChk != 0 {
+	if m := sa.blockMask; m >= 0 {
+		if ct&m != 0 {
+			return 0, 0, BadLength
+		}
+	} else if ct%sa.blockChk != 0 {
 		return 0, 0, BadLength
 	}
 

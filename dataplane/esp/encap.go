@@ -64,7 +64,7 @@ func (sa *SA) encap(sc *transform.Scratch, buf []byte, off, n int, seq uint64) (
 		return 0, 0, NotIP
 	}
 
-	pad := padLen(n, sa.align)
+	pad := sa.pad(n)
 	espStart := off - sa.ivLen - espHdrLen
 	end = off + n + pad + trailerLen + sa.icvLen
 	if end > len(buf) {

@@ -128,13 +128,18 @@ type SA struct {
 	icvLen   int
 	align    int // padded plaintext alignment: max(BlockSize, 4), RFC 4303 §2.4
 	blockChk int // ciphertext must be a multiple of this on receive (1 for GCM)
-	hdrLen   int // outer IPv4 [+ UDP] + ESP header + IV
-	src, dst [4]byte
-	sport    uint16
-	dport    uint16
-	replay   *replay.Window
-	limit    uint64 // highest sequence number that may be sent
-	soft     uint64
+	// alignMask and blockMask are align-1 and blockChk-1 when those are
+	// powers of two (every ESP cipher's are), so the per-packet length
+	// arithmetic needs no division; -1 otherwise.
+	alignMask int
+	blockMask int
+	hdrLen    int // outer IPv4 [+ UDP] + ESP header + IV
+	src, dst  [4]byte
+	sport     uint16
+	dport     uint16
+	replay    *replay.Window
+	limit     uint64 // highest sequence number that may be sent
+	soft      uint64
 
 	_ [64]byte // keep the hot counter off the read-only fields' cache line
 
@@ -204,6 +209,7 @@ func NewSA(cfg Config) (*SA, error) {
 		// authenticates is kinder to peers that skip it.
 		sa.blockChk = bs
 	}
+	sa.alignMask, sa.blockMask = pow2Mask(sa.align), pow2Mask(sa.blockChk)
 	if cfg.Src.IsValid() || cfg.Dst.IsValid() {
 		if !cfg.Src.Is4() || !cfg.Dst.Is4() {
 			return nil, fmt.Errorf("%w: SPI %#08x: outer addresses must both be IPv4 (got src %v, dst %v)", ErrConfig, cfg.SPI, cfg.Src, cfg.Dst)
@@ -249,7 +255,7 @@ func (sa *SA) Tailroom() int { return sa.align - 1 + trailerLen + sa.icvLen }
 
 // Overhead is how many bytes an inner packet of n bytes grows by.
 func (sa *SA) Overhead(n int) int {
-	return sa.hdrLen + padLen(n, sa.align) + trailerLen + sa.icvLen
+	return sa.hdrLen + sa.pad(n) + trailerLen + sa.icvLen
 }
 
 // MustRekey reports that the SA ran out of sequence numbers: it sends
@@ -303,6 +309,23 @@ func (sa *SA) ReserveSeq(n int) (first uint64, ok bool) {
 		sa.rekeySoon.Store(true)
 	}
 	return last - uint64(n) + 1, true
+}
+
+// pow2Mask is n-1 when n is a power of two, else -1.
+func pow2Mask(n int) int {
+	if n > 0 && n&(n-1) == 0 {
+		return n - 1
+	}
+	return -1
+}
+
+// pad is padLen(n, sa.align) without a division when align is a power of
+// two.
+func (sa *SA) pad(n int) int {
+	if m := sa.alignMask; m >= 0 {
+		return -(n + trailerLen) & m
+	}
+	return padLen(n, sa.align)
 }
 
 // padLen is the RFC 4303 §2.4 padding for n payload bytes: payload, pad

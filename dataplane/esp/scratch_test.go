@@ -58,3 +58,20 @@ func TestWithScratch(t *testing.T) {
 		}
 	}
 }
+
+// TestPadMask: the division-free padding equals padLen for every length
+// and alignment an ESP cipher has, and a non-power-of-two alignment still
+// takes padLen.
+func TestPadMask(t *testing.T) {
+	for _, align := range []int{1, 2, 4, 8, 16, 12} {
+		sa := &SA{align: align, alignMask: pow2Mask(align)}
+		if (align == 12) != (sa.alignMask < 0) {
+			t.Fatalf("pow2Mask(%d) = %d", align, sa.alignMask)
+		}
+		for n := 0; n < 3000; n++ {
+			if got, want := sa.pad(n), padLen(n, align); got != want {
+				t.Fatalf("align %d, n %d: pad = %d, padLen = %d", align, n, got, want)
+			}
+		}
+	}
+}
