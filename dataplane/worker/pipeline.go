@@ -522,40 +522,67 @@ func (p *Pipeline) encap(v *tables.View, pkts []Packet) []Packet {
 	return pkts[:k]
 }
 
+// nextHopOf says what ether resolves each packet's next hop for.
+type nextHopOf uint8
+
+const (
+	hopIPDst        nextHopOf = iota // the packet's IP destination
+	hopTunnelRemote                  // the outer destination: its tunnel's outbound SA's remote
+)
+
 // ether prepends the Ethernet header for the next hop of each packet's
 // destination (outer for ESP, inner for decrypted packets) and appends
 // the packet to tx. Unresolved next hops are asked of the kernel; what
 // to do with their packets is miss's choice (drop, or the slow path).
-func (p *Pipeline) ether(tb *neigh.Table, pkts []Packet, ifindex int, src [6]byte, stage Stage, tx []Packet, dst func(*Packet) netip.Addr, miss func(*Packet, Reason)) []Packet {
-	var last netip.Addr
+// A run of packets to one destination (an IPv4 address or a tunnel) is
+// looked up once: the run is recognized by a 64-bit key, without building
+// a netip.Addr per packet.
+func (p *Pipeline) ether(tb *neigh.Table, v *tables.View, pkts []Packet, how nextHopOf, ifindex int, src [6]byte, tx []Packet, miss func(*Packet, Reason)) []Packet {
+	var lastKey uint64 // 0: no run yet (or an IPv6 destination, compared as lastAddr)
+	var lastAddr netip.Addr
 	var lastMAC [6]byte
 	var hits, misses uint64
 	for i := range pkts {
 		pk := &pkts[i]
-		d := dst(pk)
-		if !last.IsValid() || d != last {
-			hop, mac, ok := tb.MACFor(d)
-			r := Reason(0)
-			switch {
-			case !ok:
-				r = NoNeighbour
-				if hop.Addr.IsValid() {
-					p.cfg.Neighbours.Resolve(hop.Ifindex, hop.Addr)
+		ip := pk.Buf[pk.Off : pk.Off+pk.Len]
+		var key uint64
+		if how == hopTunnelRemote {
+			key = 2<<32 | uint64(pk.Tunnel)
+		} else if ip[0]>>4 == 4 {
+			key = 1<<32 | uint64(binary.BigEndian.Uint32(ip[packet.IPv4OffDst:packet.IPv4OffDst+4]))
+		}
+		if key == 0 || key != lastKey {
+			var d netip.Addr
+			if how == hopTunnelRemote {
+				d = v.Tunnel(pk.Tunnel).Out.Remote
+			} else {
+				d = dstAddr(ip)
+			}
+			if key != 0 || !lastAddr.IsValid() || d != lastAddr {
+				hop, mac, ok := tb.MACFor(d)
+				r := Reason(0)
+				switch {
+				case !ok:
+					r = NoNeighbour
+					if hop.Addr.IsValid() {
+						p.cfg.Neighbours.Resolve(hop.Ifindex, hop.Addr)
+					}
+				case hop.Ifindex != ifindex:
+					r = WrongInterface
 				}
-			case hop.Ifindex != ifindex:
-				r = WrongInterface
+				if r != 0 {
+					misses++
+					lastKey, lastAddr = 0, netip.Addr{}
+					miss(pk, r)
+					continue
+				}
+				lastMAC = mac
 			}
-			if r != 0 {
-				misses++
-				last = netip.Addr{}
-				miss(pk, r)
-				continue
-			}
-			last, lastMAC = d, mac
+			lastKey, lastAddr = key, d
 		}
 		hits++
 		et := uint16(etherTypeIP4)
-		if pk.Buf[pk.Off]>>4 == 6 {
+		if ip[0]>>4 == 6 {
 			et = etherTypeIP6
 		}
 		pk.Off -= EthLen
@@ -591,8 +618,7 @@ func (p *Pipeline) Outbound(v *tables.View, pkts []Packet, out *Output) {
 func (p *Pipeline) outboundTail(v *tables.View, pkts []Packet, out *Output) {
 	pkts = p.size(v, pkts, out)
 	pkts = p.encap(v, pkts)
-	out.Outside = p.ether(p.cfg.Neighbours.Table(), pkts, p.cfg.OutsideIfindex, p.cfg.OutsideMAC, StageNeighOut, out.Outside,
-		func(pk *Packet) netip.Addr { return v.Tunnel(pk.Tunnel).Out.Remote },
+	out.Outside = p.ether(p.cfg.Neighbours.Table(), v, pkts, hopTunnelRemote, p.cfg.OutsideIfindex, p.cfg.OutsideMAC, out.Outside,
 		func(pk *Packet, r Reason) { p.C.drop(StageNeighOut, uint8(r)); p.free(pk) })
 }
 
@@ -637,56 +663,41 @@ func (p *Pipeline) Inbound(v *tables.View, pkts []Packet, out *Output) {
 		p.forward(pkts, In, p.cfg.InsideIfindex, p.cfg.InsideMAC, &out.Inside)
 		return
 	}
-	pkts = p.parse(pkts, false)
-	pkts = p.decap(v, pkts)
-	pkts = p.local(v, pkts)
-	pkts = p.ttl(pkts)
-	out.Inside = p.ether(p.cfg.Neighbours.Table(), pkts, p.cfg.InsideIfindex, p.cfg.InsideMAC, StageNeighIn, out.Inside,
-		func(pk *Packet) netip.Addr { return dstAddr(pk.Data()) },
-		p.toKernel)
+	pkts = p.inbound(v, pkts)
+	out.Inside = p.ether(p.cfg.Neighbours.Table(), v, pkts, hopIPDst, p.cfg.InsideIfindex, p.cfg.InsideMAC, out.Inside, p.toKernel)
 	p.flushSlow()
 }
 
-// decap is esp_locate → spi_lookup → esp_decap → inner, accounting per SA
-// once per batch.
-func (p *Pipeline) decap(v *tables.View, pkts []Packet) []Packet {
+// inbound runs parse → esp_locate → spi_lookup → esp_decap → inner →
+// local → ttl on each packet in turn, in one pass over the batch: the
+// frames lie 4096 bytes apart in the UMEM, so their header lines share L1
+// sets and a pass per stage would fetch them again for every stage. Each
+// step counts its drops at its own stage, as a separate stage would, and
+// the survivors keep their order. Per-SA accounting is added once per
+// batch.
+func (p *Pipeline) inbound(v *tables.View, pkts []Packet) []Packet {
 	p.accts = p.accts[:0]
+	var st inState
 	k := 0
-	var sa *tables.SA
-	var lastSPI uint32
 	for i := range pkts {
 		pk := &pkts[i]
-		es, ee, spi, r := esp.Locate(pk.Data())
-		if r != esp.OK {
-			p.C.drop(StageLocate, uint8(r))
+		if r := parseIP(pk, false); r != 0 {
+			p.C.drop(StageParse, uint8(r))
 			p.free(pk)
 			continue
 		}
-		// A batch is mostly one SA: one map lookup per run of an SPI.
-		if spi != lastSPI || sa == nil {
-			sa, lastSPI = v.Inbound[spi], spi
+		if !p.decapOne(v, pk, &st) {
+			continue
 		}
-		if sa == nil {
-			p.C.drop(StageSPI, uint8(UnknownSPI))
+		if p.localOne(v, pk, &st) {
+			p.toKernel(pk, 0)
+			continue
+		}
+		if !decTTL(pk.Data()) {
+			p.C.drop(StageTTL, uint8(TTLExceeded))
 			p.free(pk)
 			continue
 		}
-		s, e, r := sa.ESP.DecapESPWith(p.csc, pk.Buf, pk.Off+es, pk.Off+ee)
-		if r != esp.OK {
-			p.C.drop(StageDecap, uint8(r))
-			saDrop(sa, r)
-			p.free(pk)
-			continue
-		}
-		inner := pk.Buf[s:e]
-		if inner[0]>>4 == 4 && (int(inner[0]&0x0f) < 5 || !packet.IPv4HeaderValid(inner[:int(inner[0]&0x0f)*4])) {
-			p.C.drop(StageInner, uint8(BadIP))
-			p.free(pk)
-			continue
-		}
-		pk.Off, pk.Len = s, e-s
-		pk.Tunnel, pk.sa = sa.Tunnel, sa
-		p.account(sa, uint64(pk.Len))
 		if k != i {
 			pkts[k] = *pk
 		}
@@ -702,6 +713,53 @@ func (p *Pipeline) decap(v *tables.View, pkts []Packet) []Packet {
 		p.C.Bytes[In] += a.bytes
 	}
 	return pkts[:k]
+}
+
+// inState is what inbound carries from one packet to the next: a batch is
+// mostly one SA and one tunnel.
+type inState struct {
+	sa      *tables.SA
+	lastSPI uint32
+	t       *tables.Tunnel
+}
+
+// decapOne is esp_locate → spi_lookup → esp_decap → inner for one parsed
+// packet: on success the packet is the inner one, with its tunnel and SA;
+// on a drop it is counted and freed and decapOne reports false.
+func (p *Pipeline) decapOne(v *tables.View, pk *Packet, st *inState) bool {
+	es, ee, spi, r := esp.Locate(pk.Data())
+	if r != esp.OK {
+		p.C.drop(StageLocate, uint8(r))
+		p.free(pk)
+		return false
+	}
+	// One map lookup per run of an SPI.
+	if spi != st.lastSPI || st.sa == nil {
+		st.sa, st.lastSPI = v.Inbound[spi], spi
+	}
+	sa := st.sa
+	if sa == nil {
+		p.C.drop(StageSPI, uint8(UnknownSPI))
+		p.free(pk)
+		return false
+	}
+	s, e, r := sa.ESP.DecapESPWith(p.csc, pk.Buf, pk.Off+es, pk.Off+ee)
+	if r != esp.OK {
+		p.C.drop(StageDecap, uint8(r))
+		saDrop(sa, r)
+		p.free(pk)
+		return false
+	}
+	inner := pk.Buf[s:e]
+	if inner[0]>>4 == 4 && (int(inner[0]&0x0f) < 5 || !packet.IPv4HeaderValid(inner[:int(inner[0]&0x0f)*4])) {
+		p.C.drop(StageInner, uint8(BadIP))
+		p.free(pk)
+		return false
+	}
+	pk.Off, pk.Len = s, e-s
+	pk.Tunnel, pk.sa = sa.Tunnel, sa
+	p.account(sa, uint64(pk.Len))
+	return true
 }
 
 func (p *Pipeline) account(sa *tables.SA, bytes uint64) {
@@ -743,27 +801,15 @@ func saDrop(sa *tables.SA, r esp.Reason) {
 	atomicAdd(f, 1)
 }
 
-// local sends packets addressed to the gateway (its tunnel inside address
-// or any local address) to the slow path.
-func (p *Pipeline) local(v *tables.View, pkts []Packet) []Packet {
-	k := 0
-	var t *tables.Tunnel
-	for i := range pkts {
-		pk := &pkts[i]
-		d := dstAddr(pk.Data())
-		if t == nil || t.ID != pk.Tunnel {
-			t = v.Tunnel(pk.Tunnel)
-		}
-		if (t != nil && d == t.InsideAddr) || v.IsLocal(d) {
-			p.toKernel(pk, 0)
-			continue
-		}
-		if k != i {
-			pkts[k] = *pk
-		}
-		k++
+// localOne reports whether a decrypted packet is addressed to the gateway
+// (its tunnel inside address or any local address): those go to the
+// slow path.
+func (p *Pipeline) localOne(v *tables.View, pk *Packet, st *inState) bool {
+	d := dstAddr(pk.Data())
+	if st.t == nil || st.t.ID != pk.Tunnel {
+		st.t = v.Tunnel(pk.Tunnel)
 	}
-	return pkts[:k]
+	return (st.t != nil && d == st.t.InsideAddr) || v.IsLocal(d)
 }
 
 // toKernel queues a decrypted packet for its tunnel's kernel interface
@@ -809,8 +855,7 @@ func (p *Pipeline) flushSlow() {
 func (p *Pipeline) forward(pkts []Packet, dir, ifindex int, src [6]byte, tx *[]Packet) {
 	pkts = p.parse(pkts, true)
 	before := len(*tx)
-	*tx = p.ether(p.cfg.Neighbours.Table(), pkts, ifindex, src, StageForward, *tx,
-		func(pk *Packet) netip.Addr { return dstAddr(pk.Data()) },
+	*tx = p.ether(p.cfg.Neighbours.Table(), nil, pkts, hopIPDst, ifindex, src, *tx,
 		func(pk *Packet, r Reason) { p.C.drop(StageForward, uint8(r)); p.free(pk) })
 	for _, pk := range (*tx)[before:] {
 		p.C.Packets[dir]++
