@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
 	"github.com/cgw-project/cgw/crypto/transform"
 )
@@ -53,11 +54,12 @@ type Integrity struct {
 	StrongSwan string // strongSwan keyword: integrity in ESP, integrity+PRF in IKE
 }
 
-// DHGroup is a Diffie-Hellman group (IKEv2 Transform Type 4 ID).
+// DHGroup is one of AWS's Diffie-Hellman groups: its IKEv2 Transform
+// Type 4 ID (crypto/dh's ID space) and whether phase 1 may use it.
 type DHGroup struct {
 	ID         int
-	StrongSwan string
-	Phase1     bool // allowed by AWS in phase 1 (phase 2 allows all in the table)
+	StrongSwan string // crypto/dh's keyword
+	Phase1     bool   // allowed by AWS in phase 1 (phase 2 allows all in the table)
 }
 
 // Encryptions lists AWS's encryption algorithms in AWS's order.
@@ -79,19 +81,24 @@ var Integrities = []Integrity{
 // DHGroups lists AWS's Diffie-Hellman groups (RFC 3526, RFC 5903,
 // RFC 5114). Group 5 is allowed only for PFS in phase 2.
 var DHGroups = []DHGroup{
-	{2, "modp1024", true},
-	{5, "modp1536", false},
-	{14, "modp2048", true},
-	{15, "modp3072", true},
-	{16, "modp4096", true},
-	{17, "modp6144", true},
-	{18, "modp8192", true},
-	{19, "ecp256", true},
-	{20, "ecp384", true},
-	{21, "ecp521", true},
-	{22, "modp1024s160", true},
-	{23, "modp2048s224", true},
-	{24, "modp2048s256", true},
+	awsGroup(dh.MODP1024, true),
+	awsGroup(dh.MODP1536, false),
+	awsGroup(dh.MODP2048, true),
+	awsGroup(dh.MODP3072, true),
+	awsGroup(dh.MODP4096, true),
+	awsGroup(dh.MODP6144, true),
+	awsGroup(dh.MODP8192, true),
+	awsGroup(dh.ECP256, true),
+	awsGroup(dh.ECP384, true),
+	awsGroup(dh.ECP521, true),
+	awsGroup(dh.MODP1024S160, true),
+	awsGroup(dh.MODP2048S224, true),
+	awsGroup(dh.MODP2048S256, true),
+}
+
+// awsGroup is a DHGroups row; the keyword is crypto/dh's.
+func awsGroup(id dh.ID, phase1 bool) DHGroup {
+	return DHGroup{ID: int(id), StrongSwan: id.String(), Phase1: phase1}
 }
 
 // algKey folds the spellings seen in AWS's console, API and generic

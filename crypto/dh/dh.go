@@ -51,6 +51,38 @@ const (
 	Curve25519   ID = 31 // RFC 8031
 )
 
+// Other IANA key exchange method IDs, named so that a peer's offer can be
+// logged; not implemented.
+const (
+	None     ID = 0  // no key exchange (RFC 7296 §3.3.2)
+	MODP768  ID = 1  // RFC 2409 §6.1
+	ECP192   ID = 25 // RFC 5114
+	ECP224   ID = 26 // RFC 5114
+	ECP224BP ID = 27 // RFC 6954
+	ECP256BP ID = 28 // RFC 6954
+	ECP384BP ID = 29 // RFC 6954
+	ECP512BP ID = 30 // RFC 6954
+	Curve448 ID = 32 // RFC 8031
+)
+
+// names are strongSwan's proposal keywords, so that logs compare with a
+// swanctl.conf; every package that names a group uses this table.
+var names = map[ID]string{
+	None: "none", MODP768: "modp768", MODP1024: "modp1024", MODP1536: "modp1536",
+	MODP2048: "modp2048", MODP3072: "modp3072", MODP4096: "modp4096", MODP6144: "modp6144",
+	MODP8192: "modp8192", ECP256: "ecp256", ECP384: "ecp384", ECP521: "ecp521",
+	MODP1024S160: "modp1024s160", MODP2048S224: "modp2048s224", MODP2048S256: "modp2048s256",
+	ECP192: "ecp192", ECP224: "ecp224", ECP224BP: "ecp224bp", ECP256BP: "ecp256bp",
+	ECP384BP: "ecp384bp", ECP512BP: "ecp512bp", Curve25519: "curve25519", Curve448: "curve448",
+}
+
+// Keyword returns strongSwan's proposal keyword for id ("modp2048",
+// "ecp256", "curve25519") and whether id is a known group.
+func Keyword(id ID) (string, bool) {
+	s, ok := names[id]
+	return s, ok
+}
+
 var (
 	// ErrUnsupported: the group ID is not one this package implements.
 	ErrUnsupported = errors.New("dh: unsupported Diffie-Hellman group")
@@ -102,11 +134,10 @@ func IDs() []ID {
 	return ids
 }
 
-// String names the group the way strongSwan proposals do ("modp2048",
-// "ecp256", "curve25519"), or "dh<N>" for an unknown ID.
+// String is id's Keyword, or "dh<N>" for an unknown ID.
 func (id ID) String() string {
-	if g, ok := groups[id]; ok {
-		return g.String()
+	if s, ok := names[id]; ok {
+		return s
 	}
 	return fmt.Sprintf("dh%d", uint16(id))
 }
@@ -118,19 +149,19 @@ func register(g Group) { groups[g.ID()] = g }
 func init() {
 	// Exponent sizes: twice the group's estimated strength (RFC 3526 §8,
 	// NIST SP 800-57), and never under 256 bits.
-	register(newMODP(MODP1024, "modp1024", oakley2P, "02", "", 256))
-	register(newMODP(MODP1536, "modp1536", rfc3526_1536P, "02", "", 256))
-	register(newMODP(MODP2048, "modp2048", rfc3526_2048P, "02", "", 256))
-	register(newMODP(MODP3072, "modp3072", rfc3526_3072P, "02", "", 256))
-	register(newMODP(MODP4096, "modp4096", rfc3526_4096P, "02", "", 304))
-	register(newMODP(MODP6144, "modp6144", rfc3526_6144P, "02", "", 352))
-	register(newMODP(MODP8192, "modp8192", rfc3526_8192P, "02", "", 400))
+	register(newMODP(MODP1024, oakley2P, "02", "", 256))
+	register(newMODP(MODP1536, rfc3526_1536P, "02", "", 256))
+	register(newMODP(MODP2048, rfc3526_2048P, "02", "", 256))
+	register(newMODP(MODP3072, rfc3526_3072P, "02", "", 256))
+	register(newMODP(MODP4096, rfc3526_4096P, "02", "", 304))
+	register(newMODP(MODP6144, rfc3526_6144P, "02", "", 352))
+	register(newMODP(MODP8192, rfc3526_8192P, "02", "", 400))
 	// RFC 5114 groups: the exponent is uniform in [1, q−1].
-	register(newMODP(MODP1024S160, "modp1024s160", rfc5114_1024_160P, rfc5114_1024_160G, rfc5114_1024_160Q, 0))
-	register(newMODP(MODP2048S224, "modp2048s224", rfc5114_2048_224P, rfc5114_2048_224G, rfc5114_2048_224Q, 0))
-	register(newMODP(MODP2048S256, "modp2048s256", rfc5114_2048_256P, rfc5114_2048_256G, rfc5114_2048_256Q, 0))
-	register(newECP(ECP256, "ecp256"))
-	register(newECP(ECP384, "ecp384"))
-	register(newECP(ECP521, "ecp521"))
+	register(newMODP(MODP1024S160, rfc5114_1024_160P, rfc5114_1024_160G, rfc5114_1024_160Q, 0))
+	register(newMODP(MODP2048S224, rfc5114_2048_224P, rfc5114_2048_224G, rfc5114_2048_224Q, 0))
+	register(newMODP(MODP2048S256, rfc5114_2048_256P, rfc5114_2048_256G, rfc5114_2048_256Q, 0))
+	register(newECP(ECP256))
+	register(newECP(ECP384))
+	register(newECP(ECP521))
 	register(newX25519())
 }

@@ -422,8 +422,19 @@ func TestLookup(t *testing.T) {
 			t.Errorf("Lookup(%d) = %v, want ErrUnsupported", id, err)
 		}
 	}
-	if s := ID(30).String(); s != "dh30" {
+	// Unimplemented IANA groups are named too (a peer's offer is logged
+	// by name); unknown IDs by number.
+	if s := ID(30).String(); s != "ecp512bp" {
 		t.Errorf("ID(30).String() = %q", s)
+	}
+	if s := ID(99).String(); s != "dh99" {
+		t.Errorf("ID(99).String() = %q", s)
+	}
+	if k, ok := Keyword(99); ok || k != "" {
+		t.Errorf("Keyword(99) = %q %v", k, ok)
+	}
+	if k, ok := Keyword(None); !ok || k != "none" {
+		t.Errorf("Keyword(None) = %q %v", k, ok)
 	}
 	if s := MODP2048.String(); s != "modp2048" {
 		t.Errorf("MODP2048.String() = %q", s)

@@ -16,8 +16,8 @@ type ecp struct {
 	coord int // bytes of one coordinate
 }
 
-func newECP(id ID, name string) *ecp {
-	e := &ecp{id: id, name: name}
+func newECP(id ID) *ecp {
+	e := &ecp{id: id, name: id.String()}
 	switch id {
 	case ECP256:
 		e.curve, e.coord = ecdh.P256(), 32
@@ -90,7 +90,7 @@ type x25519 struct{}
 func newX25519() x25519 { return x25519{} }
 
 func (x25519) ID() ID         { return Curve25519 }
-func (x25519) String() string { return "curve25519" }
+func (x25519) String() string { return Curve25519.String() }
 func (x25519) PublicLen() int { return 32 }
 func (x25519) SecretLen() int { return 32 }
 
@@ -103,7 +103,7 @@ func (x x25519) Generate(r io.Reader) (Private, []byte, error) {
 }
 
 func (x25519) keyPair(k *ecdh.PrivateKey) (Private, []byte, error) {
-	return &ecdhPrivate{name: "curve25519", key: k, wire: x25519Wire}, k.PublicKey().Bytes(), nil
+	return &ecdhPrivate{name: Curve25519.String(), key: k, wire: x25519Wire}, k.PublicKey().Bytes(), nil
 }
 
 func x25519Wire(peer []byte) ([]byte, error) {

@@ -29,8 +29,8 @@ func mustHex(s string) *big.Int {
 	return n
 }
 
-func newMODP(id ID, name, p, g, q string, expBits int) *modp {
-	m := &modp{id: id, name: name, p: mustHex(p), g: mustHex(g), expBits: expBits}
+func newMODP(id ID, p, g, q string, expBits int) *modp {
+	m := &modp{id: id, name: id.String(), p: mustHex(p), g: mustHex(g), expBits: expBits}
 	if q != "" {
 		m.q = mustHex(q)
 	}

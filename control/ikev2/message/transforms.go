@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
 	"github.com/cgw-project/cgw/crypto/transform"
 )
@@ -84,35 +85,35 @@ const (
 	PRF_AES128_CMAC   = prf.PRF_AES128_CMAC
 )
 
-// DHGroup is a Diffie-Hellman group ID (Transform Type 4); the values
-// are crypto/dh's IDs.
-type DHGroup uint16
+// DHGroup is a Diffie-Hellman group ID (Transform Type 4): crypto/dh's,
+// which owns the ID space and its names.
+type DHGroup = dh.ID
 
-// DH groups (§3.3.2, RFC 3526, RFC 5903, RFC 5114, RFC 8031).
+// DH groups (§3.3.2, RFC 3526, RFC 5903, RFC 5114, RFC 8031), crypto/dh's.
 const (
-	DH_NONE        DHGroup = 0
-	MODP_768       DHGroup = 1
-	MODP_1024      DHGroup = 2
-	MODP_1536      DHGroup = 5
-	MODP_2048      DHGroup = 14
-	MODP_3072      DHGroup = 15
-	MODP_4096      DHGroup = 16
-	MODP_6144      DHGroup = 17
-	MODP_8192      DHGroup = 18
-	ECP_256        DHGroup = 19
-	ECP_384        DHGroup = 20
-	ECP_521        DHGroup = 21
-	MODP_1024_S160 DHGroup = 22
-	MODP_2048_S224 DHGroup = 23
-	MODP_2048_S256 DHGroup = 24
-	ECP_192        DHGroup = 25
-	ECP_224        DHGroup = 26
-	ECP_224_BP     DHGroup = 27
-	ECP_256_BP     DHGroup = 28
-	ECP_384_BP     DHGroup = 29
-	ECP_512_BP     DHGroup = 30
-	CURVE_25519    DHGroup = 31
-	CURVE_448      DHGroup = 32
+	DH_NONE        = dh.None
+	MODP_768       = dh.MODP768
+	MODP_1024      = dh.MODP1024
+	MODP_1536      = dh.MODP1536
+	MODP_2048      = dh.MODP2048
+	MODP_3072      = dh.MODP3072
+	MODP_4096      = dh.MODP4096
+	MODP_6144      = dh.MODP6144
+	MODP_8192      = dh.MODP8192
+	ECP_256        = dh.ECP256
+	ECP_384        = dh.ECP384
+	ECP_521        = dh.ECP521
+	MODP_1024_S160 = dh.MODP1024S160
+	MODP_2048_S224 = dh.MODP2048S224
+	MODP_2048_S256 = dh.MODP2048S256
+	ECP_192        = dh.ECP192
+	ECP_224        = dh.ECP224
+	ECP_224_BP     = dh.ECP224BP
+	ECP_256_BP     = dh.ECP256BP
+	ECP_384_BP     = dh.ECP384BP
+	ECP_512_BP     = dh.ECP512BP
+	CURVE_25519    = dh.Curve25519
+	CURVE_448      = dh.Curve448
 )
 
 // ESN IDs (Transform Type 5).
@@ -136,22 +137,7 @@ var (
 		AUTH_AES_CMAC_96: "aescmac", AUTH_HMAC_SHA2_256_128: "sha256", AUTH_HMAC_SHA2_384_192: "sha384",
 		AUTH_HMAC_SHA2_512_256: "sha512",
 	}
-	dhNames = map[DHGroup]string{
-		DH_NONE: "none", MODP_768: "modp768", MODP_1024: "modp1024", MODP_1536: "modp1536",
-		MODP_2048: "modp2048", MODP_3072: "modp3072", MODP_4096: "modp4096", MODP_6144: "modp6144",
-		MODP_8192: "modp8192", ECP_256: "ecp256", ECP_384: "ecp384", ECP_521: "ecp521",
-		MODP_1024_S160: "modp1024s160", MODP_2048_S224: "modp2048s224", MODP_2048_S256: "modp2048s256",
-		ECP_192: "ecp192", ECP_224: "ecp224", ECP_224_BP: "ecp224bp", ECP_256_BP: "ecp256bp",
-		ECP_384_BP: "ecp384bp", ECP_512_BP: "ecp512bp", CURVE_25519: "curve25519", CURVE_448: "curve448",
-	}
 )
-
-func (g DHGroup) String() string {
-	if s, ok := dhNames[g]; ok {
-		return s
-	}
-	return fmt.Sprintf("dh%d", uint16(g))
-}
 
 // KeyLengthAttr is the only transform attribute IKEv2 defines (§3.3.5):
 // the key length in bits, type 14, TV format.
@@ -228,7 +214,7 @@ func (t Transform) String() string {
 	case TransformPRF:
 		s, _ = prf.Keyword(prf.ID(t.ID))
 	case TransformDH:
-		s = dhNames[DHGroup(t.ID)]
+		s, _ = dh.Keyword(dh.ID(t.ID))
 	case TransformESN:
 		switch t.ID {
 		case NoESN:
