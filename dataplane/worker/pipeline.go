@@ -263,64 +263,32 @@ func dstAddr(ip []byte) netip.Addr {
 	return netip.AddrFrom16([16]byte(ip[24:40]))
 }
 
-// route finds each packet's tunnel (XDP metadata, else the LPM) and
-// checks that the tunnel can send.
-func (p *Pipeline) route(v *tables.View, pkts []Packet) []Packet {
-	k := 0
-	var okTunnel uint32
-	for i := range pkts {
-		pk := &pkts[i]
-		r := Reason(0)
+// routeOne finds a packet's tunnel (XDP metadata, else the LPM) and
+// checks that the tunnel can send; okTunnel is the tunnel the previous
+// packet passed with, so the rest of a run of one tunnel skips the checks.
+func routeOne(v *tables.View, pk *Packet, okTunnel *uint32) Reason {
+	if pk.Tunnel == 0 {
+		pk.Tunnel = v.Route(dstAddr(pk.Data()))
 		if pk.Tunnel == 0 {
-			pk.Tunnel = v.Route(dstAddr(pk.Data()))
-			if pk.Tunnel == 0 {
-				r = NoRoute
-			}
+			return NoRoute
 		}
-		if r == 0 && pk.Tunnel != okTunnel {
-			t := v.Tunnel(pk.Tunnel)
-			switch {
-			case t == nil || !t.Up:
-				r = TunnelDown
-			case t.Out == nil || t.Out.ESP.MustRekey():
-				r = NoSA
-			default:
-				okTunnel = pk.Tunnel // the rest of a run of one tunnel skips the checks
-			}
-		}
-		if r != 0 {
-			p.C.drop(StageRoute, uint8(r))
-			p.free(pk)
-			continue
-		}
-		if k != i {
-			pkts[k] = *pk
-		}
-		k++
 	}
-	return pkts[:k]
+	if pk.Tunnel != *okTunnel {
+		t := v.Tunnel(pk.Tunnel)
+		switch {
+		case t == nil || !t.Up:
+			return TunnelDown
+		case t.Out == nil || t.Out.ESP.MustRekey():
+			return NoSA
+		}
+		*okTunnel = pk.Tunnel
+	}
+	return 0
 }
 
-// ttl decrements the TTL (IPv4, checksum updated per RFC 1624) or hop
-// limit (IPv6) of forwarded packets; a packet that would reach 0 is
+// decTTL decrements the TTL (IPv4, checksum updated per RFC 1624) or hop
+// limit (IPv6) of a forwarded packet; a packet that would reach 0 is
 // dropped (RFC 1812 §5.3.1; no ICMP time exceeded is sent).
-func (p *Pipeline) ttl(pkts []Packet) []Packet {
-	k := 0
-	for i := range pkts {
-		pk := &pkts[i]
-		if !decTTL(pk.Data()) {
-			p.C.drop(StageTTL, uint8(TTLExceeded))
-			p.free(pk)
-			continue
-		}
-		if k != i {
-			pkts[k] = *pk
-		}
-		k++
-	}
-	return pkts[:k]
-}
-
 func decTTL(ip []byte) bool {
 	if ip[0]>>4 == 6 {
 		if ip[7] <= 1 {
@@ -343,16 +311,21 @@ func decTTL(ip []byte) bool {
 func (p *Pipeline) clamp(v *tables.View, pkts []Packet) {
 	var t *tables.Tunnel
 	for i := range pkts {
-		pk := &pkts[i]
-		if t == nil || t.ID != pk.Tunnel {
-			t = v.Tunnel(pk.Tunnel)
-		}
-		if t.MSS == 0 {
-			continue
-		}
-		m6 := t.MSS - (packet.IPv6HeaderLen - packet.IPv4HeaderLen)
-		mss.Clamp(pk.Data(), uint16(t.MSS), uint16(max(m6, 0)))
+		clampOne(v, &pkts[i], &t)
 	}
+}
+
+// clampOne is clamp for one packet; t caches the previous packet's tunnel.
+func clampOne(v *tables.View, pk *Packet, t **tables.Tunnel) {
+	if *t == nil || (*t).ID != pk.Tunnel {
+		*t = v.Tunnel(pk.Tunnel)
+	}
+	m := (*t).MSS
+	if m == 0 {
+		return
+	}
+	m6 := m - (packet.IPv6HeaderLen - packet.IPv4HeaderLen)
+	mss.Clamp(pk.Data(), uint16(m), uint16(max(m6, 0)))
 }
 
 // fragmenter returns the worker's Fragmenter for a tunnel, made again when
@@ -606,11 +579,41 @@ func (p *Pipeline) Outbound(v *tables.View, pkts []Packet, out *Output) {
 		p.forward(pkts, Out, p.cfg.OutsideIfindex, p.cfg.OutsideMAC, &out.Outside)
 		return
 	}
-	pkts = p.parse(pkts, true)
-	pkts = p.route(v, pkts)
-	pkts = p.ttl(pkts)
-	p.clamp(v, pkts)
+	pkts = p.outboundHead(v, pkts)
 	p.outboundTail(v, pkts, out)
+}
+
+// outboundHead runs parse → route → ttl → mss on each packet in turn, in
+// one pass over the batch (see inbound), each step counting its drops at
+// its own stage; the survivors keep their order.
+func (p *Pipeline) outboundHead(v *tables.View, pkts []Packet) []Packet {
+	k := 0
+	var okTunnel uint32
+	var t *tables.Tunnel
+	for i := range pkts {
+		pk := &pkts[i]
+		if r := parseIP(pk, true); r != 0 {
+			p.C.drop(StageParse, uint8(r))
+			p.free(pk)
+			continue
+		}
+		if r := routeOne(v, pk, &okTunnel); r != 0 {
+			p.C.drop(StageRoute, uint8(r))
+			p.free(pk)
+			continue
+		}
+		if !decTTL(pk.Data()) {
+			p.C.drop(StageTTL, uint8(TTLExceeded))
+			p.free(pk)
+			continue
+		}
+		clampOne(v, pk, &t)
+		if k != i {
+			pkts[k] = *pk
+		}
+		k++
+	}
+	return pkts[:k]
 }
 
 // outboundTail is the part of the outbound pipeline the slow path's
