@@ -524,3 +524,42 @@ func TestLabCGWStaticResponder(t *testing.T) {
 		t.Errorf("ping lan -> vpc over the static route: %+v %v", pr, err)
 	}
 }
+
+// TestLabCGWNAT: inet source-NATs the gateway (RFC 3947 detection sees a
+// NAT on our side); the tunnels still come up, BGP converges and traffic
+// flows ESP-in-UDP through the NAT.
+func TestLabCGWNAT(t *testing.T) {
+	needLab(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Fatal("nft not found (Debian package nftables): the lab's NAT needs it")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, g, _ := upLab(t, ctx, lab.Options{NAT: true})
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	s, err := g.WaitStatus(wctx, l, "both tunnels up behind NAT", allUp)
+	if err != nil {
+		t.Fatalf("%v; last %+v", err, s)
+	}
+	for i := range l.Conn.Tunnels {
+		sas, err := l.SwanctlListSAs(ctx, lab.AWSEndpoint(i))
+		if err != nil || len(sas) != 1 {
+			t.Fatalf("%s: %v %+v", lab.AWSEndpoint(i), err, sas)
+		}
+		if sas[0].RemoteHost != lab.NATAddress.String() {
+			t.Errorf("%s sees the gateway at %s, want the NAT address %v", lab.AWSEndpoint(i), sas[0].RemoteHost, lab.NATAddress)
+		}
+	}
+	if err := l.WaitBGP(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = g.WaitRouteInstalled(wctx, l, lab.VPCPrefix); err != nil {
+		t.Fatal(err)
+	}
+	checkMapsMatch(t, g, l, s)
+	pr, err := l.Ping(ctx, lab.LAN, lab.VPCHost, 10)
+	if err != nil || pr.Received < pr.Sent-1 {
+		t.Errorf("ping lan -> vpc through the NAT: %+v %v", pr, err)
+	}
+}
