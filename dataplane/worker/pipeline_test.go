@@ -378,3 +378,53 @@ func TestFromKernelRefusesJunk(t *testing.T) {
 		t.Fatalf("junk from the kernel: %d sent, drops %v", len(a.out.Outside), a.drops())
 	}
 }
+
+// TestInboundMixedBatch: one inbound batch in which packets fail at
+// different steps of the single pass (parse, esp_decap, ttl), one goes to
+// the slow path, and the good ones come out in their order; every frame
+// not transmitted is freed.
+func TestInboundMixedBatch(t *testing.T) {
+	a, b := pair(t)
+	out := a.p.NewBatch()
+	for _, ip := range [][]byte{
+		ipv4(lanHost, vpcHost, 100, 64, false, 1),
+		ipv4(lanHost, vpcHost, 100, 2, false, 2), // TTL 1 when it reaches b
+		ipv4(netip.MustParseAddr("169.254.10.1"), insideT1, 80, 64, false, 3),
+		ipv4(lanHost, vpcHost, 100, 64, false, 4), // ICV corrupted below
+		ipv4(lanHost, vpcHost, 300, 64, false, 5),
+		ipv4(lanHost, vpcHost, 100, 64, false, 6),
+	} {
+		pk := a.frameOf(t, macIn, macLAN, ip)
+		pk.Tunnel = 1 // as the inside XDP program's metadata says
+		out = append(out, pk)
+	}
+	a.out.Reset()
+	a.p.Outbound(a.view(), out, a.out)
+	if len(a.out.Outside) != 6 {
+		t.Fatalf("a sent %d of 6; drops %v", len(a.out.Outside), a.drops())
+	}
+	pkts := move(t, a, b, a.out.Outside)
+	bad := pkts[3].Data()
+	bad[len(bad)-1] ^= 1
+	short := b.frameOf(t, macOut, macRouter, []byte{0x45})
+	pkts = append(pkts[:4], append([]Packet{short}, pkts[4:]...)...)
+	free := b.frames.FreeFrames()
+	recvIn(t, b, pkts)
+	var ids []byte
+	for _, pk := range b.out.Inside {
+		ids = append(ids, pk.Data()[EthLen+4])
+	}
+	if string(ids) != "\x01\x05\x06" {
+		t.Fatalf("delivered IDs %v, want [1 5 6]; drops %v", ids, b.drops())
+	}
+	want := map[string]uint64{"parse/short_frame": 1, "esp_decap/bad_icv": 1, "ttl/ttl_exceeded": 1}
+	if d := b.drops(); len(d) != len(want) || d["parse/short_frame"] != 1 || d["esp_decap/bad_icv"] != 1 || d["ttl/ttl_exceeded"] != 1 {
+		t.Fatalf("drops %v, want %v", d, want)
+	}
+	if len(b.slow.pkts[1]) != 1 || b.p.C.Packets[In] != 5 {
+		t.Fatalf("slow path got %d, want 1; decrypted %d, want 5", len(b.slow.pkts[1]), b.p.C.Packets[In])
+	}
+	if got := b.frames.FreeFrames(); got != free+len(pkts)-3 {
+		t.Fatalf("free frames %d after the batch, want %d (all but the 3 transmitted)", got, free+len(pkts)-3)
+	}
+}
