@@ -69,7 +69,33 @@ func cmdStatus(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("  %-16s pid %-7d %-8s %s\n", p.Name, p.Pid, alive, p.Log)
 	}
+	if st.Gateway == "cgw" {
+		showCGW(ctx, l, &lab.CGWGateway{})
+	}
 	return showSAsAndBGP(ctx, l)
+}
+
+// showCGW prints what cgw-control reports (as cgwctl status would).
+func showCGW(ctx context.Context, l *lab.Lab, g *lab.CGWGateway) {
+	fmt.Printf("\n--- cgw-control (cgwctl status|sas|routes -socket %s) ---\n", g.SocketPath(l))
+	s, err := g.Client(l).Status(ctx)
+	if err != nil {
+		fmt.Println("  error:", err)
+		return
+	}
+	for _, t := range s.Tunnels {
+		fmt.Printf("tunnel %s: %s, peer %v, NAT %v, %d child SA(s)", t.Name, t.State, t.Peer, t.NAT, len(t.Children))
+		if a, ok := t.Active(); ok {
+			fmt.Printf(", active in %08x (%d pkts) out %08x (%d pkts)", a.InSPI, a.In.Packets, a.OutSPI, a.Out.Packets)
+		}
+		fmt.Println()
+	}
+	for _, n := range s.Neighbors {
+		fmt.Printf("bgp %v (%s): %s, %d route(s)\n", n.Peer, n.Tunnel, n.State, n.Routes)
+	}
+	for _, r := range s.Routes {
+		fmt.Printf("route %v via %s, backup %s (%s: %s)\n", r.Prefix, r.Tunnel, r.Backup, r.Source, r.Reason)
+	}
 }
 
 func showSAsAndBGP(ctx context.Context, l *lab.Lab) error {

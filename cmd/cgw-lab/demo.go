@@ -80,15 +80,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	if cgw != nil {
-		fmt.Printf("\n--- cgw: cgwctl -socket %s status | sas | routes ---\n", cgw.SocketPath(l))
-		if s, err := cgw.Client(l).Status(ctx); err == nil {
-			for _, t := range s.Tunnels {
-				fmt.Printf("tunnel %s: %s, peer %v, NAT %v\n", t.Name, t.State, t.Peer, t.NAT)
-			}
-			for _, r := range s.Routes {
-				fmt.Printf("route %v via %s (%s: %s)\n", r.Prefix, r.Tunnel, r.Source, r.Reason)
-			}
-		}
+		showCGW(ctx, l, cgw)
 	} else {
 		out, _ := l.Exec(ctx, lab.CGW, "ip", "route", "show", lab.VPCPrefix.String())
 		fmt.Printf("\n--- kernel route in %s ---\n%s", l.NS(lab.CGW), out)
