@@ -59,7 +59,8 @@ func testSA(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir) maps.SA {
 // configured tunnel that is up, SAs of a tunnel no longer configured,
 // routes). A new daemon keeps the configured tunnel forwarding on its old
 // SAs, removes the unconfigured tunnel's at once, removes the routes
-// routing did not select again after ConvergeTimeout, and Stop leaves no
+// routing did not select again after ConvergeTimeout, gives up on the old
+// SAs of a tunnel that does not come back within it, and Stop leaves no
 // SA behind.
 func TestAdopt(t *testing.T) {
 	if testing.Short() {
@@ -152,6 +153,14 @@ func TestAdopt(t *testing.T) {
 	must(err)
 	if len(tabs.Routes) != 0 {
 		t.Errorf("stale routes not removed after ConvergeTimeout: %v", tabs.Routes)
+	}
+	// Tunnel 1 never came back: its old SAs go and it is marked down, so
+	// XDP would fail over to a backup tunnel.
+	if len(tabs.Inbound) != 0 || tabs.Outbound[1] != 0 || tabs.Tunnels[1].Flags&uint32(bpf.CgwTunnelFlagUp) != 0 {
+		t.Errorf("after ConvergeTimeout tunnel 1 keeps its stale SAs: inbound %v outbound %d flags %#x", tabs.Inbound, tabs.Outbound[1], tabs.Tunnels[1].Flags)
+	}
+	if tu, _ := d.Status().Tunnel("vpn-t1"); len(tu.Stale) != 0 {
+		t.Errorf("status still lists stale slots %v", tu.Stale)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -25,6 +25,7 @@ func (d *Daemon) loop() {
 		case <-tick.C:
 			d.pollCounters()
 			d.sweepRoutes()
+			d.sweepStaleTunnels()
 		case <-d.quit:
 			for {
 				select {
@@ -320,6 +321,31 @@ func (d *Daemon) pollCounters() {
 				d.ike.ChildNeedsRekey(c.sa.OutSPI)
 			}
 		}
+	}
+}
+
+// sweepStaleTunnels gives up on the SAs a previous process left for a
+// tunnel that has not come back within ConvergeTimeout: they would keep
+// the tunnel marked up and its traffic going to a peer that no longer
+// holds the SAs, where marking it down lets XDP fail over to the backup
+// tunnel.
+func (d *Daemon) sweepStaleTunnels() {
+	if time.Since(d.started) < d.opt.ConvergeTimeout {
+		return
+	}
+	for _, t := range d.tunnels {
+		d.mu.Lock()
+		n, up := len(t.stale), t.up
+		d.mu.Unlock()
+		if n == 0 || up {
+			continue
+		}
+		d.log.Warn("tunnel did not come back: removing the SAs the previous cgw-control left and marking it down", "tunnel", t.cfg.Name, "after", d.opt.ConvergeTimeout)
+		d.w.SetTunnelUp(t.id, false)
+		if err := d.w.SetOutboundSA(t.id, 0); err != nil {
+			d.log.Warn("clearing the outbound SA", "tunnel", t.cfg.Name, "err", err)
+		}
+		d.retireStale(t)
 	}
 }
 
