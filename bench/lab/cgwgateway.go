@@ -24,6 +24,10 @@ import (
 // generates. Each instance's pinned maps are named after the lab prefix
 // (Instance), so labs with different prefixes never share maps.
 //
+// No veth peer needs an XDP program here: the dataplane transmits with
+// AF_XDP (not XDP_REDIRECT/XDP_TX), which veth delivers without one
+// (DESIGN §4).
+//
 // Both processes are started with "nsenter --mount=<our mount namespace>"
 // after ip netns exec: ip netns exec remounts /sys, which hides
 // /sys/fs/bpf, and the two processes must see the same pinned maps.

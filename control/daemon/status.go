@@ -34,7 +34,7 @@ func (d *Daemon) Status() *status.Status {
 		st := status.Tunnel{Name: t.cfg.Name, Connection: t.conn.Name, ID: t.id, State: "down",
 			InsidePeer: t.cfg.AWSInside(), NAT: t.nat, LastError: t.lastErr, Stale: append([]uint32(nil), t.stale...)}
 		if a := t.cfg.LocalInside(); a.IsValid() {
-			st.InsideLocal = netipPrefix(a, t.cfg.InsideCIDR.Bits())
+			st.InsideLocal = netip.PrefixFrom(a, t.cfg.InsideCIDR.Bits())
 		}
 		it, ok := ike[t.cfg.Name]
 		if ok {
@@ -58,11 +58,11 @@ func (d *Daemon) Status() *status.Status {
 			}
 		}
 		if !st.Peer.IsValid() {
-			st.Peer = netipAddrPort(t.cfg.AWSOutside, 500)
+			st.Peer = netip.AddrPortFrom(t.cfg.AWSOutside, 500)
 		}
-		st.Local = netipAddrPort(t.cfg.LocalOutside, 500)
+		st.Local = netip.AddrPortFrom(t.cfg.LocalOutside, 500)
 		if st.NAT {
-			st.Local = netipAddrPort(t.cfg.LocalOutside, 4500)
+			st.Local = netip.AddrPortFrom(t.cfg.LocalOutside, 4500)
 		}
 		if t.up {
 			st.Uptime = status.Duration(now.Sub(t.upSince))
@@ -107,10 +107,6 @@ func counters(c maps.SACounters, mono uint64) status.Counters {
 	}
 	return out
 }
-
-func netipPrefix(a netip.Addr, bits int) netip.Prefix { return netip.PrefixFrom(a, bits) }
-
-func netipAddrPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
 
 // RekeyChild implements status.Actor.
 func (d *Daemon) RekeyChild(tunnel string) error { return d.ike.RekeyChild(tunnel) }
