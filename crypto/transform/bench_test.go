@@ -69,10 +69,10 @@ func rawSeal(pkt []byte, block cipher.Block, e *encrSpec, g *integSpec, km []byt
 		return func() { aead.Seal(body[:0], nonce, body, pkt[:espHdrLen]) }
 	}
 	iv := pkt[espHdrLen : espHdrLen+e.ivLen]
-	end := len(pkt) - g.icvLen
+	end := len(pkt) - g.ICVLen
 	body := pkt[espHdrLen+e.ivLen : end]
 	enc := cipher.NewCBCEncrypter(block, iv)
-	mac := hmac.New(g.newHash, km[e.keyLen:])
+	mac := hmac.New(g.Hash, km[e.keyLen:])
 	sum := make([]byte, 0, 64)
 	return func() {
 		enc.(ivSetter).SetIV(iv)

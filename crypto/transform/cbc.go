@@ -63,10 +63,10 @@ func newCBC(s Suite, e *encrSpec, g *integSpec, keymat []byte) (*cbcCipher, erro
 	if e.ivLen != block.BlockSize() || e.blockSize != block.BlockSize() {
 		return nil, fmt.Errorf("transform %s: table gives IV %d and block %d; RFC 3602 needs %d", s, e.ivLen, e.blockSize, block.BlockSize())
 	}
-	authKey := append([]byte(nil), keymat[e.keyLen:e.keyLen+g.keyLen]...)
-	c := &cbcCipher{suite: s, spec: e, block: block, ivGen: ivGen, icvLen: g.icvLen}
+	authKey := append([]byte(nil), keymat[e.keyLen:e.keyLen+g.KeyLen]...)
+	c := &cbcCipher{suite: s, spec: e, block: block, ivGen: ivGen, icvLen: g.ICVLen}
 	c.pool.New = func() any {
-		sc := &cbcScratch{mac: hmac.New(g.newHash, authKey)}
+		sc := &cbcScratch{mac: hmac.New(g.Hash, authKey)}
 		sc.mac.Reset() // precompute the ipad/opad states now
 		sc.enc = cipher.NewCBCEncrypter(block, sc.zeroIV[:])
 		sc.dec = cipher.NewCBCDecrypter(block, sc.zeroIV[:])

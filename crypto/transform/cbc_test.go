@@ -29,16 +29,16 @@ func TestCBCAgainstReference(t *testing.T) {
 			iv := pkt[8:24]
 			want := make([]byte, len(plain))
 			cipher.NewCBCEncrypter(block, iv).CryptBlocks(want, plain)
-			end := len(pkt) - g.icvLen
+			end := len(pkt) - g.ICVLen
 			if !bytes.Equal(pkt[24:end], want) {
 				t.Fatalf("%v esn=%v: ciphertext differs from crypto/cipher CBC", s, esn)
 			}
-			mac := hmac.New(g.newHash, km[e.keyLen:])
+			mac := hmac.New(g.Hash, km[e.keyLen:])
 			mac.Write(pkt[:end])
 			if esn {
 				mac.Write(binary.BigEndian.AppendUint32(nil, uint32(seq>>32)))
 			}
-			if sum := mac.Sum(nil)[:g.icvLen]; !bytes.Equal(pkt[end:], sum) {
+			if sum := mac.Sum(nil)[:g.ICVLen]; !bytes.Equal(pkt[end:], sum) {
 				t.Fatalf("%v esn=%v: ICV %x, want %x", s, esn, pkt[end:], sum)
 			}
 		}

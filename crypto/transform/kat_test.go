@@ -237,7 +237,7 @@ func TestKATLinuxAuthenc(t *testing.T) {
 			t.Logf("%s: AES-192 is not an AWS transform; not run", name)
 			continue
 		}
-		if g := s.integ(); g == nil || len(authKey) != g.keyLen {
+		if g := s.integ(); g == nil || len(authKey) != g.KeyLen {
 			t.Fatalf("%s: %d-byte HMAC key, want the %v key length", name, len(authKey), s)
 		}
 		keymat := append(append([]byte(nil), encKey...), authKey...) // RFC 7296 §2.17 order

@@ -14,39 +14,63 @@ import (
 type encrSpec struct {
 	id        EncrID
 	keyBits   int
-	name      string // strongSwan's proposal keyword
-	keyLen    int    // cipher key bytes in KEYMAT
-	saltLen   int    // bytes of KEYMAT after the key (RFC 4106 §8.1)
-	ivLen     int    // IV bytes on the wire
-	blockSize int    // alignment of payload..next header
-	icvLen    int    // ICV bytes of an AEAD; 0 when an integ transform supplies it
+	keyLen    int // cipher key bytes in KEYMAT
+	saltLen   int // bytes of KEYMAT after the key (RFC 4106 §8.1)
+	ivLen     int // IV bytes on the wire
+	blockSize int // alignment of payload..next header
+	icvLen    int // ICV bytes of an AEAD; 0 when an integ transform supplies it
 }
 
 var encrTable = [...]encrSpec{
 	// RFC 4106 §3.1, §8.1: KEYMAT = key || 4-byte salt, 8-byte explicit
 	// IV, 16-byte ICV; RFC 4303 §2.4 still asks for 4-byte alignment.
-	{ENCR_AES_GCM_16, 128, "aes128gcm16", 16, 4, 8, 4, 16},
-	{ENCR_AES_GCM_16, 256, "aes256gcm16", 32, 4, 8, 4, 16},
+	{ENCR_AES_GCM_16, 128, 16, 4, 8, 4, 16},
+	{ENCR_AES_GCM_16, 256, 32, 4, 8, 4, 16},
 	// RFC 3602 §2.3, §3: IV and block are both 16 bytes.
-	{ENCR_AES_CBC, 128, "aes128", 16, 0, 16, 16, 0},
-	{ENCR_AES_CBC, 256, "aes256", 32, 0, 16, 16, 0},
+	{ENCR_AES_CBC, 128, 16, 0, 16, 16, 0},
+	{ENCR_AES_CBC, 256, 32, 0, 16, 16, 0},
+}
+
+// name is strongSwan's proposal keyword for the row.
+func (e *encrSpec) name() string { n, _ := EncrKeyword(e.id, e.keyBits); return n }
+
+// HMAC describes an HMAC integrity transform: the key is the full hash
+// output, the ICV the output truncated (RFC 2404 §2, §3; RFC 4868
+// §2.1.1). IKE's Encrypted payload uses the same transforms (RFC 7296
+// §3.14).
+type HMAC struct {
+	Hash   func() hash.Hash
+	KeyLen int
+	ICVLen int
 }
 
 // integSpec is one row of the integrity table.
 type integSpec struct {
-	id      IntegID
-	name    string
-	keyLen  int // RFC 2404 §3, RFC 4868 §2.1.1: key = full hash output
-	icvLen  int // truncated ICV (RFC 2404 §2, RFC 4868 §2.1.1)
-	newHash func() hash.Hash
+	id IntegID
+	HMAC
 }
 
 var integTable = [...]integSpec{
-	{AUTH_HMAC_SHA1_96, "sha1", 20, 12, sha1.New},
-	{AUTH_HMAC_SHA2_256_128, "sha256", 32, 16, sha256.New},
-	{AUTH_HMAC_SHA2_384_192, "sha384", 48, 24, sha512.New384},
-	{AUTH_HMAC_SHA2_512_256, "sha512", 64, 32, sha512.New},
+	{AUTH_HMAC_SHA1_96, HMAC{sha1.New, 20, 12}},
+	{AUTH_HMAC_SHA2_256_128, HMAC{sha256.New, 32, 16}},
+	{AUTH_HMAC_SHA2_384_192, HMAC{sha512.New384, 48, 24}},
+	{AUTH_HMAC_SHA2_512_256, HMAC{sha512.New, 64, 32}},
 }
+
+// LookupHMAC returns integrity transform id if this package implements it.
+func LookupHMAC(id IntegID) (HMAC, bool) {
+	if g := (Suite{Integ: id}).integ(); g != nil {
+		return g.HMAC, true
+	}
+	return HMAC{}, false
+}
+
+// name is strongSwan's proposal keyword for the row.
+func (g *integSpec) name() string { n, _ := IntegKeyword(g.id); return n }
+
+// AEAD reports whether the suite's cipher is an implemented AEAD (GCM),
+// which takes no integrity transform (RFC 4106 §4).
+func (s Suite) AEAD() bool { e := s.encr(); return e != nil && e.icvLen > 0 }
 
 func (s Suite) encr() *encrSpec {
 	for i := range encrTable {
@@ -90,13 +114,13 @@ func (s Suite) Valid() error {
 	}
 	if e.icvLen > 0 {
 		if s.Integ != AUTH_NONE {
-			return fmt.Errorf("%w: %s is an AEAD and takes no integrity transform (got %d; RFC 4106 §4)", ErrSuite, e.name, s.Integ)
+			return fmt.Errorf("%w: %s is an AEAD and takes no integrity transform (got %d; RFC 4106 §4)", ErrSuite, e.name(), s.Integ)
 		}
 		return nil
 	}
 	if s.integ() == nil {
 		return fmt.Errorf("%w: %s needs an integrity transform: HMAC_SHA1_96=2, HMAC_SHA2_256_128=12, _384_192=13 or _512_256=14 (got %d)",
-			ErrSuite, e.name, s.Integ)
+			ErrSuite, e.name(), s.Integ)
 	}
 	return nil
 }
@@ -109,12 +133,12 @@ func (s Suite) String() string {
 		return fmt.Sprintf("encr%d-%dbit-integ%d", s.Encr, s.KeyBits, s.Integ)
 	}
 	if e.icvLen > 0 || s.Integ == AUTH_NONE {
-		return e.name
+		return e.name()
 	}
 	if g := s.integ(); g != nil {
-		return e.name + "-" + g.name
+		return e.name() + "-" + g.name()
 	}
-	return fmt.Sprintf("%s-integ%d", e.name, s.Integ)
+	return fmt.Sprintf("%s-integ%d", e.name(), s.Integ)
 }
 
 // KeymatLen is how many bytes of KEYMAT one direction of the SA takes
@@ -127,7 +151,7 @@ func (s Suite) KeymatLen() int {
 	e := s.encr()
 	n := e.keyLen + e.saltLen
 	if g := s.integ(); e.icvLen == 0 && g != nil {
-		n += g.keyLen
+		n += g.KeyLen
 	}
 	return n
 }
@@ -145,7 +169,7 @@ func New(s Suite, keymat []byte) (Cipher, error) {
 		if e.icvLen > 0 {
 			want = fmt.Sprintf("%d-byte key + %d-byte salt, RFC 4106 §8.1", e.keyLen, e.saltLen)
 		} else {
-			want = fmt.Sprintf("%d-byte encryption key + %d-byte integrity key, RFC 7296 §2.17", e.keyLen, s.integ().keyLen)
+			want = fmt.Sprintf("%d-byte encryption key + %d-byte integrity key, RFC 7296 §2.17", e.keyLen, s.integ().KeyLen)
 		}
 		return nil, fmt.Errorf("%w: %s needs %d bytes (%s), got %d", ErrKeymat, s, s.KeymatLen(), want, len(keymat))
 	}
@@ -183,7 +207,7 @@ func (s Suite) ICVLen() int {
 	if e := s.encr(); e.icvLen > 0 {
 		return e.icvLen
 	}
-	return s.integ().icvLen
+	return s.integ().ICVLen
 }
 
 // BlockSize: see IVLen.

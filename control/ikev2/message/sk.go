@@ -5,14 +5,10 @@ import (
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"sync/atomic"
 
 	"github.com/cgw-project/cgw/crypto/transform"
@@ -44,21 +40,6 @@ type Crypter interface {
 	Open(msg []byte, ivOff int) error
 }
 
-// integ describes the HMAC integrity transforms (RFC 4868 §2.1.1,
-// RFC 2404): key = full hash output, ICV truncated to half of it (SHA-1:
-// 96 bits).
-type integSpec struct {
-	keyLen, icvLen int
-	newHash        func() hash.Hash
-}
-
-var integSpecs = map[transform.IntegID]integSpec{
-	AUTH_HMAC_SHA1_96:      {20, 12, sha1.New},
-	AUTH_HMAC_SHA2_256_128: {32, 16, sha256.New},
-	AUTH_HMAC_SHA2_384_192: {48, 24, sha512.New384},
-	AUTH_HMAC_SHA2_512_256: {64, 32, sha512.New},
-}
-
 // gcmSaltLen: SK_e for AES-GCM is the key followed by a 4-byte salt
 // (RFC 5282 §7.1).
 const gcmSaltLen = 4
@@ -82,11 +63,11 @@ func SKLengths(p Proposal) (encr, integ int, err error) {
 		}
 		return int(e.KeyLength)/8 + gcmSaltLen, 0, nil
 	case ENCR_AES_CBC:
-		spec, ok := integSpecs[transform.IntegID(i.ID)]
+		spec, ok := transform.LookupHMAC(transform.IntegID(i.ID))
 		if !hasInteg || !ok {
 			return 0, 0, fmt.Errorf("ikev2: proposal %s: AES-CBC needs integrity sha1, sha256, sha384 or sha512", p)
 		}
-		return int(e.KeyLength) / 8, spec.keyLen, nil
+		return int(e.KeyLength) / 8, spec.KeyLen, nil
 	}
 	return 0, 0, fmt.Errorf("ikev2: proposal %s: encryption %s is not implemented for IKE (want aes128/192/256 or aes128/192/256gcm16)", p, e)
 }
@@ -132,7 +113,7 @@ func NewCrypter(p Proposal, skE, skA []byte) (Crypter, error) {
 		return c, nil
 	}
 	i, _ := p.Chosen(TransformINTEG)
-	spec := integSpecs[transform.IntegID(i.ID)]
+	spec, _ := transform.LookupHMAC(transform.IntegID(i.ID))
 	return &cbcCrypter{block: block, spec: spec, key: append([]byte(nil), skA...)}, nil
 }
 
@@ -301,19 +282,19 @@ func (c *gcmCrypter) Open(msg []byte, ivOff int) error {
 
 type cbcCrypter struct {
 	block cipher.Block
-	spec  integSpec
+	spec  transform.HMAC // RFC 7296 §3.14: the ESP integrity transforms
 	key   []byte
 }
 
 func (c *cbcCrypter) IVLen() int     { return aes.BlockSize }
-func (c *cbcCrypter) ICVLen() int    { return c.spec.icvLen }
+func (c *cbcCrypter) ICVLen() int    { return c.spec.ICVLen }
 func (c *cbcCrypter) BlockSize() int { return aes.BlockSize }
 
 // Seal: a random IV (§3.14: MUST be unpredictable), CBC, then the HMAC of
 // the whole message up to the ICV, truncated (§3.14).
 func (c *cbcCrypter) Seal(msg []byte, ivOff int) error {
 	body := ivOff + aes.BlockSize
-	end := len(msg) - c.spec.icvLen
+	end := len(msg) - c.spec.ICVLen
 	if end < body || (end-body)%aes.BlockSize != 0 {
 		return fmt.Errorf("ikev2: CBC plaintext of %d bytes is not whole blocks", end-body)
 	}
@@ -328,7 +309,7 @@ func (c *cbcCrypter) Seal(msg []byte, ivOff int) error {
 
 func (c *cbcCrypter) Open(msg []byte, ivOff int) error {
 	body := ivOff + aes.BlockSize
-	end := len(msg) - c.spec.icvLen
+	end := len(msg) - c.spec.ICVLen
 	if end < body+aes.BlockSize {
 		return syntaxf("AES-CBC Encrypted payload too short for IV, one block and ICV")
 	}
@@ -344,7 +325,7 @@ func (c *cbcCrypter) Open(msg []byte, ivOff int) error {
 }
 
 func (c *cbcCrypter) mac(b []byte) []byte {
-	h := hmac.New(c.spec.newHash, c.key)
+	h := hmac.New(c.spec.Hash, c.key)
 	h.Write(b)
-	return h.Sum(nil)[:c.spec.icvLen]
+	return h.Sum(nil)[:c.spec.ICVLen]
 }

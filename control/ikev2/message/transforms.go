@@ -2,8 +2,6 @@ package message
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
@@ -39,35 +37,35 @@ func (t TransformType) String() string {
 	return fmt.Sprintf("TRANSFORM_TYPE_%d", uint8(t))
 }
 
-// Encryption algorithm IDs (Transform Type 1). The two AWS uses are
-// crypto/transform's, so control and dataplane name them the same way;
-// the others are here so a peer's offer can be logged by name.
+// Encryption algorithm IDs (Transform Type 1), crypto/transform's, which
+// owns the ID space and its names, so control and dataplane name them the
+// same way; the ones AWS does not use are there so a peer's offer can be
+// logged by name.
 const (
-	ENCR_3DES              transform.EncrID = 3
-	ENCR_NULL              transform.EncrID = 11
-	ENCR_AES_CBC                            = transform.ENCR_AES_CBC // RFC 3602
-	ENCR_AES_CTR           transform.EncrID = 13
-	ENCR_AES_CCM_8         transform.EncrID = 14
-	ENCR_AES_CCM_12        transform.EncrID = 15
-	ENCR_AES_CCM_16        transform.EncrID = 16
-	ENCR_AES_GCM_8         transform.EncrID = 18
-	ENCR_AES_GCM_12        transform.EncrID = 19
-	ENCR_AES_GCM_16                         = transform.ENCR_AES_GCM_16 // RFC 4106, RFC 5282
-	ENCR_CAMELLIA_CBC      transform.EncrID = 23
-	ENCR_CHACHA20_POLY1305 transform.EncrID = 28
+	ENCR_3DES              = transform.ENCR_3DES
+	ENCR_NULL              = transform.ENCR_NULL
+	ENCR_AES_CBC           = transform.ENCR_AES_CBC // RFC 3602
+	ENCR_AES_CTR           = transform.ENCR_AES_CTR
+	ENCR_AES_CCM_8         = transform.ENCR_AES_CCM_8
+	ENCR_AES_CCM_12        = transform.ENCR_AES_CCM_12
+	ENCR_AES_CCM_16        = transform.ENCR_AES_CCM_16
+	ENCR_AES_GCM_8         = transform.ENCR_AES_GCM_8
+	ENCR_AES_GCM_12        = transform.ENCR_AES_GCM_12
+	ENCR_AES_GCM_16        = transform.ENCR_AES_GCM_16 // RFC 4106, RFC 5282
+	ENCR_CAMELLIA_CBC      = transform.ENCR_CAMELLIA_CBC
+	ENCR_CHACHA20_POLY1305 = transform.ENCR_CHACHA20_POLY1305
 )
 
-// Integrity algorithm IDs (Transform Type 3), crypto/transform's plus
-// names for logging.
+// Integrity algorithm IDs (Transform Type 3), crypto/transform's.
 const (
-	AUTH_NONE                                = transform.AUTH_NONE
-	AUTH_HMAC_MD5_96       transform.IntegID = 1
-	AUTH_HMAC_SHA1_96                        = transform.AUTH_HMAC_SHA1_96
-	AUTH_AES_XCBC_96       transform.IntegID = 5
-	AUTH_AES_CMAC_96       transform.IntegID = 8
-	AUTH_HMAC_SHA2_256_128                   = transform.AUTH_HMAC_SHA2_256_128
-	AUTH_HMAC_SHA2_384_192                   = transform.AUTH_HMAC_SHA2_384_192
-	AUTH_HMAC_SHA2_512_256                   = transform.AUTH_HMAC_SHA2_512_256
+	AUTH_NONE              = transform.AUTH_NONE
+	AUTH_HMAC_MD5_96       = transform.AUTH_HMAC_MD5_96
+	AUTH_HMAC_SHA1_96      = transform.AUTH_HMAC_SHA1_96
+	AUTH_AES_XCBC_96       = transform.AUTH_AES_XCBC_96
+	AUTH_AES_CMAC_96       = transform.AUTH_AES_CMAC_96
+	AUTH_HMAC_SHA2_256_128 = transform.AUTH_HMAC_SHA2_256_128
+	AUTH_HMAC_SHA2_384_192 = transform.AUTH_HMAC_SHA2_384_192
+	AUTH_HMAC_SHA2_512_256 = transform.AUTH_HMAC_SHA2_512_256
 )
 
 // PRFID is a pseudorandom function ID (Transform Type 2): crypto/prf's,
@@ -122,23 +120,6 @@ const (
 	ESN   uint16 = 1
 )
 
-// Names follow strongSwan's proposal keywords so operators can compare
-// logs with a swanctl.conf: "aes128", "aes256gcm16", "sha256",
-// "prfsha256", "modp2048", "ecp256", "curve25519", "esn".
-var (
-	encrNames = map[transform.EncrID]string{
-		ENCR_3DES: "3des", ENCR_NULL: "null", ENCR_AES_CBC: "aes%d", ENCR_AES_CTR: "aes%dctr",
-		ENCR_AES_CCM_8: "aes%dccm8", ENCR_AES_CCM_12: "aes%dccm12", ENCR_AES_CCM_16: "aes%dccm16",
-		ENCR_AES_GCM_8: "aes%dgcm8", ENCR_AES_GCM_12: "aes%dgcm12", ENCR_AES_GCM_16: "aes%dgcm16",
-		ENCR_CAMELLIA_CBC: "camellia%d", ENCR_CHACHA20_POLY1305: "chacha20poly1305",
-	}
-	integNames = map[transform.IntegID]string{
-		AUTH_NONE: "none", AUTH_HMAC_MD5_96: "md5", AUTH_HMAC_SHA1_96: "sha1", AUTH_AES_XCBC_96: "aesxcbc",
-		AUTH_AES_CMAC_96: "aescmac", AUTH_HMAC_SHA2_256_128: "sha256", AUTH_HMAC_SHA2_384_192: "sha384",
-		AUTH_HMAC_SHA2_512_256: "sha512",
-	}
-)
-
 // KeyLengthAttr is the only transform attribute IKEv2 defines (§3.3.5):
 // the key length in bits, type 14, TV format.
 const KeyLengthAttr = 14
@@ -188,29 +169,16 @@ func ESNTransform(on bool) Transform {
 }
 
 // String is strongSwan's keyword for the transform ("aes128", "sha256",
-// "prfsha256", "modp2048", "esn"), or "ENCR_99" style for unknown IDs.
+// "prfsha256", "modp2048", "esn": crypto/transform's, crypto/prf's and
+// crypto/dh's keywords, so operators can compare logs with a
+// swanctl.conf), or "ENCR_99" style for unknown IDs.
 func (t Transform) String() string {
 	var s string
 	switch t.Type {
 	case TransformENCR:
-		if f, ok := encrNames[transform.EncrID(t.ID)]; ok {
-			// "%d" marks where the key length goes; a fixed-key cipher
-			// given one anyway shows it in parentheses.
-			switch {
-			case strings.Contains(f, "%d"):
-				k := ""
-				if t.KeyLength != 0 {
-					k = strconv.Itoa(int(t.KeyLength))
-				}
-				s = strings.Replace(f, "%d", k, 1)
-			case t.KeyLength != 0:
-				s = fmt.Sprintf("%s(%d)", f, t.KeyLength)
-			default:
-				s = f
-			}
-		}
+		s, _ = transform.EncrKeyword(transform.EncrID(t.ID), int(t.KeyLength))
 	case TransformINTEG:
-		s = integNames[transform.IntegID(t.ID)]
+		s, _ = transform.IntegKeyword(transform.IntegID(t.ID))
 	case TransformPRF:
 		s, _ = prf.Keyword(prf.ID(t.ID))
 	case TransformDH:
