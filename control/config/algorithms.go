@@ -40,8 +40,8 @@ type Encryption struct {
 	Name       string // AWS spelling, e.g. "AES128-GCM-16"
 	ID         transform.EncrID
 	KeyBits    int
-	AEAD       bool   // GCM: no separate integrity transform in ESP
-	StrongSwan string // strongSwan proposal keyword
+	AEAD       bool   // GCM: no separate integrity transform in ESP (crypto/transform's)
+	StrongSwan string // strongSwan proposal keyword (crypto/transform's)
 }
 
 // Integrity describes one of AWS's integrity algorithms. In IKE, AWS
@@ -51,7 +51,7 @@ type Integrity struct {
 	Name       string // AWS spelling, e.g. "SHA2-256"
 	ID         transform.IntegID
 	PRF        PRFID
-	StrongSwan string // strongSwan keyword: integrity in ESP, integrity+PRF in IKE
+	StrongSwan string // strongSwan keyword (crypto/transform's): integrity in ESP, integrity+PRF in IKE
 }
 
 // DHGroup is one of AWS's Diffie-Hellman groups: its IKEv2 Transform
@@ -64,18 +64,32 @@ type DHGroup struct {
 
 // Encryptions lists AWS's encryption algorithms in AWS's order.
 var Encryptions = []Encryption{
-	{AES128, transform.ENCR_AES_CBC, 128, false, "aes128"},
-	{AES256, transform.ENCR_AES_CBC, 256, false, "aes256"},
-	{AES128GCM, transform.ENCR_AES_GCM_16, 128, true, "aes128gcm16"},
-	{AES256GCM, transform.ENCR_AES_GCM_16, 256, true, "aes256gcm16"},
+	awsEncryption(AES128, transform.ENCR_AES_CBC, 128),
+	awsEncryption(AES256, transform.ENCR_AES_CBC, 256),
+	awsEncryption(AES128GCM, transform.ENCR_AES_GCM_16, 128),
+	awsEncryption(AES256GCM, transform.ENCR_AES_GCM_16, 256),
+}
+
+// awsEncryption is an Encryptions row; AEAD and the keyword are
+// crypto/transform's.
+func awsEncryption(name string, id transform.EncrID, keyBits int) Encryption {
+	kw, _ := transform.EncrKeyword(id, keyBits)
+	aead := transform.Suite{Encr: id, KeyBits: keyBits}.AEAD()
+	return Encryption{Name: name, ID: id, KeyBits: keyBits, AEAD: aead, StrongSwan: kw}
 }
 
 // Integrities lists AWS's integrity algorithms in AWS's order.
 var Integrities = []Integrity{
-	{SHA1, transform.AUTH_HMAC_SHA1_96, PRF_HMAC_SHA1, "sha1"},
-	{SHA2256, transform.AUTH_HMAC_SHA2_256_128, PRF_HMAC_SHA2_256, "sha256"},
-	{SHA2384, transform.AUTH_HMAC_SHA2_384_192, PRF_HMAC_SHA2_384, "sha384"},
-	{SHA2512, transform.AUTH_HMAC_SHA2_512_256, PRF_HMAC_SHA2_512, "sha512"},
+	awsIntegrity(SHA1, transform.AUTH_HMAC_SHA1_96, PRF_HMAC_SHA1),
+	awsIntegrity(SHA2256, transform.AUTH_HMAC_SHA2_256_128, PRF_HMAC_SHA2_256),
+	awsIntegrity(SHA2384, transform.AUTH_HMAC_SHA2_384_192, PRF_HMAC_SHA2_384),
+	awsIntegrity(SHA2512, transform.AUTH_HMAC_SHA2_512_256, PRF_HMAC_SHA2_512),
+}
+
+// awsIntegrity is an Integrities row; the keyword is crypto/transform's.
+func awsIntegrity(name string, id transform.IntegID, p PRFID) Integrity {
+	kw, _ := transform.IntegKeyword(id)
+	return Integrity{Name: name, ID: id, PRF: p, StrongSwan: kw}
 }
 
 // DHGroups lists AWS's Diffie-Hellman groups (RFC 3526, RFC 5903,
@@ -99,6 +113,22 @@ var DHGroups = []DHGroup{
 // awsGroup is a DHGroups row; the keyword is crypto/dh's.
 func awsGroup(id dh.ID, phase1 bool) DHGroup {
 	return DHGroup{ID: int(id), StrongSwan: id.String(), Phase1: phase1}
+}
+
+// encryptionNames and integrityNames list AWS's spellings, for errors.
+func encryptionNames() string {
+	return joinNames(Encryptions, func(e Encryption) string { return e.Name })
+}
+func integrityNames() string {
+	return joinNames(Integrities, func(i Integrity) string { return i.Name })
+}
+
+func joinNames[T any](rows []T, name func(T) string) string {
+	var out []string
+	for _, r := range rows {
+		out = append(out, name(r))
+	}
+	return strings.Join(out, ", ")
 }
 
 // algKey folds the spellings seen in AWS's console, API and generic

@@ -170,3 +170,13 @@ func TestPhaseAccessors(t *testing.T) {
 		t.Errorf("Groups = %+v", g)
 	}
 }
+
+// Validation errors list AWS's spellings from the tables.
+func TestAlgorithmNameLists(t *testing.T) {
+	if got := encryptionNames(); got != "AES128, AES256, AES128-GCM-16, AES256-GCM-16" {
+		t.Errorf("encryptionNames() = %q", got)
+	}
+	if got := integrityNames(); got != "SHA1, SHA2-256, SHA2-384, SHA2-512" {
+		t.Errorf("integrityNames() = %q", got)
+	}
+}

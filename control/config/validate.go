@@ -445,16 +445,16 @@ func (v *validator) inside(p, label string, pf netip.Prefix) {
 
 func (v *validator) phase(p, label, which string, ph *Phase, phase1 bool, minLife, maxLife time.Duration) {
 	if len(ph.Encryption) == 0 {
-		v.add(p+".encryption", "none", "%s: %s needs at least one encryption algorithm (AES128, AES256, AES128-GCM-16, AES256-GCM-16)", label, which)
+		v.add(p+".encryption", "none", "%s: %s needs at least one encryption algorithm (%s)", label, which, encryptionNames())
 	}
 	for k, n := range ph.Encryption {
 		if _, ok := CanonicalEncryption(n); !ok {
-			v.add(fmt.Sprintf("%s.encryption[%d]", p, k), quote(n), "%s: unknown encryption algorithm; AWS offers AES128, AES256, AES128-GCM-16, AES256-GCM-16", label)
+			v.add(fmt.Sprintf("%s.encryption[%d]", p, k), quote(n), "%s: unknown encryption algorithm; AWS offers %s", label, encryptionNames())
 		}
 	}
 	for k, n := range ph.Integrity {
 		if _, ok := CanonicalIntegrity(n); !ok {
-			v.add(fmt.Sprintf("%s.integrity[%d]", p, k), quote(n), "%s: unknown integrity algorithm; AWS offers SHA1, SHA2-256, SHA2-384, SHA2-512", label)
+			v.add(fmt.Sprintf("%s.integrity[%d]", p, k), quote(n), "%s: unknown integrity algorithm; AWS offers %s", label, integrityNames())
 		}
 	}
 	if len(ph.Integrity) == 0 {
