@@ -104,6 +104,10 @@ type Options struct {
 	CPU map[string]string
 	// LogDir receives the dataplanes' logs (default: the state directory).
 	LogDir string
+	// NoReplay installs the inbound SAs with anti-replay off (RFC 4303
+	// §3.4.3 lets a receiver choose): the benchmark's generator repeats
+	// one ESP frame.
+	NoReplay bool
 }
 
 // Site is one gateway of the pair.
@@ -365,9 +369,12 @@ func (t *Topology) loadMaps() error {
 }
 
 // mapSA converts one direction for a site's table.
-func mapSA(e espcheck.SA, dir bpf.CgwSaDir, local, remote netip.Addr) (maps.SA, error) {
+func (t *Topology) mapSA(e espcheck.SA, dir bpf.CgwSaDir, local, remote netip.Addr) (maps.SA, error) {
 	sa := maps.SA{Spi: e.SPI, TunnelId: TunnelID, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive),
 		ReplayWindow: 1024, LocalAddr: maps.Addr16(local), RemoteAddr: maps.Addr16(remote)}
+	if t.Opts.NoReplay {
+		sa.ReplayWindow = 0
+	}
 	if err := maps.SetKeys(&sa, e.Suite, e.Keymat); err != nil {
 		return sa, err
 	}
@@ -399,7 +406,7 @@ func (t *Topology) installInbound(p SAPair) error {
 		idx uint32
 	}{{t.B, p.AB, p.IndexAB}, {t.A, p.BA, p.IndexBA}}
 	for _, x := range in {
-		sa, err := mapSA(x.e, bpf.CgwSaDirInbound, x.s.Outside, x.s.Peer)
+		sa, err := t.mapSA(x.e, bpf.CgwSaDirInbound, x.s.Outside, x.s.Peer)
 		if err != nil {
 			return err
 		}
@@ -419,7 +426,7 @@ func (t *Topology) switchOutbound(p SAPair) error {
 		idx uint32
 	}{{t.A, p.AB, p.IndexAB}, {t.B, p.BA, p.IndexBA}}
 	for _, x := range out {
-		sa, err := mapSA(x.e, bpf.CgwSaDirOutbound, x.s.Outside, x.s.Peer)
+		sa, err := t.mapSA(x.e, bpf.CgwSaDirOutbound, x.s.Outside, x.s.Peer)
 		if err != nil {
 			return err
 		}

@@ -12,37 +12,66 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/pktgen"
+	"github.com/cgw-project/cgw/crypto/transform"
+	"github.com/cgw-project/cgw/dataplane/esp"
 )
 
-// Load is a generator in lan and a sink on the wire's side of site A: the
-// benchmark path generator → A (encrypt, or forward with -no-crypto) →
-// sink. Only one dataplane worker is on the path, so its core is what is
-// measured; the sink's XDP runs on the transmitting (worker's) CPU, the
-// same for both modes.
+// Load drives site A alone, one direction at a time, so only one dataplane
+// worker is on the path and its core is what is measured:
+//   - Outbound: generator in lan → A (encrypt, or forward with -no-crypto)
+//     → sink on the wire's side of A.
+//   - Inbound: generator on the wire sending one ESP frame of the current
+//     B→A SA → A (decrypt) → sink in lan. The topology must be made with
+//     Options.NoReplay, as the frame repeats. (-no-crypto has no inbound
+//     counterpart: the ESP frame is addressed to A itself.)
+//
+// A sink's XDP runs on the transmitting (worker's) CPU, the same in both
+// modes; a generated frame's copy into the socket runs on the generator's.
 type Load struct {
-	t    *Topology
-	gen  *pktgen.Generator
-	sink *pktgen.Sink
-	mac  net.HardwareAddr // site A's inside MAC
-	src  net.HardwareAddr // lan0's
+	t        *Topology
+	gen      *pktgen.Generator
+	sinkWire *pktgen.Sink     // on WireA
+	sinkLAN  *pktgen.Sink     // on LANDev
+	macIn    net.HardwareAddr // site A's inside NIC
+	macOut   net.HardwareAddr // site A's outside NIC
+	macLAN   net.HardwareAddr
+	macWire  net.HardwareAddr // WireA
 }
 
-// NewLoad loads the generator and attaches the sink to the wire's WireA.
+// Direction of a benchmark run through site A.
+type Direction int
+
+const (
+	Outbound Direction = iota // lan → A → wire: encryption
+	Inbound                   // wire → A → lan: decryption
+)
+
+func (d Direction) String() string {
+	if d == Inbound {
+		return "inbound (decrypt)"
+	}
+	return "outbound (encrypt)"
+}
+
+// NewLoad loads the generator and attaches the sinks.
 func (t *Topology) NewLoad() (*Load, error) {
 	l := &Load{t: t}
 	var err error
 	if l.gen, err = pktgen.NewGenerator(); err != nil {
 		return nil, err
 	}
-	err = pktgen.InNetns(t.NS(Wire), func() (err error) { l.sink, err = pktgen.NewSink(WireA); return err })
-	if err != nil {
-		l.gen.Close()
+	if err = pktgen.InNetns(t.NS(Wire), func() (err error) { l.sinkWire, err = pktgen.NewSink(WireA); return err }); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err = pktgen.InNetns(t.NS(LAN), func() (err error) { l.sinkLAN, err = pktgen.NewSink(LANDev); return err }); err != nil {
+		l.Close()
 		return nil, err
 	}
 	for _, x := range []struct {
 		role, dev string
 		mac       *net.HardwareAddr
-	}{{SiteA, InsideDev, &l.mac}, {LAN, LANDev, &l.src}} {
+	}{{SiteA, InsideDev, &l.macIn}, {SiteA, OutsideDev, &l.macOut}, {LAN, LANDev, &l.macLAN}, {Wire, WireA, &l.macWire}} {
 		err := pktgen.InNetns(t.NS(x.role), func() error {
 			ifi, err := net.InterfaceByName(x.dev)
 			if err == nil {
@@ -58,10 +87,12 @@ func (t *Topology) NewLoad() (*Load, error) {
 	return l, nil
 }
 
-// Close detaches the sink and unloads the generator.
+// Close detaches the sinks and unloads the generator.
 func (l *Load) Close() {
-	if l.sink != nil {
-		l.sink.Close()
+	for _, s := range []*pktgen.Sink{l.sinkWire, l.sinkLAN} {
+		if s != nil {
+			s.Close()
+		}
 	}
 	l.gen.Close()
 }
@@ -86,35 +117,78 @@ func (r Result) PerCPUSecond() float64 {
 	return float64(r.Sink.Packets) / r.CPU.Seconds()
 }
 
-// Run sends count frames of size bytes lan → vpc (UDP, 198.18.0.2 →
-// 198.19.0.2) from CPU genCPU (-1: any) and returns what the sink counted.
-func (l *Load) Run(ctx context.Context, size int, count uint64, genCPU int) (Result, error) {
-	f := pktgen.Frame{SrcMAC: l.src, DstMAC: l.mac,
-		Src:  netip.AddrPortFrom(LANHost, 9),
-		Dst:  netip.AddrPortFrom(VPCHost, 9),
-		Size: size}
-	frame, err := f.Build()
+// Frame returns the frame the generator sends for a run: a UDP/IPv4 frame
+// of size bytes (with FCS) between the lan and vpc hosts; inbound, that
+// frame's IP packet (vpc → lan) encrypted with the current B→A SA, as B
+// would send it.
+func (l *Load) Frame(d Direction, size int) ([]byte, error) {
+	f := pktgen.Frame{SrcMAC: l.macLAN, DstMAC: l.macIn,
+		Src: netip.AddrPortFrom(LANHost, 9), Dst: netip.AddrPortFrom(VPCHost, 9), Size: size}
+	if d == Outbound {
+		return f.Build()
+	}
+	f.Src, f.Dst = f.Dst, f.Src
+	inner, err := f.Build()
+	if err != nil {
+		return nil, err
+	}
+	inner = inner[14:]
+	e := l.t.SAs.BA
+	c, err := transform.New(e.Suite, e.Keymat)
+	if err != nil {
+		return nil, err
+	}
+	sa, err := esp.NewSA(esp.Config{SPI: e.SPI, Cipher: c, Src: e.Src, Dst: e.Dst})
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 14+esp.MaxHeadroom+len(inner)+esp.MaxTailroom)
+	off := 14 + esp.MaxHeadroom
+	copy(buf[off:], inner)
+	seq, _ := sa.ReserveSeq(1)
+	st, en, r := sa.Encap(buf, off, len(inner), seq)
+	if r != esp.OK {
+		return nil, fmt.Errorf("b2b: encrypting the inbound benchmark frame: %v", r)
+	}
+	fr := buf[st-14 : en]
+	copy(fr[0:6], l.macOut)
+	copy(fr[6:12], l.macWire)
+	fr[12], fr[13] = 0x08, 0x00
+	return fr, nil
+}
+
+// Run sends count frames of size bytes through site A in direction d from
+// CPU genCPU (-1: any) and returns what the sink counted.
+func (l *Load) Run(ctx context.Context, d Direction, size int, count uint64, genCPU int) (Result, error) {
+	frame, err := l.Frame(d, size)
 	if err != nil {
 		return Result{}, err
+	}
+	sink, genRole, genDev := l.sinkWire, LAN, LANDev
+	if d == Inbound {
+		sink, genRole, genDev = l.sinkLAN, Wire, WireA
 	}
 	pid := l.t.A.DataplanePid()
 	cpu0, cerr := procCPU(pid)
 	mc := make(chan pktgen.Measurement, 1)
 	ec := make(chan error, 1)
-	ready := make(chan struct{})
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
 	go func() {
-		close(ready)
-		m, err := l.sink.Measure(ctx, 30*time.Second, 300*time.Millisecond)
+		m, err := sink.Measure(sctx, 30*time.Second, 300*time.Millisecond)
 		mc <- m
 		ec <- err
 	}()
-	<-ready
 	time.Sleep(20 * time.Millisecond)
 	var g pktgen.GenResult
-	err = pktgen.InNetns(l.t.NS(LAN), func() (err error) {
-		g, err = l.gen.Run(ctx, frame, pktgen.RunConfig{Dev: LANDev, Count: count, Timeout: 20 * time.Second, CPU: genCPU})
+	err = pktgen.InNetns(l.t.NS(genRole), func() (err error) {
+		g, err = l.gen.Run(ctx, frame, pktgen.RunConfig{Dev: genDev, Count: count, Timeout: 20 * time.Second, CPU: genCPU})
 		return err
 	})
+	// Whatever has not arrived a second after the generator stopped never
+	// will (the sink also stops itself once traffic went idle).
+	t := time.AfterFunc(time.Second, stop)
+	defer t.Stop()
 	m, merr := <-mc, <-ec
 	if err != nil {
 		return Result{}, err
@@ -130,7 +204,7 @@ func (l *Load) Run(ctx context.Context, size int, count uint64, genCPU int) (Res
 		r.Dropped = g.Sent - m.Packets
 	}
 	if m.Packets == 0 {
-		return r, fmt.Errorf("b2b: the sink counted nothing of %d frames (is site A's dataplane forwarding? log:\n%s)", g.Sent, l.t.A.DataplaneLog())
+		return r, fmt.Errorf("b2b: %v: the sink counted nothing of %d frames (is site A's dataplane forwarding? log:\n%s)", d, g.Sent, l.t.A.DataplaneLog())
 	}
 	return r, nil
 }
@@ -143,9 +217,12 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 13 {
+	if i < 0 {
 		return 0, fmt.Errorf("pid %d: malformed /proc stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("pid %d: short /proc stat", pid)
 	}
 	u, _ := strconv.ParseUint(f[11], 10, 64)
 	st, _ := strconv.ParseUint(f[12], 10, 64)

@@ -18,8 +18,9 @@ import (
 // bench measures cgw-dataplane on site A of the back-to-back topology,
 // generator (lan) → A → sink (wire), once as a plain AF_XDP forwarder
 // (-no-crypto: same workers, ESP off) and once as the gateway (ESP on),
-// with the same generator through the same namespaces. One worker core is
-// on the path, so the ratio is the cost of ESP on that core.
+// and the gateway's decryption wire → A → lan, with the same generator
+// through the same namespaces. Only site A's one worker core is on the
+// path, so the ratios are the cost of the gateway's work on that core.
 func bench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	dp := fs.String("dataplane", "bin/cgw-dataplane", "cgw-dataplane binary")
@@ -47,7 +48,7 @@ func bench(ctx context.Context, args []string) error {
 	if _, err := os.Stat(*dp); err != nil {
 		return fmt.Errorf("bench: cgw-dataplane binary %s: %w (make build, or pass -dataplane)", *dp, err)
 	}
-	o := b2b.Options{Prefix: *prefix, Suite: st, Dataplane: *dp}
+	o := b2b.Options{Prefix: *prefix, Suite: st, Dataplane: *dp, NoReplay: true}
 	if *workerCPU != "" {
 		o.CPU = map[string]string{"A": *workerCPU}
 	}
@@ -62,41 +63,54 @@ func bench(ctx context.Context, args []string) error {
 	}
 	defer load.Close()
 
-	modes := []struct {
-		name     string
-		noCrypto bool
-	}{{"forwarder (-no-crypto)", true}, {"gateway (ESP " + st.String() + ")", false}}
-	// Modes alternate run by run, so a change in the machine's load (it
-	// is shared) hits both alike; each run restarts the dataplane.
-	pps := map[string]map[int][]float64{}
-	perCPU := map[string]map[int][]float64{}
-	for _, m := range modes {
-		pps[m.name], perCPU[m.name] = map[int][]float64{}, map[int][]float64{}
+	// Three series per size: the plain forwarder outbound (-no-crypto),
+	// the gateway outbound (encrypt) and inbound (decrypt). They alternate
+	// run by run, so a change in the machine's load (it is shared) hits all
+	// alike; the dataplane restarts between modes.
+	const (
+		fwd = iota
+		enc
+		dec
+		nSeries
+	)
+	names := [nSeries]string{"forwarder (-no-crypto)", "gateway encrypt", "gateway decrypt"}
+	var pps, perCPU [nSeries]map[int][]float64
+	for i := range pps {
+		pps[i], perCPU[i] = map[int][]float64{}, map[int][]float64{}
 	}
 	var log strings.Builder
+	measure := func(series int, d b2b.Direction, size int, n uint64, keep bool) error {
+		r, err := load.Run(ctx, d, size, n, *genCPU)
+		if err != nil || !keep {
+			return err
+		}
+		pps[series][size] = append(pps[series][size], r.Sink.PPS())
+		perCPU[series][size] = append(perCPU[series][size], r.PerCPUSecond())
+		fmt.Fprintf(&log, "  %-24s %5d B: offered %.0f pps, delivered %.0f pps (%d of %d), %.0f per dataplane CPU-second (%v CPU)\n",
+			names[series], size, r.Gen.PPS(), r.Sink.PPS(), r.Sink.Packets, r.Gen.Sent, r.PerCPUSecond(), r.CPU)
+		return nil
+	}
 	for _, size := range sizes {
 		for i := 0; i <= *runs; i++ {
-			for _, m := range modes {
-				t.Opts.NoCrypto = m.noCrypto
+			n, keep := *count, i > 0
+			if !keep {
+				n /= 10 // warm-up, not counted
+			}
+			for _, noCrypto := range []bool{true, false} {
+				t.Opts.NoCrypto = noCrypto
 				if _, err := t.RunDataplane(ctx, t.A, 20*time.Second); err != nil {
 					return err
 				}
-				n := *count
-				if i == 0 {
-					n /= 10 // warm-up, not counted
+				var err error
+				if noCrypto {
+					err = measure(fwd, b2b.Outbound, size, n, keep)
+				} else if err = measure(enc, b2b.Outbound, size, n, keep); err == nil {
+					err = measure(dec, b2b.Inbound, size, n, keep)
 				}
-				r, err := load.Run(ctx, size, n, *genCPU)
 				t.StopDataplane(t.A, false)
 				if err != nil {
 					return err
 				}
-				if i == 0 {
-					continue
-				}
-				pps[m.name][size] = append(pps[m.name][size], r.Sink.PPS())
-				perCPU[m.name][size] = append(perCPU[m.name][size], r.PerCPUSecond())
-				fmt.Fprintf(&log, "  %-28s %5d B run %d: offered %.0f pps, delivered %.0f pps (%d of %d), %.0f per dataplane CPU-second (%v CPU)\n",
-					m.name, size, i, r.Gen.PPS(), r.Sink.PPS(), r.Sink.Packets, r.Gen.Sent, r.PerCPUSecond(), r.CPU)
 			}
 		}
 	}
@@ -104,14 +118,21 @@ func bench(ctx context.Context, args []string) error {
 	host, _ := os.Hostname()
 	kern, _ := exec.Command("uname", "-r").Output()
 	fmt.Fprintf(&rep, "cgw-pktgen bench %s host %s kernel %s", time.Now().UTC().Format(time.RFC3339), host, kern)
-	fmt.Fprintf(&rep, "path: live-frames generator (lan, CPU %d) → cgw-dataplane site A (worker CPU %s) → XDP sink (wire); %d runs of %d frames per size and mode, alternating, medians\n",
+	fmt.Fprintf(&rep, "path: live-frames generator (CPU %d) → cgw-dataplane site A (worker CPU %s) → XDP sink; %d runs of %d frames per size and series, alternating, medians\n",
 		*genCPU, *workerCPU, *runs, *count)
-	fmt.Fprintf(&rep, "%6s %14s %14s %7s   %16s %16s %7s\n", "size", "forwarder pps", "gateway pps", "ratio", "fwd pkts/CPU-s", "gw pkts/CPU-s", "ratio")
+	fmt.Fprintf(&rep, "%6s %12s %12s %12s %7s %7s   %14s %14s %14s %7s %7s\n", "size",
+		"fwd pps", "encrypt pps", "decrypt pps", "enc/fwd", "dec/fwd",
+		"fwd pkt/CPU-s", "enc pkt/CPU-s", "dec pkt/CPU-s", "enc/fwd", "dec/fwd")
 	for _, size := range sizes {
-		f, g := median(pps[modes[0].name][size]), median(pps[modes[1].name][size])
-		fc, gc := median(perCPU[modes[0].name][size]), median(perCPU[modes[1].name][size])
-		fmt.Fprintf(&rep, "%6d %14.0f %14.0f %6.1f%%   %16.0f %16.0f %6.1f%%\n", size, f, g, pct(g, f), fc, gc, pct(gc, fc))
+		var w, c [nSeries]float64
+		for i := range w {
+			w[i], c[i] = median(pps[i][size]), median(perCPU[i][size])
+		}
+		fmt.Fprintf(&rep, "%6d %12.0f %12.0f %12.0f %6.1f%% %6.1f%%   %14.0f %14.0f %14.0f %6.1f%% %6.1f%%\n", size,
+			w[fwd], w[enc], w[dec], pct(w[enc], w[fwd]), pct(w[dec], w[fwd]),
+			c[fwd], c[enc], c[dec], pct(c[enc], c[fwd]), pct(c[dec], c[fwd]))
 	}
+	rep.WriteString("fwd: lan → A → wire with -no-crypto; encrypt: the same path with ESP; decrypt: one ESP frame of the B→A SA (anti-replay off) wire → A → lan.\n")
 	rep.WriteString("runs:\n" + log.String())
 	fmt.Print(rep.String())
 	return nil
