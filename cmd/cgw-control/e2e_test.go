@@ -368,6 +368,52 @@ func TestLabCGW(t *testing.T) {
 		rekeyUnderPing(t, func() error { return c.RekeyChild(ctx, primary) }, func() error { return c.RekeyIKE(ctx, primary) })
 	})
 
+	t.Run("BGP failover to the other tunnel", func(t *testing.T) {
+		other := names[1-pi]
+		if err := l.SetBGP(ctx, pi, false); err != nil {
+			t.Fatal(err)
+		}
+		fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer fcancel()
+		viaOther := func(st *status.Status) bool {
+			return slices.ContainsFunc(st.Routes, func(r status.Route) bool { return r.Prefix == lab.VPCPrefix && r.Tunnel == other && !r.Pending })
+		}
+		s2, err := g.WaitStatus(fctx, l, lab.VPCPrefix.String()+" through "+other, viaOther)
+		if err != nil {
+			t.Fatalf("%v; routes %+v", err, s2.Routes)
+		}
+		tabs := checkMapsMatch(t, g, l, s2)
+		ot, _ := s2.Tunnel(other)
+		if !slices.ContainsFunc(tabs.Routes, func(r maps.RouteEntry) bool { return r.Prefix == lab.VPCPrefix && r.TunnelId == ot.ID }) {
+			t.Errorf("LPM map does not route %v through tunnel %d: %+v", lab.VPCPrefix, ot.ID, tabs.Routes)
+		}
+		before := activeOf(t, s2, other)
+		pr, err := l.Ping(ctx, lab.LAN, lab.VPCHost, 10)
+		if err != nil || pr.Received < pr.Sent-1 {
+			t.Errorf("ping over %s after failover: %+v %v", other, pr, err)
+		}
+		time.Sleep(time.Second)
+		s3, err := g.Client(l).Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := activeOf(t, s3, other); a.Out.Packets < before.Out.Packets+uint64(pr.Sent) || a.In.Packets < before.In.Packets+uint64(pr.Received) {
+			t.Errorf("%s's SA counters did not carry the pings: out %d -> %d, in %d -> %d", other, before.Out.Packets, a.Out.Packets, before.In.Packets, a.In.Packets)
+		}
+		if err := l.SetBGP(ctx, pi, true); err != nil {
+			t.Fatal(err)
+		}
+		if s2, err = g.WaitStatus(fctx, l, lab.VPCPrefix.String()+" back through "+primary, func(st *status.Status) bool {
+			return slices.ContainsFunc(st.Routes, func(r status.Route) bool { return r.Prefix == lab.VPCPrefix && r.Tunnel == primary && !r.Pending })
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.WaitBGP(fctx); err != nil {
+			t.Fatal(err)
+		}
+		s = s2
+	})
+
 	t.Run("control crash and restart", func(t *testing.T) {
 		old := activeOf(t, s, primary)
 		pingDone := make(chan lab.PingResult, 1)
