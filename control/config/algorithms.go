@@ -325,38 +325,16 @@ func (p Phase) dhNames() []string {
 // proposals, so the result is a comma-separated list: the CBC proposal
 // (integrity keywords imply the PRF), then the GCM proposal with explicit
 // "prf" keywords taken from the integrity list, as AWS does.
-func (p Phase) StrongSwanIKE() string {
-	cbc, gcm := p.split()
-	integ := p.integrities()
-	dh := p.dhNames()
-	var props []string
-	if len(cbc) > 0 {
-		var parts []string
-		for _, e := range cbc {
-			parts = append(parts, e.StrongSwan)
-		}
-		for _, i := range integ {
-			parts = append(parts, i.StrongSwan)
-		}
-		props = append(props, strings.Join(append(parts, dh...), "-"))
-	}
-	if len(gcm) > 0 {
-		var parts []string
-		for _, e := range gcm {
-			parts = append(parts, e.StrongSwan)
-		}
-		for _, i := range integ {
-			parts = append(parts, i.PRF.String())
-		}
-		props = append(props, strings.Join(append(parts, dh...), "-"))
-	}
-	return strings.Join(props, ",")
-}
+func (p Phase) StrongSwanIKE() string { return p.strongSwan(true) }
 
 // StrongSwanESP returns the phase as strongSwan ESP proposals
 // (swanctl.conf "esp_proposals"): CBC with the integrity list, then GCM
 // without integrity; the DH groups are the PFS groups.
-func (p Phase) StrongSwanESP() string {
+func (p Phase) StrongSwanESP() string { return p.strongSwan(false) }
+
+// strongSwan builds StrongSwanIKE (ike: the GCM proposal names the PRFs)
+// and StrongSwanESP.
+func (p Phase) strongSwan(ike bool) string {
 	cbc, gcm := p.split()
 	integ := p.integrities()
 	dh := p.dhNames()
@@ -375,6 +353,11 @@ func (p Phase) StrongSwanESP() string {
 		var parts []string
 		for _, e := range gcm {
 			parts = append(parts, e.StrongSwan)
+		}
+		if ike {
+			for _, i := range integ {
+				parts = append(parts, i.PRF.String())
+			}
 		}
 		props = append(props, strings.Join(append(parts, dh...), "-"))
 	}
