@@ -286,11 +286,7 @@ func (p Phase) Groups() []DHGroup {
 // split separates the phase's encryption algorithms into non-AEAD and AEAD
 // ones (unknown names are dropped; Validate reports them).
 func (p Phase) split() (cbc, gcm []Encryption) {
-	for _, n := range p.Encryption {
-		e, ok := LookupEncryption(n)
-		if !ok {
-			continue
-		}
+	for _, e := range p.EncryptionAlgs() {
 		if e.AEAD {
 			gcm = append(gcm, e)
 		} else {
@@ -312,10 +308,8 @@ func (p Phase) integrities() []Integrity {
 
 func (p Phase) dhNames() []string {
 	var out []string
-	for _, id := range p.DHGroups {
-		if g, ok := LookupDHGroup(id); ok {
-			out = append(out, g.StrongSwan)
-		}
+	for _, g := range p.Groups() {
+		out = append(out, g.StrongSwan)
 	}
 	return out
 }
