@@ -45,7 +45,7 @@ type CGWGateway struct {
 	// ControlEnv is added to cgw-control's environment.
 	ControlEnv []string
 
-	controls int
+	controls, dataplanes int
 }
 
 // Name implements Gateway.
@@ -81,8 +81,7 @@ func binary(given, name string) (string, error) {
 // Up implements Gateway: checksum offload off where veths feed AF_XDP,
 // then the dataplane, then control.
 func (g *CGWGateway) Up(ctx context.Context, l *Lab) error {
-	dp, err := binary(g.Dataplane, "cgw-dataplane")
-	if err != nil {
+	if _, err := binary(g.Dataplane, "cgw-dataplane"); err != nil {
 		return err
 	}
 	if _, err := binary(g.Control, "cgw-control"); err != nil {
@@ -110,6 +109,19 @@ func (g *CGWGateway) Up(ctx context.Context, l *Lab) error {
 	}
 	// Pinned maps of an earlier lab with this prefix would hold its SAs.
 	bpf.Remove(g.Instance(l))
+	if err := g.StartDataplane(ctx, l); err != nil {
+		return err
+	}
+	return g.StartControl(ctx, l)
+}
+
+// StartDataplane starts cgw-dataplane and waits for its start line.
+func (g *CGWGateway) StartDataplane(ctx context.Context, l *Lab) error {
+	dp, err := binary(g.Dataplane, "cgw-dataplane")
+	if err != nil {
+		return err
+	}
+	g.dataplanes++
 	cpus := g.CPUs
 	if cpus == "" {
 		cpus = "0"
@@ -127,14 +139,20 @@ func (g *CGWGateway) Up(ctx context.Context, l *Lab) error {
 		"-metrics", "127.0.0.1:9472"}, g.DataplaneArgs...)
 	logPath := filepath.Join(l.Dir, "cgw-dataplane.log")
 	l.Progressf("cgw: starting cgw-dataplane (instance %s)", g.Instance(l))
-	p, err := l.StartProcess("cgw-dataplane", CGW, logPath, nil, g.inHostMounts(args)...)
+	p, err := l.StartProcess(fmt.Sprintf("cgw-dataplane-%d", g.dataplanes), CGW, logPath, nil, g.inHostMounts(args)...)
 	if err != nil {
 		return err
 	}
-	if err := waitLog(ctx, p, "worker(s) on CPUs", 20*time.Second); err != nil {
-		return err
+	return waitLogCount(ctx, p, "worker(s) on CPUs", g.dataplanes, 20*time.Second)
+}
+
+// StopDataplane ends cgw-dataplane (SIGTERM: XDP detached, maps kept).
+func (g *CGWGateway) StopDataplane(l *Lab) error {
+	p, ok := g.proc(l, "cgw-dataplane")
+	if !ok {
+		return errors.New("lab: cgw-dataplane is not running")
 	}
-	return g.StartControl(ctx, l)
+	return p.stop(5 * time.Second)
 }
 
 // inHostMounts prefixes a command so that, started by ip netns exec, it
@@ -178,10 +196,12 @@ func (g *CGWGateway) StartControl(ctx context.Context, l *Lab) error {
 }
 
 // ControlProc returns the running cgw-control process.
-func (g *CGWGateway) ControlProc(l *Lab) (Proc, bool) {
+func (g *CGWGateway) ControlProc(l *Lab) (Proc, bool) { return g.proc(l, "cgw-control") }
+
+func (g *CGWGateway) proc(l *Lab, name string) (Proc, bool) {
 	st := l.State()
 	for i := len(st.Procs) - 1; i >= 0; i-- {
-		if p := st.Procs[i]; strings.HasPrefix(p.Name, "cgw-control") && p.Alive() {
+		if p := st.Procs[i]; strings.HasPrefix(p.Name, name) && p.Alive() {
 			return p, true
 		}
 	}
@@ -211,12 +231,13 @@ func (g *CGWGateway) StopControl(l *Lab, sig syscall.Signal) error {
 // Cleanup removes the gateway's pinned maps; call it after Lab.Down.
 func (g *CGWGateway) Cleanup(l *Lab) error { return bpf.Remove(g.Instance(l)) }
 
-// waitLog waits until a process's log contains marker.
-func waitLog(ctx context.Context, p Proc, marker string, d time.Duration) error {
+// waitLogCount waits until a process's log (shared by its restarts)
+// contains marker n times.
+func waitLogCount(ctx context.Context, p Proc, marker string, n int, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
 		b, _ := os.ReadFile(p.Log)
-		if strings.Contains(string(b), marker) {
+		if strings.Count(string(b), marker) >= n {
 			return nil
 		}
 		if !p.Alive() {
