@@ -122,9 +122,12 @@ type Pipeline struct {
 	scratch [][]byte    // fragment/ICMP output buffers for one packet
 	addrs   []uint64
 	slow    [][]byte
-	slowP   []Packet
-	accts   []acct
-	now     func() uint64
+	slowP   []Packet // the gateway's own packets for the slow path, in order
+	// slowMiss holds decrypted packets whose next hop is unresolved; they
+	// are delivered after slowP's.
+	slowMiss []Packet
+	accts    []acct
+	now      func() uint64
 	// csc is this worker's crypto scratch (GCM nonce and AAD), so the
 	// cipher needs no sync.Pool round trip per packet.
 	csc *transform.Scratch
@@ -151,15 +154,16 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg.Batch = 64
 	}
 	p := &Pipeline{
-		cfg:     cfg,
-		frags:   make([]fragState, maps.MaxTunnels),
-		scratch: make([][]byte, maxFragments),
-		addrs:   make([]uint64, maxFragments),
-		slow:    make([][]byte, 0, cfg.Batch),
-		slowP:   make([]Packet, 0, cfg.Batch),
-		accts:   make([]acct, 0, 8),
-		now:     monotonicNs,
-		csc:     new(transform.Scratch),
+		cfg:      cfg,
+		frags:    make([]fragState, maps.MaxTunnels),
+		scratch:  make([][]byte, maxFragments),
+		addrs:    make([]uint64, maxFragments),
+		slow:     make([][]byte, 0, cfg.Batch),
+		slowP:    make([]Packet, 0, cfg.Batch),
+		slowMiss: make([]Packet, 0, cfg.Batch),
+		accts:    make([]acct, 0, 8),
+		now:      monotonicNs,
+		csc:      new(transform.Scratch),
 	}
 	return p, nil
 }
@@ -503,70 +507,96 @@ const (
 	hopTunnelRemote                  // the outer destination: its tunnel's outbound SA's remote
 )
 
+// hopCache is ether's state across the packets of a batch: the neighbour
+// table loaded once, the last next hop and its MAC, hits and misses.
+// A run of packets to one destination (an IPv4 address or a tunnel) is
+// looked up once: the run is recognized by a 64-bit key, without building
+// a netip.Addr per packet. key 0: no run yet, or an IPv6 destination,
+// compared as addr.
+type hopCache struct {
+	tb           *neigh.Table
+	key          uint64
+	addr         netip.Addr
+	mac          [6]byte
+	hits, misses uint64
+}
+
+// nextHop finds the MAC of pk's next hop on ifindex into c.mac, or says
+// why not (NoNeighbour, asking the kernel to resolve it, or
+// WrongInterface).
+func (p *Pipeline) nextHop(c *hopCache, v *tables.View, pk *Packet, how nextHopOf, ifindex int) Reason {
+	ip := pk.Buf[pk.Off : pk.Off+pk.Len]
+	var key uint64
+	if how == hopTunnelRemote {
+		key = 2<<32 | uint64(pk.Tunnel)
+	} else if ip[0]>>4 == 4 {
+		key = 1<<32 | uint64(binary.BigEndian.Uint32(ip[packet.IPv4OffDst:packet.IPv4OffDst+4]))
+	}
+	if key != 0 && key == c.key {
+		c.hits++
+		return 0
+	}
+	var d netip.Addr
+	if how == hopTunnelRemote {
+		d = v.Tunnel(pk.Tunnel).Out.Remote
+	} else {
+		d = dstAddr(ip)
+	}
+	if key == 0 && c.key == 0 && c.addr.IsValid() && d == c.addr {
+		c.hits++
+		return 0
+	}
+	hop, mac, ok := c.tb.MACFor(d)
+	r := Reason(0)
+	switch {
+	case !ok:
+		r = NoNeighbour
+		if hop.Addr.IsValid() {
+			p.cfg.Neighbours.Resolve(hop.Ifindex, hop.Addr)
+		}
+	case hop.Ifindex != ifindex:
+		r = WrongInterface
+	}
+	if r != 0 {
+		c.misses++
+		c.key, c.addr = 0, netip.Addr{}
+		return r
+	}
+	c.hits++
+	c.key, c.addr, c.mac = key, d, mac
+	return 0
+}
+
+// pushEther prepends the Ethernet header to a packet whose next hop is mac.
+func pushEther(pk *Packet, mac, src *[6]byte) {
+	et := uint16(etherTypeIP4)
+	if pk.Buf[pk.Off]>>4 == 6 {
+		et = etherTypeIP6
+	}
+	pk.Off -= EthLen
+	pk.Len += EthLen
+	h := pk.Buf[pk.Off : pk.Off+EthLen]
+	copy(h[0:6], mac[:])
+	copy(h[6:12], src[:])
+	binary.BigEndian.PutUint16(h[12:], et)
+}
+
 // ether prepends the Ethernet header for the next hop of each packet's
 // destination (outer for ESP, inner for decrypted packets) and appends
 // the packet to tx. Unresolved next hops are asked of the kernel; what
 // to do with their packets is miss's choice (drop, or the slow path).
-// A run of packets to one destination (an IPv4 address or a tunnel) is
-// looked up once: the run is recognized by a 64-bit key, without building
-// a netip.Addr per packet.
 func (p *Pipeline) ether(tb *neigh.Table, v *tables.View, pkts []Packet, how nextHopOf, ifindex int, src [6]byte, tx []Packet, miss func(*Packet, Reason)) []Packet {
-	var lastKey uint64 // 0: no run yet (or an IPv6 destination, compared as lastAddr)
-	var lastAddr netip.Addr
-	var lastMAC [6]byte
-	var hits, misses uint64
+	c := hopCache{tb: tb}
 	for i := range pkts {
 		pk := &pkts[i]
-		ip := pk.Buf[pk.Off : pk.Off+pk.Len]
-		var key uint64
-		if how == hopTunnelRemote {
-			key = 2<<32 | uint64(pk.Tunnel)
-		} else if ip[0]>>4 == 4 {
-			key = 1<<32 | uint64(binary.BigEndian.Uint32(ip[packet.IPv4OffDst:packet.IPv4OffDst+4]))
+		if r := p.nextHop(&c, v, pk, how, ifindex); r != 0 {
+			miss(pk, r)
+			continue
 		}
-		if key == 0 || key != lastKey {
-			var d netip.Addr
-			if how == hopTunnelRemote {
-				d = v.Tunnel(pk.Tunnel).Out.Remote
-			} else {
-				d = dstAddr(ip)
-			}
-			if key != 0 || !lastAddr.IsValid() || d != lastAddr {
-				hop, mac, ok := tb.MACFor(d)
-				r := Reason(0)
-				switch {
-				case !ok:
-					r = NoNeighbour
-					if hop.Addr.IsValid() {
-						p.cfg.Neighbours.Resolve(hop.Ifindex, hop.Addr)
-					}
-				case hop.Ifindex != ifindex:
-					r = WrongInterface
-				}
-				if r != 0 {
-					misses++
-					lastKey, lastAddr = 0, netip.Addr{}
-					miss(pk, r)
-					continue
-				}
-				lastMAC = mac
-			}
-			lastKey, lastAddr = key, d
-		}
-		hits++
-		et := uint16(etherTypeIP4)
-		if ip[0]>>4 == 6 {
-			et = etherTypeIP6
-		}
-		pk.Off -= EthLen
-		pk.Len += EthLen
-		h := pk.Buf[pk.Off : pk.Off+EthLen]
-		copy(h[0:6], lastMAC[:])
-		copy(h[6:12], src[:])
-		binary.BigEndian.PutUint16(h[12:], et)
+		pushEther(pk, &c.mac, &src)
 		tx = append(tx, *pk)
 	}
-	p.cfg.Neighbours.Account(hits, misses)
+	p.cfg.Neighbours.Account(c.hits, c.misses)
 	return tx
 }
 
@@ -666,22 +696,23 @@ func (p *Pipeline) Inbound(v *tables.View, pkts []Packet, out *Output) {
 		p.forward(pkts, In, p.cfg.InsideIfindex, p.cfg.InsideMAC, &out.Inside)
 		return
 	}
-	pkts = p.inbound(v, pkts)
-	out.Inside = p.ether(p.cfg.Neighbours.Table(), v, pkts, hopIPDst, p.cfg.InsideIfindex, p.cfg.InsideMAC, out.Inside, p.toKernel)
+	out.Inside = p.inbound(v, pkts, out.Inside)
 	p.flushSlow()
 }
 
 // inbound runs parse → esp_locate → spi_lookup → esp_decap → inner →
-// local → ttl on each packet in turn, in one pass over the batch: the
-// frames lie 4096 bytes apart in the UMEM, so their header lines share L1
-// sets and a pass per stage would fetch them again for every stage. Each
-// step counts its drops at its own stage, as a separate stage would, and
-// the survivors keep their order. Per-SA accounting is added once per
-// batch.
-func (p *Pipeline) inbound(v *tables.View, pkts []Packet) []Packet {
+// local → ttl → neigh_inside on each packet in turn, in one pass over the
+// batch: the frames lie 4096 bytes apart in the UMEM, so their header
+// lines share L1 sets and a pass per stage would fetch them again for
+// every stage. Each step counts its drops at its own stage, as a separate
+// stage would; the survivors are appended to tx in their order. Packets
+// for the gateway are queued for the slow path ahead of those whose next
+// hop is unresolved, as when the stages ran one after the other. Per-SA
+// accounting is added once per batch.
+func (p *Pipeline) inbound(v *tables.View, pkts []Packet, tx []Packet) []Packet {
 	p.accts = p.accts[:0]
 	var st inState
-	k := 0
+	hc := hopCache{tb: p.cfg.Neighbours.Table()}
 	for i := range pkts {
 		pk := &pkts[i]
 		if r := parseIP(pk, false); r != 0 {
@@ -701,11 +732,14 @@ func (p *Pipeline) inbound(v *tables.View, pkts []Packet) []Packet {
 			p.free(pk)
 			continue
 		}
-		if k != i {
-			pkts[k] = *pk
+		if r := p.nextHop(&hc, v, pk, hopIPDst, p.cfg.InsideIfindex); r != 0 {
+			p.toKernel(pk, r)
+			continue
 		}
-		k++
+		pushEther(pk, &hc.mac, &p.cfg.InsideMAC)
+		tx = append(tx, *pk)
 	}
+	p.cfg.Neighbours.Account(hc.hits, hc.misses)
 	now := p.now()
 	for _, a := range p.accts {
 		maps.Account(a.sa.Counters, a.packets, a.bytes, now)
@@ -715,7 +749,7 @@ func (p *Pipeline) inbound(v *tables.View, pkts []Packet) []Packet {
 		p.C.Packets[In] += a.packets
 		p.C.Bytes[In] += a.bytes
 	}
-	return pkts[:k]
+	return tx
 }
 
 // inState is what inbound carries from one packet to the next: a batch is
@@ -821,9 +855,13 @@ func (p *Pipeline) toKernel(pk *Packet, r Reason) {
 	if r != 0 {
 		p.C.SlowMisses++
 	}
-	if p.cfg.SlowPath == nil || len(p.slowP) == cap(p.slowP) {
+	if p.cfg.SlowPath == nil || len(p.slowP)+len(p.slowMiss) >= p.cfg.Batch {
 		p.C.drop(StageSlowPath, uint8(NoSlowPath))
 		p.free(pk)
+		return
+	}
+	if r != 0 {
+		p.slowMiss = append(p.slowMiss, *pk)
 		return
 	}
 	p.slowP = append(p.slowP, *pk)
@@ -832,7 +870,10 @@ func (p *Pipeline) toKernel(pk *Packet, r Reason) {
 // flushSlow writes the queued packets to their tunnels' interfaces, one
 // Deliver per run of one tunnel, and frees their frames.
 func (p *Pipeline) flushSlow() {
-	q := p.slowP
+	// The gateway's own packets first, then those whose next hop was
+	// unresolved (both fit: toKernel keeps them within one batch).
+	q := append(p.slowP, p.slowMiss...)
+	p.slowMiss = p.slowMiss[:0]
 	for i := 0; i < len(q); {
 		j := i
 		p.slow = p.slow[:0]

@@ -380,15 +380,18 @@ func TestFromKernelRefusesJunk(t *testing.T) {
 }
 
 // TestInboundMixedBatch: one inbound batch in which packets fail at
-// different steps of the single pass (parse, esp_decap, ttl), one goes to
-// the slow path, and the good ones come out in their order; every frame
-// not transmitted is freed.
+// different steps of the single pass (parse, esp_decap, ttl), one for the
+// gateway and one without a resolved next hop go to the slow path (the
+// gateway's own first, as when the stages ran one after the other), and
+// the good ones come out in their order; every frame not transmitted is
+// freed.
 func TestInboundMixedBatch(t *testing.T) {
 	a, b := pair(t)
 	out := a.p.NewBatch()
 	for _, ip := range [][]byte{
 		ipv4(lanHost, vpcHost, 100, 64, false, 1),
-		ipv4(lanHost, vpcHost, 100, 2, false, 2), // TTL 1 when it reaches b
+		ipv4(lanHost, netip.MustParseAddr("198.18.0.99"), 90, 64, false, 7), // on-link inside, no neighbour entry
+		ipv4(lanHost, vpcHost, 100, 2, false, 2),                            // TTL 1 when it reaches b
 		ipv4(netip.MustParseAddr("169.254.10.1"), insideT1, 80, 64, false, 3),
 		ipv4(lanHost, vpcHost, 100, 64, false, 4), // ICV corrupted below
 		ipv4(lanHost, vpcHost, 300, 64, false, 5),
@@ -400,14 +403,14 @@ func TestInboundMixedBatch(t *testing.T) {
 	}
 	a.out.Reset()
 	a.p.Outbound(a.view(), out, a.out)
-	if len(a.out.Outside) != 6 {
-		t.Fatalf("a sent %d of 6; drops %v", len(a.out.Outside), a.drops())
+	if len(a.out.Outside) != 7 {
+		t.Fatalf("a sent %d of 7; drops %v", len(a.out.Outside), a.drops())
 	}
 	pkts := move(t, a, b, a.out.Outside)
-	bad := pkts[3].Data()
+	bad := pkts[4].Data()
 	bad[len(bad)-1] ^= 1
 	short := b.frameOf(t, macOut, macRouter, []byte{0x45})
-	pkts = append(pkts[:4], append([]Packet{short}, pkts[4:]...)...)
+	pkts = append(pkts[:5], append([]Packet{short}, pkts[5:]...)...)
 	free := b.frames.FreeFrames()
 	recvIn(t, b, pkts)
 	var ids []byte
@@ -421,8 +424,10 @@ func TestInboundMixedBatch(t *testing.T) {
 	if d := b.drops(); len(d) != len(want) || d["parse/short_frame"] != 1 || d["esp_decap/bad_icv"] != 1 || d["ttl/ttl_exceeded"] != 1 {
 		t.Fatalf("drops %v, want %v", d, want)
 	}
-	if len(b.slow.pkts[1]) != 1 || b.p.C.Packets[In] != 5 {
-		t.Fatalf("slow path got %d, want 1; decrypted %d, want 5", len(b.slow.pkts[1]), b.p.C.Packets[In])
+	sp := b.slow.pkts[1]
+	if len(sp) != 2 || sp[0][4] != 3 || sp[1][4] != 7 || b.p.C.SlowMisses != 1 || b.p.C.Packets[In] != 6 {
+		t.Fatalf("slow path got %d packets (IDs first, want 3 then 7), misses %d want 1; decrypted %d, want 6",
+			len(sp), b.p.C.SlowMisses, b.p.C.Packets[In])
 	}
 	if got := b.frames.FreeFrames(); got != free+len(pkts)-3 {
 		t.Fatalf("free frames %d after the batch, want %d (all but the 3 transmitted)", got, free+len(pkts)-3)
