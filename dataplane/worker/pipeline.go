@@ -447,9 +447,13 @@ func (p *Pipeline) sizeSlow(t *tables.Tunnel, pk Packet, pkts *[]Packet, k int, 
 }
 
 // encap reserves sequence numbers once per run of packets of one tunnel
-// (one atomic add on the shared counter) and encapsulates in place.
-func (p *Pipeline) encap(v *tables.View, pkts []Packet) []Packet {
-	k := 0
+// (one atomic add on the shared counter), encapsulates in place and, in
+// the same pass (see inbound), does neigh_outside: the Ethernet header for
+// the tunnel's remote, and the packet appended to tx. A packet encrypted
+// but without a resolved next hop is dropped at neigh_outside, having
+// counted as sent by its SA, as when the stages ran one after the other.
+func (p *Pipeline) encap(v *tables.View, pkts []Packet, tx []Packet) []Packet {
+	hc := hopCache{tb: p.cfg.Neighbours.Table()}
 	for i := 0; i < len(pkts); {
 		tid := pkts[i].Tunnel
 		j := i + 1
@@ -483,9 +487,14 @@ func (p *Pipeline) encap(v *tables.View, pkts []Packet) []Packet {
 			}
 			bytes += uint64(pk.Len)
 			pk.Off, pk.Len = s, e-s
-			pkts[k] = pk
-			k++
 			good++
+			if r := p.nextHop(&hc, v, &pk, hopTunnelRemote, p.cfg.OutsideIfindex); r != 0 {
+				p.C.drop(StageNeighOut, uint8(r))
+				p.free(&pk)
+				continue
+			}
+			pushEther(&pk, &hc.mac, &p.cfg.OutsideMAC)
+			tx = append(tx, pk)
 		}
 		if good > 0 {
 			p.C.TunnelPackets[Out][tid] += uint64(good)
@@ -496,7 +505,8 @@ func (p *Pipeline) encap(v *tables.View, pkts []Packet) []Packet {
 		}
 		i = j
 	}
-	return pkts[:k]
+	p.cfg.Neighbours.Account(hc.hits, hc.misses)
+	return tx
 }
 
 // nextHopOf says what ether resolves each packet's next hop for.
@@ -650,9 +660,7 @@ func (p *Pipeline) outboundHead(v *tables.View, pkts []Packet) []Packet {
 // packets (from the gateway itself) share: size, encrypt, send.
 func (p *Pipeline) outboundTail(v *tables.View, pkts []Packet, out *Output) {
 	pkts = p.size(v, pkts, out)
-	pkts = p.encap(v, pkts)
-	out.Outside = p.ether(p.cfg.Neighbours.Table(), v, pkts, hopTunnelRemote, p.cfg.OutsideIfindex, p.cfg.OutsideMAC, out.Outside,
-		func(pk *Packet, r Reason) { p.C.drop(StageNeighOut, uint8(r)); p.free(pk) })
+	out.Outside = p.encap(v, pkts, out.Outside)
 }
 
 // FromKernel sends packets the kernel wrote into a tunnel's interface
