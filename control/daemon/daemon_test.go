@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,19 +64,9 @@ func testSA(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir) maps.SA {
 // SAs of a tunnel that does not come back within it, and Stop leaves no
 // SA behind.
 func TestAdopt(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs root (pinned BPF maps, a network namespace); run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("TestAdopt needs root (pinned BPF maps, a network namespace)")
-	}
+	needRoot(t)
 	instance := fmt.Sprintf("dt%d", os.Getpid())
-	ns := "cgwdt-" + instance
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
-	}
-	defer exec.Command("ip", "netns", "del", ns).Run()
-	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+	ns := newNS(t, "cgwdt-"+instance)
 	defer bpf.Remove(instance)
 
 	objs, err := bpf.LoadPinned(instance)
@@ -107,24 +98,9 @@ func TestAdopt(t *testing.T) {
 	must(w.AddRoute(netip.MustParsePrefix("198.19.7.0/24"), maps.Route{TunnelId: 7}))
 	w.Close()
 
-	// The daemon's IKE sockets belong to the namespace it starts in.
-	var d *Daemon
-	func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		must(err)
-		defer orig.Close()
-		h, err := netns.GetFromName(ns)
-		must(err)
-		defer h.Close()
-		must(netns.Set(h))
-		defer netns.Set(orig)
-		d, err = Start(Options{Config: testConfig(), Instance: instance, GoBGPAPI: "-",
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), CounterInterval: 50 * time.Millisecond,
-			ConvergeTimeout: 1500 * time.Millisecond})
-		must(err)
-	}()
+	d := startIn(t, ns, Options{Config: testConfig(), Instance: instance, GoBGPAPI: "-",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), CounterInterval: 50 * time.Millisecond,
+		ConvergeTimeout: 1500 * time.Millisecond})
 
 	r, err := maps.NewReader(objs)
 	must(err)
@@ -171,4 +147,143 @@ func TestAdopt(t *testing.T) {
 	if len(tabs.Inbound) != 0 || len(tabs.SAs) != 0 || tabs.Outbound[1] != 0 || tabs.Tunnels[1].Flags&uint32(bpf.CgwTunnelFlagUp) != 0 {
 		t.Errorf("after Stop: inbound %v, SAs %d, outbound[1] %d, tunnel 1 flags %#x", tabs.Inbound, len(tabs.SAs), tabs.Outbound[1], tabs.Tunnels[1].Flags)
 	}
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs root (pinned BPF maps, a network namespace); run without -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (pinned BPF maps, a network namespace)")
+	}
+}
+
+// newNS creates a network namespace with lo up, deleted at the end.
+func newNS(t *testing.T, name string) string {
+	t.Helper()
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v %s", name, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up: %v %s", err, out)
+	}
+	return name
+}
+
+// startIn starts a daemon whose IKE sockets live in namespace ns.
+func startIn(t *testing.T, ns string, o Options) *Daemon {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := netns.Set(h); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	d, err := Start(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestBackToBack: two daemons negotiate one tunnel over loopback (no
+// dataplane, no NAT: plain ESP), each installs the mirror of the other's
+// SA pair; when the initiator's outbound sequence counter nears its limit
+// (as the dataplane would push it) the daemon rekeys the Child SA and
+// replaces the SAs in the maps.
+func TestBackToBack(t *testing.T) {
+	needRoot(t)
+	base := fmt.Sprintf("bb%d", os.Getpid())
+	ns := newNS(t, "cgwdt-"+base)
+	side := func(name string, local, peer string, start string) (*Daemon, string) {
+		c := testConfig()
+		c.Connections[0].Tunnels = c.Connections[0].Tunnels[:1]
+		tu := &c.Connections[0].Tunnels[0]
+		tu.LocalOutside, tu.AWSOutside, tu.StartupAction = netip.MustParseAddr(local), netip.MustParseAddr(peer), start
+		inst := base + name
+		t.Cleanup(func() { bpf.Remove(inst) })
+		bpf.Remove(inst)
+		d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			d.Stop(ctx)
+		})
+		return d, inst
+	}
+	b, _ := side("r", "127.0.0.2", "127.0.0.1", config.StartupAdd)
+	a, _ := side("i", "127.0.0.1", "127.0.0.2", config.StartupStart)
+
+	up := func(what string, ok func(ca, cb *ChildInfo) bool) (ChildInfo, ChildInfo) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			ca, oka := active(a)
+			cb, okb := active(b)
+			if oka && okb && ok(&ca, &cb) {
+				return ca, cb
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: initiator %+v (%v), responder %+v (%v)", what, ca, oka, cb, okb)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	ca, cb := up("tunnel up on both sides", func(ca, cb *ChildInfo) bool { return ca.InSPI == cb.OutSPI && ca.OutSPI == cb.InSPI })
+	if ca.Encap || cb.Encap {
+		t.Errorf("no NAT on loopback, yet ESP is UDP-encapsulated")
+	}
+	// What the initiator wrote is what the responder must read: keys of
+	// one direction equal the other side's opposite direction.
+	var aOut, bIn maps.SA
+	if err := a.objs.SaTable.Lookup(ca.OutIndex, &aOut); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.objs.SaTable.Lookup(cb.InIndex, &bIn); err != nil {
+		t.Fatal(err)
+	}
+	if aOut.Spi != bIn.Spi || aOut.EncKey != bIn.EncKey || aOut.Salt != bIn.Salt || aOut.Flags&uint32(bpf.CgwSaFlagUdpEncap) != 0 {
+		t.Errorf("initiator's outbound SA %#x and responder's inbound SA %#x differ", aOut.Spi, bIn.Spi)
+	}
+
+	// The dataplane has used almost every sequence number of the SA.
+	atomic.StoreUint64(&a.w.Counters(ca.OutIndex).Seq, seqSoftLimit)
+	na, _ := up("child rekeyed after the sequence limit", func(n, m *ChildInfo) bool {
+		return n.InSPI != ca.InSPI && n.InSPI == m.OutSPI && n.OutSPI == m.InSPI
+	})
+	if na.OutIndex == ca.OutIndex {
+		t.Errorf("new child reuses slot %d", na.OutIndex)
+	}
+}
+
+// ChildInfo is the active child of a daemon's only tunnel, for tests.
+type ChildInfo struct {
+	InSPI, OutSPI     uint32
+	InIndex, OutIndex uint32
+	Encap             bool
+}
+
+func active(d *Daemon) (ChildInfo, bool) {
+	st := d.Status()
+	if len(st.Tunnels) == 0 || st.Tunnels[0].State != "up" {
+		return ChildInfo{}, false
+	}
+	c, ok := st.Tunnels[0].Active()
+	if !ok || c.InIndex == 0 {
+		return ChildInfo{}, false
+	}
+	return ChildInfo{c.InSPI, c.OutSPI, c.InIndex, c.OutIndex, c.Encap}, true
 }
