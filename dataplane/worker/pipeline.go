@@ -619,18 +619,21 @@ func (p *Pipeline) Outbound(v *tables.View, pkts []Packet, out *Output) {
 		p.forward(pkts, Out, p.cfg.OutsideIfindex, p.cfg.OutsideMAC, &out.Outside)
 		return
 	}
-	pkts = p.outboundHead(v, pkts)
-	p.outboundTail(v, pkts, out)
+	pkts = p.outboundHead(v, pkts, out)
+	out.Outside = p.encap(v, pkts, out.Outside)
 }
 
-// outboundHead runs parse → route → ttl → mss on each packet in turn, in
-// one pass over the batch (see inbound), each step counting its drops at
-// its own stage; the survivors keep their order.
-func (p *Pipeline) outboundHead(v *tables.View, pkts []Packet) []Packet {
+// outboundHead runs parse → route → ttl → mss → frag on each packet in
+// turn, in one pass over the batch (see inbound), each step counting its
+// drops at its own stage; the survivors keep their order, and fragments
+// made of them follow the survivors (as size does). pkts must have room
+// to grow (cap).
+func (p *Pipeline) outboundHead(v *tables.View, pkts []Packet, out *Output) []Packet {
+	n := len(pkts)
 	k := 0
 	var okTunnel uint32
 	var t *tables.Tunnel
-	for i := range pkts {
+	for i := 0; i < n; i++ {
 		pk := &pkts[i]
 		if r := parseIP(pk, true); r != 0 {
 			p.C.drop(StageParse, uint8(r))
@@ -648,11 +651,17 @@ func (p *Pipeline) outboundHead(v *tables.View, pkts []Packet) []Packet {
 			continue
 		}
 		clampOne(v, pk, &t)
+		if pk.Len > t.MTU {
+			k = p.sizeSlow(t, *pk, &pkts, k, out)
+			continue
+		}
 		if k != i {
 			pkts[k] = *pk
 		}
 		k++
 	}
+	// Move the fragments down behind the survivors.
+	k += copy(pkts[k:], pkts[n:])
 	return pkts[:k]
 }
 
