@@ -4,10 +4,18 @@
 // transmits the survivors (DESIGN §3).
 //
 // The pipeline reads like VPP's graph: each stage does one thing to a
-// batch and keeps the survivors, counting every drop by stage and reason.
+// packet, counting every drop by stage and reason.
 //
 //	outbound (inside → outside): parse → route → ttl → mss → frag → esp_encap → neigh_outside → tx
 //	inbound (outside → inside):  parse → esp_locate → spi_lookup → esp_decap → inner → local? slow_path : ttl → neigh_inside → tx
+//
+// The stages run per packet in as few passes over the batch as the work
+// allows — outbound two (parse … frag; then esp_encap and neigh_outside
+// per run of one tunnel, which reserves the run's sequence numbers at
+// once), inbound one — because UMEM frames lie 4096 bytes apart, their
+// header lines share L1 sets, and a pass per stage fetched them again for
+// every stage. Drops, counters and the order of the survivors are those of
+// the stages run one after the other.
 //
 // The Pipeline does no I/O, so tests and benchmarks run it on frames in
 // plain memory; Worker (Linux) adds the sockets and the loop.
