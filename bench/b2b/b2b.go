@@ -199,6 +199,7 @@ func Prereqs() []string {
 	for _, c := range []struct{ bin, pkg string }{
 		{"ip", "iproute2"}, {"nsenter", "util-linux"}, {"ethtool", "ethtool"}, {"ping", "iputils-ping"},
 		{"tcpdump", "tcpdump"}, {"tshark", "tshark"}, {"iperf3", "iperf3"},
+		{"curl", "curl"}, // the dataplanes' metrics (table generation, diagnostics)
 	} {
 		if _, err := exec.LookPath(c.bin); err != nil {
 			miss = append(miss, fmt.Sprintf("%s (Debian package %s)", c.bin, c.pkg))
