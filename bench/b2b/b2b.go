@@ -108,7 +108,13 @@ type Options struct {
 	// §3.4.3 lets a receiver choose): the benchmark's generator repeats
 	// one ESP frame.
 	NoReplay bool
+	// UDPEncap carries ESP in UDP, port 4500 both ways (RFC 3948), as
+	// against AWS behind NAT (and always against strongSwan's libipsec).
+	UDPEncap bool
 }
+
+// NATTPort is the UDP port of ESP in UDP (RFC 3948).
+const NATTPort = 4500
 
 // Site is one gateway of the pair.
 type Site struct {
@@ -354,6 +360,9 @@ func (t *Topology) loadMaps() error {
 		tun := maps.Tunnel{Mtu: TunnelMTU, Mss: TunnelMSS,
 			LocalAddr: maps.Addr16(s.Outside), RemoteAddr: maps.Addr16(s.Peer),
 			InsideAddr: maps.Addr16(s.Tunnel), InsidePrefixlen: uint8(TunnelNet.Bits())}
+		if t.Opts.UDPEncap {
+			tun.LocalPort, tun.RemotePort = NATTPort, NATTPort
+		}
 		steps := []func() error{
 			func() error { return s.Writer.SetTunnel(TunnelID, tun) },
 			func() error { return s.Writer.AddLocalAddr(s.Outside, bpf.CgwLocalOutside) },
@@ -375,6 +384,10 @@ func (t *Topology) mapSA(e espcheck.SA, dir bpf.CgwSaDir, local, remote netip.Ad
 		ReplayWindow: 1024, LocalAddr: maps.Addr16(local), RemoteAddr: maps.Addr16(remote)}
 	if t.Opts.NoReplay {
 		sa.ReplayWindow = 0
+	}
+	if t.Opts.UDPEncap {
+		sa.Flags |= uint32(bpf.CgwSaFlagUdpEncap)
+		sa.EncapSport, sa.EncapDport = NATTPort, NATTPort
 	}
 	if err := maps.SetKeys(&sa, e.Suite, e.Keymat); err != nil {
 		return sa, err

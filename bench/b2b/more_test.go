@@ -103,3 +103,37 @@ func TestBenchPath(t *testing.T) {
 		}
 	}
 }
+
+// TestBackToBackNATT carries the tunnel as ESP in UDP 4500 (RFC 3948):
+// nothing crosses the wire as raw ESP, and tshark decrypts every
+// encapsulated packet.
+func TestBackToBackNATT(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tp := upPair(t, ctx, Options{Prefix: "b2bn", UDPEncap: true})
+	c := tp.capture(t, ctx, "natt")
+	if r, err := tp.Ping(ctx, LAN, VPCHost, 5, "-i", "0.1"); err != nil || r.Received != 5 {
+		t.Errorf("ping lan→vpc: %d/%d (%v)\n%s", r.Received, r.Sent, err, r.Output)
+	}
+	if n, err := tp.Iperf(ctx, LAN, VPC, VPCHost, 5320, "-n", "1M"); err != nil || n == 0 {
+		t.Errorf("TCP lan→vpc: %d bytes (%v)", n, err)
+	}
+	c.Stop()
+	pkts, err := ReadPcap(c.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw, natt int
+	for _, p := range pkts {
+		switch {
+		case p[9] == 50:
+			raw++
+		case p[9] == 17 && len(p) >= 28 && p[22] == NATTPort>>8 && p[23] == NATTPort&0xff:
+			natt++
+		}
+	}
+	ps := checkESP(t, ctx, c.Path, saList(tp.SAs))
+	if raw != 0 || natt != len(ps) {
+		t.Errorf("wire: %d raw ESP packets and %d to UDP 4500 (tshark's ESP count %d); want 0 raw and every ESP packet in UDP", raw, natt, len(ps))
+	}
+}
