@@ -263,6 +263,21 @@ func (d *Daemon) listenIKE() (net.PacketConn, net.PacketConn, error) {
 // converges, tunnels it marked up stay up; then this configuration's
 // tunnels and local addresses are written.
 func (d *Daemon) adopt() error {
+	// A tunnel id whose entry names other endpoints than this
+	// configuration (tunnels reordered or replaced) is not adopted: its old
+	// SAs lead to a different peer.
+	changed := map[uint32]bool{}
+	for _, t := range d.tunnels {
+		var e maps.Tunnel
+		if err := d.objs.Tunnels.Lookup(t.id, &e); err != nil {
+			return fmt.Errorf("reading tunnel %d: %w", t.id, err)
+		}
+		if e != (maps.Tunnel{}) && (e.RemoteAddr != maps.Addr16(t.cfg.AWSOutside) || e.LocalAddr != maps.Addr16(t.cfg.LocalOutside)) {
+			changed[t.id] = true
+			d.log.Info("tunnel id now names another tunnel: not keeping its old SAs", "tunnel", t.cfg.Name, "id", t.id,
+				"old_peer", maps.AddrFrom16(e.RemoteAddr).Unmap())
+		}
+	}
 	var sa maps.SA
 	for idx := uint32(1); idx < maps.MaxSAs; idx++ {
 		if err := d.objs.SaTable.Lookup(idx, &sa); err != nil {
@@ -272,12 +287,12 @@ func (d *Daemon) adopt() error {
 			continue
 		}
 		d.used[idx] = true
-		if int(sa.TunnelId) >= 1 && int(sa.TunnelId) <= len(d.tunnels) {
+		if int(sa.TunnelId) >= 1 && int(sa.TunnelId) <= len(d.tunnels) && !changed[sa.TunnelId] {
 			t := d.tunnels[sa.TunnelId-1]
 			t.stale = append(t.stale, idx)
 			continue
 		}
-		// A tunnel this configuration no longer has.
+		// A tunnel this configuration no longer has (or has changed).
 		d.w.SetOutboundSA(sa.TunnelId, 0)
 		if err := d.w.RetireSA(idx); err != nil {
 			d.log.Warn("removing SA of an unconfigured tunnel", "index", idx, "tunnel", sa.TunnelId, "err", err)
@@ -304,7 +319,7 @@ func (d *Daemon) adopt() error {
 	}
 	for _, t := range d.tunnels {
 		var flags uint32
-		if int(t.id) < len(tabs.Tunnels) && int(t.id) < len(tabs.Outbound) && tabs.Outbound[t.id] != 0 {
+		if int(t.id) < len(tabs.Tunnels) && int(t.id) < len(tabs.Outbound) && tabs.Outbound[t.id] != 0 && !changed[t.id] {
 			// Keep forwarding on the previous process's SAs.
 			flags = tabs.Tunnels[t.id].Flags & uint32(bpf.CgwTunnelFlagUp)
 		}

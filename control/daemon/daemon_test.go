@@ -85,8 +85,17 @@ func TestAdopt(t *testing.T) {
 		}
 	}
 	// Left by "the previous process": tunnel 1 up on slots 1/2, tunnel 7
-	// (not configured) on slots 3/4, two routes.
-	must(w.SetTunnel(1, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}))
+	// (not configured) on slots 3/4, tunnel 2 towards another peer than
+	// configured now on slots 5/6, two routes.
+	cfg := testConfig()
+	t1 := cfg.Connections[0].Tunnels[0]
+	must(w.SetTunnel(1, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399,
+		LocalAddr: maps.Addr16(t1.LocalOutside), RemoteAddr: maps.Addr16(t1.AWSOutside)}))
+	must(w.SetTunnel(2, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399,
+		LocalAddr: maps.Addr16(t1.LocalOutside), RemoteAddr: maps.Addr16(netip.MustParseAddr("203.0.113.99"))}))
+	must(w.InstallInboundSA(5, testSA(t, 0x2001, 2, bpf.CgwSaDirInbound)))
+	must(w.InstallSA(6, testSA(t, 0x2002, 2, bpf.CgwSaDirOutbound)))
+	must(w.SetOutboundSA(2, 6))
 	must(w.InstallInboundSA(1, testSA(t, 0x1001, 1, bpf.CgwSaDirInbound)))
 	must(w.InstallSA(2, testSA(t, 0x1002, 1, bpf.CgwSaDirOutbound)))
 	must(w.SetOutboundSA(1, 2))
@@ -98,7 +107,7 @@ func TestAdopt(t *testing.T) {
 	must(w.AddRoute(netip.MustParsePrefix("198.19.7.0/24"), maps.Route{TunnelId: 7}))
 	w.Close()
 
-	d := startIn(t, ns, Options{Config: testConfig(), Instance: instance, GoBGPAPI: "-",
+	d := startIn(t, ns, Options{Config: cfg, Instance: instance, GoBGPAPI: "-",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), CounterInterval: 50 * time.Millisecond,
 		ConvergeTimeout: 1500 * time.Millisecond})
 
@@ -109,6 +118,9 @@ func TestAdopt(t *testing.T) {
 	must(err)
 	if _, ok := tabs.Inbound[0x7001]; ok || tabs.Outbound[7] != 0 {
 		t.Errorf("the unconfigured tunnel 7 keeps SAs: inbound %v outbound %d", tabs.Inbound, tabs.Outbound[7])
+	}
+	if _, ok := tabs.Inbound[0x2001]; ok || tabs.Outbound[2] != 0 || tabs.Tunnels[2].Flags&uint32(bpf.CgwTunnelFlagUp) != 0 {
+		t.Errorf("tunnel 2, now towards another peer, keeps the old peer's SAs: inbound %v outbound %d flags %#x", tabs.Inbound, tabs.Outbound[2], tabs.Tunnels[2].Flags)
 	}
 	if _, ok := tabs.Inbound[0x1001]; !ok || tabs.Outbound[1] != 2 || tabs.Tunnels[1].Flags&uint32(bpf.CgwTunnelFlagUp) == 0 {
 		t.Errorf("tunnel 1 stopped forwarding on its old SAs: inbound %v outbound %d flags %#x", tabs.Inbound, tabs.Outbound[1], tabs.Tunnels[1].Flags)
