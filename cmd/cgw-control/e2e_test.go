@@ -640,3 +640,57 @@ func TestLabCGWNAT(t *testing.T) {
 		t.Errorf("ping lan -> vpc through the NAT: %+v %v", pr, err)
 	}
 }
+
+// TestLabCGWWrongPSK: AWS's tunnel 1 has another pre-shared key. Tunnel 2
+// comes up and carries the route alone; tunnel 1 stays down with the
+// failure in the status API and in cgw_control_negotiation_failures_total.
+func TestLabCGWWrongPSK(t *testing.T) {
+	needLab(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl not found: the test scrapes cgw-control's metrics with it")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, g, _ := upLab(t, ctx, lab.Options{Overrides: lab.Overrides{Tunnel: func(i int, tu *config.Tunnel) {
+		if i == 0 {
+			tu.PreSharedKey = "another.key_known_to_aws"
+		}
+	}}})
+	t1, t2 := l.Conn.Tunnels[0].Name, l.Conn.Tunnels[1].Name
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	s, err := g.WaitStatus(wctx, l, "tunnel 2 up, tunnel 1 failed", func(st *status.Status) bool {
+		a, _ := st.Tunnel(t1)
+		b, _ := st.Tunnel(t2)
+		return a != nil && b != nil && b.State == "up" && a.State != "up" && strings.Contains(a.LastError, "AUTHENTICATION_FAILED")
+	})
+	if err != nil {
+		t.Fatalf("%v; last %+v", err, s)
+	}
+	if s, err = g.WaitRouteInstalled(wctx, l, lab.VPCPrefix); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Routes {
+		if r.Prefix == lab.VPCPrefix && (r.Tunnel != t2 || r.Backup != "") {
+			t.Errorf("route %+v: want %s only (tunnel 1 is down)", r, t2)
+		}
+	}
+	pr, err := l.Ping(ctx, lab.LAN, lab.VPCHost, 5)
+	if err != nil || pr.Received < pr.Sent-1 {
+		t.Errorf("ping over tunnel 2: %+v %v", pr, err)
+	}
+	out, err := l.Exec(ctx, lab.CGW, "curl", "-sf", "http://127.0.0.1:9471/metrics")
+	if err != nil {
+		t.Fatalf("scraping cgw-control's metrics: %v", err)
+	}
+	for _, w := range []string{
+		`cgw_control_negotiation_failures_total{notify="AUTHENTICATION_FAILED",tunnel="` + t1 + `"}`,
+		`cgw_control_tunnel_up{connection="lab",tunnel="` + t1 + `"} 0`,
+		`cgw_control_tunnel_up{connection="lab",tunnel="` + t2 + `"} 1`,
+		`cgw_control_bgp_session_established{`,
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("metrics lack %s", w)
+		}
+	}
+}

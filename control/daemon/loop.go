@@ -64,12 +64,16 @@ func (d *Daemon) apply(e ikev2.Event) {
 	case ikev2.TunnelDown:
 		d.tunnelDown(t, e)
 	case ikev2.NegotiationFailed, ikev2.DPDTimeout:
-		d.mu.Lock()
-		if e.Err != nil {
-			t.lastErr = e.Err.Error()
-		} else {
-			t.lastErr = e.Reason
+		// The notify name (what the peer's logs show) and the operator's hint.
+		msg := e.Reason
+		if msg == "" {
+			msg = e.Type.String()
 		}
+		if e.Err != nil {
+			msg += ": " + e.Err.Error()
+		}
+		d.mu.Lock()
+		t.lastErr = msg
 		d.mu.Unlock()
 	}
 	if err != nil {
