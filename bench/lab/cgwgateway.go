@@ -319,16 +319,43 @@ func (g *CGWGateway) WaitRouteInstalled(ctx context.Context, l *Lab, prefix neti
 
 // BuildCGW builds cgw-dataplane, cgw-control and cgwctl into dir (from
 // this module, as go test runs inside it) and returns a gateway using
-// them; cgwctl's path is returned too.
-func BuildCGW(ctx context.Context, dir string) (*CGWGateway, string, error) {
+// them; cgwctl's path is returned too. With race, cgw-control is built
+// with the race detector (its log then names any data race: RaceReports).
+func BuildCGW(ctx context.Context, dir string, race bool) (*CGWGateway, string, error) {
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", dir+"/",
-		"github.com/cgw-project/cgw/cmd/cgw-dataplane", "github.com/cgw-project/cgw/cmd/cgw-control", "github.com/cgw-project/cgw/cmd/cgwctl")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, "", fmt.Errorf("building the cgw commands: %v\n%s", err, out)
+	build := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, goBin, append([]string{"build", "-o", dir + "/"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building the cgw commands: %v\n%s", err, out)
+		}
+		return nil
+	}
+	ctl := []string{"github.com/cgw-project/cgw/cmd/cgw-control"}
+	if race {
+		ctl = append([]string{"-race"}, ctl...)
+	}
+	if err := build("github.com/cgw-project/cgw/cmd/cgw-dataplane", "github.com/cgw-project/cgw/cmd/cgwctl"); err != nil {
+		return nil, "", err
+	}
+	if err := build(ctl...); err != nil {
+		return nil, "", err
 	}
 	return &CGWGateway{Dataplane: filepath.Join(dir, "cgw-dataplane"), Control: filepath.Join(dir, "cgw-control")},
 		filepath.Join(dir, "cgwctl"), nil
+}
+
+// RaceReports returns the data races cgw-control's log reports (a
+// race-detector build), each as the detector printed it.
+func (g *CGWGateway) RaceReports(l *Lab) []string {
+	b, _ := os.ReadFile(filepath.Join(l.Dir, "cgw-control.log"))
+	var out []string
+	for _, part := range strings.Split(string(b), "WARNING: DATA RACE")[1:] {
+		if i := strings.Index(part, "=================="); i >= 0 {
+			part = part[:i]
+		}
+		out = append(out, "WARNING: DATA RACE"+part)
+	}
+	return out
 }
 
 // Maps opens the gateway's pinned maps for reading, as the dataplane

@@ -40,7 +40,9 @@ func needLab(t *testing.T) {
 // everything is removed at the end of the test.
 func upLab(t *testing.T, ctx context.Context, o lab.Options) (*lab.Lab, *lab.CGWGateway, string) {
 	t.Helper()
-	g, cgwctl, err := lab.BuildCGW(ctx, t.TempDir())
+	// cgw-control runs with the race detector: the lab drives every
+	// goroutine of it (IKE, BGP, the maps loop, the status API).
+	g, cgwctl, err := lab.BuildCGW(ctx, t.TempDir(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +58,9 @@ func upLab(t *testing.T, ctx context.Context, o lab.Options) (*lab.Lab, *lab.CGW
 				b, _ := os.ReadFile(l.Dir + "/" + f)
 				t.Logf("--- %s (tail) ---\n%s", f, tailLines(string(b), 40))
 			}
+		}
+		for _, r := range g.RaceReports(l) { // before Down removes the logs
+			t.Errorf("cgw-control (race detector):\n%s", r)
 		}
 		if err := l.Down(); err != nil {
 			t.Errorf("lab down: %v", err)
