@@ -498,6 +498,13 @@ func TestLabCGW(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The route the crashed process installed was adopted, then
+		// re-learnt from BGP (no longer marked stale).
+		if s2, err = g.WaitStatus(rctx, l, "every adopted route re-learnt", func(st *status.Status) bool {
+			return len(st.Routes) > 0 && !slices.ContainsFunc(st.Routes, func(r status.Route) bool { return r.Stale })
+		}); err != nil {
+			t.Fatalf("%v; routes %+v", err, s2.Routes)
+		}
 		checkMapsMatch(t, g, l, s2)
 		for i := range names {
 			sas, err := l.SwanctlListSAs(ctx, lab.AWSEndpoint(i))

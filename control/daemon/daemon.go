@@ -72,8 +72,10 @@ type Daemon struct {
 	mu          sync.Mutex // guards what Status reads
 	tunnels     []*tunnel  // config order; id = index+1
 	byName      map[string]*tunnel
-	used        []bool // SA slots in use (ours or stale)
-	staleRoutes map[netip.Prefix]bool
+	used        []bool            // SA slots in use (ours or stale)
+	adopted     []maps.RouteEntry // routes found in the map at start (rib.Adopt)
+	adoptedUp   []uint32          // tunnels kept up on a previous process's SAs
+	routesSwept bool
 	converged   time.Time // when all tunnels and sessions were first seen up
 	closing     bool
 }
@@ -132,7 +134,7 @@ func Start(o Options) (*Daemon, error) {
 	}
 	d := &Daemon{opt: o, cfg: cfg, log: o.Log, started: time.Now(),
 		events: make(chan ikev2.Event, 4096), quit: make(chan struct{}), loopDone: make(chan struct{}),
-		byName: map[string]*tunnel{}, used: make([]bool, maps.MaxSAs), staleRoutes: map[netip.Prefix]bool{}}
+		byName: map[string]*tunnel{}, used: make([]bool, maps.MaxSAs)}
 	d.used[0] = true
 	ids := map[string]uint32{}
 	for ci := range cfg.Connections {
@@ -188,8 +190,19 @@ func Start(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.rib, err = rib.New(sink{d}, rts, rib.Options{}); err != nil {
+	if d.rib, err = rib.New(sink{d.w}, rts, rib.Options{}); err != nil {
 		return nil, err
+	}
+	// The routes a previous process installed stay in place (replaced,
+	// never deleted and re-added) until routing has converged.
+	d.rib.Adopt(d.adopted)
+	d.routesSwept = len(d.adopted) == 0
+	// A tunnel still forwarding on the old SAs is up as far as routing is
+	// concerned, so its routes (static ones too) stay selected meanwhile.
+	for _, id := range d.adoptedUp {
+		if err := d.rib.SetTunnelUp(id, true); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.rib.ConfigStatic(cfg); err != nil {
 		return nil, err
@@ -309,9 +322,7 @@ func (d *Daemon) adopt() error {
 	if err != nil {
 		return fmt.Errorf("reading the tables left by a previous cgw-control: %w", err)
 	}
-	for _, r := range tabs.Routes {
-		d.staleRoutes[r.Prefix] = true
-	}
+	d.adopted = tabs.Routes
 	for id := len(d.tunnels) + 1; id < len(tabs.Tunnels); id++ {
 		if tabs.Tunnels[id].Flags != 0 {
 			d.w.SetTunnel(uint32(id), maps.Tunnel{})
@@ -322,6 +333,9 @@ func (d *Daemon) adopt() error {
 		if int(t.id) < len(tabs.Tunnels) && int(t.id) < len(tabs.Outbound) && tabs.Outbound[t.id] != 0 && !changed[t.id] {
 			// Keep forwarding on the previous process's SAs.
 			flags = tabs.Tunnels[t.id].Flags & uint32(bpf.CgwTunnelFlagUp)
+			if flags != 0 {
+				d.adoptedUp = append(d.adoptedUp, t.id)
+			}
 		}
 		if t.cfg.ClearDF {
 			flags |= uint32(bpf.CgwTunnelFlagClearDf)
@@ -364,25 +378,11 @@ func (d *Daemon) tunnelEntry(t *tunnel, flags uint32) maps.Tunnel {
 	return e
 }
 
-// sink is the RIB's view of the route table: a route a previous process
-// left is replaced rather than added.
-type sink struct{ d *Daemon }
+// sink is the RIB's view of the route table: the writer, with Batch so a
+// burst of changes is one generation.
+type sink struct{ *maps.Writer }
 
-func (s sink) AddRoute(p netip.Prefix, r maps.Route) error {
-	s.d.mu.Lock()
-	stale := s.d.staleRoutes[p]
-	delete(s.d.staleRoutes, p)
-	s.d.mu.Unlock()
-	if stale {
-		return s.d.w.ReplaceRoute(p, r)
-	}
-	return s.d.w.AddRoute(p, r)
-}
-func (s sink) ReplaceRoute(p netip.Prefix, r maps.Route) error { return s.d.w.ReplaceRoute(p, r) }
-func (s sink) DeleteRoute(p netip.Prefix) error                { return s.d.w.DeleteRoute(p) }
-
-// Batch implements rib.Batcher.
-func (s sink) Batch(fn func() error) error { return s.d.w.Batch(fn) }
+var _ rib.Batcher = sink{}
 
 // alloc returns a free SA slot.
 func (d *Daemon) alloc() (uint32, error) {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"fmt"
-	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -345,6 +344,15 @@ func (d *Daemon) sweepStaleTunnels() {
 			continue
 		}
 		d.log.Warn("tunnel did not come back: removing the SAs the previous cgw-control left and marking it down", "tunnel", t.cfg.Name, "after", d.opt.ConvergeTimeout)
+		var err error
+		if d.bgp != nil {
+			err = d.bgp.TunnelDown(t.id)
+		} else {
+			err = d.rib.SetTunnelUp(t.id, false)
+		}
+		if err != nil {
+			d.log.Warn("routing: tunnel down", "tunnel", t.cfg.Name, "err", err)
+		}
 		d.w.SetTunnelUp(t.id, false)
 		if err := d.w.SetOutboundSA(t.id, 0); err != nil {
 			d.log.Warn("clearing the outbound SA", "tunnel", t.cfg.Name, "err", err)
@@ -354,14 +362,11 @@ func (d *Daemon) sweepStaleTunnels() {
 }
 
 // sweepRoutes removes the routes a previous process left that the RIB has
-// not selected again, once every tunnel is up and every BGP session
-// established (plus a few seconds for the updates), or after
+// not selected again (rib.SweepStale), once every tunnel is up and every
+// BGP session established (plus a few seconds for the updates), or after
 // ConvergeTimeout.
 func (d *Daemon) sweepRoutes() {
-	d.mu.Lock()
-	n := len(d.staleRoutes)
-	d.mu.Unlock()
-	if n == 0 {
+	if d.routesSwept {
 		return
 	}
 	all := true
@@ -387,14 +392,11 @@ func (d *Daemon) sweepRoutes() {
 	if !(all && now.Sub(d.converged) > 5*time.Second) && now.Sub(d.started) < d.opt.ConvergeTimeout {
 		return
 	}
-	d.mu.Lock()
-	stale := d.staleRoutes
-	d.staleRoutes = map[netip.Prefix]bool{}
-	d.mu.Unlock()
-	for p := range stale {
-		if err := d.w.DeleteRoute(p); err != nil {
-			d.log.Warn("removing a route left by the previous cgw-control", "prefix", p, "err", err)
-		}
+	n, err := d.rib.SweepStale()
+	if err != nil {
+		d.log.Warn("removing routes left by the previous cgw-control (will retry)", "err", err)
+		return
 	}
-	d.log.Info("removed routes left by the previous cgw-control that routing did not select again", "count", len(stale))
+	d.routesSwept = true
+	d.log.Info("routes left by the previous cgw-control re-selected or removed", "count", n)
 }

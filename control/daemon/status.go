@@ -72,7 +72,10 @@ func (d *Daemon) Status() *status.Status {
 	d.mu.Unlock()
 	if d.rib != nil {
 		for _, r := range d.rib.Table() {
-			sr := status.Route{Prefix: r.Prefix, Source: r.Source.String(), Tunnel: r.Tunnel.Name, Reason: r.Reason, Pending: r.Pending}
+			sr := status.Route{Prefix: r.Prefix, Source: r.Source.String(), Tunnel: r.Tunnel.Name, Reason: r.Reason, Pending: r.Pending, Stale: r.Stale}
+			if r.Stale {
+				sr.Source = "adopted"
+			}
 			if r.Backup != nil {
 				sr.Backup = r.Backup.Name
 			}

@@ -145,7 +145,9 @@ func (c *Control) Collect(ch chan<- prometheus.Metric) {
 	}
 	by := map[string]int{"static": 0, "bgp": 0}
 	for _, r := range s.Routes {
-		by[r.Source]++
+		if _, ok := by[r.Source]; ok { // not the adopted ones of a restart
+			by[r.Source]++
+		}
 	}
 	for src, n := range by {
 		g(c.routes, float64(n), src)

@@ -91,13 +91,15 @@ type Counters struct {
 // Route is one selected route (the LPM map's content as the RIB sees it).
 type Route struct {
 	Prefix  netip.Prefix `json:"prefix"`
-	Source  string       `json:"source"` // static or bgp
+	Source  string       `json:"source"` // static, bgp, or adopted (Stale)
 	Tunnel  string       `json:"tunnel"`
 	Backup  string       `json:"backup,omitempty"`
 	Reason  string       `json:"reason"` // why the primary won
 	ASPath  []uint32     `json:"as_path,omitempty"`
 	NextHop netip.Addr   `json:"next_hop,omitzero"`
 	Pending bool         `json:"pending,omitempty"` // not yet in the map
+	// Stale: left by a previous cgw-control and not re-learnt yet.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // Neighbor is one BGP session.
