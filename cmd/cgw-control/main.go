@@ -29,8 +29,16 @@
 // not "ip netns exec": see cmd/cgw-dataplane's documentation (the pinned
 // maps under /sys/fs/bpf must be the dataplane's).
 //
+// Restart: the new process adopts what the old one left in the maps (the
+// tunnels keep forwarding on the old SAs and routes), re-establishes each
+// tunnel (INITIAL_CONTACT makes the peer drop the old IKE SA), then removes
+// the old SAs once the new ones carry traffic and the routes routing did not
+// select again once it has converged (or after 90 s). A BGP peer without
+// graceful restart still withdraws our prefixes while the session is down.
+//
 // Status: cgwctl status | sas | routes, or JSON with
-// curl --unix-socket <socket> http://x/v1/status.
+// curl --unix-socket <socket> http://x/v1/status; POST
+// /v1/tunnels/<name>/rekey-child, /rekey-ike or /initiate acts on a tunnel.
 package main
 
 import (
