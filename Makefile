@@ -8,6 +8,9 @@ export PATH := $(PATH):/usr/local/go/bin:$(shell go env GOPATH 2>/dev/null)/bin
 GO        ?= go
 BIN       := bin
 LAB       ?= cgwlab
+# The lab's gateway: cgw (cgw-control + cgw-dataplane), or standin
+# (strongSwan + BIRD in the gateway namespace: the baseline).
+GATEWAY   ?= cgw
 FUZZTIME  ?= 15s
 CMDS      := $(notdir $(wildcard cmd/*))
 STATICCHECK_VERSION := v0.8.2
@@ -49,10 +52,10 @@ fuzz:
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 demo: deps build
-	$(BIN)/cgw-lab demo --prefix $(LAB)
+	$(BIN)/cgw-lab demo --prefix $(LAB) --gateway $(GATEWAY)
 
 lab-up: deps build
-	$(BIN)/cgw-lab up --prefix $(LAB)
+	$(BIN)/cgw-lab up --prefix $(LAB) --gateway $(GATEWAY)
 
 lab-down: build
 	$(BIN)/cgw-lab down --prefix $(LAB)
