@@ -131,3 +131,13 @@ func newWindow(t testing.TB, size int, esn bool) *replay.Window {
 	}
 	return w
 }
+
+// splitKeymat splits one direction's KEYMAT into the encryption key (with
+// the GCM salt, as scapy and Wireshark want it) and the integrity key
+// (RFC 7296 §2.17 order).
+func splitKeymat(s transform.Suite, km []byte) (encKey, authKey []byte) {
+	if s.Encr == transform.ENCR_AES_GCM_16 {
+		return km, nil
+	}
+	return km[:s.KeyBits/8], km[s.KeyBits/8:]
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"github.com/cgw-project/cgw/bench/espcheck"
 	pcapfile "github.com/cgw-project/cgw/dataplane/packet/pcap"
 	"os"
 	"os/exec"
@@ -13,41 +14,6 @@ import (
 
 	"github.com/cgw-project/cgw/crypto/transform"
 )
-
-// tsharkNames maps a suite to the names of Wireshark 4.0's esp_sa UAT
-// (epan/dissectors/packet-ipsec.c, esp_encryption_type_vals and
-// esp_authentication_type_vals).
-func tsharkNames(s transform.Suite) (encr, auth string) {
-	switch s.Encr {
-	case transform.ENCR_AES_GCM_16:
-		encr = "AES-GCM with 16 octet ICV [RFC4106]"
-	case transform.ENCR_AES_CBC:
-		encr = "AES-CBC [RFC3602]"
-	}
-	switch s.Integ {
-	case transform.AUTH_NONE:
-		auth = "NULL"
-	case transform.AUTH_HMAC_SHA1_96:
-		auth = "HMAC-SHA-1-96 [RFC2404]"
-	case transform.AUTH_HMAC_SHA2_256_128:
-		auth = "HMAC-SHA-256-128 [RFC4868]"
-	case transform.AUTH_HMAC_SHA2_384_192:
-		auth = "HMAC-SHA-384-192 [RFC4868]"
-	case transform.AUTH_HMAC_SHA2_512_256:
-		auth = "HMAC-SHA-512-256 [RFC4868]"
-	}
-	return encr, auth
-}
-
-// splitKeymat splits one direction's KEYMAT into the encryption key (with
-// the GCM salt, as Wireshark wants it) and the integrity key (RFC 7296
-// §2.17 order).
-func splitKeymat(s transform.Suite, km []byte) (encKey, authKey []byte) {
-	if s.Encr == transform.ENCR_AES_GCM_16 {
-		return km, nil
-	}
-	return km[:s.KeyBits/8], km[s.KeyBits/8:]
-}
 
 func needTool(t *testing.T, name, pkg string) string {
 	t.Helper()
@@ -87,7 +53,7 @@ func TestTsharkDecryptsEncap(t *testing.T) {
 	}
 
 	var pkts [][]byte
-	var uat strings.Builder
+	var sas []espcheck.SA
 	for _, c := range cases {
 		out, _ := newPair(t, c.suite, pairOpts{udp: c.udp, spi: c.spi, dscpCopy: true})
 		c.first = len(pkts) + 1
@@ -108,14 +74,7 @@ func TestTsharkDecryptsEncap(t *testing.T) {
 			c.outers = append(c.outers, b[st:en])
 			pkts = append(pkts, b[st:en])
 		}
-		ek, ak := splitKeymat(c.suite, keymatFor(c.suite, 0x11))
-		en, an := tsharkNames(c.suite)
-		akHex := "0x" + hex.EncodeToString(ak)
-		if len(ak) == 0 {
-			akHex = ""
-		}
-		fmt.Fprintf(&uat, "\"IPv4\",\"%s\",\"%s\",\"%#08x\",\"%s\",\"0x%s\",\"%s\",\"%s\"\n",
-			testSrc, testDst, c.spi, en, hex.EncodeToString(ek), an, akHex)
+		sas = append(sas, espcheck.SA{Src: testSrc, Dst: testDst, SPI: c.spi, Suite: c.suite, Keymat: keymatFor(c.suite, 0x11)})
 	}
 	// One tampered copy per cipher family, last in the file.
 	var tampered []int
@@ -129,17 +88,10 @@ func TestTsharkDecryptsEncap(t *testing.T) {
 	if err := pcapfile.WriteFile(pcap, pcapfile.LinkTypeIPv4, pkts); err != nil {
 		t.Fatal(err)
 	}
-	// A private configuration directory holds the SA table (the esp_sa UAT
-	// file) and the preferences, so the user's profile plays no part.
-	conf := filepath.Join(dir, "wireshark")
-	if err := os.MkdirAll(conf, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(conf, "esp_sa"), []byte(uat.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	prefs := "esp.enable_encryption_decode: TRUE\nesp.enable_authentication_check: TRUE\n"
-	if err := os.WriteFile(filepath.Join(conf, "preferences"), []byte(prefs), 0o600); err != nil {
+	// A private configuration directory holds the SA table (the esp_sa UAT)
+	// and the preferences, so the user's profile plays no part.
+	conf, err := espcheck.WriteConfig(dir, sas)
+	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(tshark, "-n", "-r", pcap, "-T", "fields", "-E", "separator=/t",
