@@ -1,6 +1,7 @@
 package tables
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -246,5 +247,93 @@ func TestReplayResumesAfterRestart(t *testing.T) {
 	}
 	if _, r := w.Check(5001); r.String() != "ok" {
 		t.Fatalf("seq 5001 refused: %v", r)
+	}
+}
+
+// TestInboundSA: the SPI table answers as the map does, for tables of 0 to
+// 300 SAs, for every SPI present and for absent ones (0 among them), and
+// a View not made by Build falls back to the map.
+func TestInboundSA(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 3, 4, 5, 8, 9, 64, 300} {
+		v := &View{Inbound: map[uint32]*SA{}}
+		for len(v.Inbound) < n {
+			spi := rng.Uint32() | 1
+			if n == 300 && len(v.Inbound)%2 == 0 {
+				spi = uint32(len(v.Inbound)+1) << 8 // clustered SPIs too
+			}
+			if spi != 0 {
+				v.Inbound[spi] = &SA{Index: spi}
+			}
+		}
+		if v.InboundSA(0x1234) != v.Inbound[0x1234] {
+			t.Fatalf("n=%d: a View without the table does not fall back to the map", n)
+		}
+		v.spis = newSPITable(v.Inbound)
+		if got := len(v.spis.slots); got < 2*n || got&(got-1) != 0 {
+			t.Fatalf("n=%d: %d slots, want a power of two ≥ %d", n, got, 2*n)
+		}
+		for spi, sa := range v.Inbound {
+			if v.InboundSA(spi) != sa {
+				t.Fatalf("n=%d: SPI %#x not found", n, spi)
+			}
+		}
+		for i := 0; i < 2000; i++ {
+			spi := rng.Uint32()
+			if i == 0 {
+				spi = 0
+			}
+			if got := v.InboundSA(spi); got != v.Inbound[spi] {
+				t.Fatalf("n=%d: SPI %#x: table %v, map %v", n, spi, got, v.Inbound[spi])
+			}
+		}
+	}
+}
+
+func TestBuildFillsSPITable(t *testing.T) {
+	var c counters
+	v := NewBuilder(c.get).Build(snapshot(t, 1))
+	if v.spis.slots == nil || v.InboundSA(0x1001) == nil || v.InboundSA(0x1001) != v.Inbound[0x1001] || v.InboundSA(0x2001) != nil {
+		t.Fatal("Build's View does not answer InboundSA from its SPI table as its map does")
+	}
+}
+
+// BenchmarkInboundLookup: a lookup per packet when a batch alternates
+// between SAs, the Go map against the SPI table, 2 and 64 SAs.
+func BenchmarkInboundLookup(b *testing.B) {
+	for _, n := range []int{2, 64} {
+		v := &View{Inbound: map[uint32]*SA{}}
+		spis := make([]uint32, 0, n)
+		rng := rand.New(rand.NewPCG(3, 4))
+		for len(spis) < n {
+			spi := rng.Uint32() | 1
+			if _, ok := v.Inbound[spi]; !ok {
+				v.Inbound[spi] = &SA{Index: spi}
+				spis = append(spis, spi)
+			}
+		}
+		v.spis = newSPITable(v.Inbound)
+		b.Run(fmt.Sprintf("map/%d", n), func(b *testing.B) {
+			var hit int
+			for i := 0; i < b.N; i++ {
+				if v.Inbound[spis[i%n]] != nil {
+					hit++
+				}
+			}
+			if hit != b.N {
+				b.Fatal("miss")
+			}
+		})
+		b.Run(fmt.Sprintf("table/%d", n), func(b *testing.B) {
+			var hit int
+			for i := 0; i < b.N; i++ {
+				if v.InboundSA(spis[i%n]) != nil {
+					hit++
+				}
+			}
+			if hit != b.N {
+				b.Fatal("miss")
+			}
+		})
 	}
 }

@@ -797,7 +797,7 @@ func (p *Pipeline) decapOne(v *tables.View, pk *Packet, st *inState) bool {
 	}
 	// One map lookup per run of an SPI.
 	if spi != st.lastSPI || st.sa == nil {
-		st.sa, st.lastSPI = v.Inbound[spi], spi
+		st.sa, st.lastSPI = v.InboundSA(spi), spi
 	}
 	sa := st.sa
 	if sa == nil {
