@@ -78,7 +78,7 @@ var reasonNames = [NumReasons]string{
 	TunnelDown: "tunnel_down", NoSA: "no_sa", SAExpired: "sa_expired",
 	TTLExceeded: "ttl_exceeded", NoNeighbour: "no_neighbour", WrongInterface: "wrong_interface",
 	UnknownSPI: "unknown_spi", NoSlowPath: "no_slow_path", SlowPathFull: "slow_path_full",
-	RingFull: "ring_full", NoFrames: "no_frames",
+	RingFull: "ring_full", NoFrames: "no_frames", SelectorMismatch: "selector_mismatch",
 }
 
 // String is the reason's metrics label.

@@ -838,8 +838,14 @@ func (p *Pipeline) account(sa *tables.SA, bytes uint64) {
 		p.accts = append(p.accts, acct{sa, 1, bytes})
 		return
 	}
-	// More SAs in one batch than slots: account this one now.
+	// More SAs in one batch than slots: account this one now, in the
+	// worker's totals too (inbound adds them from the slots).
 	maps.Account(sa.Counters, 1, bytes, p.now())
+	if sa.Replay != nil {
+		maps.RaiseSeq(sa.Counters, sa.Replay.Highest())
+	}
+	p.C.Packets[In]++
+	p.C.Bytes[In] += bytes
 }
 
 // saDrop counts a drop in the SA's shared counters, which control reads.
