@@ -32,6 +32,17 @@
 //     Speaker re-enables it after PrefixLimitRestart (default 60 s).
 //   - The gRPC API is served on Options.GRPCAddress (default
 //     127.0.0.1:50051) so the stock gobgp CLI can inspect the server.
+//   - Graceful restart (RFC 4724) is negotiated with every neighbour
+//     (restart time GracefulRestart, default 120 s): when cgw-control
+//     crashes or is upgraded the dataplane keeps forwarding on the SAs and
+//     routes in the maps, so AWS may keep our prefixes too while the new
+//     process reconnects. A process that took over forwarding state from a
+//     predecessor (Options.Restarting) sets the Restart State and
+//     Forwarding State bits (§4.1, §3), so AWS keeps its stale routes until
+//     our End-of-RIB instead of flushing them when the session returns. As
+//     receiving speaker we do not keep AWS's routes across a session loss:
+//     a session that leaves Established still withdraws its routes from
+//     the RIB at once, so traffic fails over to the other tunnel.
 //   - Only IPv4 unicast: AWS's inside addresses are IPv4 /30s here.
 package bgp
 
@@ -64,6 +75,14 @@ const (
 	// DefaultIdleHold is how long a reset session waits before retrying:
 	// short, because a tunnel coming back should carry traffic soon.
 	DefaultIdleHold = 5 * time.Second
+	// DefaultGracefulRestart is the restart time advertised in the
+	// graceful restart capability (RFC 4724 §3): how long AWS keeps our
+	// routes after the session drops without a NOTIFICATION.
+	DefaultGracefulRestart = 120 * time.Second
+	// DefaultSelectionDeferral bounds how long a restarting speaker waits
+	// for the peers' End-of-RIB before advertising (RFC 4724 §4.1); AWS
+	// keeps our stale routes meanwhile.
+	DefaultSelectionDeferral = 10 * time.Second
 )
 
 // Neighbor is one BGP session: one tunnel of a connection.
@@ -98,7 +117,15 @@ type Options struct {
 	// PrefixLimitRestart is how long a session closed for sending too
 	// many prefixes stays down; 0: DefaultPrefixLimitRestart.
 	PrefixLimitRestart time.Duration
-	Logger             *slog.Logger // nil: slog.Default()
+	// GracefulRestart is the restart time advertised to every neighbour
+	// (RFC 4724); 0: DefaultGracefulRestart, negative: no graceful
+	// restart capability. At most 4095 s (a 12-bit field).
+	GracefulRestart time.Duration
+	// Restarting says this process took over a predecessor's forwarding
+	// state (SAs and routes kept in the maps): the OPEN carries the
+	// Restart State and Forwarding State bits.
+	Restarting bool
+	Logger     *slog.Logger // nil: slog.Default()
 }
 
 // Speaker is the embedded BGP server.
@@ -182,6 +209,15 @@ func Start(r *rib.RIB, opt Options, neighbors []Neighbor) (*Speaker, error) {
 	}
 	if opt.PrefixLimitRestart == 0 {
 		opt.PrefixLimitRestart = DefaultPrefixLimitRestart
+	}
+	if opt.GracefulRestart == 0 {
+		opt.GracefulRestart = DefaultGracefulRestart
+	}
+	if opt.GracefulRestart > 4095*time.Second {
+		return nil, fmt.Errorf("bgp: graceful restart time %v: at most 4095 s (RFC 4724 §3)", opt.GracefulRestart)
+	}
+	if opt.GracefulRestart > 0 && opt.GracefulRestart < time.Second {
+		return nil, fmt.Errorf("bgp: graceful restart time %v: at least 1 s, or negative to disable", opt.GracefulRestart)
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -301,7 +337,7 @@ func (s *Speaker) peer(n Neighbor) *api.Peer {
 	if hold == 0 {
 		hold = DefaultHoldTime
 	}
-	return &api.Peer{
+	p := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: n.Peer.String(),
 			PeerAsn:         n.PeerASN,
@@ -327,6 +363,16 @@ func (s *Speaker) peer(n Neighbor) *api.Peer {
 			},
 		}},
 	}
+	if s.opt.GracefulRestart > 0 {
+		p.GracefulRestart = &api.GracefulRestart{
+			Enabled:         true,
+			RestartTime:     uint32(s.opt.GracefulRestart / time.Second),
+			DeferralTime:    uint32(DefaultSelectionDeferral / time.Second),
+			LocalRestarting: s.opt.Restarting,
+		}
+		p.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+	}
+	return p
 }
 
 // exportPolicy installs the global export policy: per neighbour, accept

@@ -274,6 +274,13 @@ func child(t *testing.T) {
 		}
 	}
 
+	// Graceful restart (RFC 4724) is negotiated: BIRD (helper by default)
+	// receives our capability with the restart time and IPv4 unicast, so
+	// it would keep our prefixes across a control restart.
+	if all := birdc("show", "protocols", "all", "t1"); !strings.Contains(all, "Restart time: 120") || !strings.Contains(all, "AF supported: ipv4") {
+		t.Fatalf("BIRD does not list our graceful restart capability (restart time 120, AF ipv4) among the neighbour's:\n%s", all)
+	}
+
 	// The RIB gets the VPC prefixes: t1 (shorter AS_PATH) primary, t2 backup.
 	want := maps.Route{TunnelId: 1, BackupTunnelId: 2}
 	for _, p := range []string{"198.19.0.0/24", "198.19.1.0/24"} {

@@ -7,6 +7,7 @@ import (
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Collector exposes the BGP sessions and the RIB as cgw_control_bgp_*
@@ -54,10 +55,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			return
 		}
 		var k counts
+		// With graceful restart negotiated GoBGP counts its End-of-RIB
+		// marker (RFC 4724 §2) among the advertised paths, one per family.
+		eor := uint64(0)
+		if p.GetGracefulRestart().GetEnabled() && hasGRCap(p.GetState().GetRemoteCap()) {
+			eor = 1
+		}
 		for _, af := range p.AfiSafis {
 			if st := af.GetState(); st != nil {
 				k.recv += st.Received
-				k.adv += st.Advertised
+				k.adv += st.Advertised - min(eor, st.Advertised)
 			}
 		}
 		k.updates = p.GetState().GetMessages().GetReceived().GetUpdate()
@@ -96,4 +103,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFail, prometheus.CounterValue, float64(st.Failures))
 	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.Pending))
 	ch <- prometheus.MustNewConstMetric(descRoutes, prometheus.GaugeValue, float64(st.Installed))
+}
+
+// hasGRCap reports whether the neighbour's OPEN carried the graceful
+// restart capability.
+func hasGRCap(caps []*anypb.Any) bool {
+	for _, c := range caps {
+		if c.MessageIs(&api.GracefulRestartCapability{}) {
+			return true
+		}
+	}
+	return false
 }
