@@ -12,6 +12,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
+
+	"github.com/cgw-project/cgw/bench/netnstest"
 )
 
 // The benchmarks measure the AF_XDP layer on veth the way DESIGN §4 did: a
@@ -85,7 +87,7 @@ func pinThread(cpu int) error {
 func benchWorker(b *testing.B, size int, forward bool) { benchWorkerCfg(b, size, forward, 0) }
 
 func benchWorkerCfg(b *testing.B, size int, forward bool, txBudget int) {
-	requireE2E(b)
+	netnstest.Require(b)
 	l := newLab(b, 2)
 	xsks := newXSKMap(b)
 	v0, v1 := l.pairs[0], l.pairs[1]
@@ -178,7 +180,7 @@ func benchWorkerCfg(b *testing.B, size int, forward bool, txBudget int) {
 
 	var genTime time.Duration
 	b.ResetTimer()
-	err = inNS(l.p, func() error {
+	err = l.p.Do(func() error {
 		if err := pinThread(0); err != nil {
 			return err
 		}

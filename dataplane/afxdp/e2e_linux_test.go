@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cgw-project/cgw/bench/netnstest"
 )
 
 const (
@@ -76,7 +77,7 @@ func checkAll(t *testing.T, seen map[string]bool, kind string, n int) {
 // TestReceive: UDP from the peer to rxPort reaches the socket intact, at
 // frame + headroom + XDP_PACKET_HEADROOM (DESIGN §4); other traffic does not.
 func TestReceive(t *testing.T) {
-	requireE2E(t)
+	netnstest.Require(t)
 	l := newLab(t, 1)
 	xsks := newXSKMap(t)
 	attach(t, l.g, l.pairs[0].gIndex, redirectProg(t, xsks, rxPort, false))
@@ -145,7 +146,7 @@ func TestReceive(t *testing.T) {
 // one Transmit call; an invalid descriptor in the batch is refused without
 // stalling the ring; every frame comes back through the completion ring.
 func TestTransmit(t *testing.T) {
-	requireE2E(t)
+	netnstest.Require(t)
 	l := newLab(t, 1)
 	u, socks := l.newUMEMSockets(t, UMEMConfig{Frames: 512, FrameSize: 2048}, 0)
 	s := socks[0]
@@ -209,7 +210,7 @@ func TestTransmit(t *testing.T) {
 // TestEcho: receive, swap addresses, transmit the same frame on the same
 // socket; the peer gets its datagrams back.
 func TestEcho(t *testing.T) {
-	requireE2E(t)
+	netnstest.Require(t)
 	l := newLab(t, 1)
 	xsks := newXSKMap(t)
 	attach(t, l.g, l.pairs[0].gIndex, redirectProg(t, xsks, rxPort, false))
@@ -278,7 +279,7 @@ func swapUDP(f []byte) {
 // its own fill and completion rings), and its frame returns to the one free
 // list through B's completion ring.
 func TestSharedUMEM(t *testing.T) {
-	requireE2E(t)
+	netnstest.Require(t)
 	l := newLab(t, 2)
 	xsks := newXSKMap(t)
 	attach(t, l.g, l.pairs[0].gIndex, redirectProg(t, xsks, rxPort, false))
@@ -345,7 +346,7 @@ func TestSharedUMEM(t *testing.T) {
 // before the packet data. The answer decides whether the inside XDP program
 // can hand the tunnel id to the worker this way (DESIGN §3).
 func TestMetadataCopyMode(t *testing.T) {
-	requireE2E(t)
+	netnstest.Require(t)
 	l := newLab(t, 1)
 	xsks := newXSKMap(t)
 	attach(t, l.g, l.pairs[0].gIndex, redirectProg(t, xsks, rxPort, true))
@@ -415,12 +416,9 @@ func udpChecksumOK(f []byte) bool {
 // offload off on the sending veth (what a lab's LAN host needs) makes them
 // complete. A real NIC's received frames are always complete.
 func TestChecksumOffloadOff(t *testing.T) {
-	requireE2E(t)
-	if _, err := exec.LookPath("ethtool"); err != nil {
-		t.Fatalf("needs ethtool (Debian package ethtool): %v", err)
-	}
+	netnstest.Require(t, "ethtool")
 	l := newLab(t, 1)
-	run(t, "ip", "netns", "exec", l.p, "ethtool", "-K", l.pairs[0].pName, "tx", "off")
+	l.p.Run(t, "ethtool", "-K", l.pairs[0].pName, "tx", "off")
 	xsks := newXSKMap(t)
 	attach(t, l.g, l.pairs[0].gIndex, redirectProg(t, xsks, rxPort, false))
 	u, socks := l.newUMEMSockets(t, UMEMConfig{Frames: 256, FrameSize: 2048}, 0)
@@ -452,10 +450,10 @@ func TestChecksumOffloadOff(t *testing.T) {
 // fails with an error that says what to do; auto mode falls back to copy
 // (TestReceive).
 func TestZeroCopyRefusedOnVeth(t *testing.T) {
-	requireE2E(t)
+	netnstest.Require(t)
 	l := newLab(t, 1)
 	var err error
-	inNS(l.g, func() error {
+	l.g.Do(func() error {
 		u, e := NewUMEM(UMEMConfig{Frames: 64, FrameSize: 2048})
 		if e != nil {
 			err = e
@@ -484,7 +482,7 @@ func TestZeroCopyRefusedOnVeth(t *testing.T) {
 // completion rings (the kernel refuses rings of its own); what it transmits
 // completes on that shared completion ring.
 func TestSharedUMEMSameQueue(t *testing.T) {
-	requireE2E(t)
+	netnstest.Require(t)
 	l := newLab(t, 1)
 	u, socks := l.newUMEMSockets(t, UMEMConfig{Frames: 256, FrameSize: 2048}, 0, 0)
 	a, b := socks[0], socks[1]
@@ -518,14 +516,14 @@ func TestSharedUMEMSameQueue(t *testing.T) {
 // XSKMAP[rx_queue_index] lookup sends each frame to the socket of the queue
 // it arrived on (the kernel refuses any other), and together they get all.
 func TestMultiQueue(t *testing.T) {
-	requireE2E(t)
+	netnstest.Require(t)
 	l := newLabQ(t, 1, 2)
 	xsks := newXSKMap(t)
 	attach(t, l.g, l.pairs[0].gIndex, redirectProg(t, xsks, rxPort, false))
 	var socks [2]*Socket
 	var umems [2]*UMEM
 	for q := range socks {
-		err := inNS(l.g, func() (err error) {
+		err := l.g.Do(func() (err error) {
 			if umems[q], err = NewUMEM(UMEMConfig{Frames: 512, FrameSize: 2048}); err != nil {
 				return err
 			}

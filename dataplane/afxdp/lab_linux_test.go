@@ -8,64 +8,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
-	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/cgw-project/cgw/bench/netnstest"
 )
-
-func requireE2E(tb testing.TB) {
-	tb.Helper()
-	if testing.Short() {
-		tb.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		tb.Fatal("end-to-end: needs root (network namespaces, XDP, AF_XDP); run as root or pass -short")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		tb.Fatalf("end-to-end: needs the iproute2 'ip' command: %v", err)
-	}
-}
-
-func run(tb testing.TB, args ...string) {
-	tb.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-// inNS runs fn on a fresh OS thread switched into network namespace ns.
-// The thread is never unlocked, so Go ends it with the goroutine and no
-// other goroutine ever runs in that namespace by accident. Sockets and links
-// made inside stay in ns wherever they are used later.
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering network namespace %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-var labSeq atomic.Uint32
 
 // vethPair is one veth: the "g" end in the gateway namespace, where the
 // sockets live, and the "p" end in the peer namespace, which sends and
@@ -79,7 +30,7 @@ type vethPair struct {
 }
 
 type lab struct {
-	g, p  string
+	g, p  *netnstest.NS
 	pairs []vethPair
 }
 
@@ -91,64 +42,35 @@ func newLab(tb testing.TB, n int) *lab { return newLabQ(tb, n, 1) }
 // newLabQ is newLab with queues receive and transmit queues on every veth.
 func newLabQ(tb testing.TB, n, queues int) *lab {
 	tb.Helper()
-	id := fmt.Sprintf("%d-%d", os.Getpid(), labSeq.Add(1))
-	l := &lab{g: "cgwafx-g-" + id, p: "cgwafx-p-" + id}
-	for _, ns := range []string{l.g, l.p} {
-		run(tb, "ip", "netns", "add", ns)
-		tb.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		run(tb, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
+	l := &lab{g: netnstest.New(tb, "cgwafx-g"), p: netnstest.New(tb, "cgwafx-p")}
 	for i := 0; i < n; i++ {
 		v := vethPair{
 			gName: fmt.Sprintf("xg%d", i), pName: fmt.Sprintf("xp%d", i),
 			gMAC: net.HardwareAddr{0x02, 0xaf, 0, 0, byte(i), 1}, pMAC: net.HardwareAddr{0x02, 0xaf, 0, 0, byte(i), 2},
 			gIP: netip.AddrFrom4([4]byte{198, 18, byte(100 + i), 1}), pIP: netip.AddrFrom4([4]byte{198, 18, byte(100 + i), 2}),
 		}
-		q := fmt.Sprint(queues)
-		run(tb, "ip", "link", "add", v.gName, "netns", l.g, "address", v.gMAC.String(), "numrxqueues", q, "numtxqueues", q,
-			"type", "veth", "peer", "name", v.pName, "netns", l.p, "address", v.pMAC.String(), "numrxqueues", q, "numtxqueues", q)
-		for _, side := range []struct{ ns, dev, ip, peerIP, peerMAC string }{
-			{l.g, v.gName, v.gIP.String(), v.pIP.String(), v.pMAC.String()},
-			{l.p, v.pName, v.pIP.String(), v.gIP.String(), v.gMAC.String()},
-		} {
-			run(tb, "ip", "-n", side.ns, "addr", "add", side.ip+"/24", "dev", side.dev)
-			run(tb, "ip", "-n", side.ns, "link", "set", side.dev, "up")
-			run(tb, "ip", "-n", side.ns, "neigh", "replace", side.peerIP, "lladdr", side.peerMAC, "dev", side.dev, "nud", "permanent")
-		}
-		err := inNS(l.g, func() error {
-			ifi, err := net.InterfaceByName(v.gName)
-			if err == nil {
-				v.gIndex = ifi.Index
-			}
-			return err
-		})
-		if err == nil {
-			err = inNS(l.p, func() error {
-				ifi, err := net.InterfaceByName(v.pName)
-				if err == nil {
-					v.pIndex = ifi.Index
-				}
-				return err
-			})
-		}
-		if err != nil {
-			tb.Fatalf("looking up veth %d: %v", i, err)
-		}
+		g, p := netnstest.Veth{
+			A:                netnstest.End{NS: l.g, Name: v.gName, MAC: v.gMAC, Addrs: []netip.Prefix{netip.PrefixFrom(v.gIP, 24)}},
+			B:                netnstest.End{NS: l.p, Name: v.pName, MAC: v.pMAC, Addrs: []netip.Prefix{netip.PrefixFrom(v.pIP, 24)}},
+			Queues:           queues,
+			StaticNeighbours: true,
+		}.Create(tb)
+		v.gIndex, v.pIndex = g.Index, p.Index
 		l.pairs = append(l.pairs, v)
 	}
 	return l
 }
 
 // attach attaches prog in native (driver) mode to the device ifindex in ns.
-func attach(tb testing.TB, ns string, ifindex int, prog *ebpf.Program) {
+func attach(tb testing.TB, ns *netnstest.NS, ifindex int, prog *ebpf.Program) {
 	tb.Helper()
 	var lk link.Link
-	err := inNS(ns, func() (err error) {
+	err := ns.Do(func() (err error) {
 		lk, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
 		return err
 	})
 	if err != nil {
-		tb.Fatalf("attaching XDP program to interface %d in %s: %v", ifindex, ns, err)
+		tb.Fatalf("attaching XDP program to interface %d in %s: %v", ifindex, ns.Name(), err)
 	}
 	tb.Cleanup(func() { lk.Close() })
 }
@@ -165,7 +87,7 @@ func (l *lab) newUMEMSocketsCfg(tb testing.TB, cfg UMEMConfig, sc SocketConfig, 
 	tb.Helper()
 	var u *UMEM
 	var socks []*Socket
-	err := inNS(l.g, func() (err error) {
+	err := l.g.Do(func() (err error) {
 		if u, err = NewUMEM(cfg); err != nil {
 			return err
 		}
@@ -201,12 +123,12 @@ func (l *lab) newUMEMSocketsCfg(tb testing.TB, cfg UMEMConfig, sc SocketConfig, 
 func (l *lab) peerUDP(tb testing.TB, i int, port int) *net.UDPConn {
 	tb.Helper()
 	var c *net.UDPConn
-	err := inNS(l.p, func() (err error) {
+	err := l.p.Do(func() (err error) {
 		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.pairs[i].pIP, uint16(port))))
 		return err
 	})
 	if err != nil {
-		tb.Fatalf("opening a UDP socket in %s: %v", l.p, err)
+		tb.Fatalf("opening a UDP socket in %s: %v", l.p.Name(), err)
 	}
 	tb.Cleanup(func() { c.Close() })
 	return c
