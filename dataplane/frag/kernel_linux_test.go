@@ -7,21 +7,20 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cgw-project/cgw/bench/netnstest"
 )
 
 // kernelLab is two namespaces joined by one veth: "a" (198.18.240.1,
 // 2001:db8:f7a::1) and "b" (.2, ::2). Raw frames are written with
 // AF_PACKET so the receiving kernel, not our code, judges them.
 type kernelLab struct {
-	a, b       string
+	a, b       *netnstest.NS
 	aMAC, bMAC net.HardwareAddr
 	aIP, bIP   netip.Addr
 	aIP6, bIP6 netip.Addr
@@ -30,94 +29,36 @@ type kernelLab struct {
 	idxA, idxB int
 }
 
-func kcmd(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// inNS runs fn on a locked OS thread inside namespace ns; the thread is
-// never unlocked, so it dies with the goroutine.
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering network namespace %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 func newKernelLab(t *testing.T) *kernelLab {
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("kernel reassembly test needs root (network namespaces, AF_PACKET)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("iproute2 'ip' not found: %v", err)
-	}
-	id := fmt.Sprintf("%d", os.Getpid())
+	netnstest.Require(t)
 	l := &kernelLab{
-		a: "cgwfrag-a-" + id, b: "cgwfrag-b-" + id,
+		a: netnstest.New(t, "cgwfrag-a"), b: netnstest.New(t, "cgwfrag-b"),
 		aMAC: net.HardwareAddr{0x02, 0xf7, 0xa0, 0, 0, 1}, bMAC: net.HardwareAddr{0x02, 0xf7, 0xa0, 0, 0, 2},
 		aIP: netip.MustParseAddr("198.18.240.1"), bIP: netip.MustParseAddr("198.18.240.2"),
 		aIP6: netip.MustParseAddr("2001:db8:f7a::1"), bIP6: netip.MustParseAddr("2001:db8:f7a::2"),
 		devA: "cgwfa0", devB: "cgwfb0",
 	}
-	for _, ns := range []string{l.a, l.b} {
-		kcmd(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		kcmd(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	kcmd(t, "ip", "link", "add", l.devA, "netns", l.a, "address", l.aMAC.String(), "type", "veth",
-		"peer", "name", l.devB, "netns", l.b, "address", l.bMAC.String())
+	ia, ib := netnstest.Veth{
+		A:                netnstest.End{NS: l.a, Name: l.devA, MAC: l.aMAC, Addrs: []netip.Prefix{netip.PrefixFrom(l.aIP, 24), netip.PrefixFrom(l.aIP6, 64)}},
+		B:                netnstest.End{NS: l.b, Name: l.devB, MAC: l.bMAC, Addrs: []netip.Prefix{netip.PrefixFrom(l.bIP, 24), netip.PrefixFrom(l.bIP6, 64)}},
+		StaticNeighbours: true,
+	}.Create(t)
+	l.idxA, l.idxB = ia.Index, ib.Index
 	for _, s := range []struct {
-		ns, dev   string
-		ip, ip6   netip.Addr
-		peer      netip.Addr
-		peer6     netip.Addr
-		peerMAC   net.HardwareAddr
-		raw, ifix *int
-	}{
-		{l.a, l.devA, l.aIP, l.aIP6, l.bIP, l.bIP6, l.bMAC, &l.rawA, &l.idxA},
-		{l.b, l.devB, l.bIP, l.bIP6, l.aIP, l.aIP6, l.aMAC, &l.rawB, &l.idxB},
-	} {
-		kcmd(t, "ip", "-n", s.ns, "addr", "add", s.ip.String()+"/24", "dev", s.dev)
-		kcmd(t, "ip", "-n", s.ns, "addr", "add", s.ip6.String()+"/64", "dev", s.dev, "nodad")
-		kcmd(t, "ip", "-n", s.ns, "link", "set", s.dev, "up")
-		kcmd(t, "ip", "-n", s.ns, "neigh", "replace", s.peer.String(), "lladdr", s.peerMAC.String(), "dev", s.dev, "nud", "permanent")
-		kcmd(t, "ip", "-n", s.ns, "-6", "neigh", "replace", s.peer6.String(), "lladdr", s.peerMAC.String(), "dev", s.dev, "nud", "permanent")
-		dev, raw, idx := s.dev, s.raw, s.ifix
-		if err := inNS(s.ns, func() error {
-			ifi, err := net.InterfaceByName(dev)
-			if err != nil {
-				return err
-			}
-			*idx = ifi.Index
+		ns  *netnstest.NS
+		raw *int
+	}{{l.a, &l.rawA}, {l.b, &l.rawB}} {
+		if err := s.ns.Do(func() error {
 			fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0) // protocol 0: send only
 			if err != nil {
 				return fmt.Errorf("AF_PACKET socket: %w", err)
 			}
-			*raw = fd
+			*s.raw = fd
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { unix.Close(*raw) })
+		t.Cleanup(func() { unix.Close(*s.raw) })
 	}
 	return l
 }
@@ -174,8 +115,8 @@ func udp4(src, dst netip.Addr, sport, dport uint16, id uint16, df bool, opts, da
 }
 
 // snmpReasm reads IP reassembly counters of namespace ns.
-func snmpReasm(t *testing.T, ns string) (oks, fails int) {
-	out := kcmd(t, "ip", "netns", "exec", ns, "cat", "/proc/net/snmp")
+func snmpReasm(t *testing.T, ns *netnstest.NS) (oks, fails int) {
+	out := ns.Run(t, "cat", "/proc/net/snmp")
 	lines := strings.Split(out, "\n")
 	for i := 0; i+1 < len(lines); i++ {
 		if !strings.HasPrefix(lines[i], "Ip: Forwarding") {
@@ -202,7 +143,7 @@ func TestKernelReassembles(t *testing.T) {
 	l := newKernelLab(t)
 	const port = 47000
 	var conn *net.UDPConn
-	if err := inNS(l.b, func() error {
+	if err := l.b.Do(func() error {
 		var err error
 		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: l.bIP.AsSlice(), Port: port})
 		return err
@@ -249,7 +190,7 @@ func TestKernelReassembles(t *testing.T) {
 		if err != nil {
 			oks, fails := snmpReasm(t, l.b)
 			t.Fatalf("datagram %d (%d bytes, mtu %d, %d fragments) not delivered: %v (peer kernel ReasmOKs +%d, ReasmFails +%d; a bad UDP checksum shows in 'ip netns exec %s nstat')",
-				i, len(data)+8, mtu, len(all), err, oks-oks0, fails-fails0, l.b)
+				i, len(data)+8, mtu, len(all), err, oks-oks0, fails-fails0, l.b.Name())
 		}
 		if !bytes.Equal(buf[:n], data) {
 			t.Fatalf("datagram %d delivered with different content (%d bytes, sent %d)", i, n, len(data))
@@ -274,7 +215,7 @@ func TestKernelHonoursICMP(t *testing.T) {
 	}
 	const sport, dport = 41000, 42000
 	var c4, c6 *net.UDPConn
-	if err := inNS(l.a, func() error {
+	if err := l.a.Do(func() error {
 		var err error
 		if c4, err = net.DialUDP("udp4", &net.UDPAddr{IP: l.aIP.AsSlice(), Port: sport}, &net.UDPAddr{IP: l.bIP.AsSlice(), Port: dport}); err != nil {
 			return err
@@ -312,7 +253,7 @@ func TestKernelHonoursICMP(t *testing.T) {
 	for _, q := range []struct{ fam, dst string }{{"-4", l.bIP.String()}, {"-6", l.bIP6.String()}} {
 		var route string
 		for range 50 { // the frames are delivered asynchronously; poll briefly
-			route = kcmd(t, "ip", "-n", l.a, q.fam, "route", "get", q.dst)
+			route = l.a.Run(t, "ip", q.fam, "route", "get", q.dst)
 			if strings.Contains(route, "mtu 1399") {
 				break
 			}
