@@ -18,6 +18,9 @@ type birdPeer struct {
 	// channel preference, higher wins): tunnel 1 is preferred on both
 	// sides, so traffic is symmetric until a session goes down.
 	Preference int
+	// Extra prefixes announced on this session only, besides the
+	// speaker's Originate ones (e.g. a more specific on one tunnel).
+	Extra []netip.Prefix
 }
 
 // birdSpeaker is one BIRD instance: the AWS virtual private gateway or
@@ -58,6 +61,17 @@ func renderBirdConf(s birdSpeaker) string {
 	w("    };")
 	w("}")
 	for _, p := range s.Peers {
+		if len(p.Extra) == 0 {
+			continue
+		}
+		w("protocol static extra_%s {", p.Name)
+		w("    ipv4;")
+		for _, x := range p.Extra {
+			w("    route %s blackhole;", x)
+		}
+		w("}")
+	}
+	for _, p := range s.Peers {
 		w("protocol bgp %s {", p.Name)
 		w("    local %s as %d;", p.Local, s.ASN)
 		w("    neighbor %s as %d;", p.Neighbor, p.PeerASN)
@@ -68,21 +82,29 @@ func renderBirdConf(s birdSpeaker) string {
 		w("    connect retry time 2;")
 		w("    connect delay time 1;")
 		w("    error wait time 1, 4;")
+		// Receiving speaker of graceful restart (RFC 4724), BIRD's default
+		// spelt out: a gateway whose control process restarts keeps its
+		// prefixes here until it reconnects (or the restart time ends).
+		w("    graceful restart aware;")
 		w("    ipv4 {")
 		if p.Preference > 0 {
 			w("        preference %d;", p.Preference)
 		}
 		w("        import all;")
+		mine := `proto = "prefixes"`
+		if len(p.Extra) > 0 {
+			mine = fmt.Sprintf(`proto = "prefixes" || proto = "extra_%s"`, p.Name)
+		}
 		if p.Prepend > 0 {
 			w("        export filter {")
-			w("            if proto != \"prefixes\" then reject;")
+			w("            if !(%s) then reject;", mine)
 			for i := 0; i < p.Prepend; i++ {
 				w("            bgp_path.prepend(%d);", s.ASN)
 			}
 			w("            accept;")
 			w("        };")
 		} else {
-			w("        export where proto = \"prefixes\";")
+			w("        export where %s;", mine)
 		}
 		w("    };")
 		w("}")

@@ -24,6 +24,8 @@ type charonSpec struct {
 	MTU       int
 	Swanctl   string // rendered swanctl.conf
 	LoadConns bool
+	// Retransmit overrides strongSwan's IKE retransmission (Tries > 0).
+	Retransmit Retransmit
 }
 
 func waitFor(ctx context.Context, what string, timeout time.Duration, ok func() bool) error {
@@ -51,7 +53,7 @@ func (l *Lab) startCharon(ctx context.Context, s charonSpec) error {
 		return err
 	}
 	files := map[string]string{
-		"strongswan.conf":      renderStrongSwanConf(),
+		"strongswan.conf":      renderStrongSwanConfRetransmit(s.Retransmit),
 		"swanctl.conf":         s.Swanctl,
 		"swanctl-client.conf":  "swanctl {\n    load = random openssl pem pkcs1 x509 pubkey\n}\n",
 		"run-charon.sh.readme": "charon runs as: ip netns exec <ns> sh -c 'mount --bind <this dir> /run && exec /usr/lib/ipsec/charon' with STRONGSWAN_CONF=/run/strongswan.conf\n",
@@ -221,35 +223,41 @@ func (l *Lab) AWSSwanctlConf(i int) (string, error) {
 }
 
 // AWSBird returns the virtual private gateway's BIRD speaker.
-func (l *Lab) AWSBird() birdSpeaker {
-	b := l.Conn.BGP
-	s := birdSpeaker{RouterID: l.Conn.Tunnels[0].AWSInside(), ASN: b.PeerASN, HoldTime: b.HoldTime.Seconds(), Originate: []netip.Prefix{VPCPrefix}}
-	for i := range l.Conn.Tunnels {
-		t := &l.Conn.Tunnels[i]
-		s.Peers = append(s.Peers, birdPeer{Name: BGPProtocol(i), Local: t.AWSInside(), Neighbor: t.LocalInside(), Interface: AWSTunnelIf(i), PeerASN: b.LocalASN, Preference: 110 - i})
-	}
-	return s
-}
+func (l *Lab) AWSBird() birdSpeaker { return l.AWSBirdOf(0) }
 
 func (l *Lab) awsUp(ctx context.Context) error {
-	for i := range l.Conn.Tunnels {
-		conf, err := l.AWSSwanctlConf(i)
+	for c := range l.Cfg.Connections {
+		if err := l.awsConnUp(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// awsConnUp starts connection c's AWS side: its two endpoints and its
+// virtual private gateway.
+func (l *Lab) awsConnUp(ctx context.Context, c int) error {
+	cn := l.conn(c)
+	for i := range cn.Tunnels {
+		conf, err := l.AWSSwanctlConfOf(c, i)
 		if err != nil {
 			return err
 		}
-		t := l.awsTunnel(i)
+		t := l.awsTunnelOf(c, i)
 		if err := l.startCharon(ctx, charonSpec{
-			Endpoint: AWSEndpoint(i), TunRole: AWS, TunName: AWSTunnelIf(i),
+			Endpoint: AWSEndpointOf(c, i), TunRole: AWSRole(c), TunName: AWSTunnelIf(i),
 			Inside: netip.PrefixFrom(t.AWSInside(), t.InsideCIDR.Bits()), MTU: mtuOr(t.MTU), Swanctl: conf,
+			Retransmit: l.opts.Overrides.Retransmit,
 		}); err != nil {
 			return err
 		}
 	}
-	if l.Conn.Routing == config.RoutingStatic || l.Conn.BGP == nil {
-		// Static VPN: AWS routes the gateway's inside prefix over tunnel 1.
-		return l.ip(ctx, AWS, "route", "add", l.Cfg.Gateway.Inside.Address.Masked().String(), "dev", AWSTunnelIf(0))
+	if cn.Routing == config.RoutingStatic || cn.BGP == nil {
+		// Static VPN: AWS routes the gateway's inside prefix over tunnel 1
+		// (StaticFailover moves it as AWS's tunnel monitoring would).
+		return l.ip(ctx, AWSRole(c), "route", "add", l.Cfg.Gateway.Inside.Address.Masked().String(), "dev", AWSTunnelIf(0))
 	}
-	return l.startBird(ctx, "aws", AWS, l.AWSBird())
+	return l.startBird(ctx, AWSRole(c), AWSRole(c), l.AWSBirdOf(c))
 }
 
 func mtuOr(m int) int {

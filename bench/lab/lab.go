@@ -77,6 +77,21 @@ type Overrides struct {
 	// for that tunnel), as AWS does with DPD action restart or startup "start".
 	Initiate   [2]bool
 	RemoteAddr [2]netip.Addr
+	// Export lists prefixes AWS's BIRD announces on tunnel i's session
+	// only, besides the VPC prefix (e.g. a more specific one on tunnel 2
+	// to exercise longest-prefix match).
+	Export [2][]netip.Prefix
+	// Retransmit, if Tries > 0, sets AWS's charons' IKE retransmission
+	// (strongswan.conf retransmit_tries/_timeout/_base): with a short DPD
+	// it bounds how long AWS takes to declare the gateway dead.
+	Retransmit Retransmit
+}
+
+// Retransmit is strongSwan's IKE retransmission schedule: the n-th try
+// waits Timeout × Base^n seconds; after Tries the peer is dead.
+type Retransmit struct {
+	Tries         int
+	Timeout, Base float64
 }
 
 // Options configure a lab.
@@ -86,6 +101,10 @@ type Options struct {
 	Config    *config.Config // default DefaultConfig()
 	Gateway   Gateway        // default &StandIn{}
 	Overrides Overrides
+	// Connections, when Config is nil, makes the lab emulate that many
+	// VPN connections (CloudHubConfig); a Config with several connections
+	// is emulated whole. Each has its own AWS side (AWSRole, VPCRole).
+	Connections int
 	// NAT makes inet source-NAT the gateway side (192.0.2.0/24) to
 	// NATAddress on its way to AWS (needs nft, Debian package nftables).
 	NAT bool
@@ -188,6 +207,9 @@ func New(o Options) (*Lab, error) {
 	}
 	if o.Config == nil {
 		o.Config = DefaultConfig()
+		if o.Connections > 1 {
+			o.Config = CloudHubConfig(o.Connections)
+		}
 	}
 	if o.Gateway == nil {
 		o.Gateway = &StandIn{}
@@ -197,11 +219,19 @@ func New(o Options) (*Lab, error) {
 	if err := c.Check(); err != nil {
 		return nil, fmt.Errorf("lab: gateway configuration: %w", err)
 	}
-	if len(c.Connections) == 0 || len(c.Connections[0].Tunnels) != 2 {
-		return nil, errors.New("lab: the configuration needs a first connection with exactly two tunnels")
+	if len(c.Connections) == 0 || len(c.Connections) > MaxConnections {
+		return nil, fmt.Errorf("lab: the configuration needs 1 to %d connections, it has %d", MaxConnections, len(c.Connections))
 	}
-	if c.Connections[0].Routing == config.RoutingBGP && c.Connections[0].BGP == nil {
-		return nil, errors.New("lab: connection routing is bgp but it has no bgp section")
+	for k := range c.Connections {
+		if len(c.Connections[k].Tunnels) != 2 {
+			return nil, fmt.Errorf("lab: connection %s needs exactly two tunnels (AWS gives two per VPN connection)", c.Connections[k].Name)
+		}
+		if c.Connections[k].Routing == config.RoutingBGP && c.Connections[k].BGP == nil {
+			return nil, fmt.Errorf("lab: connection %s: routing is bgp but it has no bgp section", c.Connections[k].Name)
+		}
+	}
+	if _, ok := o.Gateway.(*StandIn); ok && len(c.Connections) > 1 {
+		return nil, errors.New("lab: the strongSwan stand-in emulates one connection; use the cgw gateway for several")
 	}
 	if !c.Gateway.Outside.Address.IsValid() || !c.Gateway.Inside.Address.IsValid() {
 		return nil, errors.New("lab: gateway.outside.address and gateway.inside.address are required")
@@ -429,7 +459,7 @@ func (l *Lab) Up(ctx context.Context) error {
 	if st, err := LoadState(l.opts.StateRoot, l.Prefix); err == nil && len(st.Namespaces) > 0 {
 		return fmt.Errorf("lab %q: state %s exists (a lab with this prefix is up or crashed); run: cgw-lab down --prefix %s", l.Prefix, l.Dir, l.Prefix)
 	}
-	for _, role := range []string{LAN, CGW, Inet, AWS, VPC, AWSEndpoint(0), AWSEndpoint(1)} {
+	for _, role := range l.roles() {
 		if _, err := os.Stat(filepath.Join("/run/netns", l.NS(role))); err == nil {
 			return fmt.Errorf("lab %q: namespace %s already exists; run: cgw-lab down --prefix %s", l.Prefix, l.NS(role), l.Prefix)
 		}
@@ -445,8 +475,8 @@ func (l *Lab) Up(ctx context.Context) error {
 			return err
 		}
 	}
-	l.Progressf("creating namespaces %s-{lan,cgw,inet,aws-t1,aws-t2,aws,vpc}", l.Prefix)
-	for _, role := range []string{LAN, CGW, Inet, AWSEndpoint(0), AWSEndpoint(1), AWS, VPC} {
+	l.Progressf("creating namespaces %s-{%s}", l.Prefix, strings.Join(l.roles(), ","))
+	for _, role := range l.roles() {
 		if err := l.AddNamespace(ctx, role); err != nil {
 			return err
 		}
@@ -489,18 +519,33 @@ func (l *Lab) topology(ctx context.Context) error {
 	if err := l.ip(ctx, CGW, "route", "add", "default", "via", nh.String()); err != nil {
 		return err
 	}
-	for i := range l.Conn.Tunnels {
-		a := l.Conn.Tunnels[i].AWSOutside
-		l.Progressf("linking inet <-> %s %s (host routes)", AWSEndpoint(i), a)
-		if err := l.hostLink(ctx, fmt.Sprintf("t%d", i+1), InetAWSSide, AWSEndpoint(i), "wan0", a); err != nil {
+	for c := range l.Cfg.Connections {
+		for i := range l.conn(c).Tunnels {
+			a := l.conn(c).Tunnels[i].AWSOutside
+			l.Progressf("linking inet <-> %s %s (host routes)", AWSEndpointOf(c, i), a)
+			if err := l.hostLink(ctx, inetLink(c, i), InetAWSSide, AWSEndpointOf(c, i), "wan0", a); err != nil {
+				return err
+			}
+		}
+		aws, vpc, gw, host := AWSRole(c), VPCRole(c), VPCGatewayOf(c), VPCHostOf(c)
+		l.Progressf("linking %s %s <-> %s %s", aws, gw, vpc, host)
+		if err := l.lanLink(ctx, aws, "vpc0", netip.PrefixFrom(gw, 24), vpc, "eth0", netip.PrefixFrom(host, 24)); err != nil {
+			return err
+		}
+		if err := l.ip(ctx, vpc, "route", "add", "default", "via", gw.String()); err != nil {
 			return err
 		}
 	}
-	l.Progressf("linking aws %s <-> vpc %s", VPCGateway, VPCHost)
-	if err := l.lanLink(ctx, AWS, "vpc0", netip.PrefixFrom(VPCGateway, VPCPrefix.Bits()), VPC, "eth0", netip.PrefixFrom(VPCHost, VPCPrefix.Bits())); err != nil {
-		return err
+	return nil
+}
+
+// roles lists the namespaces of the topology (the gateway adds its own).
+func (l *Lab) roles() []string {
+	r := []string{LAN, CGW, Inet}
+	for c := range l.Cfg.Connections {
+		r = append(r, AWSEndpointOf(c, 0), AWSEndpointOf(c, 1), AWSRole(c), VPCRole(c))
 	}
-	return l.ip(ctx, VPC, "route", "add", "default", "via", VPCGateway.String())
+	return r
 }
 
 // enableNAT source-NATs everything from the gateway's outside subnet

@@ -13,14 +13,19 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/cgw-project/cgw/control/config"
 )
 
 // WaitTunnels waits until every AWS endpoint has an established IKE_SA
 // with an installed CHILD_SA (what AWS's console shows as tunnel UP).
+// With several connections (CloudHub) it waits for every connection's.
 func (l *Lab) WaitTunnels(ctx context.Context) error {
-	for i := range l.Conn.Tunnels {
-		if err := l.WaitTunnel(ctx, i); err != nil {
-			return err
+	for c := range l.Cfg.Connections {
+		for i := range l.conn(c).Tunnels {
+			if err := l.WaitTunnelOf(ctx, c, i); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -28,10 +33,15 @@ func (l *Lab) WaitTunnels(ctx context.Context) error {
 
 // WaitTunnel waits until AWS's endpoint of tunnel i has an established
 // IKE_SA with an installed CHILD_SA.
-func (l *Lab) WaitTunnel(ctx context.Context, i int) error {
+func (l *Lab) WaitTunnel(ctx context.Context, i int) error { return l.WaitTunnelOf(ctx, 0, i) }
+
+// WaitTunnelOf waits until AWS's endpoint of connection c's tunnel i has
+// an established IKE_SA with an installed CHILD_SA.
+func (l *Lab) WaitTunnelOf(ctx context.Context, c, i int) error {
 	var last string
-	err := waitFor(ctx, fmt.Sprintf("tunnel %d to be established", i+1), 60*time.Second, func() bool {
-		sas, err := l.SwanctlListSAs(ctx, AWSEndpoint(i))
+	ep := AWSEndpointOf(c, i)
+	err := waitFor(ctx, fmt.Sprintf("%s's tunnel to be established", ep), 60*time.Second, func() bool {
+		sas, err := l.SwanctlListSAs(ctx, ep)
 		if err != nil {
 			last = err.Error()
 			return false
@@ -41,7 +51,7 @@ func (l *Lab) WaitTunnel(ctx context.Context, i int) error {
 				return true
 			}
 		}
-		last = fmt.Sprintf("%s has no established IKE_SA with an installed CHILD_SA (%d SAs)", AWSEndpoint(i), len(sas))
+		last = fmt.Sprintf("%s has no established IKE_SA with an installed CHILD_SA (%d SAs)", ep, len(sas))
 		return false
 	})
 	if err != nil {
@@ -72,16 +82,32 @@ func (l *Lab) BGPSessions(ctx context.Context, speaker string) (map[string]strin
 	return m, nil
 }
 
-// WaitBGP waits until both sessions are Established on the AWS side.
+// WaitBGP waits until both sessions are Established on the AWS side (of
+// every BGP connection, with several).
 func (l *Lab) WaitBGP(ctx context.Context) error {
+	for c := range l.Cfg.Connections {
+		if l.conn(c).Routing != config.RoutingBGP || l.conn(c).BGP == nil {
+			continue
+		}
+		if err := l.WaitBGPOf(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WaitBGPOf waits until both of connection c's sessions are Established
+// on its AWS side (BIRD speaker AWSRole(c)).
+func (l *Lab) WaitBGPOf(ctx context.Context, c int) error {
 	var last map[string]string
-	err := waitFor(ctx, "both BGP sessions to be Established", 90*time.Second, func() bool {
-		m, err := l.BGPSessions(ctx, "aws")
+	sp := AWSRole(c)
+	err := waitFor(ctx, "both BGP sessions of "+sp+" to be Established", 90*time.Second, func() bool {
+		m, err := l.BGPSessions(ctx, sp)
 		if err != nil {
 			return false
 		}
 		last = m
-		for i := range l.Conn.Tunnels {
+		for i := range l.conn(c).Tunnels {
 			if m[BGPProtocol(i)] != "Established" {
 				return false
 			}
@@ -89,7 +115,7 @@ func (l *Lab) WaitBGP(ctx context.Context) error {
 		return true
 	})
 	if err != nil {
-		return fmt.Errorf("%w (AWS side: %v)", err, last)
+		return fmt.Errorf("%w (AWS side %s: %v)", err, sp, last)
 	}
 	return nil
 }

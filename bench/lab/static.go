@@ -1,0 +1,74 @@
+package lab
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// RouteSwitch is one change StaticFailover made to AWS's static route.
+type RouteSwitch struct {
+	At     time.Time
+	Tunnel int // 0-based tunnel the route now uses
+}
+
+// StaticFailover emulates how AWS routes a static VPN connection (c): the
+// static route towards the gateway's inside prefix uses a tunnel that is
+// UP, as AWS's IKE and DPD see it. Every interval it asks connection c's
+// endpoints' charons for an installed CHILD_SA (a charon that does not
+// answer within a second counts as down) and points the route at the
+// first tunnel that has one; with none up the route stays. The returned
+// stop ends the monitor and reports the switches it made. Bounded by ctx.
+func (l *Lab) StaticFailover(ctx context.Context, c int, interval time.Duration) (stop func() []RouteSwitch) {
+	ctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var switches []RouteSwitch
+	done := make(chan struct{})
+	inside := l.Cfg.Gateway.Inside.Address.Masked().String()
+	go func() {
+		defer close(done)
+		cur := 0 // awsConnUp points the route at tunnel 1
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(interval):
+			}
+			up := -1
+			for i := range l.conn(c).Tunnels {
+				pctx, pcancel := context.WithTimeout(ctx, time.Second)
+				sas, err := l.SwanctlListSAs(pctx, AWSEndpointOf(c, i))
+				pcancel()
+				if err != nil {
+					continue
+				}
+				for _, s := range sas {
+					if s.Up() {
+						up = i
+						break
+					}
+				}
+				if up >= 0 {
+					break
+				}
+			}
+			if up < 0 || up == cur || ctx.Err() != nil {
+				continue
+			}
+			if l.ip(ctx, AWSRole(c), "route", "replace", inside, "dev", AWSTunnelIf(up)) == nil {
+				cur = up
+				mu.Lock()
+				switches = append(switches, RouteSwitch{At: time.Now(), Tunnel: up})
+				mu.Unlock()
+				l.Progressf("%s: static route %s now via %s", AWSRole(c), inside, AWSTunnelIf(up))
+			}
+		}
+	}()
+	return func() []RouteSwitch {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]RouteSwitch(nil), switches...)
+	}
+}
