@@ -1,46 +1,19 @@
 package neigh
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cgw-project/cgw/bench/netnstest"
 )
-
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if testing.Short() {
-		tb.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		tb.Fatal("neigh: needs root (network namespaces, veth); run as root or pass -short")
-	}
-	for _, cmd := range []string{"ip", "ping"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			tb.Fatalf("neigh: needs the %q command (iproute2, iputils-ping): %v", cmd, err)
-		}
-	}
-}
-
-func run(tb testing.TB, args ...string) {
-	tb.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
-var labSeq atomic.Uint32
 
 // lab: namespace g (the gateway, where the cache runs) joined by one veth to
 // namespace p (a peer): 198.18.210.1/24 on "ng", 198.18.210.2/24 on "np".
 type lab struct {
-	g, p    string
+	g, p    *netnstest.NS
 	ifindex int // of ng, inside g
 	peerMAC [6]byte
 }
@@ -52,32 +25,18 @@ var (
 
 func newLab(tb testing.TB) *lab {
 	tb.Helper()
-	id := fmt.Sprintf("%d-%d", os.Getpid(), labSeq.Add(1))
-	l := &lab{g: "cgwnb-g-" + id, p: "cgwnb-p-" + id, peerMAC: [6]byte{0x02, 0xcb, 0, 0, 0, 2}}
-	for _, ns := range []string{l.g, l.p} {
-		run(tb, "ip", "netns", "add", ns)
-		tb.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		run(tb, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	run(tb, "ip", "link", "add", "ng", "netns", l.g, "address", "02:cb:00:00:00:01", "type", "veth",
-		"peer", "name", "np", "netns", l.p, "address", net.HardwareAddr(l.peerMAC[:]).String())
-	run(tb, "ip", "-n", l.g, "addr", "add", gwIP.String()+"/24", "dev", "ng")
-	run(tb, "ip", "-n", l.p, "addr", "add", peerIP.String()+"/24", "dev", "np")
-	run(tb, "ip", "-n", l.g, "link", "set", "ng", "up")
-	run(tb, "ip", "-n", l.p, "link", "set", "np", "up")
-	out, err := exec.Command("ip", "-n", l.g, "-o", "link", "show", "ng").Output()
-	if err != nil {
-		tb.Fatalf("ip link show ng: %v", err)
-	}
-	if _, err := fmt.Sscanf(string(out), "%d:", &l.ifindex); err != nil {
-		tb.Fatalf("parsing ifindex from %q: %v", out, err)
-	}
+	l := &lab{g: netnstest.New(tb, "cgwnb-g"), p: netnstest.New(tb, "cgwnb-p"), peerMAC: [6]byte{0x02, 0xcb, 0, 0, 0, 2}}
+	ng, _ := netnstest.Veth{
+		A: netnstest.End{NS: l.g, Name: "ng", MAC: net.HardwareAddr{0x02, 0xcb, 0, 0, 0, 1}, Addrs: []netip.Prefix{netip.PrefixFrom(gwIP, 24)}},
+		B: netnstest.End{NS: l.p, Name: "np", MAC: l.peerMAC[:], Addrs: []netip.Prefix{netip.PrefixFrom(peerIP, 24)}},
+	}.Create(tb)
+	l.ifindex = ng.Index
 	return l
 }
 
 func newCache(tb testing.TB, l *lab) *Cache {
 	tb.Helper()
-	c, err := New(Options{Netns: l.g})
+	c, err := New(Options{Netns: l.g.Name()})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -108,13 +67,13 @@ func absent(c *Cache, ifindex int, ip netip.Addr) func() bool {
 // TestPingFillsCache: a ping makes the kernel resolve the peer; the cache
 // sees the entry through the subscription.
 func TestPingFillsCache(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ping")
 	l := newLab(t)
 	c := newCache(t, l)
 	if _, ok := c.Lookup(l.ifindex, peerIP); ok {
 		t.Fatal("peer resolved before any traffic")
 	}
-	run(t, "ip", "netns", "exec", l.g, "ping", "-c", "1", "-W", "2", peerIP.String())
+	l.g.Run(t, "ping", "-c", "1", "-W", "2", peerIP.String())
 	waitFor(t, "the peer's MAC after a ping", c, hasMAC(c, l.ifindex, peerIP, l.peerMAC))
 	if s := c.Stats(); s.Hits == 0 || s.Misses == 0 || s.Publishes < 2 {
 		t.Errorf("stats %+v: want hits, misses and at least two publishes", s)
@@ -124,11 +83,11 @@ func TestPingFillsCache(t *testing.T) {
 // TestInitialDump: entries that exist before the cache starts are there
 // from the first table.
 func TestInitialDump(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ping")
 	l := newLab(t)
 	ip := netip.MustParseAddr("198.18.210.9")
 	mac := [6]byte{0x02, 0xcb, 0, 0, 0, 9}
-	run(t, "ip", "-n", l.g, "neigh", "replace", ip.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
+	l.g.Run(t, "ip", "neigh", "replace", ip.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
 	c := newCache(t, l)
 	if got, ok := c.Lookup(l.ifindex, ip); !ok || got != mac {
 		t.Fatalf("pre-existing permanent entry: got %x %v, want %x", got, ok, mac)
@@ -138,13 +97,13 @@ func TestInitialDump(t *testing.T) {
 // TestUpdatesFollowed: replaced MACs are followed, unusable states and
 // deleted entries disappear.
 func TestUpdatesFollowed(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ping")
 	l := newLab(t)
 	c := newCache(t, l)
 	ip := netip.MustParseAddr("198.18.210.3")
 	m1, m2 := [6]byte{0x02, 0xcb, 0, 0, 3, 1}, [6]byte{0x02, 0xcb, 0, 0, 3, 2}
 	set := func(mac [6]byte, nud string) {
-		run(t, "ip", "-n", l.g, "neigh", "replace", ip.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", nud)
+		l.g.Run(t, "ip", "neigh", "replace", ip.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", nud)
 	}
 	set(m1, "permanent")
 	waitFor(t, "a permanent entry", c, hasMAC(c, l.ifindex, ip, m1))
@@ -156,25 +115,25 @@ func TestUpdatesFollowed(t *testing.T) {
 	waitFor(t, "a FAILED entry to be dropped", c, absent(c, l.ifindex, ip))
 	set(m2, "reachable")
 	waitFor(t, "a REACHABLE entry", c, hasMAC(c, l.ifindex, ip, m2))
-	run(t, "ip", "-n", l.g, "neigh", "del", ip.String(), "dev", "ng")
+	l.g.Run(t, "ip", "neigh", "del", ip.String(), "dev", "ng")
 	waitFor(t, "a deleted entry to disappear", c, absent(c, l.ifindex, ip))
 
 	ip6 := netip.MustParseAddr("2001:db8:210::3")
-	run(t, "ip", "-n", l.g, "neigh", "replace", ip6.String(), "lladdr", net.HardwareAddr(m1[:]).String(), "dev", "ng", "nud", "permanent")
+	l.g.Run(t, "ip", "neigh", "replace", ip6.String(), "lladdr", net.HardwareAddr(m1[:]).String(), "dev", "ng", "nud", "permanent")
 	waitFor(t, "an IPv6 entry", c, hasMAC(c, l.ifindex, ip6, m1))
 
 	// The link going down flushes its entries.
 	set(m1, "permanent")
 	waitFor(t, "a permanent entry", c, hasMAC(c, l.ifindex, ip, m1))
-	run(t, "ip", "-n", l.g, "link", "set", "ng", "down")
+	l.g.Run(t, "ip", "link", "set", "ng", "down")
 	waitFor(t, "entries of a downed link to disappear", c, absent(c, l.ifindex, ip))
 }
 
 // TestLinksFilter: a cache limited to some links ignores the others.
 func TestLinksFilter(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ping")
 	l := newLab(t)
-	c, err := New(Options{Netns: "/run/netns/" + l.g, Links: []int{l.ifindex + 1000}})
+	c, err := New(Options{Netns: "/run/netns/" + l.g.Name(), Links: []int{l.ifindex + 1000}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +141,7 @@ func TestLinksFilter(t *testing.T) {
 	all := newCache(t, l)
 	ip := netip.MustParseAddr("198.18.210.4")
 	mac := [6]byte{0x02, 0xcb, 0, 0, 4, 1}
-	run(t, "ip", "-n", l.g, "neigh", "replace", ip.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
+	l.g.Run(t, "ip", "neigh", "replace", ip.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
 	waitFor(t, "the entry in the unfiltered cache", all, hasMAC(all, l.ifindex, ip, mac))
 	if _, ok := c.Lookup(l.ifindex, ip); ok {
 		t.Error("filtered cache holds an entry of a link it was not given")
@@ -192,7 +151,7 @@ func TestLinksFilter(t *testing.T) {
 // TestRoutes: next hops follow the kernel's main table; MACFor combines
 // route and neighbour.
 func TestRoutes(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ping")
 	l := newLab(t)
 	c := newCache(t, l)
 	remote := netip.MustParseAddr("198.51.100.7")
@@ -203,8 +162,8 @@ func TestRoutes(t *testing.T) {
 	if _, ok := c.Table().NextHop(internet); ok {
 		t.Fatal("a route to 203.0.113.5 before any default route")
 	}
-	run(t, "ip", "-n", l.g, "route", "add", "198.51.100.0/24", "via", peerIP.String())
-	run(t, "ip", "-n", l.g, "route", "add", "default", "via", peerIP.String())
+	l.g.Run(t, "ip", "route", "add", "198.51.100.0/24", "via", peerIP.String())
+	l.g.Run(t, "ip", "route", "add", "default", "via", peerIP.String())
 	viaPeer := func(dst netip.Addr) func() bool {
 		return func() bool {
 			h, ok := c.Table().NextHop(dst)
@@ -216,18 +175,18 @@ func TestRoutes(t *testing.T) {
 	if _, _, ok := c.MACFor(remote); ok {
 		t.Fatal("MACFor hit before the peer was resolved")
 	}
-	run(t, "ip", "netns", "exec", l.g, "ping", "-c", "1", "-W", "2", peerIP.String())
+	l.g.Run(t, "ping", "-c", "1", "-W", "2", peerIP.String())
 	waitFor(t, "MACFor via the resolved peer", c, func() bool {
 		_, mac, ok := c.MACFor(remote)
 		return ok && mac == l.peerMAC
 	})
-	run(t, "ip", "-n", l.g, "route", "del", "default")
+	l.g.Run(t, "ip", "route", "del", "default")
 	waitFor(t, "the default route to go", c, func() bool { _, ok := c.Table().NextHop(internet); return !ok })
 }
 
 // TestResolve: Resolve makes the kernel resolve an address nobody sent to.
 func TestResolve(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ping")
 	l := newLab(t)
 	c := newCache(t, l)
 	if _, ok := c.Lookup(l.ifindex, peerIP); ok {
@@ -243,9 +202,9 @@ func TestResolve(t *testing.T) {
 
 // TestCloseStops: after Close the last table stays readable.
 func TestCloseStops(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ping")
 	l := newLab(t)
-	c, err := New(Options{Netns: l.g})
+	c, err := New(Options{Netns: l.g.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,10 +220,10 @@ func TestCloseStops(t *testing.T) {
 }
 
 func TestCacheNoAllocs(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ping")
 	l := newLab(t)
 	c := newCache(t, l)
-	run(t, "ip", "-n", l.g, "neigh", "replace", peerIP.String(), "lladdr", net.HardwareAddr(l.peerMAC[:]).String(), "dev", "ng", "nud", "permanent")
+	l.g.Run(t, "ip", "neigh", "replace", peerIP.String(), "lladdr", net.HardwareAddr(l.peerMAC[:]).String(), "dev", "ng", "nud", "permanent")
 	waitFor(t, "a permanent entry", c, hasMAC(c, l.ifindex, peerIP, l.peerMAC))
 	if n := testing.AllocsPerRun(1000, func() { c.Lookup(l.ifindex, peerIP) }); n != 0 {
 		t.Errorf("Cache.Lookup: %v allocations; want 0", n)
@@ -277,10 +236,10 @@ func TestCacheNoAllocs(t *testing.T) {
 // BenchmarkCacheLookup: the counted lookup through the atomic pointer, from
 // every core at once (the hit counter is shared).
 func BenchmarkCacheLookup(b *testing.B) {
-	requireRoot(b)
+	netnstest.Require(b, "ping")
 	l := newLab(b)
 	c := newCache(b, l)
-	run(b, "ip", "-n", l.g, "neigh", "replace", peerIP.String(), "lladdr", net.HardwareAddr(l.peerMAC[:]).String(), "dev", "ng", "nud", "permanent")
+	l.g.Run(b, "ip", "neigh", "replace", peerIP.String(), "lladdr", net.HardwareAddr(l.peerMAC[:]).String(), "dev", "ng", "nud", "permanent")
 	waitFor(b, "a permanent entry", c, hasMAC(c, l.ifindex, peerIP, l.peerMAC))
 	b.Run("counted", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
@@ -310,19 +269,19 @@ func BenchmarkCacheLookup(b *testing.B) {
 // overflow), the cache subscribes again, re-dumps, drops entries deleted
 // meanwhile and keeps following.
 func TestResync(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t, "ping")
 	l := newLab(t)
 	c := newCache(t, l)
 	a, b := netip.MustParseAddr("198.18.210.5"), netip.MustParseAddr("198.18.210.6")
 	mac := [6]byte{0x02, 0xcb, 0, 0, 5, 1}
-	run(t, "ip", "-n", l.g, "neigh", "replace", a.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
+	l.g.Run(t, "ip", "neigh", "replace", a.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
 	waitFor(t, "a permanent entry", c, hasMAC(c, l.ifindex, a, mac))
 
 	c.neighSub.close() // kill the subscription under the cache (read-only access to neighSub: run only replaces it after this)
-	run(t, "ip", "-n", l.g, "neigh", "del", a.String(), "dev", "ng")
+	l.g.Run(t, "ip", "neigh", "del", a.String(), "dev", "ng")
 	waitFor(t, "a resubscription", c, func() bool { return c.Stats().Resyncs >= 1 })
 	waitFor(t, "the entry deleted during the gap to disappear", c, absent(c, l.ifindex, a))
-	run(t, "ip", "-n", l.g, "neigh", "replace", b.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
+	l.g.Run(t, "ip", "neigh", "replace", b.String(), "lladdr", net.HardwareAddr(mac[:]).String(), "dev", "ng", "nud", "permanent")
 	waitFor(t, "a new entry after the resubscription", c, hasMAC(c, l.ifindex, b, mac))
 	if c.Stats().Errors == 0 || c.LastError() == nil {
 		t.Errorf("the dead subscription was not counted as an error: %+v", c.Stats())
