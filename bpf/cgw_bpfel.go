@@ -16,7 +16,8 @@ import (
 type CgwConfig struct {
 	_          structs.HostLayout
 	Generation uint64
-	Reserved   [7]uint64
+	Applied    uint64
+	Reserved   [6]uint64
 }
 
 type CgwInboundSa struct {

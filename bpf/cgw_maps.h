@@ -192,10 +192,15 @@ struct local_addr {
 /* cgw_config value: one BPF_F_MMAPABLE entry. generation is a seqlock:
  * the writer makes it odd before a change and even after it, so a reader
  * that sees the same even value before and after dumping the tables has a
- * consistent copy, and notices changes by reading memory. */
+ * consistent copy, and notices changes by reading memory.
+ * applied is written by the dataplane: the generation its workers use
+ * (stored after the new snapshot is published to them), so control can
+ * wait for a new inbound SA to be in use before it lets the peer send on
+ * it (make-before-break). */
 struct config {
 	__u64 generation;
-	__u64 reserved[7];
+	__u64 applied;
+	__u64 reserved[6];
 };
 
 /* XDP metadata the inside program writes in front of the frame. */

@@ -460,17 +460,20 @@ func (t *Topology) switchOutbound(p SAPair) error {
 // Rekey replaces the SA pair make-before-break (DESIGN §2): the new inbound
 // SAs first, then each site's outbound switch in one update, then, after
 // grace, the old SAs retired. Between the first two steps it waits until
-// both dataplanes have published the tables with the new inbound SAs (their
-// table_generation metric), as a real peer is only switched to after an
-// IKE round trip: the inbound SA is "installed" once the worker has it.
+// both dataplanes' workers use the tables with the new inbound SAs
+// (maps.Writer.WaitApplied), as cgw-control does before it lets an IKE
+// peer send on a new SA.
 func (t *Topology) Rekey(ctx context.Context, next SAPair, grace time.Duration) error {
 	old := t.SAs
 	if err := t.installInbound(next); err != nil {
 		return err
 	}
 	for _, s := range []*Site{t.A, t.B} {
-		if err := t.WaitGeneration(ctx, s, s.Writer.Generation(), 2*time.Second); err != nil {
-			return err
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.Writer.WaitApplied(wctx, s.Writer.Generation())
+		cancel()
+		if err != nil {
+			return fmt.Errorf("b2b: site %s: %w", s.Name, err)
 		}
 	}
 	if err := t.switchOutbound(next); err != nil {

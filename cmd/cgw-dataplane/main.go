@@ -238,6 +238,7 @@ func run(o options) error {
 			InsideMAC: [6]byte(inIf.HardwareAddr), OutsideMAC: [6]byte(outIf.HardwareAddr),
 			Gateway4: s.gw4, Gateway6: s.gw6,
 			NoCrypto: s.noCrypto, Batch: s.batch,
+			Generation: reader.ReadGeneration, Refresh: reader.Kick,
 		}
 		if slow != nil {
 			pc.SlowPath = slow
@@ -275,6 +276,9 @@ func run(o options) error {
 		}
 	}
 	publish(first)
+	// Poll marks each generation applied once publish returned; this one
+	// is in the workers' hands already.
+	reader.SetApplied(first.Generation)
 
 	xmode := bpf.Native
 	if s.xdpMode == "generic" {

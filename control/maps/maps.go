@@ -66,6 +66,7 @@ type shared struct {
 	config   []byte
 	counters []byte
 	gen      *uint64
+	applied  *uint64 // config.applied: the generation the dataplane's workers use
 }
 
 func mmapArray(m *ebpf.Map) ([]byte, error) {
@@ -91,13 +92,14 @@ func openShared(o *bpf.Objects) (*shared, error) {
 	}
 	// Page-aligned memory: the 8-byte atomics are aligned.
 	s.gen = (*uint64)(unsafe.Pointer(&s.config[0]))
+	s.applied = (*uint64)(unsafe.Pointer(&s.config[unsafe.Offsetof(bpf.CgwConfig{}.Applied)]))
 	return s, nil
 }
 
 func (s *shared) close() error {
 	err1 := unix.Munmap(s.config)
 	err2 := unix.Munmap(s.counters)
-	s.config, s.counters, s.gen = nil, nil, nil
+	s.config, s.counters, s.gen, s.applied = nil, nil, nil, nil
 	if err1 != nil {
 		return err1
 	}
@@ -107,6 +109,10 @@ func (s *shared) close() error {
 // Generation returns the generation counter: odd while a change is being
 // written.
 func (s *shared) Generation() uint64 { return atomic.LoadUint64(s.gen) }
+
+// Applied returns the generation the dataplane last published to its
+// workers (0 if no dataplane ever ran on these maps).
+func (s *shared) Applied() uint64 { return atomic.LoadUint64(s.applied) }
 
 // Counters returns the live counters of an SA, in memory shared with the
 // other process and the kernel: access every field with sync/atomic. nil

@@ -2,6 +2,7 @@ package maps
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -637,5 +638,57 @@ func TestCounterHelpers(t *testing.T) {
 		_ = r.ReadGeneration()
 	}); n != 0 {
 		t.Errorf("per-packet helpers allocate %.0f times per call", n)
+	}
+}
+
+// TestWaitAppliedFollowsPublish: WaitApplied returns only once the
+// dataplane's Poll has handed a snapshot holding the new inbound SA to
+// its workers (publish returned), and times out with a clear error when
+// no dataplane is polling.
+func TestWaitAppliedFollowsPublish(t *testing.T) {
+	_, w, r := open(t)
+	var published atomic.Pointer[Tables]
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Poll(stop, 10*time.Millisecond, func(tb *Tables) {
+			time.Sleep(30 * time.Millisecond) // building the workers' view takes time
+			published.Store(tb)
+		}, nil)
+	}()
+	defer func() { close(stop); <-done }()
+
+	for i := uint32(1); i <= 5; i++ {
+		spi := 0x1000 + i
+		if err := w.InstallInboundSA(i, gcmSA(spi, 1, bpf.CgwSaDirInbound)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := w.WaitApplied(ctx, w.Generation())
+		cancel()
+		if err != nil {
+			t.Fatalf("SA %d: %v", i, err)
+		}
+		tb := published.Load()
+		if tb == nil {
+			t.Fatalf("SA %d: WaitApplied returned before any snapshot was published", i)
+		}
+		if _, ok := tb.Inbound[spi]; !ok {
+			t.Fatalf("SA %d: WaitApplied returned while the workers' tables (generation %d) lack SPI %#x", i, tb.Generation, spi)
+		}
+	}
+
+	close(stop)
+	<-done
+	stop, done = make(chan struct{}), make(chan struct{})
+	close(done)
+	if err := w.InstallInboundSA(9, gcmSA(0x2000, 1, bpf.CgwSaDirInbound)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := w.WaitApplied(ctx, w.Generation())
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "cgw-dataplane") {
+		t.Fatalf("no dataplane polling: WaitApplied = %v, want a deadline error naming cgw-dataplane", err)
 	}
 }

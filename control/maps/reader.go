@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -15,6 +16,7 @@ import (
 // as memory, and whole-table snapshots.
 type Reader struct {
 	*shared
+	kick chan struct{}
 }
 
 // NewReader opens the reader side of an instance's maps.
@@ -23,7 +25,7 @@ func NewReader(o *bpf.Objects) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{shared: s}, nil
+	return &Reader{shared: s, kick: make(chan struct{}, 1)}, nil
 }
 
 // Close unmaps the shared memory; pointers from Counters become invalid.
@@ -32,6 +34,22 @@ func (r *Reader) Close() error { return r.close() }
 // ReadGeneration reads the generation counter from memory, without a
 // syscall. A worker compares it with its snapshot's Generation.
 func (r *Reader) ReadGeneration() uint64 { return r.Generation() }
+
+// SetApplied records that the workers now use the tables of generation
+// gen (call it after the atomic.Pointer swap): Writer.WaitApplied waits
+// for it. One dataplane process per instance writes it.
+func (r *Reader) SetApplied(gen uint64) { atomic.StoreUint64(r.applied, gen) }
+
+// Kick makes a running Poll check the generation now instead of at its
+// next tick (a worker that met an SPI its snapshot lacks while the maps
+// moved on). It never blocks; kicks while one is pending are merged, which
+// is what rate-limits them.
+func (r *Reader) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
 
 // RouteEntry is one route of a snapshot.
 type RouteEntry struct {
@@ -186,10 +204,13 @@ func dumpArray[T any](m *ebpf.Map) ([]T, error) {
 }
 
 // Poll publishes a new snapshot whenever the generation moves, checking
-// every interval, until stop is closed. It publishes the current tables
-// first. Workers load the latest from their atomic.Pointer; readers of an
-// older snapshot keep it until they let go (RCU-style). A failed snapshot
-// is reported and retried at the next tick. Stop Poll before Close.
+// every interval (or at once after Kick), until stop is closed. It
+// publishes the current tables first. Workers load the latest from their
+// atomic.Pointer; readers of an older snapshot keep it until they let go
+// (RCU-style). After publish returns, Poll stores the snapshot's
+// generation as applied (SetApplied), so publish must make the tables
+// visible to the workers before it returns. A failed snapshot is reported
+// and retried at the next tick. Stop Poll before Close.
 func (r *Reader) Poll(stop <-chan struct{}, every time.Duration, publish func(*Tables), report func(error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -204,12 +225,14 @@ func (r *Reader) Poll(stop <-chan struct{}, every time.Duration, publish func(*T
 			} else {
 				last, have = tb.Generation, true
 				publish(tb)
+				r.SetApplied(tb.Generation)
 			}
 		}
 		select {
 		case <-stop:
 			return
 		case <-t.C:
+		case <-r.kick:
 		}
 	}
 }

@@ -1,11 +1,13 @@
 package maps
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -371,4 +373,37 @@ func (w *Writer) ReplaceRoute(p netip.Prefix, r Route) error {
 // DeleteRoute removes a route.
 func (w *Writer) DeleteRoute(p netip.Prefix) error {
 	return w.route(p, nil, 0, "deleting")
+}
+
+// WaitApplied waits until the dataplane's workers use generation gen or a
+// later one (an odd gen, read inside a Batch, means the change that ends
+// it), or ctx ends. Control calls it after installing an inbound SA and
+// before it lets the peer send on it (the IKE response or the Delete of
+// the old SA): the outside XDP program steers the SPI as soon as it is in
+// the map, but the workers decrypt with the snapshot they were last given.
+// It reads shared memory; no syscall. The error, when ctx ends first, says
+// how far the dataplane got (it may be down: callers then go on).
+func (w *Writer) WaitApplied(ctx context.Context, gen uint64) error {
+	gen += gen & 1
+	wait := 100 * time.Microsecond
+	for {
+		w.mu.Lock()
+		if w.gen == nil {
+			w.mu.Unlock()
+			return errClosed
+		}
+		a := w.Applied()
+		w.mu.Unlock()
+		if a >= gen {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("maps: the dataplane has applied generation %d, not %d (is cgw-dataplane running on this instance?): %w", a, gen, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Millisecond)
+	}
 }

@@ -69,6 +69,7 @@ const (
 	RingFull                // TX ring full
 	NoFrames                // no free UMEM frame
 	SelectorMismatch        // inner source outside the tunnel's remote selectors
+	SPINotApplied           // SPI not in the worker's tables yet, but the maps have moved on (an SA just installed): a snapshot was asked for
 
 	NumReasons
 )
@@ -79,6 +80,7 @@ var reasonNames = [NumReasons]string{
 	TTLExceeded: "ttl_exceeded", NoNeighbour: "no_neighbour", WrongInterface: "wrong_interface",
 	UnknownSPI: "unknown_spi", NoSlowPath: "no_slow_path", SlowPathFull: "slow_path_full",
 	RingFull: "ring_full", NoFrames: "no_frames", SelectorMismatch: "selector_mismatch",
+	SPINotApplied: "spi_not_applied",
 }
 
 // String is the reason's metrics label.
@@ -142,6 +144,7 @@ type Counters struct {
 	ICMPErrors     uint64 // ICMP frag-needed / packet-too-big sent back inside
 	Fragments      uint64 // extra fragments made
 	NoMetadata     uint64 // inside frames without the XDP program's tunnel metadata (route looked up again)
+	LateView       uint64 // inbound SPIs found in a view published during the batch
 
 	TunnelPackets [2][maps.MaxTunnels]uint64
 	TunnelBytes   [2][maps.MaxTunnels]uint64

@@ -64,3 +64,49 @@ func TestAccountManySAs(t *testing.T) {
 		t.Fatalf("worker counters: %d packets %d bytes, want %d and %d", b.p.C.Packets[In], b.p.C.Bytes[In], nSA, bytes)
 	}
 }
+
+// TestSPIJustInstalled: XDP steers a new SPI as soon as control writes
+// it, before the worker's view has the SA. A view published since the
+// batch's was loaded is used for it; if none is yet, the drop is counted
+// as spi_not_applied (not unknown_spi) and one snapshot is asked for per
+// generation.
+func TestSPIJustInstalled(t *testing.T) {
+	a, b := pair(t)
+	// b's tables without its inbound SA: the view before the install.
+	old := newTables(t, 0xa0a0a0a0, 0xb0b0b0b0, 1, 2)
+	delete(old.Inbound, 0xa0a0a0a0)
+	old.Generation = 1
+	stale := b.b.Build(old)
+	if stale.InboundSA(0xa0a0a0a0) != nil {
+		t.Fatal("setup: the old view has the SA")
+	}
+
+	// The newer view is published while the batch runs with the old one.
+	sendOut(t, a, ipv4(lanHost, vpcHost, 100, 64, false, 1))
+	batch := append(b.p.NewBatch(), move(t, a, b, a.out.Outside)...)
+	b.out.Reset()
+	b.p.Inbound(stale, batch, b.out)
+	if len(b.out.Inside) != 1 || b.p.C.LateView != 1 {
+		t.Fatalf("with a newer view published: delivered %d, late %d; drops %v", len(b.out.Inside), b.p.C.LateView, b.drops())
+	}
+
+	// No newer view yet, but the maps moved on: counted apart, one refresh.
+	gen, refreshes := uint64(4), 0
+	b.p.cfg.Generation = func() uint64 { return gen }
+	b.p.cfg.Refresh = func() { refreshes++ }
+	b.tabs.Store(stale)
+	for i := 0; i < 2; i++ {
+		sendOut(t, a, ipv4(lanHost, vpcHost, 100, 64, false, 2), ipv4(lanHost, vpcHost, 100, 64, false, 3))
+		recvIn(t, b, move(t, a, b, a.out.Outside))
+	}
+	if d := b.drops(); d["spi_lookup/spi_not_applied"] != 4 || d["spi_lookup/unknown_spi"] != 0 || refreshes != 1 {
+		t.Fatalf("maps ahead of the view: drops %v, refreshes %d (want 4 spi_not_applied, 1 refresh)", d, refreshes)
+	}
+	// Maps and view agree: the SPI is simply unknown.
+	gen = stale.Generation
+	sendOut(t, a, ipv4(lanHost, vpcHost, 100, 64, false, 4))
+	recvIn(t, b, move(t, a, b, a.out.Outside))
+	if d := b.drops(); d["spi_lookup/unknown_spi"] != 1 || refreshes != 1 {
+		t.Fatalf("up-to-date view: drops %v, refreshes %d", d, refreshes)
+	}
+}

@@ -104,6 +104,15 @@ type Config struct {
 	NoCrypto bool
 	// Batch is the most packets per ring operation (default 64).
 	Batch int
+
+	// Generation reads the maps' generation counter as memory
+	// (maps.Reader.ReadGeneration) and Refresh asks for a snapshot now
+	// (maps.Reader.Kick). With them an SPI the worker's view lacks while
+	// the maps have moved on (an SA just installed) is counted as
+	// spi_not_applied rather than unknown_spi and triggers one early
+	// snapshot per generation. Both may be nil.
+	Generation func() uint64
+	Refresh    func()
 }
 
 // Output is what a batch produced: frames to transmit on each socket.
@@ -139,6 +148,8 @@ type Pipeline struct {
 	// csc is this worker's crypto scratch (GCM nonce and AAD), so the
 	// cipher needs no sync.Pool round trip per packet.
 	csc *transform.Scratch
+	// refreshed is the maps generation Refresh was last called for.
+	refreshed uint64
 }
 
 type fragState struct {
@@ -801,9 +812,11 @@ func (p *Pipeline) decapOne(v *tables.View, pk *Packet, st *inState) bool {
 	}
 	sa := st.sa
 	if sa == nil {
-		p.C.drop(StageSPI, uint8(UnknownSPI))
-		p.free(pk)
-		return false
+		if sa = p.lateSPI(v, spi); sa == nil {
+			p.free(pk)
+			return false
+		}
+		st.sa = sa
 	}
 	s, e, r := sa.ESP.DecapESPWith(p.csc, pk.Buf, pk.Off+es, pk.Off+ee)
 	if r != esp.OK {
@@ -822,6 +835,33 @@ func (p *Pipeline) decapOne(v *tables.View, pk *Packet, st *inState) bool {
 	pk.Tunnel, pk.sa = sa.Tunnel, sa
 	p.account(sa, uint64(pk.Len))
 	return true
+}
+
+// lateSPI is spi_lookup's second chance for an SPI v lacks: XDP steers a
+// new SPI as soon as control writes it, while the workers get the tables
+// a moment later. A view published since v was loaded is used at once
+// (LateView); otherwise, if the maps' generation moved past v's, the drop
+// is counted as SPINotApplied and a snapshot is asked for, once per
+// generation. Else the SPI is unknown (retired, or never ours).
+func (p *Pipeline) lateSPI(v *tables.View, spi uint32) *tables.SA {
+	if nv := p.cfg.Tables.Load(); nv != nil && nv != v {
+		if sa := nv.InboundSA(spi); sa != nil {
+			p.C.LateView++
+			return sa
+		}
+	}
+	if p.cfg.Generation != nil {
+		if g := p.cfg.Generation(); g != v.Generation {
+			p.C.drop(StageSPI, uint8(SPINotApplied))
+			if p.cfg.Refresh != nil && g != p.refreshed {
+				p.refreshed = g
+				p.cfg.Refresh()
+			}
+			return nil
+		}
+	}
+	p.C.drop(StageSPI, uint8(UnknownSPI))
+	return nil
 }
 
 func (p *Pipeline) account(sa *tables.SA, bytes uint64) {
