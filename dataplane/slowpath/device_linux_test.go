@@ -3,87 +3,31 @@ package slowpath
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/dataplane/packet"
-	"github.com/vishvananda/netns"
 )
-
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if testing.Short() {
-		tb.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		tb.Fatal("slowpath: needs root (network namespaces, TUN devices); run as root or pass -short")
-	}
-	for _, cmd := range []string{"ip", "ping"} {
-		if _, err := exec.LookPath(cmd); err != nil {
-			tb.Fatalf("slowpath: needs the %q command (iproute2, iputils-ping): %v", cmd, err)
-		}
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		tb.Fatalf("slowpath: needs /dev/net/tun (modprobe tun): %v", err)
-	}
-}
-
-var nsSeq atomic.Uint32
-
-// newNS creates a namespace with lo up, deleted at the end of the test.
-func newNS(tb testing.TB) string {
-	tb.Helper()
-	ns := fmt.Sprintf("cgwsp-%d-%d", os.Getpid(), nsSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		tb.Fatalf("ip netns add %s: %v\n%s", ns, err, out)
-	}
-	tb.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
-	return ns
-}
 
 var (
 	gwAddr  = netip.MustParsePrefix("169.254.44.90/30")
 	awsAddr = netip.MustParseAddr("169.254.44.89")
 )
 
-func newDevice(tb testing.TB, ns, name string) *Device {
+func newDevice(tb testing.TB, ns *netnstest.NS, name string) *Device {
 	tb.Helper()
-	d, err := Create(ns, Config{Name: name, Addrs: []netip.Prefix{gwAddr}})
+	d, err := Create(ns.Name(), Config{Name: name, Addrs: []netip.Prefix{gwAddr}})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { d.Close() })
 	return d
-}
-
-// inNS runs fn on a fresh thread in namespace ns (never unlocked, so the
-// thread ends with the goroutine).
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
 }
 
 // readPackets reads from d until pred has accepted want packets, or fails
@@ -159,20 +103,20 @@ func echoReply(p []byte) bool {
 // TestPing: the kernel routes a ping to the AWS inside address into the
 // TUN; replies written back complete it.
 func TestPing(t *testing.T) {
-	requireRoot(t)
-	ns := newNS(t)
+	netnstest.Require(t, "ping", "/dev/net/tun")
+	ns := netnstest.New(t, "cgwsp")
 	d := newDevice(t, ns, "cgwsp-ping")
 
-	out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", d.Name()).CombinedOutput()
+	out, err := ns.Command("ip", "-o", "addr", "show", "dev", d.Name()).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "169.254.44.90/30") || strings.Contains(string(out), "inet6") {
 		t.Fatalf("addresses of %s: want 169.254.44.90/30 and no IPv6 (%v):\n%s", d.Name(), err, out)
 	}
-	out, _ = exec.Command("ip", "-n", ns, "-o", "link", "show", "dev", d.Name()).CombinedOutput()
+	out, _ = ns.Command("ip", "-o", "link", "show", "dev", d.Name()).CombinedOutput()
 	if !strings.Contains(string(out), "mtu 1399") || !strings.Contains(string(out), "UP") {
 		t.Fatalf("link %s: want mtu 1399 and UP:\n%s", d.Name(), out)
 	}
 
-	ping := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "3", "-W", "1", "-i", "0.2", awsAddr.String())
+	ping := ns.Command("ping", "-c", "3", "-W", "1", "-i", "0.2", awsAddr.String())
 	var pingOut strings.Builder
 	ping.Stdout, ping.Stderr = &pingOut, &pingOut
 	if err := ping.Start(); err != nil {
@@ -239,10 +183,10 @@ func TestPing(t *testing.T) {
 // TestBGPSyn: a TCP connection to the AWS inside address on port 179 (BGP)
 // shows up as a SYN on Read.
 func TestBGPSyn(t *testing.T) {
-	requireRoot(t)
-	ns := newNS(t)
+	netnstest.Require(t, "ping", "/dev/net/tun")
+	ns := netnstest.New(t, "cgwsp")
 	d := newDevice(t, ns, "cgwsp-bgp")
-	go inNS(ns, func() error {
+	go ns.Do(func() error {
 		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(awsAddr, 179).String(), 2*time.Second)
 		if err == nil {
 			c.Close()
@@ -258,9 +202,9 @@ func TestBGPSyn(t *testing.T) {
 
 // TestClose: Close removes the interface and wakes a blocked Read.
 func TestClose(t *testing.T) {
-	requireRoot(t)
-	ns := newNS(t)
-	d, err := Create(ns, Config{Name: "cgwsp-close", Addrs: []netip.Prefix{gwAddr}})
+	netnstest.Require(t, "ping", "/dev/net/tun")
+	ns := netnstest.New(t, "cgwsp")
+	d, err := Create(ns.Name(), Config{Name: "cgwsp-close", Addrs: []netip.Prefix{gwAddr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,10 +230,10 @@ func TestClose(t *testing.T) {
 	d.Close() // twice is fine
 }
 
-func waitGone(tb testing.TB, ns, name string) {
+func waitGone(tb testing.TB, ns *netnstest.NS, name string) {
 	tb.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if exec.Command("ip", "-n", ns, "link", "show", "dev", name).Run() != nil {
+		if ns.Command("ip", "link", "show", "dev", name).Run() != nil {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -298,13 +242,13 @@ func waitGone(tb testing.TB, ns, name string) {
 	}
 }
 
-func linkExists(ns, name string) bool {
-	return exec.Command("ip", "-n", ns, "link", "show", "dev", name).Run() == nil
+func linkExists(ns *netnstest.NS, name string) bool {
+	return ns.Command("ip", "link", "show", "dev", name).Run() == nil
 }
 
 func TestCreateErrors(t *testing.T) {
-	requireRoot(t)
-	ns := newNS(t)
+	netnstest.Require(t, "ping", "/dev/net/tun")
+	ns := netnstest.New(t, "cgwsp")
 	for _, c := range []struct {
 		cfg  Config
 		want string
@@ -314,7 +258,7 @@ func TestCreateErrors(t *testing.T) {
 		{Config{Name: "cgwsp-noaddr"}, "needs an inside address"},
 		{Config{Name: "cgwsp-mtu", Addrs: []netip.Prefix{gwAddr}, MTU: 20}, "MTU 20"},
 	} {
-		if _, err := Create(ns, c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := Create(ns.Name(), c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Create(%+v): %v; want an error containing %q", c.cfg, err, c.want)
 		}
 	}
@@ -322,7 +266,7 @@ func TestCreateErrors(t *testing.T) {
 		t.Errorf("missing namespace: %v; want an error naming it", err)
 	}
 	d := newDevice(t, ns, "cgwsp-dup")
-	if _, err := Create(ns, Config{Name: d.Name(), Addrs: []netip.Prefix{gwAddr}}); err == nil || !strings.Contains(err.Error(), "cgwsp-dup") {
+	if _, err := Create(ns.Name(), Config{Name: d.Name(), Addrs: []netip.Prefix{gwAddr}}); err == nil || !strings.Contains(err.Error(), "cgwsp-dup") {
 		t.Errorf("second device with the same name: %v; want an error naming it", err)
 	}
 	if !linkExists(ns, "cgwsp-dup") {
@@ -332,9 +276,9 @@ func TestCreateErrors(t *testing.T) {
 
 // TestManager: Reconcile creates, updates in place and removes devices.
 func TestManager(t *testing.T) {
-	requireRoot(t)
-	ns := newNS(t)
-	m := NewManager(ns)
+	netnstest.Require(t, "ping", "/dev/net/tun")
+	ns := netnstest.New(t, "cgwsp")
+	m := NewManager(ns.Name())
 	defer m.Close()
 	t1 := Config{Name: "cgwsp-t1", Addrs: []netip.Prefix{netip.MustParsePrefix("169.254.44.90/30")}}
 	t2 := Config{Name: "cgwsp-t2", Addrs: []netip.Prefix{netip.MustParsePrefix("169.254.45.2/30")}}
@@ -358,11 +302,11 @@ func TestManager(t *testing.T) {
 	if m.Device("cgwsp-t1") != d1 {
 		t.Error("an address change replaced the device; want it updated in place")
 	}
-	out, _ := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "cgwsp-t1").CombinedOutput()
+	out, _ := ns.Command("ip", "-o", "addr", "show", "dev", "cgwsp-t1").CombinedOutput()
 	if !strings.Contains(string(out), "169.254.46.2/30") || strings.Contains(string(out), "169.254.44.90") {
 		t.Errorf("cgwsp-t1 addresses after update: want only 169.254.46.2/30:\n%s", out)
 	}
-	out, _ = exec.Command("ip", "-n", ns, "-o", "link", "show", "dev", "cgwsp-t1").CombinedOutput()
+	out, _ = ns.Command("ip", "-o", "link", "show", "dev", "cgwsp-t1").CombinedOutput()
 	if !strings.Contains(string(out), "mtu 1300") {
 		t.Errorf("cgwsp-t1 after update: want mtu 1300:\n%s", out)
 	}
@@ -381,8 +325,8 @@ func TestManager(t *testing.T) {
 }
 
 func TestNoAllocs(t *testing.T) {
-	requireRoot(t)
-	ns := newNS(t)
+	netnstest.Require(t, "ping", "/dev/net/tun")
+	ns := netnstest.New(t, "cgwsp")
 	d := newDevice(t, ns, "cgwsp-alloc")
 	pkt := udpPacket(awsAddr, gwAddr.Addr(), 9, 9, 64)
 	wbufs := [][]byte{pkt, pkt, pkt, pkt}
@@ -391,7 +335,7 @@ func TestNoAllocs(t *testing.T) {
 	}
 	// Each Read finds the one datagram a connected socket sent.
 	var c *net.UDPConn
-	if err := inNS(ns, func() (err error) {
+	if err := ns.Do(func() (err error) {
 		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(awsAddr, 9)))
 		return err
 	}); err != nil {
@@ -427,11 +371,11 @@ func udpPacket(src, dst netip.Addr, sport, dport uint16, n int) []byte {
 // addresses and ports, Writes them back, and the socket receives them.
 // Reports packets per second through the slow path both ways.
 func BenchmarkEcho(b *testing.B) {
-	requireRoot(b)
-	ns := newNS(b)
+	netnstest.Require(b, "ping", "/dev/net/tun")
+	ns := netnstest.New(b, "cgwsp")
 	d := newDevice(b, ns, "cgwsp-bench")
 	var c *net.UDPConn
-	if err := inNS(ns, func() (err error) {
+	if err := ns.Do(func() (err error) {
 		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(awsAddr, 9999)))
 		return err
 	}); err != nil {
@@ -488,11 +432,11 @@ func BenchmarkEcho(b *testing.B) {
 // TestTruncated: a packet longer than the read buffer is dropped and
 // counted, not handed on cut short.
 func TestTruncated(t *testing.T) {
-	requireRoot(t)
-	ns := newNS(t)
+	netnstest.Require(t, "ping", "/dev/net/tun")
+	ns := netnstest.New(t, "cgwsp")
 	d := newDevice(t, ns, "cgwsp-trunc")
 	var c *net.UDPConn
-	if err := inNS(ns, func() (err error) {
+	if err := ns.Do(func() (err error) {
 		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(awsAddr, 9)))
 		return err
 	}); err != nil {
@@ -518,20 +462,20 @@ func TestTruncated(t *testing.T) {
 
 // TestIPv6: an IPv6 inside address is configured without a link-local one.
 func TestIPv6(t *testing.T) {
-	requireRoot(t)
-	ns := newNS(t)
-	d, err := Create(ns, Config{Name: "cgwsp-v6", Addrs: []netip.Prefix{gwAddr, netip.MustParsePrefix("2001:db8:44::2/126")}})
+	netnstest.Require(t, "ping", "/dev/net/tun")
+	ns := netnstest.New(t, "cgwsp")
+	d, err := Create(ns.Name(), Config{Name: "cgwsp-v6", Addrs: []netip.Prefix{gwAddr, netip.MustParsePrefix("2001:db8:44::2/126")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "cgwsp-v6").CombinedOutput()
+	out, err := ns.Command("ip", "-o", "addr", "show", "dev", "cgwsp-v6").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "2001:db8:44::2/126") || !strings.Contains(string(out), "169.254.44.90/30") || strings.Contains(string(out), "fe80") {
 		t.Fatalf("addresses of cgwsp-v6: want 169.254.44.90/30 and 2001:db8:44::2/126, no link-local (%v):\n%s", err, out)
 	}
 	// The kernel routes traffic for the /126 into the TUN too.
 	var c *net.UDPConn
-	if err := inNS(ns, func() (err error) {
+	if err := ns.Do(func() (err error) {
 		c, err = net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("[2001:db8:44::1]:9")))
 		return err
 	}); err != nil {
