@@ -3,65 +3,25 @@ package bpf_test
 import (
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/bpf"
 )
-
-func ip(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-// inNamedNetns runs fn on a thread inside /var/run/netns/<ns>; the thread
-// dies with the goroutine. Sockets and XDP links made there stay valid.
-func inNamedNetns(ns string, fn func() error) error {
-	ch := make(chan error)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			ch <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			ch <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ch <- fn()
-	}()
-	return <-ch
-}
 
 // Attach the programs to a veth pair in a private namespace (native on
 // one end, generic on the other) and push real frames through them.
 func TestAttachOnVeth(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("iproute2 (ip) is needed: %v", err)
-	}
+	netnstest.Require(t)
 	o := load(t)
 	outsideFixture(t, o)
 	insideFixture(t, o)
-	ns := fmt.Sprintf("cgwbpf-%d", os.Getpid())
-	ip(t, "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	ip(t, "-n", ns, "link", "add", "cgwo0", "type", "veth", "peer", "name", "cgwo1")
-	ip(t, "-n", ns, "link", "set", "cgwo0", "up")
-	ip(t, "-n", ns, "link", "set", "cgwo1", "up")
+	ns := netnstest.New(t, "cgwbpf")
+	out, in := netnstest.Veth{A: netnstest.End{NS: ns, Name: "cgwo0"}, B: netnstest.End{NS: ns, Name: "cgwo1"}}.Create(t)
 
 	var links []link.Link
 	t.Cleanup(func() {
@@ -76,15 +36,7 @@ func TestAttachOnVeth(t *testing.T) {
 	}
 	const n = 5
 	before := stats(t, o)
-	err := inNamedNetns(ns, func() error {
-		out, err := net.InterfaceByName("cgwo0")
-		if err != nil {
-			return err
-		}
-		in, err := net.InterfaceByName("cgwo1")
-		if err != nil {
-			return err
-		}
+	err := ns.Do(func() error {
 		l, err := o.AttachOutside(out.Index, bpf.Native)
 		if err != nil {
 			return err
