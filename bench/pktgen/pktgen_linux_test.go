@@ -2,66 +2,28 @@ package pktgen
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgw-project/cgw/bench/netnstest"
 )
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("end-to-end: needs root (network namespaces, XDP, BPF_PROG_RUN); run as root or pass -short")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("end-to-end: needs the iproute2 'ip' command: %v", err)
-	}
-}
-
-func sh(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
 
 // pair makes namespaces a and b joined by veth ga—gb and returns the MAC
 // of gb.
-func pair(t *testing.T) (nsA, nsB string, macB net.HardwareAddr) {
-	nsA, nsB = fmt.Sprintf("pgt%d-a", os.Getpid()), fmt.Sprintf("pgt%d-b", os.Getpid())
-	for _, ns := range []string{nsA, nsB} {
-		sh(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	sh(t, "ip", "-n", nsA, "link", "add", "ga", "type", "veth", "peer", "name", "gb", "netns", nsB)
-	sh(t, "ip", "-n", nsA, "link", "set", "ga", "up")
-	sh(t, "ip", "-n", nsB, "link", "set", "gb", "up")
-	err := InNetns(nsB, func() error {
-		ifi, err := net.InterfaceByName("gb")
-		if err == nil {
-			macB = ifi.HardwareAddr
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nsA, nsB, macB
+func pair(t *testing.T) (nsA, nsB *netnstest.NS, macB net.HardwareAddr) {
+	nsA, nsB = netnstest.New(t, "cgwpgt-a"), netnstest.New(t, "cgwpgt-b")
+	_, gb := netnstest.Veth{A: netnstest.End{NS: nsA, Name: "ga"}, B: netnstest.End{NS: nsB, Name: "gb"}}.Create(t)
+	return nsA, nsB, gb.HardwareAddr
 }
 
 // TestGeneratorIntoSink sends a bounded burst from one namespace into a
 // sink in the other and checks the sink counted the frames and bytes.
 func TestGeneratorIntoSink(t *testing.T) {
-	requireRoot(t)
+	netnstest.Require(t)
 	nsA, nsB, mac := pair(t)
 	var sink *Sink
-	if err := InNetns(nsB, func() (err error) { sink, err = NewSink("gb"); return err }); err != nil {
+	if err := InNetns(nsB.Name(), func() (err error) { sink, err = NewSink("gb"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	defer sink.Close()
@@ -79,7 +41,7 @@ func TestGeneratorIntoSink(t *testing.T) {
 	}
 	// A small burst first: every frame must arrive (the veth ring holds it).
 	const small = 200
-	if err := InNetns(nsA, func() error {
+	if err := InNetns(nsA.Name(), func() error {
 		_, err := g.Run(context.Background(), frame, RunConfig{Dev: "ga", Count: small, CPU: -1})
 		return err
 	}); err != nil {
@@ -102,7 +64,7 @@ func TestGeneratorIntoSink(t *testing.T) {
 		mc <- m
 	}()
 	var res GenResult
-	if err := InNetns(nsA, func() (err error) {
+	if err := InNetns(nsA.Name(), func() (err error) {
 		res, err = g.Run(context.Background(), frame, RunConfig{Dev: "ga", Count: n, Timeout: 15 * time.Second, CPU: -1})
 		return err
 	}); err != nil {
