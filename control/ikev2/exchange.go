@@ -352,6 +352,7 @@ func (t *Tunnel) authResponse(sa *ikeSA, inSPI uint32, ic bool, m *message.Messa
 		t.down("child SA refused", err, false)
 		return
 	}
+	t.preinstall(c)
 	t.install(c)
 	t.switchOut(c)
 }
@@ -501,6 +502,9 @@ func (t *Tunnel) respAuth(sa *ikeSA, m *message.Message) ([]message.Payload, fun
 	ic := m.Notify(message.INITIAL_CONTACT) != nil
 	c, cps, nerr := t.childAsResponder(sa, m, t.espProps, nil, sa.ni, sa.nr, true)
 	ps = append(ps, cps...)
+	if nerr == nil {
+		t.preinstall(c) // before the response: the peer may send at once
+	}
 	return ps, func() {
 		t.establish(sa)
 		if !t.adopt(sa, ic) {
@@ -638,6 +642,7 @@ func (t *Tunnel) respCreateChild(sa *ikeSA, m *message.Message) ([]message.Paylo
 			}
 		}
 	}
+	t.preinstall(c) // before the response: the initiator switches on it
 	return ps, func() {
 		t.install(c)
 		if old == nil {
@@ -749,6 +754,7 @@ func (t *Tunnel) rekeyChild(old *child) {
 				return
 			}
 			old.rekeying = false
+			t.preinstall(c) // before our Delete, on which the peer switches
 			t.install(c)
 			old.ours = &rekeyRec{ni: ni, nr: no.Data, child: c}
 			if old.theirs != nil && bytes.Compare(old.ours.lowest(), old.theirs.lowest()) < 0 {

@@ -58,9 +58,17 @@ type Options struct {
 	// Events receives every event, from the tunnels' goroutines; it must
 	// not block for long. May be nil.
 	Events func(Event)
-	Log    *slog.Logger
-	Clock  Clock
-	Timing Timing
+	// InstallInbound, if set, is called on the tunnel's goroutine with a
+	// new Child SA before the message that lets the peer send on its
+	// InSPI goes out (our IKE_AUTH or CREATE_CHILD_SA response, or, as
+	// rekey initiator, the Delete of the old SA) and before the outbound
+	// switch to it. It returns once the inbound SA is in use by the
+	// dataplane, or gives up; an error is logged and changes nothing (the
+	// ChildSAInstalled event follows as always, in the same order).
+	InstallInbound func(ChildSA) error
+	Log            *slog.Logger
+	Clock          Clock
+	Timing         Timing
 	// CookieThreshold is how many half-open SAs are tolerated before
 	// IKE_SA_INIT must carry a COOKIE (§2.6); 0 means 32, negative
 	// means always (tests).

@@ -614,6 +614,17 @@ func (t *Tunnel) newChild(sa *ikeSA) *child {
 	return c
 }
 
+// preinstall hands c's inbound SA to Options.InstallInbound before the
+// peer may send on it (make-before-break, DESIGN §2).
+func (t *Tunnel) preinstall(c *child) {
+	if c == nil || t.m.opt.InstallInbound == nil {
+		return
+	}
+	if err := t.m.opt.InstallInbound(c.ChildSA); err != nil {
+		t.log.Warn("inbound SA not confirmed in the dataplane before the peer may use it", "spi_in", fmt.Sprintf("%08x", c.InSPI), "err", err)
+	}
+}
+
 func (t *Tunnel) install(c *child) {
 	t.children = append(t.children, c)
 	t.m.mu.Lock()
