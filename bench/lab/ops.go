@@ -164,6 +164,18 @@ func (l *Lab) Ping(ctx context.Context, from string, to netip.Addr, count int) (
 	return r, nil
 }
 
+// PingEvery sends count echo requests interval apart (below 0.2 s ping
+// needs root) from role's namespace, each waiting at most a second for
+// its reply: with a fixed rate, lost × interval is the outage.
+func (l *Lab) PingEvery(ctx context.Context, from string, to netip.Addr, count int, interval time.Duration) (PingResult, error) {
+	out, err := l.Exec(ctx, from, "ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", strconv.FormatFloat(interval.Seconds(), 'f', 3, 64), "-W", "1", to.String())
+	m := pingRe.FindStringSubmatch(out)
+	if m == nil {
+		return PingResult{}, fmt.Errorf("ping %s from %s: %v: %s", to, l.NS(from), err, out)
+	}
+	return PingResult{Sent: atoi(m[1]), Received: atoi(m[2])}, nil
+}
+
 // TransferOptions bound an iperf3 run.
 type TransferOptions struct {
 	Duration time.Duration // -t (default 3 s); ignored when Bytes is set

@@ -72,3 +72,19 @@ func (l *Lab) StaticFailover(ctx context.Context, c int, interval time.Duration)
 		return append([]RouteSwitch(nil), switches...)
 	}
 }
+
+// SetEndpointLink takes connection c's AWS endpoint i off the internet
+// (inet's link towards it down: the endpoint goes silent, no IKE Delete,
+// no BGP Cease) or puts it back, restoring inet's host route that the
+// link going down flushed.
+func (l *Lab) SetEndpointLink(ctx context.Context, c, i int, up bool) error {
+	link := inetLink(c, i)
+	if !up {
+		return l.ip(ctx, Inet, "link", "set", link, "down")
+	}
+	if err := l.ip(ctx, Inet, "link", "set", link, "up"); err != nil {
+		return err
+	}
+	a := l.conn(c).Tunnels[i].AWSOutside
+	return l.ip(ctx, Inet, "route", "replace", a.String()+"/32", "dev", link, "src", InetAWSSide.String())
+}
