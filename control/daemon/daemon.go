@@ -68,6 +68,7 @@ type Daemon struct {
 	events   chan ikev2.Event
 	quit     chan struct{}
 	loopDone chan struct{}
+	mbb      mbbState // inbound SAs installed before the peer may use them (ready.go)
 
 	mu          sync.Mutex // guards what Status reads
 	tunnels     []*tunnel  // config order; id = index+1
@@ -232,7 +233,7 @@ func Start(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.ike, err = ikev2.New(ikev2.Options{Conn500: c500, Conn4500: c4500, Log: d.log.With("part", "ike"), Timing: o.Timing,
-		Events: func(e ikev2.Event) { d.events <- e }})
+		Events: func(e ikev2.Event) { d.events <- e }, InstallInbound: d.installInbound})
 	if err != nil {
 		c500.Close()
 		c4500.Close()

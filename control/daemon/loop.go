@@ -17,20 +17,25 @@ func (d *Daemon) loop() {
 	defer close(d.loopDone)
 	tick := time.NewTicker(d.opt.CounterInterval)
 	defer tick.Stop()
+	pre := d.mbb.ch()
 	for {
 		select {
 		case e := <-d.events:
 			d.apply(e)
+		case r := <-pre:
+			d.preinstall(r)
 		case <-tick.C:
 			d.pollCounters()
 			d.sweepRoutes()
 			d.sweepStaleTunnels()
+			d.sweepPending(pendingTimeout)
 		case <-d.quit:
 			for {
 				select {
 				case e := <-d.events:
 					d.apply(e)
 				default:
+					d.sweepPending(0)
 					return
 				}
 			}
@@ -124,18 +129,27 @@ func (d *Daemon) installChild(t *tunnel, c *ikev2.ChildSA) error {
 	if err != nil {
 		return err
 	}
-	inIdx, err := d.alloc()
-	if err != nil {
-		return err
+	// The inbound SA may be in place already (installInbound, before the
+	// IKE message that lets the peer use it went out).
+	inIdx, pre := d.takePending(c.InSPI)
+	if !pre {
+		if inIdx, err = d.alloc(); err != nil {
+			return err
+		}
 	}
 	outIdx, err := d.alloc()
 	if err != nil {
+		if pre {
+			d.w.RetireSA(inIdx)
+		}
 		d.used[inIdx] = false
 		return err
 	}
-	if err := d.w.InstallInboundSA(inIdx, in); err != nil {
-		d.used[inIdx], d.used[outIdx] = false, false
-		return err
+	if !pre {
+		if err := d.w.InstallInboundSA(inIdx, in); err != nil {
+			d.used[inIdx], d.used[outIdx] = false, false
+			return err
+		}
 	}
 	if err := d.w.InstallSA(outIdx, out); err != nil {
 		d.w.RetireSA(inIdx)

@@ -19,8 +19,8 @@ func TestInstallInboundBeforePeerSends(t *testing.T) {
 	var nodes [2]*node
 	var problems []string
 	pre := [2]map[uint32]bool{{}, {}}
-	hook := func(me int) func(ChildSA) error {
-		return func(c ChildSA) error {
+	hook := func(me int) func(string, ChildSA) error {
+		return func(_ string, c ChildSA) error {
 			time.Sleep(50 * time.Millisecond)
 			mu.Lock()
 			defer mu.Unlock()

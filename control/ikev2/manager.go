@@ -65,7 +65,7 @@ type Options struct {
 	// switch to it. It returns once the inbound SA is in use by the
 	// dataplane, or gives up; an error is logged and changes nothing (the
 	// ChildSAInstalled event follows as always, in the same order).
-	InstallInbound func(ChildSA) error
+	InstallInbound func(tunnel string, c ChildSA) error
 	Log            *slog.Logger
 	Clock          Clock
 	Timing         Timing

@@ -620,7 +620,7 @@ func (t *Tunnel) preinstall(c *child) {
 	if c == nil || t.m.opt.InstallInbound == nil {
 		return
 	}
-	if err := t.m.opt.InstallInbound(c.ChildSA); err != nil {
+	if err := t.m.opt.InstallInbound(t.name, c.ChildSA); err != nil {
 		t.log.Warn("inbound SA not confirmed in the dataplane before the peer may use it", "spi_in", fmt.Sprintf("%08x", c.InSPI), "err", err)
 	}
 }

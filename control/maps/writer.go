@@ -375,6 +375,17 @@ func (w *Writer) DeleteRoute(p netip.Prefix) error {
 	return w.route(p, nil, 0, "deleting")
 }
 
+// Applied returns the generation the dataplane's workers use (0: no
+// dataplane ever ran on these maps, or the Writer is closed).
+func (w *Writer) Applied() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gen == nil {
+		return 0
+	}
+	return w.shared.Applied()
+}
+
 // WaitApplied waits until the dataplane's workers use generation gen or a
 // later one (an odd gen, read inside a Batch, means the change that ends
 // it), or ctx ends. Control calls it after installing an inbound SA and
@@ -392,7 +403,7 @@ func (w *Writer) WaitApplied(ctx context.Context, gen uint64) error {
 			w.mu.Unlock()
 			return errClosed
 		}
-		a := w.Applied()
+		a := w.shared.Applied()
 		w.mu.Unlock()
 		if a >= gen {
 			return nil
