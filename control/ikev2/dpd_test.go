@@ -60,9 +60,11 @@ func TestDPDClear(t *testing.T) {
 	if e, _ := a.waitType(DPDTimeout, k); e.Err == nil {
 		t.Fatal("DPDTimeout without a reason")
 	}
-	// Idle interval, then the liveness check and its retries, one interval apart.
-	limit := ta.DPD.Interval.D() * time.Duration(ta.DPD.Retries+1)
-	if took > limit+2*time.Second {
+	// Idle interval, then liveness checks one interval apart: dead
+	// interval × retries after the peer was last heard (AWS's DPD
+	// timeout; the lab measured interval × (retries+1) before).
+	limit := ta.DPD.Interval.D() * time.Duration(ta.DPD.Retries)
+	if took > limit+time.Second {
 		t.Fatalf("DPD acted after %s of silence, want ≤ %s", took, limit)
 	}
 	if took < ta.DPD.Interval.D()*time.Duration(ta.DPD.Retries) {

@@ -730,9 +730,13 @@ func (t *Tunnel) deleteIKE(sa *ikeSA) {
 		onFail:   func(error) { done() }})
 }
 
+// sendLiveness sends the first liveness check one DPD interval after the
+// peer was last heard; the peer is dead interval × retries after that
+// (AWS's "DPD timeout", 10 s × 3 = 30 s; RFC 7296 §2.4 leaves the timing
+// to us), so retries − 1 checks one interval apart, at least one.
 func (t *Tunnel) sendLiveness(sa *ikeSA) {
 	t.request(sa, &pending{exch: message.INFORMATIONAL, dpd: true,
-		wait: t.cfg.DPD.Interval.D(), maxTries: max(t.cfg.DPD.Retries-1, 0),
+		wait: t.cfg.DPD.Interval.D(), maxTries: max(t.cfg.DPD.Retries-2, 0),
 		onFail: func(err error) {
 			if err == errSAGone || sa != t.ike {
 				return
