@@ -18,7 +18,9 @@
 //	-outside-if dev   outside (WAN) interface; also -outside
 //	-inside-if dev    inside (LAN) interface; also -inside
 //	-queues n         NIC queues served, one worker each (default: one per CPU in -cpus, at most
-//	                  the devices' RX queue count)
+//	                  the RX queues in use on each device: the current RX + combined channels,
+//	                  `ethtool -l`, asked in the process's own network namespace; 1, logged,
+//	                  when the driver does not say)
 //	-cpus list        cores to pin the workers to, e.g. "1" or "0,1" (default: all online)
 //	-batch n          descriptors per ring operation (default 64)
 //	-metrics addr     Prometheus listen address (default 127.0.0.1:9472; "" or "off" disables)

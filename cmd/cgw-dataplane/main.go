@@ -19,7 +19,6 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/vishvananda/netlink"
 
 	"github.com/cgw-project/cgw/bpf"
 	"github.com/cgw-project/cgw/control/config"
@@ -58,7 +57,7 @@ func main() {
 	fs.StringVar(&o.outside, "outside", "", "same as -outside-if")
 	fs.StringVar(&o.inside, "inside-if", "", "inside (LAN) interface")
 	fs.StringVar(&o.inside, "inside", "", "same as -inside-if")
-	fs.IntVar(&o.queues, "queues", 0, "NIC queues to serve, one worker each (0: one per CPU, at most the RX queue count)")
+	fs.IntVar(&o.queues, "queues", 0, "NIC queues to serve, one worker each (0: one per CPU, at most the RX queues in use)")
 	fs.StringVar(&o.cpus, "cpus", "", "cores to pin workers to, comma-separated (default: config, else all online)")
 	fs.IntVar(&o.batch, "batch", 0, "descriptors per ring operation (default: config, else 64)")
 	fs.StringVar(&o.metrics, "metrics", "", "Prometheus listen address (default: config, else 127.0.0.1:9472; off disables)")
@@ -155,16 +154,6 @@ func resolve(o options) (*settings, error) {
 		return nil, fmt.Errorf("-xdp-mode %q: want native or generic", s.xdpMode)
 	}
 	return s, nil
-}
-
-// rxQueues returns how many RX queues a device has (netlink: sysfs may
-// belong to another network namespace).
-func rxQueues(dev string) int {
-	l, err := netlink.LinkByName(dev)
-	if err != nil {
-		return 1
-	}
-	return max(l.Attrs().NumRxQueues, 1)
 }
 
 func iface(role, name string) (*net.Interface, error) {
