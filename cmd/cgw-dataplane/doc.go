@@ -17,11 +17,14 @@
 //	-instance name    pinned-map instance (default: gateway.name, else "cgw")
 //	-outside-if dev   outside (WAN) interface; also -outside
 //	-inside-if dev    inside (LAN) interface; also -inside
-//	-queues n         NIC queues served, one worker each (default: one per CPU in -cpus, at most
-//	                  the RX queues in use on each device: the current RX + combined channels,
-//	                  `ethtool -l`, asked in the process's own network namespace; 1, logged,
-//	                  when the driver does not say)
-//	-cpus list        cores to pin the workers to, e.g. "1" or "0,1" (default: all online)
+//	-queues n         NIC queues served, one worker each (default: one per CPU in -cpus, else per
+//	                  CPU the process may run on, at most the RX queues in use on each device:
+//	                  the current RX + combined channels, `ethtool -l`, asked in the process's
+//	                  own network namespace; 1, logged, when the driver does not say)
+//	-cpus list        cores to pin the workers to, e.g. "1" or "0,1"; worker i goes to the i-th
+//	                  (round robin). Default (neither -cpus nor gateway.dataplane.cpus): no
+//	                  pinning, so the scheduler places the workers and two dataplanes on one
+//	                  host do not both land on CPU 0
 //	-batch n          descriptors per ring operation (default 64)
 //	-metrics addr     Prometheus listen address (default 127.0.0.1:9472; "" or "off" disables)
 //	-no-crypto        benchmark forwarder: same workers with ESP off, forwarding inside ↔ outside

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,7 +57,7 @@ func main() {
 	fs.StringVar(&o.inside, "inside-if", "", "inside (LAN) interface")
 	fs.StringVar(&o.inside, "inside", "", "same as -inside-if")
 	fs.IntVar(&o.queues, "queues", 0, "NIC queues to serve, one worker each (0: one per CPU, at most the RX queues in use)")
-	fs.StringVar(&o.cpus, "cpus", "", "cores to pin workers to, comma-separated (default: config, else all online)")
+	fs.StringVar(&o.cpus, "cpus", "", "cores to pin workers to, comma-separated (default: config, else no pinning)")
 	fs.IntVar(&o.batch, "batch", 0, "descriptors per ring operation (default: config, else 64)")
 	fs.StringVar(&o.metrics, "metrics", "", "Prometheus listen address (default: config, else 127.0.0.1:9472; off disables)")
 	fs.BoolVar(&o.noCrypto, "no-crypto", false, "benchmark forwarder: ESP off, MAC rewrite only")
@@ -79,6 +78,7 @@ func main() {
 type settings struct {
 	options
 	cpuList []int
+	pinned  bool // cpuList came from -cpus or the configuration
 	gw4     netip.Addr
 	gw6     netip.Addr
 }
@@ -143,10 +143,13 @@ func resolve(o options) (*settings, error) {
 			s.cpuList = append(s.cpuList, c)
 		}
 	}
-	if len(s.cpuList) == 0 {
-		for c := 0; c < runtime.NumCPU(); c++ {
-			s.cpuList = append(s.cpuList, c)
-		}
+	// No CPUs configured: the workers are not pinned (the scheduler
+	// spreads them, and two dataplanes on one host do not both pile onto
+	// CPU 0); their default number comes from the CPUs this process may
+	// use.
+	s.pinned = len(s.cpuList) > 0
+	if !s.pinned {
+		s.cpuList = allowedCPUs()
 	}
 	switch s.xdpMode {
 	case "", "native", "generic":
@@ -238,8 +241,12 @@ func run(o options) error {
 		if !pc.Gateway6.IsValid() {
 			pc.Gateway6 = firstAddr(inIf, false)
 		}
+		cpu := -1
+		if s.pinned {
+			cpu = s.cpuList[q%len(s.cpuList)]
+		}
 		w, err := worker.NewWorker(worker.WorkerConfig{
-			ID: q, CPU: s.cpuList[q%len(s.cpuList)], Queue: q, Pipeline: pc,
+			ID: q, CPU: cpu, Queue: q, Pipeline: pc,
 			InsideXSKs: objs.XsksInside, OutsideXSKs: objs.XsksOutside,
 			Mode: mode, TxBudget: s.txBudget,
 		})
@@ -342,8 +349,12 @@ func run(o options) error {
 	}
 
 	im, om := workers[0].Modes()
-	log.Printf("instance %s: %d worker(s) on CPUs %v, inside %s (%v), outside %s (%v), batch %d, crypto %v, generation %d",
-		s.instance, len(workers), s.cpuList[:min(len(s.cpuList), len(workers))], s.inside, im, s.outside, om, s.batch, !s.noCrypto, tabs.Load().Generation)
+	where := "unpinned"
+	if s.pinned {
+		where = fmt.Sprintf("on CPUs %v", s.cpuList[:min(len(s.cpuList), len(workers))])
+	}
+	log.Printf("instance %s: %d worker(s) %s, inside %s (%v), outside %s (%v), batch %d, crypto %v, generation %d",
+		s.instance, len(workers), where, s.inside, im, s.outside, om, s.batch, !s.noCrypto, tabs.Load().Generation)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

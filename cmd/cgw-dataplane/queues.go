@@ -63,3 +63,21 @@ func rxQueues(dev string) int {
 	}
 	return n
 }
+
+// allowedCPUs lists the CPUs this process may run on (its affinity mask,
+// which taskset or a cgroup may have narrowed), lowest first.
+func allowedCPUs() []int {
+	var set unix.CPUSet
+	var cpus []int
+	if err := unix.SchedGetaffinity(0, &set); err == nil {
+		for c := 0; c < len(set)*64; c++ {
+			if set.IsSet(c) {
+				cpus = append(cpus, c)
+			}
+		}
+	}
+	if len(cpus) == 0 {
+		cpus = []int{0}
+	}
+	return cpus
+}

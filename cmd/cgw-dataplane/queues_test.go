@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/cgw-project/cgw/bench/netnstest"
@@ -39,5 +40,25 @@ func TestChannelsInUse(t *testing.T) {
 	}
 	if errNone == nil {
 		t.Fatalf("a missing device reports %d queues, want an error", none)
+	}
+}
+
+// TestDefaultNoPinning: without -cpus or gateway.dataplane.cpus the
+// workers are not pinned and their number is bounded by the CPUs the
+// process may use; -cpus pins.
+func TestDefaultNoPinning(t *testing.T) {
+	s, err := resolve(options{outside: "a", inside: "b", xdpMode: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.pinned || !slices.Equal(s.cpuList, allowedCPUs()) {
+		t.Fatalf("default: pinned %v, CPUs %v; want unpinned over %v", s.pinned, s.cpuList, allowedCPUs())
+	}
+	s, err = resolve(options{outside: "a", inside: "b", xdpMode: "native", cpus: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.pinned || !slices.Equal(s.cpuList, []int{1}) {
+		t.Fatalf("-cpus 1: pinned %v, CPUs %v", s.pinned, s.cpuList)
 	}
 }
