@@ -41,10 +41,16 @@
 // Start-up: the pinned maps are opened (created if absent): a restarted
 // dataplane finds the SAs control installed and continues each outbound
 // SA's sequence numbers from the shared counter. The sockets are created
-// and registered before the XDP programs are attached. Each time the
+// and registered before the XDP programs are attached; a queue still held
+// by a dataplane that just exited (bind fails with EBUSY until the kernel
+// has released its sockets) is retried for up to 2 s, logged. Each time the
 // table generation moves, a new snapshot is published to the workers and
 // the per-tunnel TUN devices (named cgw-t<id>) are reconciled with the
-// tunnel table.
+// tunnel table; then the generation is stored as applied in the config
+// map, which cgw-control waits for before it lets an IKE peer send on a
+// new inbound SA (make-before-break). A worker meeting an SPI its
+// snapshot lacks while the maps have moved on counts it as
+// spi_not_applied and asks for a snapshot at once.
 //
 // On SIGTERM or SIGINT the programs are detached and the sockets closed;
 // the pinned maps stay, so neither the SAs nor the sequence numbers are

@@ -245,10 +245,15 @@ func run(o options) error {
 		if s.pinned {
 			cpu = s.cpuList[q%len(s.cpuList)]
 		}
-		w, err := worker.NewWorker(worker.WorkerConfig{
-			ID: q, CPU: cpu, Queue: q, Pipeline: pc,
-			InsideXSKs: objs.XsksInside, OutsideXSKs: objs.XsksOutside,
-			Mode: mode, TxBudget: s.txBudget,
+		var w *worker.Worker
+		_, err := retryBusy(fmt.Sprintf("worker %d (queue %d of %s/%s)", q, q, s.inside, s.outside), func() error {
+			var err error
+			w, err = worker.NewWorker(worker.WorkerConfig{
+				ID: q, CPU: cpu, Queue: q, Pipeline: pc,
+				InsideXSKs: objs.XsksInside, OutsideXSKs: objs.XsksOutside,
+				Mode: mode, TxBudget: s.txBudget,
+			})
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("%w (devices %s/%s, queue %d: does each have that many RX queues? `ethtool -l`)", err, s.inside, s.outside, q)

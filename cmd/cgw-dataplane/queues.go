@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -80,4 +82,30 @@ func allowedCPUs() []int {
 		cpus = []int{0}
 	}
 	return cpus
+}
+
+// bindBudget is how long a worker whose queue is still held (EBUSY) is
+// retried: the kernel releases a stopped process's AF_XDP sockets a
+// moment after it exited.
+const bindBudget = 2 * time.Second
+
+// retryBusy calls f until it does not fail with EBUSY or bindBudget has
+// passed, backing off from 10 ms to 200 ms; it returns the attempts made.
+func retryBusy(what string, f func() error) (int, error) {
+	deadline := time.Now().Add(bindBudget)
+	wait := 10 * time.Millisecond
+	for try := 1; ; try++ {
+		err := f()
+		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().Add(wait).After(deadline) {
+			if err == nil && try > 1 {
+				log.Printf("%s: bound after %d attempts", what, try)
+			}
+			return try, err
+		}
+		if try == 1 {
+			log.Printf("%s: queue busy (a previous dataplane's sockets not yet released?): retrying for up to %v", what, bindBudget)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }

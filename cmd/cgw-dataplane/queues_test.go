@@ -4,8 +4,12 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cgw-project/cgw/bench/netnstest"
+	"github.com/cgw-project/cgw/dataplane/afxdp"
 )
 
 // TestChannelsInUse: the worker count follows the RX queues in use
@@ -43,6 +47,65 @@ func TestChannelsInUse(t *testing.T) {
 	}
 }
 
+// TestRetryBusy: a queue still held by another socket (as a dataplane
+// that just exited holds it for a moment) is bound once it is released;
+// other errors are not retried.
+func TestRetryBusy(t *testing.T) {
+	netnstest.Require(t)
+	ns := netnstest.New(t, "cgwb")
+	netnstest.Veth{A: netnstest.End{NS: ns, Name: "cgwb-a"}, B: netnstest.End{NS: ns, Name: "cgwb-b"}}.Create(t)
+	var tries int
+	if err := ns.Do(func() error {
+		ifc, err := netnsIfindex("cgwb-a")
+		if err != nil {
+			return err
+		}
+		bind := func() (*afxdp.UMEM, *afxdp.Socket, error) {
+			u, err := afxdp.NewUMEM(afxdp.UMEMConfig{Frames: 64})
+			if err != nil {
+				return nil, nil, err
+			}
+			s, err := afxdp.NewSocket(u, afxdp.SocketConfig{Ifindex: ifc, Queue: 0, Mode: afxdp.ModeCopy})
+			if err != nil {
+				u.Close()
+				return nil, nil, err
+			}
+			return u, s, nil
+		}
+		u1, s1, err := bind()
+		if err != nil {
+			return err
+		}
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			s1.Close()
+			u1.Close()
+		}()
+		var u2 *afxdp.UMEM
+		var s2 *afxdp.Socket
+		tries, err = retryBusy("test", func() error {
+			var err error
+			u2, s2, err = bind()
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		s2.Close()
+		u2.Close()
+		return nil
+	}); err != nil {
+		t.Fatalf("binding a queue released 300 ms later: %v", err)
+	}
+	if tries < 2 {
+		t.Fatalf("bound at the first attempt while the queue was held: the test did not exercise EBUSY")
+	}
+	n, err := retryBusy("test", func() error { return unix.ENODEV })
+	if n != 1 || !errors.Is(err, unix.ENODEV) {
+		t.Fatalf("ENODEV: %d attempts, %v; want 1 and ENODEV", n, err)
+	}
+}
+
 // TestDefaultNoPinning: without -cpus or gateway.dataplane.cpus the
 // workers are not pinned and their number is bounded by the CPUs the
 // process may use; -cpus pins.
@@ -61,4 +124,12 @@ func TestDefaultNoPinning(t *testing.T) {
 	if !s.pinned || !slices.Equal(s.cpuList, []int{1}) {
 		t.Fatalf("-cpus 1: pinned %v, CPUs %v", s.pinned, s.cpuList)
 	}
+}
+
+func netnsIfindex(name string) (int, error) {
+	ifc, err := iface("test", name)
+	if err != nil {
+		return 0, err
+	}
+	return ifc.Index, nil
 }
