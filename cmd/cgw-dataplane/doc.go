@@ -27,12 +27,15 @@
 //	                  host do not both land on CPU 0
 //	-batch n          descriptors per ring operation (default 64)
 //	-metrics addr     Prometheus listen address (default 127.0.0.1:9472; "" or "off" disables)
-//	-no-crypto        benchmark forwarder: same workers with ESP off, forwarding inside ↔ outside
-//	                  with a MAC rewrite only (next hop from the kernel's main table). The XDP
-//	                  programs are the same, so the inside one steers what routes to a tunnel
-//	                  marked up: install a tunnel (up) and a route with maps.Writer, no SA needed;
-//	                  the outside one steers only ESP with a known SPI (so, in practice, the
-//	                  forwarder carries inside → outside traffic)
+//	-no-crypto        benchmark baseline: the same workers and stages with ESP switched off.
+//	                  Outbound runs parse, route, TTL, MSS clamp, fragmentation and the outside
+//	                  next hop of the tunnel's remote (its outbound SA's, else the tunnel
+//	                  table's remote address, else the packet's destination) and sends the inner
+//	                  packet unencrypted; inbound forwards with a MAC rewrite (no ESP to remove).
+//	                  The XDP programs are the same, so the inside one steers what routes to a
+//	                  tunnel marked up: install a tunnel (up) and a route with maps.Writer, no SA
+//	                  needed; the outside one steers only ESP with a known SPI (so, in practice,
+//	                  the forwarder carries inside → outside traffic)
 //	-xdp-mode m       native (default) or generic
 //	-copy             force AF_XDP copy mode (default: zero-copy when the driver has it)
 //	-no-slowpath      do not create the per-tunnel TUN devices

@@ -60,7 +60,7 @@ func main() {
 	fs.StringVar(&o.cpus, "cpus", "", "cores to pin workers to, comma-separated (default: config, else no pinning)")
 	fs.IntVar(&o.batch, "batch", 0, "descriptors per ring operation (default: config, else 64)")
 	fs.StringVar(&o.metrics, "metrics", "", "Prometheus listen address (default: config, else 127.0.0.1:9472; off disables)")
-	fs.BoolVar(&o.noCrypto, "no-crypto", false, "benchmark forwarder: ESP off, MAC rewrite only")
+	fs.BoolVar(&o.noCrypto, "no-crypto", false, "benchmark baseline: the same stages with ESP switched off")
 	fs.StringVar(&o.xdpMode, "xdp-mode", "native", "XDP attach mode: native or generic")
 	fs.BoolVar(&o.copyMode, "copy", false, "force AF_XDP copy mode")
 	fs.BoolVar(&o.noSlowPath, "no-slowpath", false, "do not create per-tunnel TUN devices")

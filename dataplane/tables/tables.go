@@ -55,6 +55,7 @@ type Tunnel struct {
 	TunIfindex int          // slow-path TUN device
 	Inside     netip.Prefix // our inside address with the /30's length (169.254.10.2/30), as an interface address
 	InsideAddr netip.Addr   // our address in the inside /30: packets to it go to the slow path
+	Remote     netip.Addr   // the peer's outside address from the tunnel table (invalid: unset)
 	Out        *SA          // nil: the tunnel has no usable outbound SA
 }
 
@@ -250,6 +251,9 @@ func (b *Builder) Build(t *maps.Tables) *View {
 			// value is a slip in the tunnel table.
 			v.Problems = append(v.Problems, fmt.Errorf("tunnel %d: MTU %d is below 68 (RFC 791): using 68", id, vt.MTU))
 			vt.MTU = 68
+		}
+		if a := maps.AddrFrom16(tn.RemoteAddr); a.IsValid() && !a.IsUnspecified() {
+			vt.Remote = a
 		}
 		if a := maps.AddrFrom16(tn.InsideAddr).Unmap(); a.IsValid() && !a.IsUnspecified() {
 			vt.InsideAddr = a

@@ -9,6 +9,9 @@
 //	outbound (inside → outside): parse → route → ttl → mss → frag → esp_encap → neigh_outside → tx
 //	inbound (outside → inside):  parse → esp_locate → spi_lookup → esp_decap → inner → local? slow_path : ttl → neigh_inside → tx
 //
+// With Config.NoCrypto (the benchmark's baseline) outbound skips only
+// esp_encap, and inbound, which has no ESP to remove, forwards.
+//
 // The stages run per packet in as few passes over the batch as the work
 // allows — outbound two (parse … frag; then esp_encap and neigh_outside
 // per run of one tunnel, which reserves the run's sequence numbers at
@@ -99,8 +102,12 @@ type Config struct {
 	// address of the inside interface, RFC 1812 §4.3.2.4).
 	Gateway4, Gateway6 netip.Addr
 
-	// NoCrypto turns the workers into a plain forwarder inside ↔ outside
-	// with a MAC rewrite only: the benchmark's baseline.
+	// NoCrypto is the benchmark's baseline: the same stages with ESP
+	// switched off. Outbound runs parse, route (a tunnel that is up; no
+	// SA needed), ttl, mss and frag, then sends the inner packet to the
+	// outside next hop of the tunnel's remote (its outbound SA's, else the
+	// tunnel table's, else the packet's own destination); inbound
+	// forwards with a MAC rewrite only (there is no ESP to take off).
 	NoCrypto bool
 	// Batch is the most packets per ring operation (default 64).
 	Batch int
@@ -289,9 +296,13 @@ func dstAddr(ip []byte) netip.Addr {
 // routeOne finds a packet's tunnel (XDP metadata, else the LPM) and
 // checks that the tunnel can send; okTunnel is the tunnel the previous
 // packet passed with, so the rest of a run of one tunnel skips the checks.
-func routeOne(v *tables.View, pk *Packet, okTunnel *uint32) Reason {
+func routeOne(v *tables.View, pk *Packet, okTunnel *uint32, needSA bool) Reason {
 	if pk.Tunnel == 0 {
-		pk.Tunnel = v.Route(dstAddr(pk.Data()))
+		if needSA {
+			pk.Tunnel = v.Route(dstAddr(pk.Data()))
+		} else {
+			pk.Tunnel = routeUp(v, dstAddr(pk.Data()))
+		}
 		if pk.Tunnel == 0 {
 			return NoRoute
 		}
@@ -301,10 +312,26 @@ func routeOne(v *tables.View, pk *Packet, okTunnel *uint32) Reason {
 		switch {
 		case t == nil || !t.Up:
 			return TunnelDown
-		case t.Out == nil || t.Out.ESP.MustRekey():
+		case needSA && (t.Out == nil || t.Out.ESP.MustRekey()):
 			return NoSA
 		}
 		*okTunnel = pk.Tunnel
+	}
+	return 0
+}
+
+// routeUp is View.Route for -no-crypto: the route's tunnel if it is up,
+// else its backup if that is up, whether or not it has an SA (the inside
+// XDP program's own rule).
+func routeUp(v *tables.View, dst netip.Addr) uint32 {
+	r, ok := v.Routes.Lookup(dst)
+	if !ok {
+		return 0
+	}
+	for _, id := range [2]uint32{r.TunnelId, r.BackupTunnelId} {
+		if t := v.Tunnel(id); t != nil && t.Up {
+			return id
+		}
 	}
 	return 0
 }
@@ -567,7 +594,7 @@ func (p *Pipeline) nextHop(c *hopCache, v *tables.View, pk *Packet, how nextHopO
 	}
 	var d netip.Addr
 	if how == hopTunnelRemote {
-		d = v.Tunnel(pk.Tunnel).Out.Remote
+		d = tunnelRemote(v.Tunnel(pk.Tunnel))
 	} else {
 		d = dstAddr(ip)
 	}
@@ -634,12 +661,48 @@ func (p *Pipeline) ether(tb *neigh.Table, v *tables.View, pkts []Packet, how nex
 // Survivors are appended to out.Outside, ICMP errors to out.Inside.
 func (p *Pipeline) Outbound(v *tables.View, pkts []Packet, out *Output) {
 	p.C.batch(len(pkts))
+	pkts = p.outboundHead(v, pkts, out)
 	if p.cfg.NoCrypto {
-		p.forward(pkts, Out, p.cfg.OutsideIfindex, p.cfg.OutsideMAC, &out.Outside)
+		out.Outside = p.plainOut(v, pkts, out.Outside)
 		return
 	}
-	pkts = p.outboundHead(v, pkts, out)
 	out.Outside = p.encap(v, pkts, out.Outside)
+}
+
+// plainOut is -no-crypto's stand-in for esp_encap → neigh_outside: the
+// inner packet goes to the outside next hop esp_encap's output would
+// have (see Config.NoCrypto), counted per tunnel as sent.
+func (p *Pipeline) plainOut(v *tables.View, pkts []Packet, tx []Packet) []Packet {
+	hc := hopCache{tb: p.cfg.Neighbours.Table()}
+	for i := range pkts {
+		pk := &pkts[i]
+		how := hopTunnelRemote
+		if !tunnelRemote(v.Tunnel(pk.Tunnel)).IsValid() {
+			how = hopIPDst
+		}
+		if r := p.nextHop(&hc, v, pk, how, p.cfg.OutsideIfindex); r != 0 {
+			p.C.drop(StageNeighOut, uint8(r))
+			p.free(pk)
+			continue
+		}
+		p.C.TunnelPackets[Out][pk.Tunnel&(maps.MaxTunnels-1)]++
+		p.C.TunnelBytes[Out][pk.Tunnel&(maps.MaxTunnels-1)] += uint64(pk.Len)
+		p.C.Packets[Out]++
+		p.C.Bytes[Out] += uint64(pk.Len)
+		pushEther(pk, &hc.mac, &p.cfg.OutsideMAC)
+		tx = append(tx, *pk)
+	}
+	p.cfg.Neighbours.Account(hc.hits, hc.misses)
+	return tx
+}
+
+// tunnelRemote is the outer destination of a tunnel's packets: its
+// outbound SA's remote, else the tunnel table's.
+func tunnelRemote(t *tables.Tunnel) netip.Addr {
+	if t.Out != nil {
+		return t.Out.Remote
+	}
+	return t.Remote
 }
 
 // outboundHead runs parse → route → ttl → mss → frag on each packet in
@@ -659,7 +722,7 @@ func (p *Pipeline) outboundHead(v *tables.View, pkts []Packet, out *Output) []Pa
 			p.free(pk)
 			continue
 		}
-		if r := routeOne(v, pk, &okTunnel); r != 0 {
+		if r := routeOne(v, pk, &okTunnel, !p.cfg.NoCrypto); r != 0 {
 			p.C.drop(StageRoute, uint8(r))
 			p.free(pk)
 			continue

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/cgw-project/cgw/control/maps"
 	"github.com/cgw-project/cgw/dataplane/packet"
 )
 
@@ -264,15 +265,57 @@ func TestUnknownSPI(t *testing.T) {
 	}
 }
 
+// TestNoCryptoForward: -no-crypto runs every outbound stage but ESP:
+// route (a tunnel that is up, no SA needed), TTL, MSS clamp, size, and the
+// outside next hop of the tunnel's remote; the inner packet goes out as
+// it is, and no SA counter moves.
 func TestNoCryptoForward(t *testing.T) {
 	g := newGateway(t, 1, 2, 1, 2, true)
-	sendOut(t, g, ipv4(lanHost, netip.MustParseAddr("203.0.113.9"), 100, 64, false, 1))
+	ip := ipv4(lanHost, vpcHost, 100, 64, false, 1)
+	sendOut(t, g, ip)
 	if len(g.out.Outside) != 1 {
 		t.Fatalf("drops %v", g.drops())
 	}
 	d := g.out.Outside[0].Data()
 	if !bytes.Equal(d[0:6], macRouter[:]) || !bytes.Equal(d[6:12], macOut[:]) || len(d) != 114 {
 		t.Fatalf("forwarded frame % x", d[:14])
+	}
+	if d[14+8] != 63 || !packet.IPv4HeaderValid(d[14:34]) {
+		t.Fatalf("TTL %d (want 63) or header checksum wrong after the ttl stage", d[14+8])
+	}
+	if g.ctr[2].Seq != 0 || g.ctr[2].Packets != 0 || g.p.C.Packets[Out] != 1 || g.p.C.TunnelPackets[Out][1] != 1 {
+		t.Fatalf("counters: SA %+v, worker %d, tunnel %d", g.ctr[2], g.p.C.Packets[Out], g.p.C.TunnelPackets[Out][1])
+	}
+
+	// Not routed to a tunnel, or its tunnel down: dropped at route, as
+	// the gateway would.
+	sendOut(t, g, ipv4(lanHost, netip.MustParseAddr("203.0.113.9"), 100, 64, false, 1))
+	if len(g.out.Outside) != 0 || g.drops()["route/no_route"] != 1 {
+		t.Fatalf("unrouted: %d sent, drops %v", len(g.out.Outside), g.drops())
+	}
+	// Bigger than the tunnel MTU: fragmented, as before encryption.
+	sendOut(t, g, ipv4(lanHost, vpcHost, 2000, 64, false, 2))
+	if len(g.out.Outside) != 2 || g.p.C.Fragments != 1 {
+		t.Fatalf("2000 bytes at MTU 1399: %d sent, %d fragments; drops %v", len(g.out.Outside), g.p.C.Fragments, g.drops())
+	}
+
+	// A tunnel without an outbound SA: the tunnel table's remote is the
+	// outer next hop.
+	g.tb.Outbound[1] = 0
+	delete(g.tb.SAs, 2)
+	tn := g.tb.Tunnels[1]
+	tn.RemoteAddr = maps.Addr16(peerOut)
+	g.tb.Tunnels[1] = tn
+	g.tabs.Store(g.b.Build(g.tb))
+	sendOut(t, g, ipv4(lanHost, vpcHost, 100, 64, false, 3))
+	if len(g.out.Outside) != 1 || !bytes.Equal(g.out.Outside[0].Data()[0:6], macRouter[:]) {
+		t.Fatalf("no SA: %d sent; drops %v", len(g.out.Outside), g.drops())
+	}
+	g.tb.Tunnels[1].Flags = 0
+	g.tabs.Store(g.b.Build(g.tb))
+	sendOut(t, g, ipv4(lanHost, vpcHost, 100, 64, false, 4))
+	if len(g.out.Outside) != 0 || g.drops()["route/no_route"] != 2 { // the one above and this
+		t.Fatalf("tunnel down: %d sent, drops %v", len(g.out.Outside), g.drops())
 	}
 }
 
