@@ -176,6 +176,52 @@ func (l *Lab) PingEvery(ctx context.Context, from string, to netip.Addr, count i
 	return PingResult{Sent: atoi(m[1]), Received: atoi(m[2])}, nil
 }
 
+// PingTrace is a fixed-rate ping's outcome with the longest silence.
+type PingTrace struct {
+	PingResult
+	// LostRun is the longest run of consecutive unanswered requests.
+	LostRun int
+	// ReplyGap is the longest wall-clock time between two consecutive
+	// replies (ping -D timestamps): the outage as the sender saw it, even
+	// if ping sent more slowly while nothing came back.
+	ReplyGap time.Duration
+}
+
+var pingReplyRe = regexp.MustCompile(`^\[(\d+)\.(\d+)\] \d+ bytes from .*icmp_seq=(\d+)`)
+
+// PingTraced is PingEvery with every reply's timestamp (ping -D), to
+// measure an outage as the longest gap between replies.
+func (l *Lab) PingTraced(ctx context.Context, from string, to netip.Addr, count int, interval time.Duration) (PingTrace, error) {
+	out, err := l.Exec(ctx, from, "ping", "-n", "-D", "-c", strconv.Itoa(count), "-i", strconv.FormatFloat(interval.Seconds(), 'f', 3, 64), "-W", "1", to.String())
+	m := pingRe.FindStringSubmatch(out)
+	if m == nil {
+		return PingTrace{}, fmt.Errorf("ping %s from %s: %v: %.300s", to, l.NS(from), err, out)
+	}
+	tr := PingTrace{PingResult: PingResult{Sent: atoi(m[1]), Received: atoi(m[2])}}
+	var last time.Time
+	prevSeq := 0
+	for _, line := range strings.Split(out, "\n") {
+		r := pingReplyRe.FindStringSubmatch(line)
+		if r == nil {
+			continue
+		}
+		frac := (r[2] + "000000000")[:9]
+		at := time.Unix(int64(atoi(r[1])), int64(atoi(frac)))
+		seq := atoi(r[3])
+		if !last.IsZero() && at.Sub(last) > tr.ReplyGap {
+			tr.ReplyGap = at.Sub(last)
+		}
+		if seq-prevSeq-1 > tr.LostRun {
+			tr.LostRun = seq - prevSeq - 1
+		}
+		last, prevSeq = at, seq
+	}
+	if tr.Sent-prevSeq > tr.LostRun {
+		tr.LostRun = tr.Sent - prevSeq
+	}
+	return tr, nil
+}
+
 // TransferOptions bound an iperf3 run.
 type TransferOptions struct {
 	Duration time.Duration // -t (default 3 s); ignored when Bytes is set

@@ -153,7 +153,7 @@ func TestBGP(t *testing.T) {
 		var moved time.Time
 		var t1State string
 		bound := min(dpdInterval*dpdRetries, holdTime) + time.Second
-		pr, outage := pingOutage(t, ctx, l, lab.VPCHost.String(), int((bound+6*time.Second)/pingEvery), pingEvery, time.Second, func() {
+		tr, outage := pingOutage(t, ctx, l, lab.VPCHost.String(), int((bound+6*time.Second)/pingEvery), pingEvery, time.Second, func() {
 			cut = time.Now()
 			if err := l.SetEndpointLink(ctx, 0, 0, false); err != nil {
 				t.Fatal(err)
@@ -181,11 +181,11 @@ func TestBGP(t *testing.T) {
 			awsWhy = strings.TrimSpace(strings.SplitN(aws[i+len("Last error:"):], "\n", 2)[0])
 		}
 		newLog := strings.TrimPrefix(controlLog(l), logBefore)
-		t.Logf("failover: %d of %d pings (every %v) lost = outage %v; cgw moved %s to %s %v after the cut; timer on cgw: %s; AWS's BIRD t1: %q; DPD timeouts cgw-control logged by the end of the ping run (later than the move): %d; bound min(DPD %v×%d, hold %v) + 1 s = %v",
-			pr.Sent-pr.Received, pr.Sent, pingEvery, outage, vpc, t2, moved.Sub(cut).Round(10*time.Millisecond), timer, awsWhy,
+		t.Logf("failover: outage %v (longest gap between replies); %d of %d pings (every %v) lost, longest run %d = %v; cgw moved %s to %s %v after the cut; timer on cgw: %s; AWS's BIRD t1: %q; DPD timeouts cgw-control logged by the end of the ping run (later than the move): %d; bound min(DPD %v×%d, hold %v) + 1 s = %v",
+			outage, tr.Sent-tr.Received, tr.Sent, pingEvery, tr.LostRun, time.Duration(tr.LostRun)*pingEvery, vpc, t2, moved.Sub(cut).Round(10*time.Millisecond), timer, awsWhy,
 			strings.Count(newLog, "peer is not answering"), dpdInterval, dpdRetries, holdTime, bound)
-		if pr.Received == 0 {
-			t.Fatalf("no ping answered at all across the failover: %+v", pr)
+		if tr.Received == 0 {
+			t.Fatalf("no ping answered at all across the failover: %+v", tr)
 		}
 		if outage > bound {
 			t.Errorf("outage %v exceeds min(DPD interval×retries, hold time) + 1 s = %v", outage, bound)
@@ -196,7 +196,7 @@ func TestBGP(t *testing.T) {
 		}
 
 		// Back: both sides prefer tunnel 1 again once its session returns.
-		pr, outage = pingOutage(t, ctx, l, lab.VPCHost.String(), int(25*time.Second/pingEvery), pingEvery, time.Second, func() {
+		tr, outage = pingOutage(t, ctx, l, lab.VPCHost.String(), int(25*time.Second/pingEvery), pingEvery, time.Second, func() {
 			if err := l.SetEndpointLink(ctx, 0, 0, true); err != nil {
 				t.Fatal(err)
 			}
@@ -211,7 +211,7 @@ func TestBGP(t *testing.T) {
 			}
 			t.Logf("failback: %s back through %s %v after the endpoint returned", vpc, t1, time.Since(back).Round(10*time.Millisecond))
 		})
-		t.Logf("failback: %d of %d pings lost (%v) while tunnel 1 returned", pr.Sent-pr.Received, pr.Sent, outage)
+		t.Logf("failback: %d of %d pings lost, longest gap between replies %v, while tunnel 1 returned", tr.Sent-tr.Received, tr.Sent, outage)
 		if err := waitUntil(ctx, 20*time.Second, func() bool {
 			out, _ := l.BirdShow(ctx, "aws", "route", "198.18.0.0/24")
 			return strings.Contains(out, "vgw-t1")

@@ -196,17 +196,18 @@ func birdRoutes(out string) map[string]string {
 }
 
 // pingOutage pings at a fixed rate while do runs (after lead), and returns
-// the ping result and the outage it shows (lost × interval).
-func pingOutage(t *testing.T, ctx context.Context, l *lab.Lab, to string, count int, interval, lead time.Duration, do func()) (lab.PingResult, time.Duration) {
+// the trace and the outage: the longest wall-clock gap between two
+// replies (ping -D), which is lost × interval when ping kept its rate.
+func pingOutage(t *testing.T, ctx context.Context, l *lab.Lab, to string, count int, interval, lead time.Duration, do func()) (lab.PingTrace, time.Duration) {
 	t.Helper()
 	type res struct {
-		pr  lab.PingResult
+		tr  lab.PingTrace
 		err error
 	}
 	ch := make(chan res, 1)
 	go func() {
-		pr, err := l.PingEvery(ctx, lab.LAN, mustAddr(to), count, interval)
-		ch <- res{pr, err}
+		tr, err := l.PingTraced(ctx, lab.LAN, mustAddr(to), count, interval)
+		ch <- res{tr, err}
 	}()
 	time.Sleep(lead)
 	do()
@@ -214,7 +215,7 @@ func pingOutage(t *testing.T, ctx context.Context, l *lab.Lab, to string, count 
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	return r.pr, time.Duration(r.pr.Sent-r.pr.Received) * interval
+	return r.tr, r.tr.ReplyGap
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
