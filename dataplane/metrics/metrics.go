@@ -62,6 +62,7 @@ var (
 	dSlow        = prometheus.NewDesc(ns+"slow_path_packets_total", "Packets through the tunnels' kernel interfaces (to_kernel: decrypted for the host; from_kernel: the host's own, encrypted).", []string{"worker", "direction"}, nil)
 	dICMP        = prometheus.NewDesc(ns+"icmp_errors_sent_total", "ICMP fragmentation-needed / packet-too-big errors sent back inside.", []string{"worker"}, nil)
 	dNoMeta      = prometheus.NewDesc(ns+"inside_no_metadata_total", "Inside frames that arrived without the XDP program's tunnel metadata (the worker looked the route up again).", []string{"worker"}, nil)
+	dLateView    = prometheus.NewDesc(ns+"late_view_total", "Inbound SPIs missing from a batch's tables but found in tables published during the batch (a just-installed SA).", []string{"worker"}, nil)
 	dFragments   = prometheus.NewDesc(ns+"fragments_made_total", "Extra fragments made before encryption (RFC 4459).", []string{"worker"}, nil)
 	dNeigh       = prometheus.NewDesc(ns+"neighbour_lookups_total", "Next-hop MAC lookups by result.", []string{"result"}, nil)
 	dNeighResolv = prometheus.NewDesc(ns+"neighbour_resolve_requests_total", "Resolutions asked of the kernel for unknown next hops.", nil, nil)
@@ -70,7 +71,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dPackets, dBytes, dTunPackets, dTunBytes, dDrops, dBatch, dRingFull, dWakeups,
-		dMode, dSockDrops, dGeneration, dTunnels, dXDP, dSlow, dICMP, dFragments, dNoMeta, dNeigh, dNeighResolv} {
+		dMode, dSockDrops, dGeneration, dTunnels, dXDP, dSlow, dICMP, dFragments, dNoMeta, dLateView, dNeigh, dNeighResolv} {
 		ch <- d
 	}
 }
@@ -119,6 +120,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dICMP, load(&k.ICMPErrors), id)
 		counter(dFragments, load(&k.Fragments), id)
 		counter(dNoMeta, load(&k.NoMetadata), id)
+		counter(dLateView, load(&k.LateView), id)
 
 		mi, mo := w.Modes()
 		ch <- prometheus.MustNewConstMetric(dMode, prometheus.GaugeValue, 1, id, "inside", modeName(mi))

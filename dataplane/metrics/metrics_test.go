@@ -57,6 +57,8 @@ func TestCollector(t *testing.T) {
 	c.TunnelPackets[worker.Out][1] = 10
 	c.BatchSizes[5] = 2
 	c.BatchSum = 60
+	c.LateView = 3
+	c.Drops[worker.StageSPI][worker.SPINotApplied] = 2
 	col := New(Sources{Workers: []Worker{fakeWorker{p}}, Tables: tabs,
 		XDPStats: func() ([bpf.CgwStatNumStats]uint64, error) {
 			var s [bpf.CgwStatNumStats]uint64
@@ -92,6 +94,8 @@ func TestCollector(t *testing.T) {
 		"cgw_dataplane_afxdp_mode_info{device=outside,mode=zerocopy,worker=3}":             1,
 		"cgw_dataplane_afxdp_kernel_drops_total{device=inside,kind=rx_ring_full,worker=3}": 4,
 		"cgw_dataplane_tunnels{state=down}":                                                1,
+		"cgw_dataplane_late_view_total{worker=3}":                                          3,
+		"cgw_dataplane_drops_total{reason=spi_not_applied,stage=spi_lookup,worker=3}":      2,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
