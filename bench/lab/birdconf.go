@@ -34,6 +34,9 @@ type birdSpeaker struct {
 	Originate []netip.Prefix
 	Peers     []birdPeer
 	LogPath   string
+	// NoGracefulRestart turns BIRD's graceful restart off: it then drops
+	// a peer's routes as soon as its session goes down.
+	NoGracefulRestart bool
 }
 
 // renderBirdConf returns bird.conf. Learned BGP routes are exported to the
@@ -85,7 +88,11 @@ func renderBirdConf(s birdSpeaker) string {
 		// Receiving speaker of graceful restart (RFC 4724), BIRD's default
 		// spelt out: a gateway whose control process restarts keeps its
 		// prefixes here until it reconnects (or the restart time ends).
-		w("    graceful restart aware;")
+		if s.NoGracefulRestart {
+			w("    graceful restart off;")
+		} else {
+			w("    graceful restart aware;")
+		}
 		w("    ipv4 {")
 		if p.Preference > 0 {
 			w("        preference %d;", p.Preference)

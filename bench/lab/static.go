@@ -2,6 +2,10 @@ package lab
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -87,4 +91,26 @@ func (l *Lab) SetEndpointLink(ctx context.Context, c, i int, up bool) error {
 	}
 	a := l.conn(c).Tunnels[i].AWSOutside
 	return l.ip(ctx, Inet, "route", "replace", a.String()+"/32", "dev", link, "src", InetAWSSide.String())
+}
+
+// SetAWSGracefulRestart turns graceful restart (RFC 4724, receiving
+// speaker) on or off in connection c's VGW BIRD and reloads it; BIRD
+// restarts the sessions, so wait for BGP again afterwards.
+func (l *Lab) SetAWSGracefulRestart(ctx context.Context, c int, on bool) error {
+	name := AWSRole(c)
+	s := l.AWSBirdOf(c)
+	s.NoGracefulRestart = !on
+	dir := filepath.Join(l.Dir, "bird-"+name)
+	s.LogPath = filepath.Join(dir, "bird.log")
+	if err := os.WriteFile(filepath.Join(dir, "bird.conf"), []byte(renderBirdConf(s)), 0o644); err != nil {
+		return err
+	}
+	out, err := l.Birdc(ctx, name, "configure")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "Reconfigured") && !strings.Contains(out, "Reconfiguration in progress") {
+		return fmt.Errorf("lab: %s's BIRD did not take the new configuration: %s", name, strings.TrimSpace(out))
+	}
+	return nil
 }

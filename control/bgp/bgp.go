@@ -39,7 +39,11 @@
 //     process reconnects. A process that took over forwarding state from a
 //     predecessor (Options.Restarting) sets the Restart State and
 //     Forwarding State bits (§4.1, §3), so AWS keeps its stale routes until
-//     our End-of-RIB instead of flushing them when the session returns. As
+//     our End-of-RIB instead of flushing them when the session returns.
+//     GoBGP ends the restart for the whole speaker once the first session
+//     has synced, so a tunnel that comes back later reconnects without the
+//     bits: AWS then replaces the stale routes with our fresh ones at once
+//     (traffic meanwhile uses the other tunnel's routes). As
 //     receiving speaker we do not keep AWS's routes across a session loss:
 //     a session that leaves Established still withdraws its routes from
 //     the RIB at once, so traffic fails over to the other tunnel.
