@@ -14,7 +14,6 @@ GATEWAY   ?= cgw
 FUZZTIME  ?= 15s
 CMDS      := $(notdir $(wildcard cmd/*))
 STATICCHECK_VERSION := v0.8.2
-BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
 
 .PHONY: all build generate deps test test-unit test-race fuzz demo lab-up lab-down bench lint clean
 
@@ -60,11 +59,17 @@ lab-up: deps build
 lab-down: build
 	$(BIN)/cgw-lab down --prefix $(LAB)
 
-# Benchmarks print figures and ratios measured side by side in one run.
+# Benchmarks print figures and ratios measured side by side in one run, and
+# each run appends a record to perf/results/bench.txt (format in its README).
+REC := perf/results/record.sh --
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./crypto/... ./dataplane/... | tee $(BIN)/bench.txt
-	$(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) $(BIN)/bench.txt
-	$(BIN)/cgw-lab measure --prefix $(LAB)-bench
+	@echo "==> ESP, transforms and the worker pipeline against the raw cipher (I/O removed)"
+	$(REC) $(GO) test -run '^$$' -bench 'ESP|Overhead' -benchtime 100000x -count 5 ./dataplane/esp ./crypto/transform
+	$(REC) $(GO) test -run '^$$' -bench . -benchtime 3000x -count 5 ./dataplane/worker
+	@echo "==> generator -> cgw-dataplane -> sink: no-crypto forwarder vs gateway, one worker core"
+	$(REC) $(BIN)/cgw-pktgen bench -dataplane $(BIN)/cgw-dataplane -sizes 64,1400 -runs 5 -count 2000000
+	@echo "==> through the emulated AWS lab (strongSwan on the AWS side bounds this)"
+	$(REC) $(BIN)/cgw-lab measure --prefix $(LAB)-bench --gateway standin,cgw --runs 3 -t 5s
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -108,6 +108,7 @@ func cmdMeasure(ctx context.Context, args []string) error {
 	dur := fs.Duration("t", 10*time.Second, "duration of each run (bounded: at most 60s)")
 	runs := fs.Int("runs", 1, "runs per figure (the median is reported)")
 	rate := fs.String("udp-rate", "15M,25M,40M", "offered UDP rates, comma-separated (iperf3 -b; with 64-byte payloads 25M is about 49 kpps)")
+	gws := fs.String("gateway", "", "gateways to measure one after the other in labs built for the run, comma-separated (standin,cgw compares cgw with the strongSwan stand-in); empty: the lab that is up, or a stand-in lab")
 	fs.Parse(args)
 	if *dur > time.Minute || *dur < time.Second {
 		return fmt.Errorf("-t must be between 1s and 60s")
@@ -115,18 +116,92 @@ func cmdMeasure(ctx context.Context, args []string) error {
 	if *runs < 1 || *runs > 9 {
 		return fmt.Errorf("-runs must be 1..9")
 	}
-	l, err := lab.Attach(c.root, c.prefix)
-	if err != nil {
-		fmt.Printf("lab %q is not up; building it with the strongSwan stand-in (removed afterwards)\n", c.prefix)
-		l, err = lab.New(lab.Options{Prefix: c.prefix, StateRoot: c.root})
+	m := measurement{dur: *dur, runs: *runs, rates: strings.Split(*rate, ",")}
+	if *gws == "" {
+		l, err := lab.Attach(c.root, c.prefix)
 		if err != nil {
+			fmt.Printf("lab %q is not up; building it with the strongSwan stand-in (removed afterwards)\n", c.prefix)
+			_, err := m.inNewLab(ctx, c, "standin")
 			return err
 		}
-		defer l.Down()
-		if err := l.Up(ctx); err != nil {
-			return err
-		}
+		_, err = m.run(ctx, l)
+		return err
 	}
+	// Several gateways: each in a lab of its own, built and removed in
+	// turn, with the same traffic, so their figures compare side by side.
+	results := map[string]map[string]float64{}
+	names := strings.Split(*gws, ",")
+	for _, g := range names {
+		r, err := m.inNewLab(ctx, c, strings.TrimSpace(g))
+		if err != nil {
+			return fmt.Errorf("gateway %s: %w", g, err)
+		}
+		results[strings.TrimSpace(g)] = r
+	}
+	if len(names) < 2 {
+		return nil
+	}
+	base := strings.TrimSpace(names[0])
+	fmt.Printf("\n%-18s", "figure")
+	for _, g := range names {
+		fmt.Printf(" %14s", strings.TrimSpace(g))
+	}
+	fmt.Printf("   ratio to %s\n", base)
+	for _, f := range figureNames {
+		fmt.Printf("%-18s", f)
+		for _, g := range names {
+			fmt.Printf(" %14.1f", results[strings.TrimSpace(g)][f])
+		}
+		for _, g := range names[1:] {
+			if b := results[base][f]; b > 0 {
+				fmt.Printf("   %s %.2fx", strings.TrimSpace(g), results[strings.TrimSpace(g)][f]/b)
+			}
+		}
+		fmt.Println()
+	}
+	fmt.Println("(TCP in Mbit/s, UDP in kpps delivered at the best offered rate)")
+	return nil
+}
+
+// figureNames are the figures measurement.run returns, in print order.
+var figureNames = []string{"TCP lan->vpc", "TCP vpc->lan", "UDP 64B lan->vpc", "UDP 64B vpc->lan"}
+
+type measurement struct {
+	dur   time.Duration
+	runs  int
+	rates []string
+}
+
+// inNewLab builds a lab with the named gateway under a prefix of its own,
+// measures it and removes it.
+func (m measurement) inNewLab(ctx context.Context, c common, gateway string) (map[string]float64, error) {
+	gw, err := newGateway(gateway)
+	if err != nil {
+		return nil, err
+	}
+	prefix := c.prefix
+	if gateway != "standin" {
+		prefix += "-" + gateway
+	}
+	l, err := lab.New(lab.Options{Prefix: prefix, StateRoot: c.root, Gateway: gw})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		l.Down()
+		if gateway == "cgw" {
+			lab.RemoveCGWMaps(prefix)
+		}
+	}()
+	if err := l.Up(ctx); err != nil {
+		return nil, err
+	}
+	return m.run(ctx, l)
+}
+
+// run waits for the lab's tunnels, BGP and VPC route, then measures TCP
+// both ways and 64-byte UDP at each offered rate, printing every median.
+func (m measurement) run(ctx context.Context, l *lab.Lab) (map[string]float64, error) {
 	var cgw *lab.CGWGateway
 	if l.State().Gateway == "cgw" {
 		cgw = &lab.CGWGateway{}
@@ -134,44 +209,45 @@ func cmdMeasure(ctx context.Context, args []string) error {
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := l.WaitTunnels(wctx); err != nil {
-		return err
+		return nil, err
 	}
 	if err := l.WaitBGP(wctx); err != nil {
-		return err
+		return nil, err
 	}
 	if cgw != nil {
 		if _, err := cgw.WaitRouteInstalled(wctx, l, lab.VPCPrefix); err != nil {
-			return err
+			return nil, err
 		}
 	} else if err := l.WaitRoute(wctx, lab.CGW, lab.VPCPrefix, ""); err != nil {
-		return err
+		return nil, err
 	}
 	st := l.State()
-	fmt.Printf("gateway: %s; %d run(s) of %s each; lan %s <-> vpc %s\n", st.Gateway, *runs, *dur, l.LANHost(), lab.VPCHost)
+	fmt.Printf("gateway: %s; %d run(s) of %s each; lan %s <-> vpc %s\n", st.Gateway, m.runs, m.dur, l.LANHost(), lab.VPCHost)
 	type fig struct {
 		name string
 		o    lab.TransferOptions
 	}
 	figs := []fig{
-		{"TCP lan->vpc", lab.TransferOptions{Duration: *dur}},
-		{"TCP vpc->lan", lab.TransferOptions{Duration: *dur, Reverse: true}},
+		{figureNames[0], lab.TransferOptions{Duration: m.dur}},
+		{figureNames[1], lab.TransferOptions{Duration: m.dur, Reverse: true}},
 	}
 	// An overloaded libipsec delivers fewer packets than a loaded one
 	// (its queues collapse), so UDP is measured at each offered rate and
 	// the best delivered rate is reported.
-	for _, r := range strings.Split(*rate, ",") {
+	for _, r := range m.rates {
 		r = strings.TrimSpace(r)
 		figs = append(figs,
-			fig{"UDP 64B lan->vpc", lab.TransferOptions{Duration: *dur, UDP: true, Length: 64, Rate: r}},
-			fig{"UDP 64B vpc->lan", lab.TransferOptions{Duration: *dur, UDP: true, Length: 64, Rate: r, Reverse: true}})
+			fig{figureNames[2], lab.TransferOptions{Duration: m.dur, UDP: true, Length: 64, Rate: r}},
+			fig{figureNames[3], lab.TransferOptions{Duration: m.dur, UDP: true, Length: 64, Rate: r, Reverse: true}})
 	}
+	out := map[string]float64{}
 	best := map[string]lab.TransferResult{}
 	for _, f := range figs {
 		var res []lab.TransferResult
-		for r := 0; r < *runs; r++ {
+		for r := 0; r < m.runs; r++ {
 			x, err := l.Transfer(ctx, lab.LAN, lab.VPC, lab.VPCHost, f.o)
 			if err != nil {
-				return fmt.Errorf("%s: %w", f.name, err)
+				return nil, fmt.Errorf("%s: %w", f.name, err)
 			}
 			res = append(res, x)
 		}
@@ -181,20 +257,22 @@ func cmdMeasure(ctx context.Context, args []string) error {
 			}
 			return res[i].BitsPerSec < res[j].BitsPerSec
 		})
-		m := res[len(res)/2]
+		med := res[len(res)/2]
 		if f.o.UDP {
-			fmt.Printf("%-18s %s at -b %s\n", f.name, udpLine(m), f.o.Rate)
-			if m.PacketsPerS > best[f.name].PacketsPerS {
-				best[f.name] = m
+			fmt.Printf("%-18s %s at -b %s\n", f.name, udpLine(med), f.o.Rate)
+			if med.PacketsPerS > best[f.name].PacketsPerS {
+				best[f.name] = med
 			}
 		} else {
-			fmt.Printf("%-18s %8.1f Mbit/s (%d MB in %.1fs)\n", f.name, m.BitsPerSec/1e6, m.Bytes>>20, m.Seconds)
+			fmt.Printf("%-18s %8.1f Mbit/s (%d MB in %.1fs)\n", f.name, med.BitsPerSec/1e6, med.Bytes>>20, med.Seconds)
+			out[f.name] = med.BitsPerSec / 1e6
 		}
 	}
-	for _, n := range []string{"UDP 64B lan->vpc", "UDP 64B vpc->lan"} {
+	for _, n := range figureNames[2:] {
 		fmt.Printf("best %-13s %s\n", n, udpLine(best[n]))
+		out[n] = best[n].PacketsPerS / 1e3
 	}
-	return nil
+	return out, nil
 }
 
 func udpLine(m lab.TransferResult) string {
