@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -97,6 +98,7 @@ func TestInteropRekeys(t *testing.T) {
 		sent, lost       int
 		cgwChild, cgwIKE float64
 		sw               charonRekeys
+		cgwCollisions    int // cgw deleted its redundant SA
 	}
 	var all []figures
 	// underFlood runs actions (each after its delay from the flood's start)
@@ -104,6 +106,7 @@ func TestInteropRekeys(t *testing.T) {
 	underFlood := func(t *testing.T, name string, count int, actions func()) {
 		m0 := metric2(t, ctx, l, g, childKey, ikeKey)
 		log0, _ := l.CharonLog(ep)
+		cgw0, _ := os.ReadFile(l.Dir + "/cgw-control.log")
 		type res struct {
 			sent, recv int
 			err        error
@@ -126,9 +129,21 @@ func TestInteropRekeys(t *testing.T) {
 		}
 		m1 := metric2(t, ctx, l, g, childKey, ikeKey)
 		log1, _ := l.CharonLog(ep)
-		f := figures{name: name, sent: r.sent, lost: r.sent - r.recv, cgwChild: m1[0] - m0[0], cgwIKE: m1[1] - m0[1], sw: countRekeys(log1[min(len(log0), len(log1)):])}
+		cgw1, _ := os.ReadFile(l.Dir + "/cgw-control.log")
+		cgwLog := string(cgw1[min(len(cgw0), len(cgw1)):])
+		f := figures{cgwCollisions: strings.Count(cgwLog, "rekey collision"), name: name, sent: r.sent, lost: r.sent - r.recv, cgwChild: m1[0] - m0[0], cgwIKE: m1[1] - m0[1], sw: countRekeys(log1[min(len(log0), len(log1)):])}
 		all = append(all, f)
-		t.Logf("%s: %d pings, %d lost; cgw counted %.0f child + %.0f IKE rekeys; %s", name, f.sent, f.lost, f.cgwChild, f.cgwIKE, f.sw)
+		t.Logf("%s: %d pings, %d lost; cgw counted %.0f child + %.0f IKE rekeys, lost %d collisions; %s", name, f.sent, f.lost, f.cgwChild, f.cgwIKE, f.cgwCollisions, f.sw)
+		for _, ln := range strings.Split(log1[min(len(log0), len(log1)):], "\n") {
+			if strings.Contains(ln, "collision") {
+				t.Logf("  charon %s: %s", ep, ln)
+			}
+		}
+		for _, ln := range strings.Split(cgwLog, "\n") {
+			if strings.Contains(ln, "rekey collision") {
+				t.Logf("  cgw-control: %s", ln)
+			}
+		}
 		if f.lost > 0 {
 			t.Errorf("%s: %d of %d pings lost across the rekeys (make-before-break should lose none)", name, f.lost, f.sent)
 		}
@@ -193,14 +208,21 @@ func TestInteropRekeys(t *testing.T) {
 			}
 			wg.Wait()
 		}
-		underFlood(t, "rekeys by both at once", 1400, func() {
+		// The two triggers travel differently (swanctl starts a process
+		// and goes through vici, the status API is one HTTP request), so
+		// the API call is delayed by 0–24 ms in turn: some pairs cross on
+		// the wire, the rekey collision of RFC 7296 §2.8.1.
+		underFlood(t, "rekeys by both at once", 1500, func() {
 			start := time.Now()
-			at(start, time.Second)
-			both(swanctl("--rekey", "--child", swName), func() error { return c.RekeyChild(ctx, primary) })
-			at(start, 5*time.Second)
-			both(swanctl("--rekey", "--ike", swName), func() error { return c.RekeyIKE(ctx, primary) })
-			at(start, 9*time.Second)
-			both(swanctl("--rekey", "--child", swName), func() error { return c.RekeyChild(ctx, primary) })
+			for k := range 12 {
+				at(start, time.Second+time.Duration(k)*time.Second)
+				delay := time.Duration(k%5) * 6 * time.Millisecond
+				if k%3 == 2 {
+					both(swanctl("--rekey", "--ike", swName), func() error { time.Sleep(delay); return c.RekeyIKE(ctx, primary) })
+				} else {
+					both(swanctl("--rekey", "--child", swName), func() error { time.Sleep(delay); return c.RekeyChild(ctx, primary) })
+				}
+			}
 		})
 	})
 
@@ -211,7 +233,7 @@ func TestInteropRekeys(t *testing.T) {
 	}
 	t.Logf("rekeys under a 100 pkt/s ping flood: %d pings, %d lost in total", sent, lost)
 	for _, f := range all {
-		t.Logf("  %-34s lost %d/%d; cgw metrics %.0f child + %.0f IKE; %s", f.name, f.lost, f.sent, f.cgwChild, f.cgwIKE, f.sw)
+		t.Logf("  %-34s lost %d/%d; cgw metrics %.0f child + %.0f IKE, %d collisions lost by cgw; %s", f.name, f.lost, f.sent, f.cgwChild, f.cgwIKE, f.cgwCollisions, f.sw)
 	}
 }
 
