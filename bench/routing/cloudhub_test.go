@@ -16,15 +16,22 @@ import (
 // VPC goes through that connection (its SAs count the packets, the other
 // connection's do not); our prefix reaches both AWS sides, and neither
 // learns the other's VPC from us (no transit).
-func TestCloudHub(t *testing.T) {
+func TestCloudHub(t *testing.T) { cloudHub(t, 2, "h", 10) }
+
+// TestCloudHubTen: ten VPN connections on one gateway (AWS's CloudHub
+// supports at least ten, DESIGN.md §1), each VPC through its own.
+func TestCloudHubTen(t *testing.T) { cloudHub(t, 10, "x", 5) }
+
+func cloudHub(t *testing.T, n int, tag string, pings int) {
 	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	l, g := upLab(t, ctx, "h", lab.Options{Connections: 2})
-	if l.Connections() != 2 {
-		t.Fatalf("lab emulates %d connections, want 2", l.Connections())
+	start := time.Now()
+	l, g := upLab(t, ctx, tag, lab.Options{Connections: n})
+	if l.Connections() != n {
+		t.Fatalf("lab emulates %d connections, want %d", l.Connections(), n)
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 90*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, 150*time.Second)
 	defer wcancel()
 	if err := l.WaitTunnels(wctx); err != nil {
 		t.Fatal(err)
@@ -37,15 +44,22 @@ func TestCloudHub(t *testing.T) {
 		host            string
 	}
 	var cs []conn
-	for c := 0; c < 2; c++ {
+	for c := 0; c < n; c++ {
 		cs = append(cs, conn{vpc: lab.VPCPrefixOf(c).String(), tunnel: l.Cfg.Connections[c].Tunnels[0].Name, ep: lab.AWSEndpointOf(c, 0), host: lab.VPCHostOf(c).String()})
 	}
 	s, err := g.WaitStatus(wctx, l, "each VPC prefix through its connection's tunnel 1", func(s *status.Status) bool {
-		return routeVia(cs[0].vpc, cs[0].tunnel)(s) && routeVia(cs[1].vpc, cs[1].tunnel)(s)
+		for _, c := range cs {
+			if !routeVia(c.vpc, c.tunnel)(s) {
+				return false
+			}
+		}
+		return true
 	})
 	if err != nil {
 		t.Fatalf("%v; routes %+v", err, s.Routes)
 	}
+	t.Logf("%d connections: lab up, %d tunnels and %d BGP sessions established, every VPC routed, %v after the start",
+		n, 2*n, 2*n, time.Since(start).Round(100*time.Millisecond))
 	for _, r := range s.Routes {
 		t.Logf("cgw route %v via %s (backup %q, %s)", r.Prefix, r.Tunnel, r.Backup, r.Source)
 	}
@@ -64,19 +78,20 @@ func TestCloudHub(t *testing.T) {
 	}
 
 	for k, c := range cs {
-		other := cs[1-k]
-		pr, d := counted(t, ctx, l, c.host, 10, c.ep, other.ep, lab.AWSEndpointOf(1-k, 1))
-		t.Logf("ping %s (VPC %s): %d/%d answered; %s received %d packets, the other connection's endpoints %d and %d",
-			c.host, c.vpc, pr.Received, pr.Sent, c.ep, d[0], d[1], d[2])
+		o := (k + 1) % n
+		other := cs[o]
+		pr, d := counted(t, ctx, l, c.host, pings, c.ep, other.ep, lab.AWSEndpointOf(o, 1))
+		t.Logf("ping %s (VPC %s): %d/%d answered; %s received %d packets, connection %d's endpoints %d and %d",
+			c.host, c.vpc, pr.Received, pr.Sent, c.ep, d[0], o+1, d[1], d[2])
 		if pr.Received < pr.Sent-1 {
 			t.Errorf("ping %s: %d/%d answered", c.host, pr.Received, pr.Sent)
 		}
 		if d[0] < int64(pr.Sent) || d[1] > 5 || d[2] > 5 {
-			t.Errorf("traffic to %s should use %s only: %s +%d, other connection +%d/+%d", c.vpc, c.ep, c.ep, d[0], d[1], d[2])
+			t.Errorf("traffic to %s should use %s only: %s +%d, connection %d's endpoints +%d/+%d", c.vpc, c.ep, c.ep, d[0], o+1, d[1], d[2])
 		}
 	}
 
-	for c := 0; c < 2; c++ {
+	for c := 0; c < n; c++ {
 		sp := lab.AWSRole(c)
 		out, err := l.BirdShow(ctx, sp, "route")
 		if err != nil {
@@ -85,7 +100,7 @@ func TestCloudHub(t *testing.T) {
 		if !strings.Contains(out, "198.18.0.0/24") {
 			t.Errorf("%s's BIRD lacks the on-premises prefix:\n%s", sp, out)
 		}
-		if o := lab.VPCPrefixOf(1 - c).String(); strings.Contains(out, o) {
+		if o := lab.VPCPrefixOf((c + 1) % n).String(); strings.Contains(out, o) {
 			t.Errorf("%s learnt the other VPC %s from the gateway (transit):\n%s", sp, o, out)
 		}
 	}
