@@ -1,5 +1,8 @@
 package lab
 
+// Helpers for routing tests (bench/routing): an AWS endpoint going silent,
+// AWS's static routing over the tunnel that is up, BIRD's graceful restart.
+
 import (
 	"context"
 	"fmt"
