@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,3 +140,45 @@ func metric(t *testing.T, ctx context.Context, l *lab.Lab, g *lab.CGWGateway, na
 
 // syscallCont resumes a process the test stopped (by pid).
 func syscallCont(pid int) { syscall.Kill(pid, syscall.SIGCONT) }
+
+var dropRe = regexp.MustCompile(`(?m)^cgw_dataplane_(drops_total|late_view_total|ring_full_total)\{([^}]*)\} ([0-9.eE+]+)$`)
+var reasonRe = regexp.MustCompile(`(stage|reason)="([^"]*)"`)
+
+// dataplaneDrops scrapes cgw-dataplane's metrics (127.0.0.1:9472 in the
+// cgw namespace) and sums drops by stage/reason over workers, with the
+// late-view and ring-full counters: where packets went if a flood lost any.
+func dataplaneDrops(ctx context.Context, l *lab.Lab) (map[string]float64, error) {
+	out, err := l.Exec(ctx, lab.CGW, "curl", "-sf", "http://127.0.0.1:9472/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("scraping cgw-dataplane's metrics: %w", err)
+	}
+	return parseDrops(out), nil
+}
+
+func parseDrops(out string) map[string]float64 {
+	m := map[string]float64{}
+	for _, s := range dropRe.FindAllStringSubmatch(out, -1) {
+		key := s[1]
+		for _, kv := range reasonRe.FindAllStringSubmatch(s[2], -1) {
+			key += "/" + kv[2]
+		}
+		v, _ := strconv.ParseFloat(s[3], 64)
+		m[key] += v
+	}
+	return m
+}
+
+// dropDelta lists the counters that grew from a to b.
+func dropDelta(a, b map[string]float64) string {
+	var out []string
+	for k, v := range b {
+		if d := v - a[k]; d > 0 {
+			out = append(out, fmt.Sprintf("%s +%.0f", k, d))
+		}
+	}
+	slices.Sort(out)
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
+}

@@ -98,7 +98,8 @@ func TestInteropRekeys(t *testing.T) {
 		sent, lost       int
 		cgwChild, cgwIKE float64
 		sw               charonRekeys
-		cgwCollisions    int // cgw deleted its redundant SA
+		cgwCollisions    int    // cgw deleted its redundant SA
+		drops            string // dataplane drop counters that grew
 	}
 	var all []figures
 	// underFlood runs actions (each after its delay from the flood's start)
@@ -107,6 +108,10 @@ func TestInteropRekeys(t *testing.T) {
 		m0 := metric2(t, ctx, l, g, childKey, ikeKey)
 		log0, _ := l.CharonLog(ep)
 		cgw0, _ := os.ReadFile(l.Dir + "/cgw-control.log")
+		dp0, err := dataplaneDrops(ctx, l)
+		if err != nil {
+			t.Fatal(err)
+		}
 		type res struct {
 			sent, recv int
 			err        error
@@ -131,9 +136,14 @@ func TestInteropRekeys(t *testing.T) {
 		log1, _ := l.CharonLog(ep)
 		cgw1, _ := os.ReadFile(l.Dir + "/cgw-control.log")
 		cgwLog := string(cgw1[min(len(cgw0), len(cgw1)):])
-		f := figures{cgwCollisions: strings.Count(cgwLog, "rekey collision"), name: name, sent: r.sent, lost: r.sent - r.recv, cgwChild: m1[0] - m0[0], cgwIKE: m1[1] - m0[1], sw: countRekeys(log1[min(len(log0), len(log1)):])}
+		dp1, err := dataplaneDrops(ctx, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drops := dropDelta(dp0, dp1)
+		f := figures{cgwCollisions: strings.Count(cgwLog, "rekey collision"), drops: drops, name: name, sent: r.sent, lost: r.sent - r.recv, cgwChild: m1[0] - m0[0], cgwIKE: m1[1] - m0[1], sw: countRekeys(log1[min(len(log0), len(log1)):])}
 		all = append(all, f)
-		t.Logf("%s: %d pings, %d lost; cgw counted %.0f child + %.0f IKE rekeys, lost %d collisions; %s", name, f.sent, f.lost, f.cgwChild, f.cgwIKE, f.cgwCollisions, f.sw)
+		t.Logf("%s: %d pings, %d lost; cgw counted %.0f child + %.0f IKE rekeys, lost %d collisions; %s; dataplane drops: %s", name, f.sent, f.lost, f.cgwChild, f.cgwIKE, f.cgwCollisions, f.sw, f.drops)
 		for _, ln := range strings.Split(log1[min(len(log0), len(log1)):], "\n") {
 			if strings.Contains(ln, "collision") {
 				t.Logf("  charon %s: %s", ep, ln)
@@ -145,7 +155,7 @@ func TestInteropRekeys(t *testing.T) {
 			}
 		}
 		if f.lost > 0 {
-			t.Errorf("%s: %d of %d pings lost across the rekeys (make-before-break should lose none)", name, f.lost, f.sent)
+			t.Errorf("%s: %d of %d pings lost across the rekeys (make-before-break should lose none); dataplane drops: %s", name, f.lost, f.sent, f.drops)
 		}
 		if f.cgwChild == 0 || f.cgwIKE == 0 {
 			t.Errorf("%s: cgw counted %.0f child and %.0f IKE rekeys, want both > 0", name, f.cgwChild, f.cgwIKE)
@@ -233,7 +243,7 @@ func TestInteropRekeys(t *testing.T) {
 	}
 	t.Logf("rekeys under a 100 pkt/s ping flood: %d pings, %d lost in total", sent, lost)
 	for _, f := range all {
-		t.Logf("  %-34s lost %d/%d; cgw metrics %.0f child + %.0f IKE, %d collisions lost by cgw; %s", f.name, f.lost, f.sent, f.cgwChild, f.cgwIKE, f.cgwCollisions, f.sw)
+		t.Logf("  %-34s lost %d/%d; cgw metrics %.0f child + %.0f IKE, %d collisions lost by cgw; %s; dataplane drops: %s", f.name, f.lost, f.sent, f.cgwChild, f.cgwIKE, f.cgwCollisions, f.sw, f.drops)
 	}
 }
 
