@@ -11,6 +11,7 @@ import (
 
 	"github.com/cgw-project/cgw/bench/lab"
 	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/maps"
 	"github.com/cgw-project/cgw/control/status"
 )
 
@@ -157,6 +158,26 @@ func TestInteropDPD(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatalf("%v; routes %+v", err, s.Routes)
+		}
+		// The dataplane's view: tunnel 1 marked down with no SA left, the
+		// VPC prefix routed through tunnel 2.
+		if r, done, err := g.Maps(l); err != nil {
+			t.Error(err)
+		} else {
+			tabs, err := r.Snapshot()
+			done()
+			t1, _ := s.Tunnel(n1)
+			t2, _ := s.Tunnel(n2)
+			switch {
+			case err != nil:
+				t.Error(err)
+			case tabs.Tunnels[t1.ID].Flags&1 != 0:
+				t.Errorf("tunnel %s still marked up in the tunnel map after DPD clear", n1)
+			case !slices.ContainsFunc(tabs.Routes, func(r maps.RouteEntry) bool { return r.Prefix == lab.VPCPrefix && r.TunnelId == t2.ID }):
+				t.Errorf("LPM map does not route %v through %s: %+v", lab.VPCPrefix, n2, tabs.Routes)
+			case len(tabs.Inbound) != 1:
+				t.Errorf("%d inbound SPIs in the map after DPD clear, want tunnel 2's only", len(tabs.Inbound))
+			}
 		}
 		before, _ := s.Tunnel(n2)
 		b, _ := before.Active()
