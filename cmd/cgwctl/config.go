@@ -65,7 +65,7 @@ func configImport(e *env, args []string) int {
 	fs.StringVar(&o.InsideIf, "inside-if", "", "inside NIC `name`, towards on-premises (e.g. eth1)")
 	fs.Var(prefixFlag{&o.OutsideAddress}, "outside-address", "outside NIC `address/len` (default: the customer gateway address from the file, as /32)")
 	fs.Var(prefixFlag{&o.InsideAddress}, "inside-address", "inside NIC `address/len`, e.g. 198.18.0.1/24")
-	fs.IntVar(&o.IKEVersion, "ike-version", 0, "use IKE `version` 1 or 2 instead of the file's (the file says IKEv1 main mode; AWS endpoints accept both)")
+	fs.IntVar(&o.IKEVersion, "ike-version", 0, "use IKE `version` 1 or 2 (default: the file's <ike_version>, else 2: the file is written for IKEv1 main mode, but AWS endpoints accept both)")
 	fs.Var(listFlag{&o.Advertise}, "advertise", "BGP: on-premises `prefixes` to announce to AWS, comma-separated")
 	fs.Var(listFlag{&o.StaticRoutes}, "static-routes", "static routing: VPC `prefixes`, comma-separated")
 	fs.Usage = func() {

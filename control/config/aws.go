@@ -34,8 +34,9 @@ import (
 //	          fragmentation_before_encryption "true", tcp_mss_adjustment "1379",
 //	          dead_peer_detection <interval>10 <retries>3
 //
-// The file describes IKEv1 main mode; an <ike_version> element ("ikev1",
-// "ikev2") is honoured if present. Values may carry surrounding spaces.
+// The file describes IKEv1 main mode, which AWS endpoints accept alongside
+// IKEv2; the import chooses IKEv2 unless an <ike_version> element ("ikev1",
+// "ikev2") says otherwise. Values may carry surrounding spaces.
 type awsConnection struct {
 	XMLName    xml.Name    `xml:"vpn_connection"`
 	ID         string      `xml:"id,attr"`
@@ -261,7 +262,11 @@ func importTunnel(at *awsTunnel, static bool) (Tunnel, *BGP, error) {
 	case v != "":
 		return t, nil, fmt.Errorf("ike/ike_version %q: want ikev1 or ikev2", ike.Version)
 	case strings.EqualFold(trim(ike.Mode), "main"):
-		t.IKEVersion = 1 // main mode is IKEv1's phase 1 exchange
+		// The generic file is written for IKEv1 main mode, but AWS
+		// endpoints accept IKEv2 as well unless the tunnel's options
+		// restrict them, and IKEv2 is cgw's protocol: take it, unless
+		// an <ike_version> says otherwise or -ike-version 1 is given.
+		t.IKEVersion = 2
 	case trim(ike.Mode) != "":
 		return t, nil, fmt.Errorf("ike/mode %q: AWS supports only main mode", ike.Mode)
 	}

@@ -92,14 +92,14 @@ func TestImportAWSBGP(t *testing.T) {
 	}
 	checkTunnel(t, &cn.Tunnels[0], wantTunnel{
 		name: "vpn-0a1b2c3d4e5f60718-t1", awsOut: "203.0.113.1", localOut: "192.0.2.10",
-		inside: "169.254.44.88/30", psk: "Kx7.mQ2_pL9vRt4wYb3n", ike: 1,
+		inside: "169.254.44.88/30", psk: "Kx7.mQ2_pL9vRt4wYb3n", ike: 2,
 		p1:      Phase{Encryption: []string{AES256}, Integrity: []string{SHA2256}, DHGroups: []int{14}, Lifetime: secs(28000)},
 		p2:      Phase{Encryption: []string{AES128}, Integrity: []string{SHA1}, DHGroups: []int{15}, Lifetime: secs(3500)},
 		clearDF: true, mss: 1379, dpdInterval: secs(10), dpdRetries: 3,
 	})
 	checkTunnel(t, &cn.Tunnels[1], wantTunnel{
 		name: "vpn-0a1b2c3d4e5f60718-t2", awsOut: "203.0.113.2", localOut: "192.0.2.10",
-		inside: "169.254.45.140/30", psk: "Zr4_hT8.wQ1eNc6uJa2s", ike: 1,
+		inside: "169.254.45.140/30", psk: "Zr4_hT8.wQ1eNc6uJa2s", ike: 2,
 		p1:      Phase{Encryption: []string{AES128}, Integrity: []string{SHA2512}, DHGroups: []int{20}, Lifetime: secs(27000)},
 		p2:      Phase{Encryption: []string{AES256}, Integrity: []string{SHA2384}, DHGroups: []int{5}, Lifetime: secs(3000)},
 		clearDF: false, mss: 1370, dpdInterval: secs(12), dpdRetries: 4,
@@ -305,6 +305,34 @@ func TestImportDescribeJSON(t *testing.T) {
 	} {
 		if _, err := ImportAWS([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ImportAWS(%.40q): %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestImportIKEVersion: the file's main mode alone gives IKEv2 (AWS accepts
+// both); an explicit <ike_version>ikev1 keeps IKEv1.
+func TestImportIKEVersion(t *testing.T) {
+	static, err := os.ReadFile("../../testdata/aws/vpn-static.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		xml  string
+		want int
+	}{
+		{"explicit ikev2", string(static), 2},
+		{"explicit ikev1", strings.ReplaceAll(string(static), "<ike_version>ikev2</ike_version>", "<ike_version>ikev1</ike_version>"), 1},
+		{"main mode only", strings.ReplaceAll(string(static), "<ike_version>ikev2</ike_version>", ""), 2},
+	} {
+		cfg, err := ImportAWS([]byte(c.xml))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for i, tn := range cfg.Connections[0].Tunnels {
+			if tn.IKEVersion != c.want {
+				t.Errorf("%s: tunnel %d IKE version %d, want %d", c.name, i+1, tn.IKEVersion, c.want)
+			}
 		}
 	}
 }
