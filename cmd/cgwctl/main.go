@@ -5,6 +5,8 @@
 //	cgwctl config import [flags] aws-vpn.xml   AWS generic XML → cgw YAML
 //	cgwctl config check cgw.yaml                 validate a configuration
 //	cgwctl status|sas|routes [-socket s | -config f] [-json]   ask cgw-control
+//	cgwctl rekey [-ike] TUNNEL                   rekey a tunnel's Child (or IKE) SA now
+//	cgwctl initiate TUNNEL                       negotiate a tunnel that is down now
 package main
 
 import (
@@ -34,6 +36,7 @@ const (
 	exitOK      = 0
 	exitProblem = 1 // the input was read and is wrong (or the action failed)
 	exitUsage   = 2 // the command line is wrong
+	exitBusy    = 3 // cgw-control refused for now (e.g. the SA is already being rekeyed): nothing was done
 )
 
 var commands = []command{
@@ -41,6 +44,8 @@ var commands = []command{
 	{name: "status", summary: "tunnels, BGP sessions and route counts of a running cgw-control", run: cmdStatus},
 	{name: "sas", summary: "IKE and Child SAs with the dataplane's counters (like swanctl --list-sas)", run: cmdSAs},
 	{name: "routes", summary: "the selected routes and why each won", run: cmdRoutes},
+	{name: "rekey", summary: "rekey a tunnel's Child SA (-ike: its IKE SA) now", run: cmdRekey},
+	{name: "initiate", summary: "negotiate a tunnel now (one that is down, or added with startup_action add)", run: cmdInitiate},
 }
 
 func main() {

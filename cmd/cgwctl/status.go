@@ -14,15 +14,46 @@ import (
 	"github.com/cgw-project/cgw/control/status"
 )
 
+// apiFlags are the flags of every command that talks to cgw-control.
+type apiFlags struct {
+	socket, cfgPath *string
+	timeout         *time.Duration
+}
+
+func addAPIFlags(fs *flag.FlagSet) apiFlags {
+	return apiFlags{
+		socket:  fs.String("socket", "", "status API `socket` (default: from -config, else "+config.DefaultStatusSocket(config.DefaultGatewayName)+")"),
+		cfgPath: fs.String("config", "", "read the socket path from this configuration `file` (gateway.observability.status_socket or gateway.name)"),
+		timeout: fs.Duration("timeout", 5*time.Second, "give up after this long"),
+	}
+}
+
+// client returns the API client of the socket the flags name.
+func (f apiFlags) client() (*status.Client, error) {
+	path := *f.socket
+	if path == "" && *f.cfgPath != "" {
+		c, err := config.Load(*f.cfgPath)
+		if err != nil {
+			return nil, err
+		}
+		path = c.Gateway.Observability.StatusSocket
+		if path == "" {
+			path = config.DefaultStatusSocket(c.Gateway.Name)
+		}
+	}
+	if path == "" {
+		path = config.DefaultStatusSocket(config.DefaultGatewayName)
+	}
+	return status.NewClient(path), nil
+}
+
 // fetchStatus parses the common flags (-socket, -config, -json) and asks
 // cgw-control for its snapshot.
 func fetchStatus(e *env, name string, args []string) (*status.Status, bool, int) {
 	fs := flag.NewFlagSet("cgwctl "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	socket := fs.String("socket", "", "status API `socket` (default: from -config, else "+config.DefaultStatusSocket(config.DefaultGatewayName)+")")
-	cfgPath := fs.String("config", "", "read the socket path from this configuration `file` (gateway.observability.status_socket or gateway.name)")
+	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil, false, exitOK
@@ -33,24 +64,14 @@ func fetchStatus(e *env, name string, args []string) (*status.Status, bool, int)
 		fmt.Fprintf(e.stderr, "cgwctl %s: unexpected arguments %q\n", name, fs.Args())
 		return nil, false, exitUsage
 	}
-	path := *socket
-	if path == "" && *cfgPath != "" {
-		c, err := config.Load(*cfgPath)
-		if err != nil {
-			fmt.Fprintln(e.stderr, err)
-			return nil, false, exitProblem
-		}
-		path = c.Gateway.Observability.StatusSocket
-		if path == "" {
-			path = config.DefaultStatusSocket(c.Gateway.Name)
-		}
+	c, err := af.client()
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return nil, false, exitProblem
 	}
-	if path == "" {
-		path = config.DefaultStatusSocket(config.DefaultGatewayName)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), *af.timeout)
 	defer cancel()
-	s, err := status.NewClient(path).Status(ctx)
+	s, err := c.Status(ctx)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "cgwctl %s: %v\n", name, err)
 		return nil, false, exitProblem

@@ -64,3 +64,68 @@ func TestStatusCommands(t *testing.T) {
 		t.Errorf("no server: exit %d, %s", code, errs)
 	}
 }
+
+// actor answers like cgw-control: 204, 404 for an unknown tunnel, 409
+// when the SA is already being rekeyed.
+type actor struct {
+	fixedStatus
+	got []string
+}
+
+type apiErr struct {
+	msg            string
+	notFound, busy bool
+}
+
+func (e apiErr) Error() string  { return e.msg }
+func (e apiErr) NotFound() bool { return e.notFound }
+func (e apiErr) Conflict() bool { return e.busy }
+
+func (a *actor) act(what, tunnel string) error {
+	switch tunnel {
+	case "nope":
+		return apiErr{msg: "tunnel nope: not found", notFound: true}
+	case "busy":
+		return apiErr{msg: "tunnel busy: child SA 0xc1000001 is already being rekeyed (started 1.2s ago)", busy: true}
+	}
+	a.got = append(a.got, what+" "+tunnel)
+	return nil
+}
+func (a *actor) RekeyChild(n string) error { return a.act("child", n) }
+func (a *actor) RekeyIKE(n string) error   { return a.act("ike", n) }
+func (a *actor) Initiate(n string) error   { return a.act("initiate", n) }
+
+// rekey and initiate are thin clients of the API's actions.
+func TestActionCommands(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	a := &actor{fixedStatus: fixedStatus{&status.Status{}}}
+	srv, err := status.Listen(sock, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cases := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"rekey", "-socket", sock, "vpn-t1"}, exitOK, "vpn-t1: Child SA rekey started", ""},
+		{[]string{"rekey", "vpn-t1", "-ike", "-socket", sock}, exitOK, "vpn-t1: IKE SA rekey started", ""},
+		{[]string{"initiate", "-socket", sock, "vpn-t2"}, exitOK, "vpn-t2: negotiation started", ""},
+		{[]string{"rekey", "-socket", sock, "busy"}, exitBusy, "", "refused, nothing done: tunnel busy: child SA 0xc1000001 is already being rekeyed (started 1.2s ago)"},
+		{[]string{"initiate", "-socket", sock, "nope"}, exitProblem, "", "cgwctl initiate: tunnel nope: not found"},
+		{[]string{"rekey", "-socket", sock}, exitUsage, "", "want exactly one tunnel name"},
+		{[]string{"rekey", "-socket", sock, "a", "b"}, exitUsage, "", "want exactly one tunnel name"},
+		{[]string{"initiate", "-socket", filepath.Join(t.TempDir(), "none.sock"), "vpn-t1"}, exitProblem, "", "cgw-control is not running"},
+	}
+	for _, c := range cases {
+		code, out, errs := runCmd(t, c.args...)
+		if code != c.code || !strings.Contains(out, c.stdout) || !strings.Contains(errs, c.stderr) || (c.stdout == "" && out != "") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d, %q, %q", c.args, code, out, errs, c.code, c.stdout, c.stderr)
+		}
+	}
+	if got := strings.Join(a.got, ","); got != "child vpn-t1,ike vpn-t1,initiate vpn-t2" {
+		t.Errorf("actions reaching cgw-control: %s", got)
+	}
+}

@@ -659,6 +659,33 @@ func (t *Tunnel) respCreateChild(sa *ikeSA, m *message.Message) ([]message.Paylo
 
 // --- Child SA rekey as initiator (§1.3.3) ---
 
+// childRekeyBusy says why c cannot be rekeyed now ("" if it can): one
+// rekey of an SA at a time; a rekeyed or deleted SA is on its way out.
+func (t *Tunnel) childRekeyBusy(c *child) string {
+	switch {
+	case c.rekeying:
+		return fmt.Sprintf("child SA 0x%08x is already being rekeyed (started %s ago)", c.InSPI, ago(t.now(), c.rekeyStarted))
+	case c.deleting:
+		return fmt.Sprintf("child SA 0x%08x is being deleted", c.InSPI)
+	case c.ours != nil:
+		return fmt.Sprintf("child SA 0x%08x was already rekeyed (new SA 0x%08x) and is being replaced", c.InSPI, c.ours.child.InSPI)
+	}
+	return ""
+}
+
+// ikeRekeyBusy is childRekeyBusy for an IKE SA.
+func (t *Tunnel) ikeRekeyBusy(sa *ikeSA) string {
+	switch {
+	case sa.rekeyInFlight:
+		return fmt.Sprintf("IKE SA %s is already being rekeyed (started %s ago)", sa.ourSPI(), ago(t.now(), sa.rekeyStarted))
+	case sa.deleting:
+		return fmt.Sprintf("IKE SA %s is being deleted", sa.ourSPI())
+	case sa.ours != nil:
+		return fmt.Sprintf("IKE SA %s was already rekeyed (new IKE SA %s) and is being replaced", sa.ourSPI(), sa.ours.sa.ourSPI())
+	}
+	return ""
+}
+
 func (t *Tunnel) rekeyChildNow(spi uint32) {
 	for _, c := range t.children {
 		if (c.InSPI == spi || c.OutSPI == spi) && !c.deleting {
@@ -669,10 +696,10 @@ func (t *Tunnel) rekeyChildNow(spi uint32) {
 
 func (t *Tunnel) rekeyChild(old *child) {
 	sa := t.ike
-	if sa == nil || sa.state != saEstablished || old.rekeying || old.deleting || old.ours != nil {
+	if sa == nil || sa.state != saEstablished || t.childRekeyBusy(old) != "" {
 		return
 	}
-	old.rekeying = true
+	old.rekeying, old.rekeyStarted = true, t.now()
 	inSPI := t.newChildSPI()
 	ni := randBytes(32)
 	g := t.pfsGroup
@@ -782,10 +809,10 @@ func (t *Tunnel) rekeyChild(old *child) {
 // --- IKE SA rekey (§1.3.2, §2.18) ---
 
 func (t *Tunnel) rekeyIKE(sa *ikeSA) {
-	if sa.rekeyInFlight || sa.ours != nil || sa.deleting {
+	if t.ikeRekeyBusy(sa) != "" {
 		return
 	}
-	sa.rekeyInFlight = true
+	sa.rekeyInFlight, sa.rekeyStarted = true, t.now()
 	spi := randSPI()
 	ni := randBytes(32)
 	g := sa.group

@@ -227,18 +227,21 @@ func (m *Manager) LastInbound(spi uint32, at time.Time) {
 	}
 }
 
-// Initiate starts (or restarts) negotiation of a tunnel now.
+// Initiate starts negotiation of a tunnel now (cgwctl, tests). A tunnel
+// that is up or being negotiated answers a *BusyError.
 func (m *Manager) Initiate(name string) error {
-	t, ok := m.Tunnel(name)
-	if !ok {
-		return fmt.Errorf("tunnel %s: not found", name)
-	}
-	t.do(func() {
-		if t.ike == nil && !t.connecting() {
-			t.initiate()
+	return m.command(name, func(t *Tunnel) error {
+		for _, sa := range t.sas {
+			if sa.state != saEstablished {
+				return &BusyError{fmt.Sprintf("tunnel %s: an IKE SA is already being negotiated (started %s ago)", t.name, ago(t.now(), sa.started))}
+			}
 		}
+		if t.ike != nil {
+			return &BusyError{fmt.Sprintf("tunnel %s: already up (IKE SA %s); rekey it instead", t.name, t.ike.ourSPI())}
+		}
+		t.initiate()
+		return nil
 	})
-	return nil
 }
 
 // Status returns a snapshot of every tunnel.
@@ -285,30 +288,76 @@ func (m *Manager) emit(e Event) {
 	}
 }
 
-// RekeyChild rekeys the tunnel's active Child SA now (cgwctl, tests).
+// RekeyChild rekeys the tunnel's active Child SA now (cgwctl, tests). When
+// it cannot start (the SA is already being rekeyed or deleted, the
+// tunnel is not up) it answers a *BusyError saying why.
 func (m *Manager) RekeyChild(name string) error {
-	t, ok := m.Tunnel(name)
-	if !ok {
-		return fmt.Errorf("tunnel %s: not found", name)
-	}
-	t.do(func() {
-		if t.out != nil {
-			t.rekeyChild(t.out)
+	return m.command(name, func(t *Tunnel) error {
+		if t.out == nil {
+			return &BusyError{fmt.Sprintf("tunnel %s: no active Child SA to rekey (tunnel is %s)", t.name, t.upState())}
 		}
+		if why := t.childRekeyBusy(t.out); why != "" {
+			return &BusyError{fmt.Sprintf("tunnel %s: %s", t.name, why)}
+		}
+		t.rekeyChild(t.out)
+		return nil
 	})
-	return nil
 }
 
-// RekeyIKE rekeys the tunnel's IKE SA now (cgwctl, tests).
+// RekeyIKE rekeys the tunnel's IKE SA now (cgwctl, tests); a *BusyError
+// when it cannot start, as RekeyChild.
 func (m *Manager) RekeyIKE(name string) error {
+	return m.command(name, func(t *Tunnel) error {
+		if t.ike == nil || t.ike.state != saEstablished {
+			return &BusyError{fmt.Sprintf("tunnel %s: no established IKE SA to rekey (tunnel is %s)", t.name, t.upState())}
+		}
+		if why := t.ikeRekeyBusy(t.ike); why != "" {
+			return &BusyError{fmt.Sprintf("tunnel %s: %s", t.name, why)}
+		}
+		t.rekeyIKE(t.ike)
+		return nil
+	})
+}
+
+// NotFoundError: no tunnel has the name a command gave.
+type NotFoundError struct{ Tunnel string }
+
+func (e *NotFoundError) Error() string { return "tunnel " + e.Tunnel + ": not found" }
+
+// NotFound marks the error for the status API (404).
+func (e *NotFoundError) NotFound() bool { return true }
+
+// BusyError: a command cannot start now because of the tunnel's state
+// (an SA already being rekeyed or deleted, a negotiation under way);
+// Error says which SA and since when. Retrying later may succeed.
+type BusyError struct{ Msg string }
+
+func (e *BusyError) Error() string { return e.Msg }
+
+// Conflict marks the error for the status API (409).
+func (e *BusyError) Conflict() bool { return true }
+
+// command runs f on the tunnel's goroutine and returns its answer: an
+// operator's command learns whether it started.
+func (m *Manager) command(name string, f func(t *Tunnel) error) error {
 	t, ok := m.Tunnel(name)
 	if !ok {
-		return fmt.Errorf("tunnel %s: not found", name)
+		return &NotFoundError{name}
 	}
-	t.do(func() {
-		if t.ike != nil && t.ike.state == saEstablished {
-			t.rekeyIKE(t.ike)
-		}
-	})
-	return nil
+	res := make(chan error, 1)
+	stopped := fmt.Errorf("tunnel %s: stopped (cgw-control is shutting down or the tunnel was removed)", name)
+	if !t.do(func() { res <- f(t) }) {
+		return stopped
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-t.done:
+		return stopped
+	}
+}
+
+// ago formats how long ago start was, to a tenth of a second.
+func ago(now, start time.Time) string {
+	return fmt.Sprintf("%.1fs", now.Sub(start).Seconds())
 }

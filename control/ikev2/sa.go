@@ -69,6 +69,7 @@ type ikeSA struct {
 	lastHeard time.Time
 
 	rekeyInFlight bool
+	rekeyStarted  time.Time // when rekeyInFlight was set (status API's answer)
 	ours, theirs  *rekeyRec // rekeys of this SA, for collisions (§2.8.1)
 	deleting      bool
 }
@@ -111,8 +112,10 @@ type child struct {
 	rekeying bool
 	deleting bool
 	retired  bool
-	ours     *rekeyRec
-	theirs   *rekeyRec
+	// rekeyStarted is when rekeying was set (status API's answer).
+	rekeyStarted time.Time
+	ours         *rekeyRec
+	theirs       *rekeyRec
 }
 
 // rekeyRec is one completed rekey exchange of an SA: its nonces decide a

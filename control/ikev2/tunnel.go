@@ -228,6 +228,17 @@ func (t *Tunnel) tick() {
 	}
 }
 
+// upState is the tunnel's state as the status API names it.
+func (t *Tunnel) upState() string {
+	switch {
+	case t.up:
+		return "up"
+	case t.connecting():
+		return "connecting"
+	}
+	return "down"
+}
+
 // connecting reports whether an IKE SA is being negotiated.
 func (t *Tunnel) connecting() bool {
 	for _, sa := range t.sas {
@@ -841,13 +852,7 @@ func (t *Tunnel) status() TunnelStatus {
 		}
 		return max(x.Sub(now), 0)
 	}
-	s := TunnelStatus{Name: t.name, State: "down"}
-	if t.connecting() {
-		s.State = "connecting"
-	}
-	if t.up {
-		s.State = "up"
-	}
+	s := TunnelStatus{Name: t.name, State: t.upState()}
 	if sa := t.ike; sa != nil {
 		s.Peer, s.Encap = sa.peer, sa.nat
 		s.IKE = &IKEStatus{SPIi: sa.spiI, SPIr: sa.spiR, Initiator: sa.initiator, Proposal: sa.prop.String(),

@@ -83,7 +83,7 @@ func (c *Client) do(ctx context.Context, method, p string, v any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s %s: %s", method, p, strings.TrimSpace(string(b)))
+		return &APIError{Code: resp.StatusCode, Method: method, Path: p, Msg: strings.TrimSpace(string(b))}
 	}
 	if v == nil {
 		return nil
@@ -92,4 +92,23 @@ func (c *Client) do(ctx context.Context, method, p string, v any) error {
 		return fmt.Errorf("status API %s%s: bad answer: %w", c.path, p, err)
 	}
 	return nil
+}
+
+// APIError is an answer of the status API other than 2xx: Code is the
+// HTTP status (404 no such tunnel, 409 the command cannot start now), Msg
+// cgw-control's explanation.
+type APIError struct {
+	Code         int
+	Method, Path string
+	Msg          string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("%s %s: %s", e.Method, e.Path, e.Msg) }
+
+// IsConflict reports whether err is the API's 409: the command was
+// refused because of the tunnel's state (e.g. the SA is already being
+// rekeyed) and nothing was done.
+func IsConflict(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Code == http.StatusConflict
 }

@@ -19,7 +19,11 @@ type Source interface {
 }
 
 // Actor is implemented by a Source that also takes commands: POST
-// /v1/tunnels/{name}/rekey-child, /rekey-ike and /initiate.
+// /v1/tunnels/{name}/rekey-child, /rekey-ike and /initiate. A command
+// that started answers 204. An error answers its text with 404 if it has
+// a method NotFound() bool returning true (no such tunnel), 409 if it has
+// Conflict() bool returning true (the command cannot start now, e.g. the
+// SA is already being rekeyed), else 500.
 type Actor interface {
 	RekeyChild(tunnel string) error
 	RekeyIKE(tunnel string) error
@@ -75,7 +79,7 @@ func Listen(path string, src Source) (*Server, error) {
 		act := func(verb string, fn func(string) error) {
 			mux.HandleFunc("POST /v1/tunnels/{name}/"+verb, func(w http.ResponseWriter, r *http.Request) {
 				if err := fn(r.PathValue("name")); err != nil {
-					http.Error(w, err.Error(), http.StatusNotFound)
+					http.Error(w, err.Error(), actionCode(err))
 					return
 				}
 				w.WriteHeader(http.StatusNoContent)
@@ -88,6 +92,19 @@ func Listen(path string, src Source) (*Server, error) {
 	s := &Server{path: path, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go s.srv.Serve(ln)
 	return s, nil
+}
+
+// actionCode is the HTTP status of an Actor's error (see Actor).
+func actionCode(err error) int {
+	var nf interface{ NotFound() bool }
+	var cf interface{ Conflict() bool }
+	switch {
+	case errors.As(err, &nf) && nf.NotFound():
+		return http.StatusNotFound
+	case errors.As(err, &cf) && cf.Conflict():
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
 }
 
 // Path is the socket's path.

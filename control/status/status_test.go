@@ -3,7 +3,9 @@ package status
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -96,12 +98,29 @@ func (a *actor) RekeyChild(n string) error { return a.note("child " + n) }
 func (a *actor) RekeyIKE(n string) error   { return a.note("ike " + n) }
 func (a *actor) Initiate(n string) error   { return a.note("initiate " + n) }
 func (a *actor) note(s string) error {
-	if strings.HasSuffix(s, " nope") {
-		return errors.New("tunnel nope: not found")
+	switch {
+	case strings.HasSuffix(s, " nope"):
+		return notFound{}
+	case strings.HasSuffix(s, " busy"):
+		return fmt.Errorf("command: %w", conflict{})
+	case strings.HasSuffix(s, " broken"):
+		return errors.New("tunnel broken: something else")
 	}
 	a.got = append(a.got, s)
 	return nil
 }
+
+type notFound struct{}
+
+func (notFound) Error() string  { return "tunnel nope: not found" }
+func (notFound) NotFound() bool { return true }
+
+type conflict struct{}
+
+func (conflict) Error() string {
+	return "tunnel busy: child SA 0x0000abcd is already being rekeyed (started 1.2s ago)"
+}
+func (conflict) Conflict() bool { return true }
 
 // Commands reach an Actor source; an unknown tunnel's error comes back.
 func TestActions(t *testing.T) {
@@ -122,8 +141,24 @@ func TestActions(t *testing.T) {
 	if err := c.Initiate(ctx, "vpn-t2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.RekeyChild(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "tunnel nope: not found") {
-		t.Errorf("unknown tunnel: %v", err)
+	// Errors keep cgw-control's text and say by their code what happened:
+	// 404 no tunnel, 409 refused for now (wrapped errors too), 500 else.
+	for _, e := range []struct {
+		tunnel, text string
+		code         int
+	}{
+		{"nope", "tunnel nope: not found", http.StatusNotFound},
+		{"busy", "child SA 0x0000abcd is already being rekeyed (started 1.2s ago)", http.StatusConflict},
+		{"broken", "tunnel broken: something else", http.StatusInternalServerError},
+	} {
+		err := c.RekeyChild(ctx, e.tunnel)
+		var ae *APIError
+		if !errors.As(err, &ae) || ae.Code != e.code || !strings.Contains(err.Error(), e.text) {
+			t.Errorf("rekey-child %s: %v (%+v), want %d with %q", e.tunnel, err, ae, e.code, e.text)
+		}
+		if IsConflict(err) != (e.code == http.StatusConflict) {
+			t.Errorf("rekey-child %s: IsConflict = %v", e.tunnel, IsConflict(err))
+		}
 	}
 	if got := strings.Join(a.got, ","); got != "child vpn-t1,ike vpn-t1,initiate vpn-t2" {
 		t.Errorf("actions = %s", got)
