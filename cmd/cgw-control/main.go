@@ -18,6 +18,11 @@
 //	-gobgp-api addr  GoBGP gRPC API (default gateway.observability.gobgp_api; "-" disables)
 //	-log-level l     debug, info (default), warn, error
 //
+// Labs and tests only: gateway.testing in the configuration accepts
+// lifetimes down to 10 s (short_lifetimes) and DH group 31
+// (non_aws_dh_groups); each is logged at WARN on every start and listed
+// by cgwctl config check.
+//
 // Signals: SIGTERM or SIGINT shut down cleanly: every IKE SA is deleted
 // (the peer is told), BGP sessions close, tunnels are marked down and our
 // SAs are removed from the maps. SIGUSR1 exits at once leaving every SA
@@ -99,6 +104,9 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 	}
 	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("%s:\n%w", cfgPath, err)
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn(w.Msg, "setting", w.Path, "config", cfgPath)
 	}
 	if instance == "" {
 		instance = cfg.Gateway.Name

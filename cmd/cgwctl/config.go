@@ -187,6 +187,13 @@ func configCheck(e *env, args []string) int {
 	for _, cn := range c.Connections {
 		tunnels += len(cn.Tunnels)
 	}
-	fmt.Fprintf(e.stdout, "ok: %d connections, %d tunnels\n", len(c.Connections), tunnels)
+	for _, w := range c.Warnings() {
+		fmt.Fprintf(e.stdout, "warning: %s: %s\n", w.Path, w.Msg)
+	}
+	fmt.Fprintf(e.stdout, "ok: %d connections, %d tunnels", len(c.Connections), tunnels)
+	if n := len(c.Warnings()); n > 0 {
+		fmt.Fprintf(e.stdout, ", %d warning(s): lab settings, not for a gateway that talks to AWS", n)
+	}
+	fmt.Fprintln(e.stdout)
 	return exitOK
 }

@@ -195,3 +195,25 @@ func TestImportSeveral(t *testing.T) {
 		t.Errorf("merged: %+v", c)
 	}
 }
+
+// gateway.testing passes the check but is listed as a warning.
+func TestCheckTestingWarns(t *testing.T) {
+	c, err := config.Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Gateway.Testing.ShortLifetimes = true
+	b, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "lab.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCmd(t, "config", "check", path)
+	if code != exitOK || !strings.Contains(out, "warning: gateway.testing.short_lifetimes: FOR LABS AND TESTS ONLY") ||
+		!strings.Contains(out, "ok: 1 connections, 2 tunnels, 1 warning(s)") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}

@@ -60,6 +60,9 @@ type DHGroup struct {
 	ID         int
 	StrongSwan string // crypto/dh's keyword
 	Phase1     bool   // allowed by AWS in phase 1 (phase 2 allows all in the table)
+	// NotAWS marks a group AWS does not offer (LabDHGroups): accepted only
+	// with gateway.testing.non_aws_dh_groups.
+	NotAWS bool
 }
 
 // Encryptions lists AWS's encryption algorithms in AWS's order.
@@ -108,6 +111,12 @@ var DHGroups = []DHGroup{
 	awsGroup(dh.MODP1024S160, true),
 	awsGroup(dh.MODP2048S224, true),
 	awsGroup(dh.MODP2048S256, true),
+}
+
+// LabDHGroups are groups cgw implements that AWS does not offer; a lab
+// (gateway.testing.non_aws_dh_groups) uses them against strongSwan.
+var LabDHGroups = []DHGroup{
+	{ID: int(dh.Curve25519), StrongSwan: dh.Curve25519.String(), Phase1: true, NotAWS: true},
 }
 
 // awsGroup is a DHGroups row; the keyword is crypto/dh's.
@@ -197,8 +206,9 @@ func LookupIntegrity(name string) (Integrity, bool) {
 }
 
 // LookupDHGroup finds a DH group by number.
+// LabDHGroups are found too (NotAWS set).
 func LookupDHGroup(id int) (DHGroup, bool) {
-	for _, g := range DHGroups {
+	for _, g := range append(DHGroups[:len(DHGroups):len(DHGroups)], LabDHGroups...) {
 		if g.ID == id {
 			return g, true
 		}

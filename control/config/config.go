@@ -53,6 +53,24 @@ type Gateway struct {
 	Inside        Interface     `yaml:"inside"`
 	Dataplane     Dataplane     `yaml:"dataplane"`
 	Observability Observability `yaml:"observability"`
+	// Testing relaxes AWS's rules for labs and tests; see Testing.
+	Testing Testing `yaml:"testing,omitempty"`
+}
+
+// Testing holds escape hatches for labs and tests only (bench/interop
+// drives cgw's own timers against strongSwan with them). Each one set
+// makes a configuration that AWS would not accept or that needlessly
+// churns SAs: `cgwctl config check` lists each as a warning and
+// cgw-control logs it at WARN on every start. Never set them on a gateway
+// that talks to AWS; `cgwctl config import` never writes them.
+type Testing struct {
+	// ShortLifetimes lowers the phase 1 and phase 2 lifetime minimums from
+	// 900 s to LabMinLifetime and the rekey margin minimum from 60 s to
+	// LabMinRekeyMargin; every other rule stays.
+	ShortLifetimes bool `yaml:"short_lifetimes,omitempty"`
+	// NonAWSGroups accepts the DH groups AWS does not offer (LabDHGroups:
+	// 31, Curve25519, RFC 8031) in both phases.
+	NonAWSGroups bool `yaml:"non_aws_dh_groups,omitempty"`
 }
 
 // Interface is one NIC of the gateway.

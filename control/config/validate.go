@@ -64,6 +64,8 @@ const (
 	MinPhase2Lifetime               = 900 * time.Second
 	MaxPhase2Lifetime               = 3600 * time.Second
 	MinRekeyMargin                  = 60 * time.Second // AWS: 60 s .. phase 2 lifetime / 2
+	LabMinLifetime                  = 10 * time.Second // gateway.testing.short_lifetimes
+	LabMinRekeyMargin               = 2 * time.Second  // gateway.testing.short_lifetimes
 	MinReplayWindow                 = 64
 	MaxReplayWindow                 = 2048
 	MaxDPDInterval                  = 3600 * time.Second
@@ -92,7 +94,10 @@ var (
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 )
 
-type validator struct{ ps []Problem }
+type validator struct {
+	ps      []Problem
+	testing Testing // gateway.testing: the lab's relaxed rules
+}
 
 func (v *validator) add(path, got, format string, args ...any) {
 	v.ps = append(v.ps, Problem{Path: path, Got: got, Msg: fmt.Sprintf(format, args...)})
@@ -119,7 +124,7 @@ func RedactPSK(k string) string {
 // gateway's own, and returns every problem found (nil if none). Run it
 // after ApplyDefaults: unset fields are reported as missing.
 func (c *Config) Validate() []Problem {
-	v := &validator{}
+	v := &validator{testing: c.Gateway.Testing}
 	v.gateway(&c.Gateway)
 	if len(c.Connections) == 0 {
 		v.add("connections", "none", "add at least one VPN connection (import one with: cgwctl config import aws.xml)")
@@ -175,6 +180,22 @@ func (c *Config) Validate() []Problem {
 		}
 	}
 	return v.ps
+}
+
+// Warnings lists the settings that are valid but must never reach a
+// gateway that talks to AWS: gateway.testing's escape hatches.
+func (c *Config) Warnings() []Problem {
+	var ps []Problem
+	if c.Gateway.Testing.ShortLifetimes {
+		ps = append(ps, Problem{Path: "gateway.testing.short_lifetimes", Got: "true",
+			Msg: fmt.Sprintf("FOR LABS AND TESTS ONLY: lifetimes down to %s and rekey margins down to %s are accepted (AWS requires at least %s and %s); remove it on a gateway that talks to AWS",
+				Duration(LabMinLifetime), Duration(LabMinRekeyMargin), Duration(MinPhase2Lifetime), Duration(MinRekeyMargin))})
+	}
+	if c.Gateway.Testing.NonAWSGroups {
+		ps = append(ps, Problem{Path: "gateway.testing.non_aws_dh_groups", Got: "true",
+			Msg: "FOR LABS AND TESTS ONLY: DH groups AWS does not offer (31) are accepted; AWS refuses them: remove it on a gateway that talks to AWS"})
+	}
+	return ps
 }
 
 func tunnelLabel(cn *Connection, j int) string {
@@ -365,8 +386,12 @@ func (v *validator) tunnel(p, label string, t *Tunnel, cn *Connection) {
 	if t.IKEVersion != 1 && t.IKEVersion != 2 {
 		v.add(p+".ike_version", strconv.Itoa(t.IKEVersion), "%s: ike_version must be 1 or 2", label)
 	}
-	v.phase(p+".phase1", label, "phase1", &t.Phase1, true, MinPhase1Lifetime, MaxPhase1Lifetime)
-	v.phase(p+".phase2", label, "phase2", &t.Phase2, false, MinPhase2Lifetime, MaxPhase2Lifetime)
+	min1, min2, minMargin := MinPhase1Lifetime, MinPhase2Lifetime, MinRekeyMargin
+	if v.testing.ShortLifetimes {
+		min1, min2, minMargin = LabMinLifetime, LabMinLifetime, LabMinRekeyMargin
+	}
+	v.phase(p+".phase1", label, "phase1", &t.Phase1, true, min1, MaxPhase1Lifetime)
+	v.phase(p+".phase2", label, "phase2", &t.Phase2, false, min2, MaxPhase2Lifetime)
 	if t.IKEVersion == 1 && t.Phase1.hasGCM() {
 		v.add(p+".phase1.encryption", strings.Join(t.Phase1.Encryption, ", "), "%s: IKEv1 has no AES-GCM for phase 1; use AES128/AES256 or ike_version: 2", label)
 	}
@@ -376,8 +401,8 @@ func (v *validator) tunnel(p, label string, t *Tunnel, cn *Connection) {
 
 	// Rekey (AWS: margin 60 s .. phase 2 lifetime / 2; fuzz 0–100 %).
 	half := t.Phase2.Lifetime.D() / 2
-	if m := t.RekeyMargin.D(); m < MinRekeyMargin || m > half {
-		v.add(p+".rekey_margin", t.RekeyMargin.String(), "%s: rekey_margin must be 60s to half the phase2 lifetime (%s); AWS's default is 270s", label, Duration(half))
+	if m := t.RekeyMargin.D(); m < minMargin || m > half {
+		v.add(p+".rekey_margin", t.RekeyMargin.String(), "%s: rekey_margin must be %ds to half the phase2 lifetime (%s); AWS's default is 270s", label, int(minMargin/time.Second), Duration(half))
 	}
 	if f := t.RekeyFuzz; f < 0 || f > 100 {
 		v.add(p+".rekey_fuzz_percent", strconv.Itoa(f), "%s: rekey_fuzz_percent must be 0–100", label)
@@ -470,12 +495,16 @@ func (v *validator) phase(p, label, which string, ph *Phase, phase1 bool, minLif
 	}
 	for k, id := range ph.DHGroups {
 		g, ok := LookupDHGroup(id)
-		if !ok || (phase1 && !g.Phase1) {
+		if !ok || (phase1 && !g.Phase1) || (g.NotAWS && !v.testing.NonAWSGroups) {
 			allowed := "2, 5, 14–24"
 			if phase1 {
 				allowed = "2, 14–24"
 			}
-			v.add(fmt.Sprintf("%s.dh_groups[%d]", p, k), strconv.Itoa(id), "%s: AWS allows %s DH groups %s", label, which, allowed)
+			hint := ""
+			if g.NotAWS {
+				hint = " (group " + strconv.Itoa(id) + " only in a lab, with gateway.testing.non_aws_dh_groups)"
+			}
+			v.add(fmt.Sprintf("%s.dh_groups[%d]", p, k), strconv.Itoa(id), "%s: AWS allows %s DH groups %s%s", label, which, allowed, hint)
 		}
 	}
 	if l := ph.Lifetime.D(); l < minLife || l > maxLife || l%time.Second != 0 {

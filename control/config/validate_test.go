@@ -402,3 +402,59 @@ func TestTunnelLookup(t *testing.T) {
 		t.Error("found a tunnel that does not exist")
 	}
 }
+
+// gateway.testing lowers only the lifetime/margin minimums and admits
+// group 31; without it the same values are refused, and each hatch that
+// is on is a warning.
+func TestTestingEscapeHatches(t *testing.T) {
+	c := minimal(t)
+	t0 := tun(c, 0)
+	t0.Phase1.Lifetime, t0.Phase2.Lifetime, t0.RekeyMargin, t0.RekeyFuzz = secs(60), secs(30), secs(5), 50
+	t0.Phase1.DHGroups, t0.Phase2.DHGroups = []int{31}, []int{31}
+	paths := func() string {
+		var ps []string
+		for _, p := range c.Validate() {
+			ps = append(ps, p.Path)
+		}
+		return strings.Join(ps, " ")
+	}
+	want := "connections[0].tunnels[0].phase1.dh_groups[0] connections[0].tunnels[0].phase1.lifetime " +
+		"connections[0].tunnels[0].phase2.dh_groups[0] connections[0].tunnels[0].phase2.lifetime connections[0].tunnels[0].rekey_margin"
+	if got := paths(); got != want {
+		t.Errorf("without gateway.testing: problems at %s, want %s", got, want)
+	}
+	if ps := c.Validate(); !strings.Contains(Problems(ps).Error(), "only in a lab, with gateway.testing.non_aws_dh_groups") {
+		t.Errorf("group 31's problem does not name the lab setting: %v", Problems(ps))
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("warnings without gateway.testing: %v", w)
+	}
+	c.Gateway.Testing = Testing{ShortLifetimes: true, NonAWSGroups: true}
+	if ps := c.Validate(); len(ps) != 0 {
+		t.Fatalf("lab lifetimes and group 31 refused with gateway.testing: %v", Problems(ps))
+	}
+	w := c.Warnings()
+	if len(w) != 2 || w[0].Path != "gateway.testing.short_lifetimes" || w[1].Path != "gateway.testing.non_aws_dh_groups" || !strings.Contains(w[0].Msg, "FOR LABS AND TESTS ONLY") {
+		t.Errorf("warnings = %v", w)
+	}
+	// Every other rule stays: below the lab minimums, margin over half
+	// the lifetime, phase 2 not shorter than phase 1.
+	t0.Phase1.Lifetime, t0.Phase2.Lifetime, t0.RekeyMargin = secs(9), secs(9), secs(1)
+	want = "connections[0].tunnels[0].phase1.lifetime connections[0].tunnels[0].phase2.lifetime connections[0].tunnels[0].phase2.lifetime connections[0].tunnels[0].rekey_margin"
+	if got := paths(); got != want {
+		t.Errorf("under the lab minimums: problems at %s, want %s", got, want)
+	}
+	t0.Phase1.Lifetime, t0.Phase2.Lifetime, t0.RekeyMargin = secs(60), secs(30), secs(16)
+	if got := paths(); got != "connections[0].tunnels[0].rekey_margin" {
+		t.Errorf("margin over half the lifetime: problems at %s", got)
+	}
+	// The section round-trips and is absent when off.
+	b, err := Marshal(c)
+	if err != nil || !strings.Contains(string(b), "short_lifetimes: true") {
+		t.Errorf("marshalled config lacks gateway.testing: %v\n%s", err, b)
+	}
+	c.Gateway.Testing = Testing{}
+	if b, _ := Marshal(c); strings.Contains(string(b), "testing") {
+		t.Errorf("gateway.testing written while off:\n%s", b)
+	}
+}
