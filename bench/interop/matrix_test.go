@@ -57,8 +57,8 @@ func (c matrixCase) String() string {
 
 // matrixCases covers each suite once in phase 1 and once in phase 2 and
 // each group at least once (2 in both phases, 5 as child PFS only: AWS
-// does not allow it for phase 1).
-func matrixCases(curve25519 bool) []matrixCase {
+// does not allow it for phase 1; 31 in both phases, last).
+func matrixCases() []matrixCase {
 	s := awsSuites()
 	g1 := []int{2, 14, 15, 16, 19, 20, 21, 24, 14, 19}
 	g2 := []int{5, 2, 14, 15, 16, 19, 20, 21, 24, 20}
@@ -74,10 +74,7 @@ func matrixCases(curve25519 bool) []matrixCase {
 		}
 		cs = append(cs, matrixCase{p1: p1, p2: s[(i+5)%len(s)], g1: g1[i], g2: g2[i]})
 	}
-	if curve25519 {
-		cs = append(cs, matrixCase{p1: suite{"AES256-GCM-16", "SHA2-384"}, p2: suite{"AES256-GCM-16", ""}, g1: 31, g2: 31})
-	}
-	return cs
+	return append(cs, matrixCase{p1: suite{"AES256-GCM-16", "SHA2-384"}, p2: suite{"AES256-GCM-16", ""}, g1: 31, g2: 31})
 }
 
 func (c matrixCase) apply(t *config.Tunnel) {
@@ -104,18 +101,14 @@ func TestInteropProposals(t *testing.T) {
 	needLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	l, g := upLab(t, ctx, lab.Options{Config: staticConfig()})
-	// Group 31 needs charon's curve25519 plugin, and bench/lab's explicit
-	// plugin list (swanconf.go) would have to load it.
-	if _, err := os.Stat("/usr/lib/ipsec/plugins/libstrongswan-curve25519.so"); err != nil {
-		t.Logf("group 31 (Curve25519): strongSwan's curve25519 plugin is not installed here; it is covered in-process in control/ikev2, not in this matrix")
-	} else {
-		t.Logf("group 31 (Curve25519): the plugin is installed but bench/lab's charon plugin list does not load it; covered in-process in control/ikev2, not here")
-	}
-	const curve = false
-
+	// Group 31 (Curve25519) is not an AWS group: the lab's configuration
+	// admits it (gateway.testing.non_aws_dh_groups); charon's curve25519
+	// plugin is a lab prerequisite (lab.Prereqs) that bench/lab loads.
+	cfg := staticConfig()
+	cfg.Gateway.Testing.NonAWSGroups = true
+	l, g := upLab(t, ctx, lab.Options{Config: cfg})
 	start := time.Now()
-	cases := matrixCases(curve)
+	cases := matrixCases()
 	seen1, seen2 := map[int]bool{}, map[int]bool{}
 	passed := 0
 	for _, c := range cases {

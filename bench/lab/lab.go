@@ -351,6 +351,10 @@ func Prereqs() []string {
 			miss = append(miss, f+" (install strongswan-charon and libcharon-extra-plugins)")
 		}
 	}
+	// charon's curve25519 plugin (DH group 31): charonPlugins loads it.
+	if _, err := os.Stat("/usr/lib/ipsec/plugins/libstrongswan-curve25519.so"); err != nil {
+		miss = append(miss, "/usr/lib/ipsec/plugins/libstrongswan-curve25519.so (install libstrongswan-extra-plugins: charon's curve25519 plugin, DH group 31)")
+	}
 	return miss
 }
 

@@ -14,8 +14,10 @@ import (
 const fwmarkUnused = "0x4c41"
 
 // charonPlugins is the explicit plugin list: kernel-libipsec before
-// kernel-netlink, because this kernel has no ESP (DESIGN.md §4).
-const charonPlugins = "random nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 x509 pubkey " +
+// kernel-netlink, because this kernel has no ESP (DESIGN.md §4);
+// curve25519 (libstrongswan-extra-plugins) for DH group 31, which
+// openssl does not provide to charon here.
+const charonPlugins = "random nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 x509 pubkey curve25519 " +
 	"kernel-libipsec kernel-netlink socket-default vici"
 
 // renderStrongSwanConf returns the strongswan.conf of one charon. Every
