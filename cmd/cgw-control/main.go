@@ -43,7 +43,10 @@
 //
 // Status: cgwctl status | sas | routes, or JSON with
 // curl --unix-socket <socket> http://x/v1/status; POST
-// /v1/tunnels/<name>/rekey-child, /rekey-ike or /initiate acts on a tunnel.
+// /v1/tunnels/<name>/rekey-child, /rekey-ike or /initiate acts on a tunnel
+// (cgwctl rekey [-ike] | initiate): 204 when started, 409 with the reason
+// when it cannot start now (e.g. the SA is already being rekeyed), 404 for
+// an unknown tunnel.
 package main
 
 import (
