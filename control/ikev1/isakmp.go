@@ -165,8 +165,8 @@ func ParsePayloads(first uint8, b []byte) ([]Payload, int, error) {
 		if l < 4 || l > len(b)-off {
 			return nil, 0, malformed("payload %d length %d, %d bytes left", next, l, len(b)-off)
 		}
-		if len(out) >= 64 {
-			return nil, 0, malformed("more than 64 payloads")
+		if len(out) >= 256 {
+			return nil, 0, malformed("more than 256 payloads")
 		}
 		out = append(out, Payload{Type: next, Body: b[off+4 : off+l], Start: off, End: off + l})
 		next = b[off]

@@ -1,0 +1,356 @@
+package ikev1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/ikev2"
+)
+
+// The event and status types are control/ikev2's, so cgw-control handles
+// both engines' events with one code path.
+type (
+	Event         = ikev2.Event
+	EventType     = ikev2.EventType
+	ChildSA       = ikev2.ChildSA
+	IKESAInfo     = ikev2.IKESAInfo
+	TunnelOptions = ikev2.TunnelOptions
+	TunnelStatus  = ikev2.TunnelStatus
+	IKEStatus     = ikev2.IKEStatus
+	ChildStatus   = ikev2.ChildStatus
+	Timing        = ikev2.Timing
+	Clock         = ikev2.Clock
+)
+
+// Options configure a Manager; the fields mean what ikev2.Options's do.
+type Options struct {
+	Conn500, Conn4500 net.PacketConn
+	Events            func(Event)
+	// InstallInbound is called with a new SA pair before the Quick Mode
+	// message that lets the peer use its InSPI goes out (our message 2 as
+	// responder, message 3 as initiator).
+	InstallInbound func(tunnel string, c ChildSA) error
+	Log            *slog.Logger
+	Clock          Clock
+	Timing         Timing
+	// Tick is how often tunnels check their timers (default 100 ms).
+	Tick time.Duration
+}
+
+// Manager runs the ISAKMP SAs of every IKEv1 tunnel over one pair of
+// sockets.
+type Manager struct {
+	opt   Options
+	tim   Timing
+	log   *slog.Logger
+	clock Clock
+
+	mu       sync.Mutex
+	tunnels  map[string]*Tunnel
+	byPeer   map[netip.Addr]*Tunnel
+	byCky    map[[8]byte]*Tunnel // initiator cookies of live ISAKMP SAs
+	childSPI map[uint32]*Tunnel
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// New starts a Manager reading both sockets.
+func New(o Options) (*Manager, error) {
+	if o.Conn500 == nil || o.Conn4500 == nil {
+		return nil, errors.New("ikev1: Conn500 and Conn4500 are both required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Clock == nil {
+		o.Clock = ikev2.RealClock{}
+	}
+	if o.Tick <= 0 {
+		o.Tick = 100 * time.Millisecond
+	}
+	tim := o.Timing
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&tim.RetransmitTimeout, 4*time.Second)
+	if tim.RetransmitFactor < 1 {
+		tim.RetransmitFactor = 1.8
+	}
+	if tim.RetransmitTries <= 0 {
+		tim.RetransmitTries = 5
+	}
+	def(&tim.Grace, 5*time.Second)
+	def(&tim.Keepalive, 20*time.Second)
+	def(&tim.ReinitMin, 2*time.Second)
+	def(&tim.ReinitMax, 2*time.Minute)
+	def(&tim.DeleteWait, 2*time.Second)
+	m := &Manager{opt: o, tim: tim, log: o.Log, clock: o.Clock, tunnels: map[string]*Tunnel{},
+		byPeer: map[netip.Addr]*Tunnel{}, byCky: map[[8]byte]*Tunnel{}, childSPI: map[uint32]*Tunnel{}}
+	m.wg.Add(2)
+	go m.read(o.Conn500, false)
+	go m.read(o.Conn4500, true)
+	return m, nil
+}
+
+func (m *Manager) read(c net.PacketConn, nat bool) {
+	defer m.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, a, err := c.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			m.mu.Lock()
+			closed := m.closed
+			m.mu.Unlock()
+			if closed {
+				return
+			}
+			continue
+		}
+		ua, ok := a.(*net.UDPAddr)
+		if !ok {
+			continue
+		}
+		from := ua.AddrPort()
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		m.Deliver(append([]byte(nil), buf[:n]...), from, nat)
+	}
+}
+
+// Deliver hands one received datagram to its tunnel (tests, fuzzing).
+// On port 4500 the non-ESP marker (RFC 3948 §2.2) is expected; ESP and
+// keepalives are ignored.
+func (m *Manager) Deliver(b []byte, from netip.AddrPort, nat bool) {
+	if nat {
+		if len(b) < 4+HeaderLen || b[0]|b[1]|b[2]|b[3] != 0 {
+			return
+		}
+		b = b[4:]
+	}
+	h, err := ParseHeader(b)
+	if err != nil {
+		m.log.Debug("dropped datagram", "from", from, "err", err)
+		return
+	}
+	m.mu.Lock()
+	t := m.byCky[h.CkyI]
+	if t == nil && h.Exchange == ExchIdentityProt && h.CkyR == ([8]byte{}) {
+		t = m.byPeer[from.Addr()]
+	}
+	m.mu.Unlock()
+	if t == nil {
+		m.log.Debug("no tunnel for datagram", "from", from)
+		return
+	}
+	t.post(datagram{b: b[:h.Length], h: h, from: from, nat: nat})
+}
+
+func (m *Manager) send(b []byte, to netip.AddrPort, nat bool) {
+	c := m.opt.Conn500
+	if nat {
+		c = m.opt.Conn4500
+		b = append([]byte{0, 0, 0, 0}, b...)
+	}
+	if _, err := c.WriteTo(b, net.UDPAddrFromAddrPort(to)); err != nil {
+		m.log.Debug("send failed", "to", to, "err", err)
+	}
+}
+
+func (m *Manager) localPort(nat bool) uint16 {
+	c := m.opt.Conn500
+	if nat {
+		c = m.opt.Conn4500
+	}
+	if ua, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		return uint16(ua.Port)
+	}
+	return 0
+}
+
+func (m *Manager) emit(e Event) {
+	if m.opt.Events != nil {
+		m.opt.Events(e)
+	}
+}
+
+// AddTunnel starts running tunnel c (ike_version 1). With startup action
+// "start" it initiates at once; otherwise it waits for the peer.
+func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
+	if c.IKEVersion != 1 {
+		return nil, fmt.Errorf("tunnel %s: ike_version %d is not handled by the IKEv1 engine", c.Name, c.IKEVersion)
+	}
+	if !c.AWSOutside.Is4() || !c.LocalOutside.Is4() {
+		return nil, fmt.Errorf("tunnel %s: aws_outside_address and local_outside_address must both be IPv4 addresses", c.Name)
+	}
+	if c.PreSharedKey == "" {
+		return nil, fmt.Errorf("tunnel %s: pre_shared_key is empty", c.Name)
+	}
+	if o.PeerPort == 0 {
+		o.PeerPort = 500
+	}
+	if o.PeerNATPort == 0 {
+		o.PeerNATPort = 4500
+	}
+	all := netip.MustParsePrefix("0.0.0.0/0")
+	if len(o.LocalTS) == 0 {
+		o.LocalTS = []netip.Prefix{all}
+	}
+	if len(o.RemoteTS) == 0 {
+		o.RemoteTS = []netip.Prefix{all}
+	}
+	t, err := newTunnel(m, c, o)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, errors.New("ikev1: manager is closed")
+	}
+	if _, dup := m.tunnels[c.Name]; dup {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("tunnel %s: already added", c.Name)
+	}
+	m.tunnels[c.Name] = t
+	m.byPeer[c.AWSOutside] = t
+	m.mu.Unlock()
+	go t.run()
+	return t, nil
+}
+
+// Tunnel returns a tunnel by name.
+func (m *Manager) Tunnel(name string) (*Tunnel, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tunnels[name]
+	return t, ok
+}
+
+// RemoveTunnel deletes the tunnel's SAs (telling the peer) and stops it.
+func (m *Manager) RemoveTunnel(ctx context.Context, name string) error {
+	m.mu.Lock()
+	t, ok := m.tunnels[name]
+	delete(m.tunnels, name)
+	if ok && m.byPeer[t.cfg.AWSOutside] == t {
+		delete(m.byPeer, t.cfg.AWSOutside)
+	}
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("tunnel %s: not found", name)
+	}
+	t.stop(ctx)
+	return nil
+}
+
+// ChildNeedsRekey asks for a new Quick Mode for the SA pair with inbound
+// or outbound SPI spi.
+func (m *Manager) ChildNeedsRekey(spi uint32) bool {
+	t := m.tunnelBySPI(spi)
+	if t == nil {
+		return false
+	}
+	t.do(func() { t.rekeyChildSPI(spi) })
+	return true
+}
+
+// LastInbound tells DPD that ESP for inbound SPI spi was last received at
+// at.
+func (m *Manager) LastInbound(spi uint32, at time.Time) {
+	if t := m.tunnelBySPI(spi); t != nil {
+		t.do(func() {
+			if at.After(t.lastInbound) {
+				t.lastInbound = at
+			}
+		})
+	}
+}
+
+// Initiate starts negotiation of a tunnel now if it has no ISAKMP SA.
+func (m *Manager) Initiate(name string) error {
+	t, ok := m.Tunnel(name)
+	if !ok {
+		return fmt.Errorf("tunnel %s: not found", name)
+	}
+	t.do(func() {
+		if t.p1 == nil {
+			t.initiate()
+		}
+	})
+	return nil
+}
+
+// RekeyChild starts a new Quick Mode for the tunnel now (cgwctl, tests).
+func (m *Manager) RekeyChild(name string) error {
+	t, ok := m.Tunnel(name)
+	if !ok {
+		return fmt.Errorf("tunnel %s: not found", name)
+	}
+	t.do(func() {
+		if t.out != nil {
+			t.rekeyChild(t.out)
+		}
+	})
+	return nil
+}
+
+// RekeyIKE replaces the tunnel's ISAKMP SA with a new Main Mode now.
+func (m *Manager) RekeyIKE(name string) error {
+	t, ok := m.Tunnel(name)
+	if !ok {
+		return fmt.Errorf("tunnel %s: not found", name)
+	}
+	t.do(func() { t.rekeyIKE() })
+	return nil
+}
+
+// Status returns a snapshot of every tunnel.
+func (m *Manager) Status() []TunnelStatus {
+	m.mu.Lock()
+	ts := make([]*Tunnel, 0, len(m.tunnels))
+	for _, t := range m.tunnels {
+		ts = append(ts, t)
+	}
+	m.mu.Unlock()
+	var out []TunnelStatus
+	for _, t := range ts {
+		out = append(out, t.Status())
+	}
+	return out
+}
+
+// Close deletes every tunnel's SAs (telling the peer), stops the tunnels
+// and closes the sockets.
+func (m *Manager) Close(ctx context.Context) {
+	m.mu.Lock()
+	m.closed = true
+	ts := m.tunnels
+	m.tunnels = map[string]*Tunnel{}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, t := range ts {
+		wg.Add(1)
+		go func() { defer wg.Done(); t.stop(ctx) }()
+	}
+	wg.Wait()
+	m.opt.Conn500.Close()
+	m.opt.Conn4500.Close()
+	m.wg.Wait()
+}
+
+func (m *Manager) tunnelBySPI(spi uint32) *Tunnel {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.childSPI[spi]
+}

@@ -1,0 +1,213 @@
+package ikev1
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/crypto/dh"
+	"github.com/cgw-project/cgw/crypto/prf"
+	"github.com/cgw-project/cgw/crypto/transform"
+)
+
+// IKEv1 hash attribute values (RFC 2409 Appendix A; RFC 4868 for SHA2).
+func hashAttr(i transform.IntegID) (uint64, bool) {
+	switch i {
+	case transform.AUTH_HMAC_SHA1_96:
+		return 2, true
+	case transform.AUTH_HMAC_SHA2_256_128:
+		return 4, true
+	case transform.AUTH_HMAC_SHA2_384_192:
+		return 5, true
+	case transform.AUTH_HMAC_SHA2_512_256:
+		return 6, true
+	}
+	return 0, false
+}
+
+// ESP authentication algorithm values (RFC 2407 §4.5, RFC 4868 §2.4).
+func espAuthAttr(i transform.IntegID) (uint64, bool) {
+	switch i {
+	case transform.AUTH_HMAC_SHA1_96:
+		return 2, true
+	case transform.AUTH_HMAC_SHA2_256_128:
+		return 5, true
+	case transform.AUTH_HMAC_SHA2_384_192:
+		return 6, true
+	case transform.AUTH_HMAC_SHA2_512_256:
+		return 7, true
+	}
+	return 0, false
+}
+
+func espAuthInteg(v uint64) (transform.IntegID, bool) {
+	for _, i := range []transform.IntegID{transform.AUTH_HMAC_SHA1_96, transform.AUTH_HMAC_SHA2_256_128, transform.AUTH_HMAC_SHA2_384_192, transform.AUTH_HMAC_SHA2_512_256} {
+		if a, _ := espAuthAttr(i); a == v {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// p1Choice is one Phase 1 transform.
+type p1Choice struct {
+	keyBits  int
+	hash     uint64
+	group    dh.ID
+	lifetime time.Duration
+}
+
+func (c p1Choice) String() string {
+	h := map[uint64]string{2: "sha1", 4: "sha256", 5: "sha384", 6: "sha512"}[c.hash]
+	g, _ := dh.Keyword(c.group)
+	return fmt.Sprintf("aes%d-%s-%s", c.keyBits, h, g)
+}
+
+func (c p1Choice) transform() Transform {
+	return Transform{ID: KeyIKE, Attrs: []Attr{{AttrEncr, EncrAESCBC}, {AttrKeyLength, uint64(c.keyBits)}, {AttrHash, c.hash},
+		{AttrAuth, AuthPSK}, {AttrGroup, uint64(c.group)}, {AttrLifeType, LifeSecs}, {AttrLifeDur, uint64(c.lifetime / time.Second)}}}
+}
+
+// phase1Choices lists our Phase 1 transforms: every cipher × hash × group
+// of the configuration (IKEv1 has no AEAD, so GCM entries are skipped).
+func phase1Choices(p config.Phase) []p1Choice {
+	var out []p1Choice
+	for _, e := range p.EncryptionAlgs() {
+		if e.AEAD || e.ID != transform.ENCR_AES_CBC {
+			continue
+		}
+		for _, i := range p.IntegrityAlgs() {
+			h, ok := hashAttr(i.ID)
+			if !ok {
+				continue
+			}
+			for _, g := range p.DHGroups {
+				out = append(out, p1Choice{keyBits: e.KeyBits, hash: h, group: dh.ID(g), lifetime: time.Duration(p.Lifetime)})
+			}
+		}
+	}
+	return out
+}
+
+// matchPhase1 returns the first of the peer's transforms that we accept.
+func matchPhase1(sa SA, ours []p1Choice) (p1Choice, Transform, bool) {
+	for _, pr := range sa.Proposals {
+		if pr.Protocol != ProtoISAKMP {
+			continue
+		}
+		for _, tr := range pr.Transforms {
+			enc, _ := tr.Get(AttrEncr)
+			kl, _ := tr.Get(AttrKeyLength)
+			h, _ := tr.Get(AttrHash)
+			au, _ := tr.Get(AttrAuth)
+			g, _ := tr.Get(AttrGroup)
+			if tr.ID != KeyIKE || enc != EncrAESCBC || au != AuthPSK {
+				continue
+			}
+			for _, c := range ours {
+				if uint64(c.keyBits) == kl && c.hash == h && uint64(c.group) == g {
+					if d, ok := tr.Get(AttrLifeDur); ok && d > 0 {
+						c.lifetime = min(c.lifetime, time.Duration(d)*time.Second)
+					}
+					return c, tr, true
+				}
+			}
+		}
+	}
+	return p1Choice{}, Transform{}, false
+}
+
+// p2Choice is one Quick Mode transform.
+type p2Choice struct {
+	suite    transform.Suite
+	group    dh.ID // 0: no PFS
+	lifetime time.Duration
+}
+
+func (c p2Choice) transform(encap uint64) Transform {
+	id := uint8(ESPTransformID)
+	if c.suite.AEAD() {
+		id = ESPAESGCM16
+	}
+	as := []Attr{{AttrSALifeType, LifeSecs}, {AttrSALifeDur, uint64(c.lifetime / time.Second)}}
+	if c.group != 0 {
+		as = append(as, Attr{AttrGroupDesc, uint64(c.group)})
+	}
+	as = append(as, Attr{AttrEncapMode, encap})
+	if a, ok := espAuthAttr(c.suite.Integ); ok {
+		as = append(as, Attr{AttrAuthAlg, a})
+	}
+	as = append(as, Attr{AttrESPKeyLength, uint64(c.suite.KeyBits)})
+	return Transform{ID: id, Attrs: as}
+}
+
+// phase2Choices lists our ESP transforms; with PFS every one carries the
+// first configured group (one KE payload serves the whole offer).
+func phase2Choices(p config.Phase) []p2Choice {
+	var g dh.ID
+	if len(p.DHGroups) > 0 {
+		g = dh.ID(p.DHGroups[0])
+	}
+	var out []p2Choice
+	for _, s := range p.ESPSuites() {
+		out = append(out, p2Choice{suite: s, group: g, lifetime: time.Duration(p.Lifetime)})
+	}
+	return out
+}
+
+func matchPhase2(sa SA, p config.Phase) (p2Choice, []byte, uint64, bool) {
+	suites := p.ESPSuites()
+	for _, pr := range sa.Proposals {
+		if pr.Protocol != ProtoESP || len(pr.SPI) != 4 {
+			continue
+		}
+		for _, tr := range pr.Transforms {
+			var s transform.Suite
+			kl, _ := tr.Get(AttrESPKeyLength)
+			s.KeyBits = int(kl)
+			switch tr.ID {
+			case ESPTransformID:
+				s.Encr = transform.ENCR_AES_CBC
+				a, _ := tr.Get(AttrAuthAlg)
+				var ok bool
+				if s.Integ, ok = espAuthInteg(a); !ok {
+					continue
+				}
+			case ESPAESGCM16:
+				s.Encr = transform.ENCR_AES_GCM_16
+			default:
+				continue
+			}
+			okSuite := false
+			for _, o := range suites {
+				okSuite = okSuite || o == s
+			}
+			if !okSuite {
+				continue
+			}
+			g, _ := tr.Get(AttrGroupDesc)
+			okGroup := g == 0 && len(p.DHGroups) == 0
+			for _, x := range p.DHGroups {
+				okGroup = okGroup || uint64(x) == g
+			}
+			if !okGroup {
+				continue
+			}
+			life := time.Duration(p.Lifetime)
+			if d, ok := tr.Get(AttrSALifeDur); ok && d > 0 {
+				life = min(life, time.Duration(d)*time.Second)
+			}
+			encap, _ := tr.Get(AttrEncapMode)
+			return p2Choice{suite: s, group: dh.ID(g), lifetime: life}, pr.SPI, encap, true
+		}
+	}
+	return p2Choice{}, nil, 0, false
+}
+
+func lookupHash(v uint64) *prf.PRF {
+	p, err := prf.LookupIKEv1Hash(uint16(v))
+	if err != nil {
+		return nil
+	}
+	return p
+}
