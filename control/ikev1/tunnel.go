@@ -1025,8 +1025,11 @@ func (t *Tunnel) respQuick3(sa *p1SA, q *quick, d datagram) error {
 	old := t.out
 	t.switchOut(c)
 	if old != nil && old != c {
-		// The peer replaced the pair; it deletes the old one, or it expires.
-		old.rekeying = true
+		// The peer replaced the pair. strongSwan keeps a rekeyed IKEv1 SA
+		// until it expires (charon.delete_rekeyed = no), so we retire it
+		// after the grace period and tell the peer, as its initiator would.
+		t.sendInfo(sa, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{msgIDBytes(old.sa.InSPI)}}.Encode()}})
+		t.retire(old)
 	}
 	return nil
 }

@@ -1,0 +1,426 @@
+package ikev1
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/ikev2"
+)
+
+// swanLab is a namespace pair joined by one veth: cgw 192.0.2.10 (our
+// engine) and aws 203.0.113.1 (charon with kernel-libipsec, IKEv1 main
+// mode), as control/ikev2's interop tests set it up.
+type swanLab struct {
+	t        *testing.T
+	prefix   string
+	dir      string
+	charon   *exec.Cmd
+	cgwNS    netns.NsHandle
+	conn     string
+	exited   chan struct{}
+	cleanups []func()
+}
+
+func interopPrereqs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: needs root and namespaces; run without -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("strongSwan interop test needs root (network namespaces, charon)")
+	}
+	for _, p := range []string{"/usr/lib/ipsec/charon", "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so", "/usr/lib/ipsec/plugins/libstrongswan-vici.so"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("missing %s: install strongswan-charon and libcharon-extra-plugins", p)
+		}
+	}
+	for _, b := range []string{"swanctl", "ip"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Fatalf("missing %s: install strongswan-swanctl / iproute2", b)
+		}
+	}
+}
+
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+func newSwanLab(t *testing.T, tun config.Tunnel, start string) *swanLab {
+	interopPrereqs(t)
+	l := &swanLab{t: t, prefix: fmt.Sprintf("ikv1%d", os.Getpid()%100000), conn: "aws", exited: make(chan struct{})}
+	l.dir = t.TempDir()
+	t.Cleanup(l.close)
+	cgw, aws := l.prefix+"-cgw", l.prefix+"-aws"
+	exec.Command("ip", "netns", "del", cgw).Run()
+	exec.Command("ip", "netns", "del", aws).Run()
+	run(t, "ip", "netns", "add", cgw)
+	l.cleanups = append(l.cleanups, func() { exec.Command("ip", "netns", "del", cgw).Run() })
+	run(t, "ip", "netns", "add", aws)
+	l.cleanups = append(l.cleanups, func() { exec.Command("ip", "netns", "del", aws).Run() })
+	run(t, "ip", "link", "add", l.prefix+"c", "netns", cgw, "type", "veth", "peer", "name", l.prefix+"a", "netns", aws)
+	for _, s := range [][]string{
+		{cgw, "addr", "add", "192.0.2.10/24", "dev", l.prefix + "c"},
+		{cgw, "link", "set", l.prefix + "c", "up"},
+		{cgw, "link", "set", "lo", "up"},
+		{cgw, "route", "add", "203.0.113.0/24", "dev", l.prefix + "c"},
+		{aws, "addr", "add", "203.0.113.1/24", "dev", l.prefix + "a"},
+		{aws, "link", "set", l.prefix + "a", "up"},
+		{aws, "link", "set", "lo", "up"},
+		{aws, "route", "add", "192.0.2.0/24", "dev", l.prefix + "a"},
+	} {
+		run(t, append([]string{"ip", "-n"}, s...)...)
+	}
+	h, err := netns.GetFromName(cgw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.cgwNS = h
+	l.cleanups = append(l.cleanups, func() { h.Close() })
+
+	conf := `charon {
+    load = random nonce openssl aes sha1 sha2 md5 hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+    port = 500
+    port_nat_t = 4500
+    install_routes = no
+    install_virtual_ip = no
+    retransmit_tries = 3
+    retransmit_timeout = 1.0
+    syslog {
+        daemon {
+            default = -1
+        }
+    }
+    filelog {
+        test {
+            path = /run/charon.log
+            default = 1
+            ike = 2
+            flush_line = yes
+        }
+    }
+    plugins {
+        vici {
+            socket = unix:///run/charon.vici
+        }
+        kernel-netlink {
+            fwmark = 0x4c41
+        }
+    }
+}
+`
+	swan := fmt.Sprintf(`connections {
+    %[1]s {
+        version = 1
+        aggressive = no
+        local_addrs = 203.0.113.1
+        remote_addrs = 192.0.2.10
+        proposals = %[2]s
+        rekey_time = 0
+        reauth_time = 0
+        dpd_delay = 2s
+        local {
+            auth = psk
+        }
+        remote {
+            auth = psk
+        }
+        children {
+            %[1]s {
+                mode = tunnel
+                local_ts = 0.0.0.0/0
+                remote_ts = 0.0.0.0/0
+                esp_proposals = %[3]s
+                rekey_time = 0
+                life_time = 0
+                start_action = %[4]s
+                dpd_action = clear
+            }
+        }
+    }
+}
+secrets {
+    ike-psk {
+        secret = %[5]q
+    }
+}
+`, l.conn, tun.Phase1.StrongSwanIKE(), tun.Phase2.StrongSwanESP(), start, tun.PreSharedKey)
+	for n, c := range map[string]string{"strongswan.conf": conf, "swanctl.conf": swan,
+		"client.conf": "swanctl {\n    load = random openssl pem pkcs1 x509 pubkey\n}\n"} {
+		if err := os.WriteFile(filepath.Join(l.dir, n), []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(l.dir, 0o755)
+	cmd := exec.Command("ip", "netns", "exec", aws, "sh", "-c", `mount --bind "$0" /run && exec /usr/lib/ipsec/charon`, l.dir)
+	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF=/run/strongswan.conf")
+	logf, _ := os.Create(filepath.Join(l.dir, "stdout.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting charon: %v", err)
+	}
+	l.charon = cmd
+	go func() { cmd.Wait(); logf.Close(); close(l.exited) }()
+	l.waitFor("charon's vici socket", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(l.dir, "charon.vici"))
+		return err == nil
+	})
+	l.swanctl("--load-all", "--file", filepath.Join(l.dir, "swanctl.conf"))
+	return l
+}
+
+func (l *swanLab) close() {
+	if l.charon != nil && l.charon.Process != nil {
+		l.charon.Process.Signal(os.Interrupt)
+		select {
+		case <-l.exited:
+		case <-time.After(5 * time.Second):
+			l.charon.Process.Kill()
+			<-l.exited
+		}
+		if l.t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log"))
+			l.t.Logf("charon.log:\n%s", b)
+		}
+	}
+	for i := len(l.cleanups) - 1; i >= 0; i-- {
+		l.cleanups[i]()
+	}
+}
+
+func (l *swanLab) waitFor(what string, d time.Duration, ok func() bool) {
+	l.t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		select {
+		case <-l.exited:
+			b, _ := os.ReadFile(filepath.Join(l.dir, "stdout.log"))
+			l.t.Fatalf("charon exited while waiting for %s: %s", what, b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (l *swanLab) swanctl(args ...string) string {
+	l.t.Helper()
+	args = append(args, "--uri", "unix://"+filepath.Join(l.dir, "charon.vici"))
+	cmd := exec.Command("swanctl", args...)
+	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(l.dir, "client.conf"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("swanctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var (
+	childRE = regexp.MustCompile(`^\s+\S+: #\d+, reqid \d+, (\w+),`)
+	spiRE   = regexp.MustCompile(`^\s+(in|out)\s+([0-9a-f]{8})`)
+)
+
+type swanChild struct {
+	state   string
+	in, out uint32
+}
+
+func (l *swanLab) sas() (ikeUp bool, children []swanChild, text string) {
+	s := l.swanctl("--list-sas")
+	ikeUp = strings.Contains(s, "IKEv1") && strings.Contains(s, "ESTABLISHED")
+	for _, line := range strings.Split(s, "\n") {
+		if m := childRE.FindStringSubmatch(line); m != nil {
+			children = append(children, swanChild{state: m[1]})
+			continue
+		}
+		if m := spiRE.FindStringSubmatch(line); m != nil && len(children) > 0 {
+			var v uint32
+			fmt.Sscanf(m[2], "%x", &v)
+			if m[1] == "in" {
+				children[len(children)-1].in = v
+			} else {
+				children[len(children)-1].out = v
+			}
+		}
+	}
+	return ikeUp, children, s
+}
+
+// checkSwanMatches waits until charon lists an ESTABLISHED IKEv1 SA and an
+// INSTALLED child whose SPIs are ours, mirrored.
+func (l *swanLab) checkSwanMatches(c *ChildSA) {
+	l.t.Helper()
+	var text string
+	l.waitFor(fmt.Sprintf("charon to list the child in=%08x out=%08x", c.OutSPI, c.InSPI), 10*time.Second, func() bool {
+		up, children, s := l.sas()
+		text = s
+		for _, sc := range children {
+			if sc.state == "INSTALLED" && sc.in == c.OutSPI && sc.out == c.InSPI {
+				return up
+			}
+		}
+		return false
+	})
+	l.t.Logf("charon:\n%s", text)
+}
+
+// managerInNS starts a Manager whose sockets live in the cgw namespace.
+func (l *swanLab) managerInNS(n *node, o Options) {
+	t := l.t
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := netns.Set(l.cgwNS); err != nil {
+		t.Fatal(err)
+	}
+	c500, err1 := net.ListenPacket("udp4", "192.0.2.10:500")
+	c4500, err2 := net.ListenPacket("udp4", "192.0.2.10:4500")
+	if err := netns.Set(orig); err != nil {
+		t.Fatal(err)
+	}
+	if err1 != nil || err2 != nil {
+		t.Fatalf("listening in the cgw namespace: %v %v", err1, err2)
+	}
+	n.c500, n.c4500 = c500, c4500
+	o.Conn500, o.Conn4500 = c500, c4500
+	o.Events = func(e Event) { n.mu.Lock(); n.events = append(n.events, e); n.mu.Unlock() }
+	o.Log = slog.New(slog.NewTextHandler(logW{t, n.name}, nil))
+	o.Timing.RetransmitTimeout = time.Second
+	o.Timing.Grace = 200 * time.Millisecond
+	o.Tick = 50 * time.Millisecond
+	m, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.m = m
+}
+
+func swanTunnel() config.Tunnel {
+	tun := testTunnel("t1")
+	tun.AWSOutside, tun.LocalOutside = netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("192.0.2.10")
+	tun.Phase1.Lifetime = config.Duration(8 * time.Hour)
+	tun.Phase2.Lifetime = config.Duration(time.Hour)
+	tun.DPD = config.DPD{Interval: config.Duration(2 * time.Second), Retries: 3, Action: config.DPDClear}
+	return tun
+}
+
+func (n *node) count(typ EventType) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	k := 0
+	for _, e := range n.events {
+		if e.Type == typ {
+			k++
+		}
+	}
+	return k
+}
+
+func (n *node) noFailures(t *testing.T) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, e := range n.events {
+		if e.Type == ikev2.NegotiationFailed || e.Type == ikev2.DPDTimeout {
+			t.Errorf("unexpected event: %v", e)
+		}
+	}
+}
+
+// exercise runs, after the tunnel is up: a quick-mode rekey by charon and
+// one by us (each must retire the old pair on our side and list the new
+// one in charon), DPD both ways over a few idle intervals, then delete on
+// shutdown.
+func exercise(t *testing.T, l *swanLab, n *node) {
+	ev := n.wait(ikev2.ChildSAInstalled, 0)
+	if !ev.Child.Encap || ev.Child.PeerPort != 4500 {
+		t.Fatalf("libipsec forces NAT-T, yet the SA pair is not UDP-encapsulated to 4500: %+v", ev.Child)
+	}
+	l.checkSwanMatches(ev.Child)
+
+	k := n.count(ikev2.ChildSAInstalled)
+	r := n.count(ikev2.ChildSARetired)
+	l.swanctl("--rekey", "--child", l.conn)
+	ev2 := n.wait(ikev2.ChildSAInstalled, k)
+	l.checkSwanMatches(ev2.Child)
+	if e := n.wait(ikev2.ChildSARetired, r); e.Child.InSPI != ev.Child.InSPI {
+		t.Fatalf("retired %08x, want %08x", e.Child.InSPI, ev.Child.InSPI)
+	}
+
+	n.m.RekeyChild("t1")
+	ev3 := n.wait(ikev2.ChildSAInstalled, k+1)
+	l.checkSwanMatches(ev3.Child)
+	if e := n.wait(ikev2.ChildSARetired, r+1); e.Child.InSPI != ev2.Child.InSPI {
+		t.Fatalf("retired %08x, want %08x", e.Child.InSPI, ev2.Child.InSPI)
+	}
+
+	// Idle DPD: both sides send R-U-THERE every 2 s; both must answer.
+	time.Sleep(7 * time.Second)
+	l.checkSwanMatches(ev3.Child)
+	if b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log")); !strings.Contains(string(b), "DPD") {
+		t.Errorf("charon's log shows no DPD exchange")
+	}
+	n.noFailures(t)
+	if st := n.m.Status(); len(st) != 1 || st[0].State != "up" {
+		t.Fatalf("status %+v", st)
+	}
+
+	n.m.Close(context.Background())
+	l.waitFor("charon to drop the IKEv1 SA after our Delete", 10*time.Second, func() bool {
+		up, children, _ := l.sas()
+		return !up && len(children) == 0
+	})
+}
+
+// TestStrongSwanResponder: we initiate Main Mode and Quick Mode.
+func TestStrongSwanResponder(t *testing.T) {
+	tun := swanTunnel()
+	l := newSwanLab(t, tun, "none")
+	n := &node{t: t, name: "cgw"}
+	l.managerInNS(n, Options{})
+	defer n.m.Close(context.Background())
+	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.wait(ikev2.TunnelUp, 0)
+	exercise(t, l, n)
+}
+
+// TestStrongSwanInitiator: charon initiates; we respond.
+func TestStrongSwanInitiator(t *testing.T) {
+	tun := swanTunnel()
+	tun.StartupAction = config.StartupAdd
+	l := newSwanLab(t, tun, "none")
+	n := &node{t: t, name: "cgw"}
+	l.managerInNS(n, Options{})
+	defer n.m.Close(context.Background())
+	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l.swanctl("--initiate", "--child", l.conn, "--timeout", "10")
+	n.wait(ikev2.TunnelUp, 0)
+	if st := n.m.Status()[0]; st.IKE == nil || st.IKE.Initiator {
+		t.Fatalf("we should be the responder: %+v", st)
+	}
+	exercise(t, l, n)
+}
