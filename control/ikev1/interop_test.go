@@ -424,3 +424,80 @@ func TestStrongSwanInitiator(t *testing.T) {
 	}
 	exercise(t, l, n)
 }
+
+// TestStrongSwanSuites establishes with charon for a spread of AWS's
+// IKEv1 algorithm sets (PFS in every case) and rekeys the pair from our
+// side.
+func TestStrongSwanSuites(t *testing.T) {
+	cases := []struct {
+		enc, integ string
+		ike, pfs   int
+	}{
+		{config.AES256, config.SHA2256, 14, 14},
+		{config.AES128, config.SHA2256, 19, 19},
+		{config.AES256, config.SHA1, 20, 5},
+		{config.AES128, config.SHA2512, 24, 2},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s_%s_%d_%d", c.enc, c.integ, c.ike, c.pfs), func(t *testing.T) {
+			tun := swanTunnel()
+			tun.Phase1.Encryption, tun.Phase1.Integrity, tun.Phase1.DHGroups = []string{c.enc}, []string{c.integ}, []int{c.ike}
+			tun.Phase2.Encryption, tun.Phase2.Integrity, tun.Phase2.DHGroups = []string{c.enc}, []string{c.integ}, []int{c.pfs}
+			l := newSwanLab(t, tun, "none")
+			n := &node{t: t, name: "cgw"}
+			l.managerInNS(n, Options{})
+			defer n.m.Close(context.Background())
+			if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			ev := n.wait(ikev2.ChildSAInstalled, 0)
+			l.checkSwanMatches(ev.Child)
+			n.m.RekeyChild("t1")
+			ev2 := n.wait(ikev2.ChildSAInstalled, 1)
+			l.checkSwanMatches(ev2.Child)
+			n.noFailures(t)
+		})
+	}
+}
+
+// TestStrongSwanMainModeRekey: a new Main Mode from us replaces the
+// ISAKMP SA (charon keeps the SA pair); then charon terminates the tunnel
+// (as AWS may) and we see it go down and initiate again.
+func TestStrongSwanMainModeRekey(t *testing.T) {
+	tun := swanTunnel()
+	tun.DPD.Interval = config.Duration(30 * time.Second)
+	l := newSwanLab(t, tun, "none")
+	n := &node{t: t, name: "cgw"}
+	l.managerInNS(n, Options{Timing: Timing{ReinitMin: 300 * time.Millisecond}})
+	defer n.m.Close(context.Background())
+	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ev := n.wait(ikev2.ChildSAInstalled, 0)
+	l.checkSwanMatches(ev.Child)
+	old := n.m.Status()[0].IKE.SPIi
+	n.m.RekeyIKE("t1")
+	re := n.wait(ikev2.IKERekeyed, 0)
+	if re.IKE.SPIi == old {
+		t.Fatal("IKERekeyed names the old SA")
+	}
+	var text string
+	l.waitFor("charon to hold only the new ISAKMP SA", 10*time.Second, func() bool {
+		_, _, s := l.sas()
+		text = s
+		return strings.Count(s, "ESTABLISHED, IKEv1") == 1 && strings.Contains(s, fmt.Sprintf("%x", re.IKE.SPIi[:]))
+	})
+	t.Logf("charon:\n%s", text)
+	l.checkSwanMatches(ev.Child)
+	// The pair keeps working under the new ISAKMP SA: rekey it.
+	n.m.RekeyChild("t1")
+	ev2 := n.wait(ikev2.ChildSAInstalled, 1)
+	l.checkSwanMatches(ev2.Child)
+
+	l.swanctl("--terminate", "--ike", l.conn)
+	n.wait(ikev2.TunnelDown, 0)
+	n.wait(ikev2.TunnelUp, 1)
+	ev3 := n.wait(ikev2.ChildSAInstalled, 2)
+	l.checkSwanMatches(ev3.Child)
+	n.noFailures(t)
+}

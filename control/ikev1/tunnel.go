@@ -654,6 +654,12 @@ func (t *Tunnel) established(sa *p1SA) {
 	t.m.log.Info("ISAKMP SA established", "tunnel", t.name, "proposal", sa.choice.String(), "initiator", sa.initiator, "nat", t.nat)
 	// A replaced ISAKMP SA is deleted once its successor is up; Quick
 	// Mode SAs are independent of it (RFC 2409 §5.5).
+	if len(t.old) > 0 {
+		info := &IKESAInfo{Proposal: sa.choice.String()}
+		copy(info.SPIi[:], sa.ckyI[:])
+		copy(info.SPIr[:], sa.ckyR[:])
+		t.emit(Event{Type: ikev2.IKERekeyed, IKE: info})
+	}
 	for _, o := range t.old {
 		t.sendInfo(o, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoISAKMP, SPIs: [][]byte{append(o.ckyI[:], o.ckyR[:]...)}}.Encode()}})
 		t.unregisterCky(o)
