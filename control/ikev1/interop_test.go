@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -500,4 +501,42 @@ func TestStrongSwanMainModeRekey(t *testing.T) {
 	ev3 := n.wait(ikev2.ChildSAInstalled, 2)
 	l.checkSwanMatches(ev3.Child)
 	n.noFailures(t)
+}
+
+// TestStrongSwanDPDRestart: charon stops answering (SIGSTOP); our
+// R-U-THEREs go unanswered and DPD's restart action initiates again; once
+// charon runs again, our INITIAL-CONTACT makes it drop the stale SAs and
+// the new pair matches.
+func TestStrongSwanDPDRestart(t *testing.T) {
+	tun := swanTunnel()
+	tun.DPD = config.DPD{Interval: config.Duration(time.Second), Retries: 2, Action: config.DPDRestart}
+	l := newSwanLab(t, tun, "none")
+	n := &node{t: t, name: "cgw"}
+	l.managerInNS(n, Options{Timing: Timing{RetransmitTimeout: 500 * time.Millisecond, RetransmitFactor: 1.5, ReinitMin: 500 * time.Millisecond}})
+	defer n.m.Close(context.Background())
+	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ev := n.wait(ikev2.ChildSAInstalled, 0)
+	l.checkSwanMatches(ev.Child)
+	if err := l.charon.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			l.charon.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	n.wait(ikev2.DPDTimeout, 0)
+	n.wait(ikev2.TunnelDown, 0)
+	l.charon.Process.Signal(syscall.SIGCONT)
+	stopped = false
+	n.wait(ikev2.TunnelUp, 1)
+	ev2 := n.wait(ikev2.ChildSAInstalled, 1)
+	l.checkSwanMatches(ev2.Child)
+	l.waitFor("charon to drop the stale ISAKMP SA (INITIAL-CONTACT)", 10*time.Second, func() bool {
+		_, children, s := l.sas()
+		return strings.Count(s, "ESTABLISHED, IKEv1") == 1 && len(children) == 1
+	})
 }

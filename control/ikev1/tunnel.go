@@ -558,9 +558,14 @@ func (t *Tunnel) initMain4(sa *p1SA, d datagram) error {
 	t.checkNAT(sa, m.Payloads, d.from)
 	idb := t.idBody()
 	hashI := sa.hash.IKEv1HashI(sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI[:], sa.ckyR[:], sa.saiB, idb)
+	ps := []Payload{{Type: PayloadID, Body: idb}, {Type: PayloadHash, Body: hashI}}
+	if len(t.old) == 0 {
+		// INITIAL-CONTACT (RFC 2407 §4.6.3.3): the peer drops SAs it
+		// still holds from before (our restart, DPD).
+		ps = append(ps, Payload{Type: PayloadN, Body: Notify{Protocol: ProtoISAKMP, Type: NotifyInitialContact, SPI: append(sa.ckyI[:], sa.ckyR[:]...)}.Encode()})
+	}
 	var pkt []byte
-	pkt, sa.iv = sa.crypt.Seal(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt},
-		[]Payload{{Type: PayloadID, Body: idb}, {Type: PayloadHash, Body: hashI}}, sa.iv)
+	pkt, sa.iv = sa.crypt.Seal(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt}, ps, sa.iv)
 	sa.state = mmSent5
 	sa.req = t.newReq(pkt)
 	return nil
