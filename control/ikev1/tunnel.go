@@ -360,13 +360,19 @@ func (t *Tunnel) peerIDOK(b []byte) bool {
 }
 
 func (t *Tunnel) handle(d datagram) {
-	if d.nat && !t.nat {
-		// The peer floated (RFC 3947 §4): answer on 4500 from now on.
-		t.nat = true
-	}
-	if d.nat || d.from.Addr() == t.peer.Addr() {
+	switch {
+	case d.nat:
+		// The peer floated (RFC 3947 §4) or moved behind a NAT: answer
+		// on 4500 where it came from.
+		t.nat, t.peer = true, d.from
+	case d.h.Exchange == ExchIdentityProt && d.h.CkyR == [8]byte{} && t.findP1(d.h) == nil:
+		// A fresh Main Mode on port 500: NAT-D decides again.
+		t.nat, t.peer = false, d.from
+	case !t.nat:
 		t.peer = d.from
 	}
+	// Any IKE message from the peer shows it alive (RFC 3706 §5.3).
+	t.lastInbound = t.now()
 	switch d.h.Exchange {
 	case ExchIdentityProt:
 		t.handleMain(d)
@@ -772,6 +778,9 @@ func (t *Tunnel) handleInfo(d datagram) {
 	if sa.state != mmDone || sa.infoSeen[d.h.MsgID] {
 		return
 	}
+	if len(sa.infoSeen) > 1024 {
+		clear(sa.infoSeen) // only replays of recent ones matter
+	}
 	m, _, err := sa.crypt.Open(d.h, d.b, sa.crypt.ExchangeIV(sa.p1last, d.h.MsgID))
 	if err != nil || !sa.checkHash(m, msgIDBytes(d.h.MsgID)) {
 		t.m.log.Debug("informational with bad hash dropped", "tunnel", t.name)
@@ -937,13 +946,23 @@ func (t *Tunnel) handleQuick(d datagram) {
 	}
 	if err != nil {
 		t.failed(0, err)
-		if q != nil {
-			t.releaseSPI(q.inSPI)
-			delete(sa.qms, q.msgID)
-			if q.replaces != nil {
-				q.replaces.rekeying = false
-			}
+		if q != nil && !q.done {
+			t.dropQuick(sa, q)
 		}
+	}
+}
+
+// dropQuick abandons an unfinished Quick Mode, removing the pair a
+// responder already installed.
+func (t *Tunnel) dropQuick(sa *p1SA, q *quick) {
+	delete(sa.qms, q.msgID)
+	if c := t.childByIn(q.inSPI); c != nil {
+		t.removeChild(c)
+	} else {
+		t.releaseSPI(q.inSPI)
+	}
+	if q.replaces != nil {
+		q.replaces.rekeying = false
 	}
 }
 
@@ -1265,11 +1284,7 @@ func (t *Tunnel) tick() {
 			}
 			if !t.retry(q.req) {
 				q.req = nil
-				delete(sa.qms, id)
-				t.releaseSPI(q.inSPI)
-				if q.replaces != nil {
-					q.replaces.rekeying = false
-				}
+				t.dropQuick(sa, q)
 				t.failed(0, errors.New("quick mode: the peer did not answer"))
 			}
 		}
@@ -1284,11 +1299,20 @@ func (t *Tunnel) tick() {
 			t.rekeyChild(c)
 		}
 	}
-	if t.p1 != nil && t.p1.state == mmDone && t.p1.initiator {
+	if t.p1 != nil && t.p1.state == mmDone && len(t.old) == 0 {
+		// The initiator replaces the ISAKMP SA before it expires; a
+		// responder whose peer did not does so at expiry.
 		life := t.p1.choice.lifetime
-		if life > 0 && !now.Before(t.rekeyTime(t.p1.created, life)) && len(t.old) == 0 {
+		at := t.p1.created.Add(life)
+		if t.p1.initiator {
+			at = t.rekeyTime(t.p1.created, life)
+		}
+		if life > 0 && !now.Before(at) {
 			t.rekeyIKE()
 		}
+	}
+	if t.up && t.out == nil {
+		t.down("SA pair expired without a successor", nil, true)
 	}
 	t.dpd(now)
 	if t.nat && t.p1 != nil && now.Sub(t.lastKeep) >= t.m.tim.Keepalive {
