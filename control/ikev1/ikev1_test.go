@@ -274,3 +274,63 @@ func TestDeleteOnClose(t *testing.T) {
 	b.wait(ikev2.ChildSARetired, 0)
 	b.wait(ikev2.TunnelDown, 0)
 }
+
+// dropConn drops the first n writes.
+type dropConn struct {
+	net.PacketConn
+	mu sync.Mutex
+	n  int
+}
+
+func (d *dropConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	d.mu.Lock()
+	drop := d.n > 0
+	if drop {
+		d.n--
+	}
+	d.mu.Unlock()
+	if drop {
+		return len(b), nil
+	}
+	return d.PacketConn.WriteTo(b, a)
+}
+
+// TestRetransmit: lost requests are sent again (Retransmit events) and the
+// tunnel still comes up.
+func TestRetransmit(t *testing.T) {
+	c := testTunnel("t1")
+	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
+	// Recreate a's manager on a lossy 500 socket.
+	a.m.Close(context.Background())
+	a.c500, a.c4500 = listen(t), listen(t)
+	o := Options{Conn500: &dropConn{PacketConn: a.c500, n: 2}, Conn4500: a.c4500, Tick: 20 * time.Millisecond,
+		Events: func(e Event) { a.mu.Lock(); a.events = append(a.events, e); a.mu.Unlock() }}
+	o.Timing.RetransmitTimeout = 100 * time.Millisecond
+	m, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.m = m
+	t.Cleanup(func() { m.Close(context.Background()) })
+	connect(t, a, b, c, c)
+	a.wait(ikev2.Retransmit, 1)
+	ea, eb := a.wait(ikev2.ChildSAInstalled, 0), b.wait(ikev2.ChildSAInstalled, 0)
+	checkPair(t, ea.Child, eb.Child)
+}
+
+// TestLifetimeRekey: the SA pair is replaced before its lifetime ends
+// without any command.
+func TestLifetimeRekey(t *testing.T) {
+	c := testTunnel("t1")
+	c.Phase2.Lifetime = config.Duration(2 * time.Second)
+	c.RekeyMargin = config.Duration(time.Second)
+	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
+	connect(t, a, b, c, c)
+	ea, eb := a.wait(ikev2.ChildSAInstalled, 1), b.wait(ikev2.ChildSAInstalled, 1)
+	checkPair(t, ea.Child, eb.Child)
+	if ea.Child.Lifetime != 2*time.Second {
+		t.Fatalf("lifetime %v", ea.Child.Lifetime)
+	}
+	a.wait(ikev2.ChildSARetired, 0)
+	b.wait(ikev2.ChildSARetired, 0)
+}

@@ -1116,6 +1116,12 @@ func (t *Tunnel) install(cs ChildSA) *child {
 	now := t.now()
 	c := &child{sa: cs, created: now, expireAt: now.Add(cs.Lifetime)}
 	c.rekeyAt = t.rekeyTime(now, cs.Lifetime)
+	if t.p1 != nil && !t.p1.initiator {
+		// IKEv1 has no rekey collision rule: the ISAKMP responder waits
+		// half its margin longer, so the initiator's Quick Mode usually
+		// comes first and replaces the pair for both.
+		c.rekeyAt = c.rekeyAt.Add(c.expireAt.Sub(c.rekeyAt) / 2)
+	}
 	if f := t.m.opt.InstallInbound; f != nil {
 		if err := f(t.name, cs); err != nil {
 			t.m.log.Warn("inbound SA install failed", "tunnel", t.name, "spi", fmt.Sprintf("%08x", cs.InSPI), "err", err)
