@@ -192,6 +192,11 @@ type Phase struct {
 	// DHGroups are the phase 1 groups, or the PFS groups of phase 2.
 	DHGroups []int    `yaml:"dh_groups"`
 	Lifetime Duration `yaml:"lifetime"`
+	// LifetimeBytes is phase 2 only: the Child SA is rekeyed before either
+	// direction carries this many bytes and no longer used once it has
+	// (0: none, AWS's setting: AWS uses time lifetimes only). IKEv2 does
+	// not negotiate it (RFC 7296 §2.8: each end keeps its own lifetimes).
+	LifetimeBytes uint64 `yaml:"lifetime_bytes,omitempty"`
 }
 
 // DPD is dead peer detection.

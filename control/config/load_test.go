@@ -180,3 +180,43 @@ func TestMarshalTODOComments(t *testing.T) {
 		}
 	}
 }
+
+// phase2.lifetime_bytes is read, written back only where set (AWS's
+// configurations never have it) and survives a round trip.
+func TestLifetimeBytesRoundTrip(t *testing.T) {
+	y := strings.Replace(minimalYAML, "pre_shared_key: Zr4_hT8.wQ1eNc6uJa2s",
+		"pre_shared_key: Zr4_hT8.wQ1eNc6uJa2s\n        phase2: {lifetime_bytes: 4294967296}", 1)
+	if y == minimalYAML {
+		t.Fatal("minimalYAML changed: the test no longer adds lifetime_bytes")
+	}
+	c, err := Parse([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := c.Validate(); len(ps) != 0 {
+		t.Fatalf("lifetime_bytes rejected:\n%v", Problems(ps))
+	}
+	if got := tun(c, 1).Phase2.LifetimeBytes; got != 1<<32 {
+		t.Errorf("tunnel 2 phase2 lifetime_bytes %d, want %d", got, uint64(1)<<32)
+	}
+	if got := tun(c, 0).Phase2.LifetimeBytes; got != 0 {
+		t.Errorf("tunnel 1 phase2 lifetime_bytes %d, want the default 0", got)
+	}
+	if len(tun(c, 1).Phase2.Encryption) == 0 || tun(c, 1).Phase2.Lifetime != DefaultPhase2Lifetime {
+		t.Errorf("phase2 defaults not applied next to lifetime_bytes: %+v", tun(c, 1).Phase2)
+	}
+	out, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(out), "lifetime_bytes:"); n != 1 || !strings.Contains(string(out), "lifetime_bytes: 4294967296") {
+		t.Errorf("marshalled YAML has %d lifetime_bytes keys, want exactly the one set:\n%s", n, out)
+	}
+	c2, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, c2) {
+		t.Errorf("round trip differs:\n%+v\n%+v", c, c2)
+	}
+}

@@ -64,6 +64,7 @@ const (
 	MinPhase2Lifetime               = 900 * time.Second
 	MaxPhase2Lifetime               = 3600 * time.Second
 	MinRekeyMargin                  = 60 * time.Second // AWS: 60 s .. phase 2 lifetime / 2
+	MinLifetimeBytes                = 1 << 20          // phase2.lifetime_bytes, when set
 	LabMinLifetime                  = 10 * time.Second // gateway.testing.short_lifetimes
 	LabMinRekeyMargin               = 2 * time.Second  // gateway.testing.short_lifetimes
 	MinReplayWindow                 = 64
@@ -506,6 +507,13 @@ func (v *validator) phase(p, label, which string, ph *Phase, phase1 bool, minLif
 			}
 			v.add(fmt.Sprintf("%s.dh_groups[%d]", p, k), strconv.Itoa(id), "%s: AWS allows %s DH groups %s%s", label, which, allowed, hint)
 		}
+	}
+	switch b := ph.LifetimeBytes; {
+	case b == 0:
+	case phase1:
+		v.add(p+".lifetime_bytes", strconv.FormatUint(b, 10), "%s: phase1 has no byte lifetime (IKE SAs expire by time only); remove it or move it to phase2", label)
+	case b < MinLifetimeBytes:
+		v.add(p+".lifetime_bytes", strconv.FormatUint(b, 10), "%s: phase2 lifetime_bytes must be 0 (no byte limit, as AWS) or at least %d (1 MiB): a smaller limit would rekey continuously", label, MinLifetimeBytes)
 	}
 	if l := ph.Lifetime.D(); l < minLife || l > maxLife || l%time.Second != 0 {
 		v.add(p+".lifetime", ph.Lifetime.String(), "%s: %s lifetime must be whole seconds, %ds–%ds", label, which, int(minLife/time.Second), int(maxLife/time.Second))

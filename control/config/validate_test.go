@@ -222,6 +222,9 @@ func TestValidateRules(t *testing.T) {
 		{"ikev1 gcm", func(c *Config) { tun(c, 0).IKEVersion = 1 }, "connections[0].tunnels[0].phase1.encryption", "IKEv1 has no AES-GCM"},
 		{"p1 encryption empty", func(c *Config) { tun(c, 0).Phase1.Encryption = nil }, "connections[0].tunnels[0].phase1.encryption", "at least one encryption"},
 		{"p1 encryption unknown", func(c *Config) { tun(c, 0).Phase1.Encryption = []string{"AES128", "3DES"} }, "connections[0].tunnels[0].phase1.encryption[1]", "unknown encryption"},
+		{"p2 bytes small", func(c *Config) { tun(c, 0).Phase2.LifetimeBytes = 1<<20 - 1 }, "connections[0].tunnels[0].phase2.lifetime_bytes", "at least 1048576 (1 MiB)"},
+		{"p2 bytes tiny", func(c *Config) { tun(c, 1).Phase2.LifetimeBytes = 1 }, "connections[0].tunnels[1].phase2.lifetime_bytes", "0 (no byte limit, as AWS)"},
+		{"p1 bytes", func(c *Config) { tun(c, 0).Phase1.LifetimeBytes = 1 << 30 }, "connections[0].tunnels[0].phase1.lifetime_bytes", "phase1 has no byte lifetime"},
 		{"p2 encryption unknown", func(c *Config) { tun(c, 0).Phase2.Encryption = []string{"chacha20"} }, "connections[0].tunnels[0].phase2.encryption[0]", "unknown encryption"},
 		{"p1 integrity unknown", func(c *Config) { tun(c, 0).Phase1.Integrity = []string{"MD5"} }, "connections[0].tunnels[0].phase1.integrity[0]", "unknown integrity"},
 		{"p1 integrity empty with gcm", func(c *Config) {
@@ -301,6 +304,7 @@ func TestValidateBoundsAccepted(t *testing.T) {
 	t1.InsideCIDR = netip.MustParsePrefix("169.254.255.252/30")
 	t0.Phase2.Encryption, t0.Phase2.Integrity = []string{AES256GCM}, nil
 	t1.Phase1.DHGroups, t1.Phase2.DHGroups = []int{2, 24}, []int{5}
+	t0.Phase2.LifetimeBytes, t1.Phase2.LifetimeBytes = 1<<20, 1<<63
 	b := c.Connections[0].BGP
 	b.LocalASN, b.PeerASN, b.HoldTime = 4294967295, 4294967294, secs(3)
 	b.Advertise = []string{"2001:db8::/32", "0.0.0.0/0"}
