@@ -32,6 +32,8 @@ type swanLab struct {
 	charon   *exec.Cmd
 	cgwNS    netns.NsHandle
 	conn     string
+	tunReady bool
+	tap      *tapConn
 	exited   chan struct{}
 	cleanups []func()
 }
@@ -303,8 +305,9 @@ func (l *swanLab) managerInNS(n *node, o Options) {
 	if err1 != nil || err2 != nil {
 		t.Fatalf("listening in the cgw namespace: %v %v", err1, err2)
 	}
-	n.c500, n.c4500 = c500, c4500
-	o.Conn500, o.Conn4500 = c500, c4500
+	l.tap = &tapConn{PacketConn: c4500}
+	n.c500, n.c4500 = c500, l.tap
+	o.Conn500, o.Conn4500 = c500, l.tap
 	o.Events = func(e Event) { n.mu.Lock(); n.events = append(n.events, e); n.mu.Unlock() }
 	o.Log = slog.New(slog.NewTextHandler(logW{t, n.name}, nil))
 	o.Timing.RetransmitTimeout = time.Second
@@ -358,6 +361,7 @@ func exercise(t *testing.T, l *swanLab, n *node) {
 		t.Fatalf("libipsec forces NAT-T, yet the SA pair is not UDP-encapsulated to 4500: %+v", ev.Child)
 	}
 	l.checkSwanMatches(ev.Child)
+	espPing(t, l, n, ev.Child, l.tap, 1)
 
 	k := n.count(ikev2.ChildSAInstalled)
 	r := n.count(ikev2.ChildSARetired)
@@ -371,6 +375,7 @@ func exercise(t *testing.T, l *swanLab, n *node) {
 	n.m.RekeyChild("t1")
 	ev3 := n.wait(ikev2.ChildSAInstalled, k+1)
 	l.checkSwanMatches(ev3.Child)
+	espPing(t, l, n, ev3.Child, l.tap, 1)
 	if e := n.wait(ikev2.ChildSARetired, r+1); e.Child.InSPI != ev2.Child.InSPI {
 		t.Fatalf("retired %08x, want %08x", e.Child.InSPI, ev2.Child.InSPI)
 	}
@@ -456,6 +461,7 @@ func TestStrongSwanSuites(t *testing.T) {
 			n.m.RekeyChild("t1")
 			ev2 := n.wait(ikev2.ChildSAInstalled, 1)
 			l.checkSwanMatches(ev2.Child)
+			espPing(t, l, n, ev2.Child, l.tap, 1)
 			n.noFailures(t)
 		})
 	}
