@@ -51,6 +51,13 @@ type Options struct {
 	// ConvergeTimeout bounds how long routes left by a previous control
 	// process are kept while routing converges (default 90 s).
 	ConvergeTimeout time.Duration
+	// OnRekeyRequest, if set, sees every Child SA rekey the daemon asks
+	// for from the dataplane's counters; reason is "bytes" or "sequence"
+	// (metrics).
+	OnRekeyRequest func(tunnel, reason string)
+	// RekeyRetry is how long a counter-triggered rekey may take before it
+	// is asked for again (default 30 s; a failed exchange re-asks at once).
+	RekeyRetry time.Duration
 }
 
 // Daemon is a running control process.
@@ -99,9 +106,15 @@ type child struct {
 	inIdx, outIdx uint32
 	in, out       maps.SACounters
 	lastSeen      uint64 // in.LastNs already reported to DPD
-	rekeyAsked    bool
 	installed     time.Time
 	active        bool
+	// Byte lifetime (config phase2.lifetime_bytes; 0: none): a rekey is
+	// asked for at softBytes, the SA stops being used at hardBytes.
+	softBytes, hardBytes uint64
+	// rekeyAskedAt: when the counters last asked for a rekey (zero: not
+	// asked, or the attempt failed and may be asked again).
+	rekeyAskedAt time.Time
+	inExpired    bool // inbound SA removed at the hard byte limit
 }
 
 // seqSoftLimit is the outbound sequence number at which a rekey is asked
@@ -132,6 +145,9 @@ func Start(o Options) (*Daemon, error) {
 	}
 	if o.ConvergeTimeout <= 0 {
 		o.ConvergeTimeout = 90 * time.Second
+	}
+	if o.RekeyRetry <= 0 {
+		o.RekeyRetry = 30 * time.Second
 	}
 	d := &Daemon{opt: o, cfg: cfg, log: o.Log, started: time.Now(),
 		events: make(chan ikev2.Event, 4096), quit: make(chan struct{}), loopDone: make(chan struct{}),

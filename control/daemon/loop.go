@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -78,6 +79,14 @@ func (d *Daemon) apply(e ikev2.Event) {
 		}
 		d.mu.Lock()
 		t.lastErr = msg
+		if e.Type == ikev2.NegotiationFailed {
+			// A rekey the counters asked for may be what failed: ask
+			// again at the next poll if the limit still holds (the engine
+			// ignores the request while one is in flight).
+			for _, c := range t.children {
+				c.rekeyAskedAt = time.Time{}
+			}
+		}
 		d.mu.Unlock()
 	}
 	if err != nil {
@@ -104,6 +113,9 @@ func (d *Daemon) saEntry(t *tunnel, c *ikev2.ChildSA, dir bpf.CgwSaDir) (maps.SA
 	if c.ESN {
 		sa.Flags |= uint32(bpf.CgwSaFlagEsn)
 	}
+	// The dataplane stops using an outbound SA at the hard limit; the soft
+	// one is where this daemon asks for a rekey (pollCounters).
+	sa.LifeSoftBytes, sa.LifeHardBytes = byteLimits(t, c.InSPI)
 	if c.Encap {
 		// RFC 3948: ESP in UDP between our NAT-T port and the peer's.
 		// strongSwan's libipsec always forces this (DESIGN §4).
@@ -157,7 +169,9 @@ func (d *Daemon) installChild(t *tunnel, c *ikev2.ChildSA) error {
 		return err
 	}
 	d.mu.Lock()
-	t.children[c.InSPI] = &child{sa: *c, inIdx: inIdx, outIdx: outIdx, installed: time.Now()}
+	nc := &child{sa: *c, inIdx: inIdx, outIdx: outIdx, installed: time.Now()}
+	nc.softBytes, nc.hardBytes = byteLimits(t, c.InSPI)
+	t.children[c.InSPI] = nc
 	t.nat = c.Encap
 	d.mu.Unlock()
 	d.log.Info("child SA installed", "tunnel", t.cfg.Name, "in", fmt.Sprintf("%08x", c.InSPI), "out", fmt.Sprintf("%08x", c.OutSPI),
@@ -243,6 +257,9 @@ func (d *Daemon) retireChild(t *tunnel, c *child) error {
 func (d *Daemon) removeChild(t *tunnel, c *child) error {
 	var errs []error
 	for _, idx := range []uint32{c.inIdx, c.outIdx} {
+		if idx == c.inIdx && c.inExpired {
+			continue // removed at its hard byte limit; the slot may be reused
+		}
 		if err := d.w.RetireSA(idx); err != nil {
 			errs = append(errs, err)
 			continue
@@ -297,10 +314,31 @@ func (d *Daemon) tunnelDown(t *tunnel, e ikev2.Event) {
 	d.mu.Unlock()
 }
 
+// byteLimits returns the soft and hard byte lifetimes of the Child SA with
+// inbound SPI spi (0, 0: none). As strongSwan's rekey_bytes/life_bytes:
+// the rekey starts 10 % before the limit, earlier by up to
+// rekey_fuzz_percent of that margin at random (seeded by the SPI, so both
+// directions' entries agree), so the two ends do not rekey at once.
+func byteLimits(t *tunnel, spi uint32) (soft, hard uint64) {
+	hard = t.cfg.Phase2.LifetimeBytes
+	if hard == 0 {
+		return 0, 0
+	}
+	margin := hard / 10
+	if f := uint64(max(t.cfg.RekeyFuzz, 0)); f > 0 && margin > 0 {
+		r := rand.New(rand.NewPCG(uint64(spi), hard))
+		margin += r.Uint64N(margin*f/100 + 1)
+	}
+	return hard - min(margin, hard-1), hard
+}
+
 // pollCounters reads each installed SA's counters: the inbound SA's last
 // packet time is DPD's evidence of life (RFC 7296 §1.4: no liveness check
-// while traffic arrives), the outbound sequence number triggers a rekey
-// before it could cycle (RFC 4303 §3.3.3).
+// while traffic arrives); the outbound sequence number nearing its limit
+// (RFC 4303 §3.3.3: never cycle) or either direction's bytes reaching the
+// soft byte lifetime triggers a rekey, and an inbound SA at the hard byte
+// lifetime is removed (the dataplane itself stops sending on an outbound
+// SA at its hard limit, sa.life_hard_bytes).
 func (d *Daemon) pollCounters() {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
@@ -314,7 +352,11 @@ func (d *Daemon) pollCounters() {
 		}
 		d.mu.Unlock()
 		for _, c := range cs {
-			in, ierr := d.w.ReadSACounters(c.inIdx)
+			var in maps.SACounters
+			ierr := errInboundExpired
+			if !c.inExpired {
+				in, ierr = d.w.ReadSACounters(c.inIdx)
+			}
 			out, oerr := d.w.ReadSACounters(c.outIdx)
 			d.mu.Lock()
 			if ierr == nil {
@@ -328,17 +370,66 @@ func (d *Daemon) pollCounters() {
 				c.lastSeen = in.LastNs
 				d.ike.LastInbound(c.sa.InSPI, now.Add(-time.Duration(mono-in.LastNs)))
 			}
+			if ierr == nil && c.hardBytes != 0 && in.Bytes >= c.hardBytes {
+				d.expireInbound(t, c, in.Bytes)
+			}
 			limit := uint64(seqSoftLimit)
 			if c.sa.ESN {
 				limit = seqSoftLimitESN
 			}
-			if oerr == nil && !c.rekeyAsked && out.Seq >= limit {
-				c.rekeyAsked = true
-				d.log.Info("outbound sequence number near its limit: rekeying", "tunnel", t.cfg.Name, "spi", fmt.Sprintf("%08x", c.sa.OutSPI), "seq", out.Seq)
-				d.ike.ChildNeedsRekey(c.sa.OutSPI)
+			reason := ""
+			switch {
+			case oerr == nil && out.Seq >= limit:
+				reason = "sequence"
+			case c.softBytes != 0 && ((ierr == nil && in.Bytes >= c.softBytes) || (oerr == nil && out.Bytes >= c.softBytes)):
+				reason = "bytes"
+			}
+			if reason == "" || !d.rekeyWanted(t, c, now) {
+				continue
+			}
+			d.mu.Lock()
+			c.rekeyAskedAt = now
+			d.mu.Unlock()
+			d.log.Info("Child SA near its "+reason+" limit: rekeying", "tunnel", t.cfg.Name, "spi", fmt.Sprintf("%08x", c.sa.OutSPI),
+				"seq", out.Seq, "bytes_in", c.in.Bytes, "bytes_out", out.Bytes, "soft_bytes", c.softBytes)
+			d.ike.ChildNeedsRekey(c.sa.OutSPI)
+			if d.opt.OnRekeyRequest != nil {
+				d.opt.OnRekeyRequest(t.cfg.Name, reason)
 			}
 		}
 	}
+}
+
+var errInboundExpired = fmt.Errorf("inbound SA removed at its hard byte lifetime")
+
+// rekeyWanted tells whether the counters should ask for a rekey of c now:
+// not while a successor is installed (the rekey succeeded, or the peer
+// rekeyed) and not again while an earlier request may still be in flight.
+func (d *Daemon) rekeyWanted(t *tunnel, c *child, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, o := range t.children {
+		if o != c && o.installed.After(c.installed) {
+			return false
+		}
+	}
+	return c.rekeyAskedAt.IsZero() || now.Sub(c.rekeyAskedAt) >= d.opt.RekeyRetry
+}
+
+// expireInbound removes an inbound SA that carried its hard byte lifetime:
+// the peer's packets on it are dropped from now on (unknown SPI) until the
+// rekey asked for at the soft limit replaces it.
+func (d *Daemon) expireInbound(t *tunnel, c *child, bytes uint64) {
+	if err := d.w.RetireSA(c.inIdx); err != nil {
+		d.log.Warn("removing an inbound SA at its hard byte lifetime (will retry)", "tunnel", t.cfg.Name, "spi", fmt.Sprintf("%08x", c.sa.InSPI), "err", err)
+		return
+	}
+	d.used[c.inIdx] = false
+	d.mu.Lock()
+	c.inExpired = true
+	d.mu.Unlock()
+	d.log.Warn("inbound SA reached its hard byte lifetime before a rekey replaced it: removed", "tunnel", t.cfg.Name,
+		"spi", fmt.Sprintf("%08x", c.sa.InSPI), "bytes", bytes, "lifetime_bytes", c.hardBytes)
 }
 
 // sweepStaleTunnels gives up on the SAs a previous process left for a

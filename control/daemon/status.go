@@ -52,6 +52,9 @@ func (d *Daemon) Status() *status.Status {
 				if ch := t.children[c.InSPI]; ch != nil {
 					sc.Encap = ch.sa.Encap
 					sc.InIndex, sc.OutIndex = ch.inIdx, ch.outIdx
+					if ch.inExpired {
+						sc.InIndex = 0 // removed at its hard byte lifetime
+					}
 					sc.In, sc.Out = counters(ch.in, mono), counters(ch.out, mono)
 				}
 				st.Children = append(st.Children, sc)
