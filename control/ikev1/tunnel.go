@@ -303,14 +303,14 @@ func (t *Tunnel) natd(sa *p1SA, a netip.AddrPort) []byte {
 }
 
 func (t *Tunnel) natdPayloads(sa *p1SA) []Payload {
-	local := netip.AddrPortFrom(t.cfg.LocalOutside, t.m.localPort(false))
+	local := netip.AddrPortFrom(t.cfg.LocalOutside, t.m.localPort(t.nat))
 	return []Payload{{Type: PayloadNATD, Body: t.natd(sa, t.peer)}, {Type: PayloadNATD, Body: t.natd(sa, local)}}
 }
 
 // checkNAT compares the peer's NAT-D hashes with the addresses we see
 // (RFC 3947 §3.2) and floats to port 4500 if either side is behind a NAT
 // or NAT-T is forced.
-func (t *Tunnel) checkNAT(sa *p1SA, ps []Payload, peerSaw netip.AddrPort) {
+func (t *Tunnel) checkNAT(sa *p1SA, ps []Payload, peerSaw netip.AddrPort, onNATPort bool) {
 	var hs [][]byte
 	for _, p := range ps {
 		if p.Type == PayloadNATD {
@@ -320,7 +320,7 @@ func (t *Tunnel) checkNAT(sa *p1SA, ps []Payload, peerSaw netip.AddrPort) {
 	if len(hs) < 2 {
 		return // the peer does no NAT-T
 	}
-	local := netip.AddrPortFrom(t.cfg.LocalOutside, t.m.localPort(false))
+	local := netip.AddrPortFrom(t.cfg.LocalOutside, t.m.localPort(onNATPort))
 	localNAT := !hmac.Equal(hs[0], t.natd(sa, local))
 	peerNAT := true
 	for _, h := range hs[1:] {
@@ -561,7 +561,7 @@ func (t *Tunnel) initMain4(sa *p1SA, d datagram) error {
 	if err := t.deriveP1(sa, gxy); err != nil {
 		return err
 	}
-	t.checkNAT(sa, m.Payloads, d.from)
+	t.checkNAT(sa, m.Payloads, d.from, d.nat)
 	idb := t.idBody()
 	hashI := sa.hash.IKEv1HashI(sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI[:], sa.ckyR[:], sa.saiB, idb)
 	ps := []Payload{{Type: PayloadID, Body: idb}, {Type: PayloadHash, Body: hashI}}
@@ -619,7 +619,7 @@ func (t *Tunnel) respMain3(sa *p1SA, d datagram) error {
 	ps := []Payload{{Type: PayloadKE, Body: sa.gxr}, {Type: PayloadNonce, Body: sa.nr}}
 	if Find(m.Payloads, PayloadNATD) != nil {
 		ps = append(ps, t.natdPayloads(sa)...)
-		t.checkNAT(sa, m.Payloads, d.from)
+		t.checkNAT(sa, m.Payloads, d.from, d.nat)
 		t.peer = d.from // answer where message 3 came from; the initiator floats
 		t.nat = d.nat
 	}
