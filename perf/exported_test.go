@@ -257,5 +257,6 @@ func fakeControl() prometheus.Collector {
 		c.Event(ikev2.Event{Type: ty, Tunnel: "vpn-t1", Time: time.Unix(0, 0)})
 	}
 	c.Event(ikev2.Event{Type: ikev2.NegotiationFailed, Tunnel: "vpn-t1", Reason: "NO_PROPOSAL_CHOSEN", Err: errors.New("fake")})
+	c.RekeyRequest("vpn-t1", "bytes")
 	return c
 }

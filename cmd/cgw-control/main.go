@@ -138,7 +138,8 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 		}
 		return nil
 	})
-	d, err := daemon.Start(daemon.Options{Config: cfg, Instance: instance, Log: log, GoBGPAPI: gobgpAPI, OnEvent: m.Event})
+	d, err := daemon.Start(daemon.Options{Config: cfg, Instance: instance, Log: log, GoBGPAPI: gobgpAPI, OnEvent: m.Event,
+		OnRekeyRequest: m.RekeyRequest})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ type Control struct {
 	tunnelUp map[string]bool
 
 	rekeys   *prometheus.CounterVec
+	asked    *prometheus.CounterVec
 	dpd      *prometheus.CounterVec
 	retrans  *prometheus.CounterVec
 	failures *prometheus.CounterVec
@@ -38,6 +39,8 @@ func New(src func() *status.Status) *Control {
 		src: src, tunnelUp: map[string]bool{},
 		rekeys: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rekeys_total",
 			Help: "Rekeys completed, by tunnel and kind (ike, child)."}, []string{"tunnel", "kind"}),
+		asked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rekey_requests_total",
+			Help: "Child SA rekeys asked for from the dataplane's counters, by reason (bytes: phase2 lifetime_bytes soft limit; sequence: sequence numbers near exhaustion)."}, []string{"tunnel", "reason"}),
 		dpd: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "dpd_timeouts_total",
 			Help: "Peers that did not answer liveness checks (RFC 7296 §1.4)."}, []string{"tunnel"}),
 		retrans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ike_retransmissions_total",
@@ -62,6 +65,8 @@ func (c *Control) Init(tunnels []string) {
 	for _, t := range tunnels {
 		c.rekeys.WithLabelValues(t, "ike")
 		c.rekeys.WithLabelValues(t, "child")
+		c.asked.WithLabelValues(t, "bytes")
+		c.asked.WithLabelValues(t, "sequence")
 		c.dpd.WithLabelValues(t)
 		c.retrans.WithLabelValues(t)
 		c.changes.WithLabelValues(t, "up")
@@ -101,9 +106,15 @@ func (c *Control) Event(e ikev2.Event) {
 	}
 }
 
+// RekeyRequest counts a Child SA rekey the daemon asked for from the
+// dataplane's counters (daemon.Options.OnRekeyRequest).
+func (c *Control) RekeyRequest(tunnel, reason string) {
+	c.asked.WithLabelValues(tunnel, reason).Inc()
+}
+
 // Describe implements prometheus.Collector.
 func (c *Control) Describe(ch chan<- *prometheus.Desc) {
-	for _, v := range []*prometheus.CounterVec{c.rekeys, c.dpd, c.retrans, c.failures, c.changes} {
+	for _, v := range []*prometheus.CounterVec{c.rekeys, c.asked, c.dpd, c.retrans, c.failures, c.changes} {
 		v.Describe(ch)
 	}
 	for _, d := range []*prometheus.Desc{c.up, c.ikeSAs, c.childSAs, c.staleSAs, c.routes, c.bytes, c.packets} {
@@ -113,7 +124,7 @@ func (c *Control) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Control) Collect(ch chan<- prometheus.Metric) {
-	for _, v := range []*prometheus.CounterVec{c.rekeys, c.dpd, c.retrans, c.failures, c.changes} {
+	for _, v := range []*prometheus.CounterVec{c.rekeys, c.asked, c.dpd, c.retrans, c.failures, c.changes} {
 		v.Collect(ch)
 	}
 	s := c.src()

@@ -37,6 +37,9 @@ func TestCollector(t *testing.T) {
 	} {
 		c.Event(e)
 	}
+	c.RekeyRequest("v-t1", "bytes")
+	c.RekeyRequest("v-t1", "bytes")
+	c.RekeyRequest("v-t2", "sequence")
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	mfs, err := reg.Gather()
@@ -57,6 +60,8 @@ func TestCollector(t *testing.T) {
 	for k, v := range map[string]float64{
 		"cgw_control_rekeys_total{kind=child,tunnel=v-t1}":                              1,
 		"cgw_control_rekeys_total{kind=ike,tunnel=v-t1}":                                1,
+		"cgw_control_rekey_requests_total{reason=bytes,tunnel=v-t1}":                    2,
+		"cgw_control_rekey_requests_total{reason=sequence,tunnel=v-t2}":                 1,
 		"cgw_control_ike_retransmissions_total{tunnel=v-t2}":                            2,
 		"cgw_control_negotiation_failures_total{notify=NO_PROPOSAL_CHOSEN,tunnel=v-t2}": 1,
 		"cgw_control_dpd_timeouts_total{tunnel=v-t2}":                                   1,
