@@ -68,6 +68,7 @@ type p1SA struct {
 	dpdSeq     uint32
 	dpdSince   time.Time // first unanswered R-U-THERE
 	dpdNext    time.Time
+	deleteAt   time.Time // a replaced SA: when to delete it
 	qms        map[uint32]*quick
 	infoSeen   map[uint32]bool
 }
@@ -671,11 +672,12 @@ func (t *Tunnel) established(sa *p1SA) {
 		copy(info.SPIr[:], sa.ckyR[:])
 		t.emit(Event{Type: ikev2.IKERekeyed, IKE: info})
 	}
+	// The peer moves its SA pairs to the new ISAKMP SA once that is up
+	// (strongSwan adopts them); deleting the old SA at once could race
+	// with that, so it goes after the grace period.
 	for _, o := range t.old {
-		t.sendInfo(o, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoISAKMP, SPIs: [][]byte{append(o.ckyI[:], o.ckyR[:]...)}}.Encode()}})
-		t.unregisterCky(o)
+		o.deleteAt = t.now().Add(t.m.tim.Grace)
 	}
-	t.old = nil
 	if sa.initiator && t.out == nil {
 		t.startQuick(sa, nil)
 	}
@@ -1266,6 +1268,12 @@ func (t *Tunnel) tick() {
 		t.reinitAt = time.Time{}
 		if t.p1 == nil {
 			t.initiate()
+		}
+	}
+	for _, o := range append([]*p1SA(nil), t.old...) {
+		if !o.deleteAt.IsZero() && !now.Before(o.deleteAt) {
+			t.sendInfo(o, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoISAKMP, SPIs: [][]byte{append(o.ckyI[:], o.ckyR[:]...)}}.Encode()}})
+			t.dropP1(o)
 		}
 	}
 	for _, sa := range append([]*p1SA{t.p1}, t.old...) {
