@@ -2,7 +2,8 @@
 // configured tunnel and turns its events into the pinned BPF maps the
 // dataplane reads (DESIGN §2), drives BGP and the RIB with tunnel state,
 // feeds the dataplane's per-SA counters back to IKE (DPD, rekey on sequence
-// exhaustion) and produces the status snapshot served to cgwctl.
+// exhaustion and at the phase 2 byte lifetime) and produces the status
+// snapshot served to cgwctl.
 //
 // Restart without loss (DESIGN §2: either process can restart without the
 // other): on start the SAs, tunnel flags and routes a previous control
@@ -56,8 +57,9 @@ type Options struct {
 	// (metrics).
 	OnRekeyRequest func(tunnel, reason string)
 	// RekeyRetry is how long a counter-triggered rekey may take before it
-	// is asked for again (default 30 s; a failed exchange re-asks at once).
-	RekeyRetry time.Duration
+	// is asked for again (default 30 s); RekeyFailRetry how soon after a
+	// failed exchange (default Timing.ReinitMin, else 2 s).
+	RekeyRetry, RekeyFailRetry time.Duration
 }
 
 // Daemon is a running control process.
@@ -111,10 +113,11 @@ type child struct {
 	// Byte lifetime (config phase2.lifetime_bytes; 0: none): a rekey is
 	// asked for at softBytes, the SA stops being used at hardBytes.
 	softBytes, hardBytes uint64
-	// rekeyAskedAt: when the counters last asked for a rekey (zero: not
-	// asked, or the attempt failed and may be asked again).
-	rekeyAskedAt time.Time
-	inExpired    bool // inbound SA removed at the hard byte limit
+	// rekeyAgain: when the counters may ask for a rekey again (zero: not
+	// asked yet); pushed RekeyRetry ahead by each request, brought
+	// forward to RekeyFailRetry when an exchange of the tunnel fails.
+	rekeyAgain time.Time
+	inExpired  bool // inbound SA removed at the hard byte limit
 }
 
 // seqSoftLimit is the outbound sequence number at which a rekey is asked
@@ -148,6 +151,12 @@ func Start(o Options) (*Daemon, error) {
 	}
 	if o.RekeyRetry <= 0 {
 		o.RekeyRetry = 30 * time.Second
+	}
+	if o.RekeyFailRetry <= 0 {
+		o.RekeyFailRetry = o.Timing.ReinitMin
+	}
+	if o.RekeyFailRetry <= 0 {
+		o.RekeyFailRetry = 2 * time.Second
 	}
 	d := &Daemon{opt: o, cfg: cfg, log: o.Log, started: time.Now(),
 		events: make(chan ikev2.Event, 4096), quit: make(chan struct{}), loopDone: make(chan struct{}),

@@ -50,12 +50,13 @@ func TestByteLimits(t *testing.T) {
 }
 
 // TestRekeyWanted: a counter-triggered rekey is asked once, not again
-// while it may be in flight, again after RekeyRetry or once an exchange
-// failed, and never once a successor is installed.
+// while it may be in flight, again after RekeyRetry, or RekeyFailRetry
+// after an exchange of the tunnel failed, and never once a successor is
+// installed.
 func TestRekeyWanted(t *testing.T) {
 	c := testConfig()
 	tn := &tunnel{id: 1, cfg: &c.Connections[0].Tunnels[0], children: map[uint32]*child{}}
-	d := &Daemon{opt: Options{RekeyRetry: 30 * time.Second}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	d := &Daemon{opt: Options{RekeyRetry: time.Hour, RekeyFailRetry: time.Minute}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		byName: map[string]*tunnel{tn.cfg.Name: tn}}
 	now := time.Now()
 	old := &child{sa: ikev2.ChildSA{InSPI: 1}, installed: now.Add(-time.Minute)}
@@ -63,19 +64,29 @@ func TestRekeyWanted(t *testing.T) {
 	if !d.rekeyWanted(tn, old, now) {
 		t.Fatal("first request refused")
 	}
-	old.rekeyAskedAt = now
+	old.rekeyAgain = now.Add(d.opt.RekeyRetry)
 	if d.rekeyWanted(tn, old, now.Add(time.Second)) {
 		t.Error("asked again while the first request may be in flight")
 	}
-	if !d.rekeyWanted(tn, old, now.Add(31*time.Second)) {
+	if !d.rekeyWanted(tn, old, now.Add(d.opt.RekeyRetry)) {
 		t.Error("not asked again after RekeyRetry")
 	}
 	d.apply(ikev2.Event{Type: ikev2.NegotiationFailed, Tunnel: tn.cfg.Name, Reason: "NO_PROPOSAL_CHOSEN"})
-	if !d.rekeyWanted(tn, old, now.Add(time.Second)) {
-		t.Error("not asked again after a failed exchange")
+	if d.rekeyWanted(tn, old, now.Add(time.Second)) {
+		t.Error("asked again at once after a failed exchange: RekeyFailRetry is the back-off")
 	}
+	if !d.rekeyWanted(tn, old, now.Add(2*time.Minute)) {
+		t.Error("not asked again RekeyFailRetry after a failed exchange")
+	}
+	fresh := &child{sa: ikev2.ChildSA{InSPI: 3}, installed: now.Add(-time.Minute)}
+	tn.children[3] = fresh
+	d.apply(ikev2.Event{Type: ikev2.NegotiationFailed, Tunnel: tn.cfg.Name})
+	if !fresh.rekeyAgain.IsZero() {
+		t.Error("a failure elsewhere scheduled a retry for an SA never asked for")
+	}
+	delete(tn.children, 3)
 	tn.children[2] = &child{sa: ikev2.ChildSA{InSPI: 2}, installed: now}
-	if d.rekeyWanted(tn, old, now.Add(time.Hour)) {
+	if d.rekeyWanted(tn, old, now.Add(24*time.Hour)) {
 		t.Error("asked to rekey an SA that already has a successor")
 	}
 }

@@ -81,10 +81,12 @@ func (d *Daemon) apply(e ikev2.Event) {
 		t.lastErr = msg
 		if e.Type == ikev2.NegotiationFailed {
 			// A rekey the counters asked for may be what failed: ask
-			// again at the next poll if the limit still holds (the engine
-			// ignores the request while one is in flight).
+			// again soon if the limit still holds (the engine ignores
+			// the request while one is in flight).
 			for _, c := range t.children {
-				c.rekeyAskedAt = time.Time{}
+				if again := time.Now().Add(d.opt.RekeyFailRetry); !c.rekeyAgain.IsZero() && again.Before(c.rekeyAgain) {
+					c.rekeyAgain = again
+				}
 			}
 		}
 		d.mu.Unlock()
@@ -388,7 +390,7 @@ func (d *Daemon) pollCounters() {
 				continue
 			}
 			d.mu.Lock()
-			c.rekeyAskedAt = now
+			c.rekeyAgain = now.Add(d.opt.RekeyRetry)
 			d.mu.Unlock()
 			d.log.Info("Child SA near its "+reason+" limit: rekeying", "tunnel", t.cfg.Name, "spi", fmt.Sprintf("%08x", c.sa.OutSPI),
 				"seq", out.Seq, "bytes_in", c.in.Bytes, "bytes_out", out.Bytes, "soft_bytes", c.softBytes)
@@ -413,7 +415,7 @@ func (d *Daemon) rekeyWanted(t *tunnel, c *child, now time.Time) bool {
 			return false
 		}
 	}
-	return c.rekeyAskedAt.IsZero() || now.Sub(c.rekeyAskedAt) >= d.opt.RekeyRetry
+	return c.rekeyAgain.IsZero() || !now.Before(c.rekeyAgain)
 }
 
 // expireInbound removes an inbound SA that carried its hard byte lifetime:
