@@ -33,6 +33,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/procstat"
+
 	"github.com/cgw-project/cgw/bench/espcheck"
 	"github.com/cgw-project/cgw/bpf"
 	"github.com/cgw-project/cgw/control/maps"
@@ -568,9 +570,9 @@ func (t *Topology) StartDataplane(s *Site) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("b2b: starting cgw-dataplane in %s: %w", s.NS, err)
 	}
-	st, err := procStart(cmd.Process.Pid)
+	st, err := procstat.Read(cmd.Process.Pid)
 	if err == nil {
-		err = t.record("proc", fmt.Sprintf("%d %d", cmd.Process.Pid, st))
+		err = t.record("proc", fmt.Sprintf("%d %d", cmd.Process.Pid, st.Start))
 	}
 	s.proc = cmd
 	return err
@@ -597,7 +599,7 @@ func (s *Site) DataplanePid() int {
 func (t *Topology) WaitDataplane(ctx context.Context, s *Site, timeout time.Duration) error {
 	end := time.Now().Add(timeout)
 	for time.Now().Before(end) && ctx.Err() == nil {
-		if s.proc == nil || !alive(s.proc.Process.Pid) {
+		if s.proc == nil || !procstat.Alive(s.proc.Process.Pid, 0) {
 			return fmt.Errorf("b2b: site %s: cgw-dataplane is not running; its log:\n%s", s.Name, s.DataplaneLog())
 		}
 		if t.xdpAttached(ctx, s.Role, InsideDev) && t.xdpAttached(ctx, s.Role, OutsideDev) {
@@ -681,9 +683,9 @@ func Down(prefix string) error {
 		if len(l) == 3 && l[0] == "proc" {
 			pid, _ := strconv.Atoi(l[1])
 			st, _ := strconv.ParseUint(l[2], 10, 64)
-			if now, err := procStart(pid); err == nil && now == st {
+			if now, err := procstat.Read(pid); err == nil && now.Start == st {
 				syscall.Kill(pid, syscall.SIGKILL)
-				for i := 0; i < 100 && alive(pid); i++ {
+				for i := 0; i < 100 && procstat.Alive(pid, st); i++ {
 					time.Sleep(10 * time.Millisecond)
 				}
 			}
@@ -710,34 +712,6 @@ func Down(prefix string) error {
 		return err
 	}
 	return os.RemoveAll(dir)
-}
-
-// procStart is field 22 of /proc/<pid>/stat (start time), which tells a
-// recorded process from a later one that reused its pid.
-func procStart(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("pid %d: malformed /proc stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, fmt.Errorf("pid %d: short /proc stat", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
-
-// alive: the process exists and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
 // Metrics returns the non-zero samples of a site's dataplane metrics

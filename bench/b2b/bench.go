@@ -1,15 +1,13 @@
 package b2b
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/cgw-project/cgw/bench/procstat"
 
 	"github.com/cgw-project/cgw/bench/pktgen"
 	"github.com/cgw-project/cgw/crypto/transform"
@@ -169,7 +167,7 @@ func (l *Load) Run(ctx context.Context, d Direction, size int, count uint64, gen
 		sink, genRole, genDev = l.sinkLAN, Wire, WireA
 	}
 	pid := l.t.A.DataplanePid()
-	cpu0, cerr := procCPU(pid)
+	st0, cerr := procstat.Read(pid)
 	mc := make(chan pktgen.Measurement, 1)
 	ec := make(chan error, 1)
 	sctx, stop := context.WithCancel(ctx)
@@ -197,8 +195,8 @@ func (l *Load) Run(ctx context.Context, d Direction, size int, count uint64, gen
 		return Result{}, merr
 	}
 	r := Result{Size: size, Gen: g, Sink: m}
-	if cpu1, err := procCPU(pid); err == nil && cerr == nil {
-		r.CPU = cpu1 - cpu0
+	if st1, err := procstat.Read(pid); err == nil && cerr == nil {
+		r.CPU = st1.CPU - st0.CPU
 	}
 	if g.Sent > m.Packets {
 		r.Dropped = g.Sent - m.Packets
@@ -207,24 +205,4 @@ func (l *Load) Run(ctx context.Context, d Direction, size int, count uint64, gen
 		return r, fmt.Errorf("b2b: %v: the sink counted nothing of %d frames (is site A's dataplane forwarding? log:\n%s)", d, g.Sent, l.t.A.DataplaneLog())
 	}
 	return r, nil
-}
-
-// procCPU is a process's CPU time, user and system (/proc/<pid>/stat
-// fields 14 and 15, in clock ticks of 1/100 s on Linux).
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("pid %d: malformed /proc stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("pid %d: short /proc stat", pid)
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond, nil
 }

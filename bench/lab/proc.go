@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cgw-project/cgw/bench/procstat"
 )
 
 // Proc is a process the lab started. It is identified by pid AND its start
@@ -24,48 +25,8 @@ type Proc struct {
 	Log   string `json:"log"`
 }
 
-// procStart returns the start time of pid in clock ticks since boot, or
-// an error if the process does not exist.
-func procStart(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// comm (field 2) may hold spaces; fields after the last ')' are fixed.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("pid %d: malformed /proc stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); starttime is field 22.
-	if len(f) < 20 {
-		return 0, fmt.Errorf("pid %d: short /proc stat", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
-
-// procState returns the one-letter state of pid ("R", "S", "Z", ...).
-func procState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+3 > len(b) {
-		return ""
-	}
-	return string(b[i+2 : i+3])
-}
-
 // Alive reports whether the process still runs (a zombie counts as gone).
-func (p Proc) Alive() bool {
-	st, err := procStart(p.Pid)
-	if err != nil || st != p.Start {
-		return false
-	}
-	s := procState(p.Pid)
-	return s != "" && s != "Z" && s != "X"
-}
+func (p Proc) Alive() bool { return procstat.Alive(p.Pid, p.Start) }
 
 // stop ends the process by pid: SIGTERM, then SIGKILL after grace.
 func (p Proc) stop(grace time.Duration) error {
@@ -114,12 +75,12 @@ func startProc(name, ns, logPath string, env []string, args ...string) (Proc, er
 	if err := cmd.Start(); err != nil {
 		return Proc{}, fmt.Errorf("start %s in %s: %w", name, ns, err)
 	}
-	st, err := procStart(cmd.Process.Pid)
+	st, err := procstat.Read(cmd.Process.Pid)
 	if err != nil {
 		return Proc{}, fmt.Errorf("start %s in %s: exited at once (see %s)", name, ns, logPath)
 	}
 	go cmd.Wait() //nolint:errcheck // reaping only; liveness is checked by pid
-	return Proc{Name: name, NS: ns, Pid: cmd.Process.Pid, Start: st, Log: logPath}, nil
+	return Proc{Name: name, NS: ns, Pid: cmd.Process.Pid, Start: st.Start, Log: logPath}, nil
 }
 
 // run runs a command (on the host, e.g. "ip -n ns ...") and returns its

@@ -1,0 +1,64 @@
+// Package procstat reads the few fields of /proc/<pid>/stat that the lab
+// harnesses need to track the processes they start: the state, the start
+// time (which tells a recorded process from a later one that reused its
+// pid) and the CPU time consumed.
+package procstat
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Stat is a process's entry in /proc/<pid>/stat (proc(5)).
+type Stat struct {
+	State string        // field 3: "R", "S", "Z", …
+	Start uint64        // field 22: start time, clock ticks since boot
+	CPU   time.Duration // fields 14+15: user + system time
+}
+
+// clockTick is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// Read returns pid's stat fields, or an error if the process is gone.
+func Read(pid int) (Stat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Stat{}, err
+	}
+	return parse(pid, b)
+}
+
+func parse(pid int, b []byte) (Stat, error) {
+	// comm (field 2) may hold spaces and parentheses; the fields after the
+	// last ')' are fixed.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return Stat{}, fmt.Errorf("pid %d: malformed /proc stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3.
+	if len(f) < 20 {
+		return Stat{}, fmt.Errorf("pid %d: short /proc stat", pid)
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return Stat{}, fmt.Errorf("pid %d: start time %q: %w", pid, f[19], err)
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	s, _ := strconv.ParseUint(f[12], 10, 64)
+	return Stat{State: f[0], Start: start, CPU: time.Duration(u+s) * clockTick}, nil
+}
+
+// Alive reports whether pid runs and is the process that started at start
+// (0: any); a zombie or dead process counts as gone.
+func Alive(pid int, start uint64) bool {
+	st, err := Read(pid)
+	if err != nil || (start != 0 && st.Start != start) {
+		return false
+	}
+	return st.State != "Z" && st.State != "X"
+}

@@ -1,0 +1,40 @@
+package procstat
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	// comm with a space and a parenthesis, as the kernel writes it.
+	line := "4242 (a) b) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 1 0 987654 1000 200 18446744073709551615\n"
+	st, err := parse(4242, []byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != "S" || st.Start != 987654 || st.CPU != 3800*time.Millisecond {
+		t.Fatalf("got %+v, want state S, start 987654, cpu 3.8s", st)
+	}
+	if _, err := parse(1, []byte("1 (x) S 1 2")); err == nil {
+		t.Fatal("short stat accepted")
+	}
+}
+
+func TestAlive(t *testing.T) {
+	self, err := Read(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Alive(os.Getpid(), self.Start) || Alive(os.Getpid(), self.Start+1) {
+		t.Fatal("Alive does not tell this process by its start time")
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if Alive(cmd.Process.Pid, 0) {
+		t.Fatalf("reaped pid %d still alive", cmd.Process.Pid)
+	}
+}
