@@ -1,11 +1,49 @@
-// Package ikev1 runs IKEv1 (RFC 2409) for cgw's tunnels to AWS endpoints
-// configured with ike_version 1: Main Mode with pre-shared keys, Quick
-// Mode for the ESP SA pair (PFS when phase 2 has DH groups), NAT-T
-// (RFC 3947), dead peer detection (RFC 3706) and Delete notifications. Its
-// Manager has the shape of control/ikev2's and emits ikev2's Event type,
-// so cgw-control can drive either engine.
+// Package ikev1 runs IKEv1 (RFC 2409) for cgw's tunnels configured with
+// ike_version 1, as AWS's endpoints also accept it (DESIGN.md §1): Main
+// Mode with pre-shared keys (never Aggressive Mode), Quick Mode for the
+// route-based ESP SA pair (0.0.0.0/0 both ways) with PFS when phase 2 has
+// DH groups, NAT-T (RFC 3947: NAT-D, float to 4500 with the non-ESP
+// marker, UDP-Encapsulated-Tunnel mode), dead peer detection (RFC 3706
+// R-U-THERE/ACK with sequence numbers), Delete and INITIAL-CONTACT
+// notifications.
 //
-// isakmp.go is the ISAKMP codec (RFC 2408) with the IPsec DOI (RFC 2407);
-// crypt.go the ISAKMP SA's AES-CBC encryption and IV chain (RFC 2409
-// Appendix B).
+// The Manager has control/ikev2's shape (AddTunnel, RemoveTunnel,
+// Initiate, RekeyChild, RekeyIKE, ChildNeedsRekey, LastInbound, Status,
+// Close, the InstallInbound hook) and emits ikev2's Event, ChildSA and
+// TunnelStatus types (aliased here), so cgw-control drives either engine
+// with one event loop. SplitVersions lets both engines share UDP 500 and
+// 4500 by the ISAKMP version byte.
+//
+// Events for one SA pair, as ikev2's (make-before-break, DESIGN.md §2):
+// ChildSAInstalled (InstallInbound runs first, before the Quick Mode
+// message that lets the peer use the inbound SPI: message 2 as responder,
+// 3 as initiator), OutboundSwitch (initiator: on message 2; responder: on
+// message 3), ChildSARetired (after Timing.Grace, when a newer pair
+// replaced it, the peer deleted it or it expired). The Quick Mode
+// initiator deletes the pair it replaced; so does the responder, because
+// strongSwan keeps rekeyed IKEv1 SAs until they expire. IKEv1 has no
+// rekey collision rule, so the ISAKMP responder schedules its rekeys
+// later in the margin than the initiator.
+//
+// A Main Mode "rekey" is a new ISAKMP SA (RekeyIKE, or at lifetime −
+// margin): IKERekeyed follows, and the old SA is deleted after the grace
+// period; the SA pairs are independent of it (RFC 2409 §5.5) and stay.
+//
+// Files: isakmp.go is the ISAKMP codec (RFC 2408) with the IPsec DOI
+// (RFC 2407); crypt.go the ISAKMP SA's AES-CBC encryption and IV chain
+// (RFC 2409 Appendix B: phase 1 IV = hash(g^xi | g^xr), each Quick Mode
+// or Informational exchange hash(last phase 1 block | M-ID)); proposals.go
+// maps the configuration to Phase 1 / Quick Mode transforms; tunnel.go the
+// state machines; demux.go SplitVersions.
+//
+// Timers: retransmission Timing.RetransmitTimeout × RetransmitFactorⁿ,
+// RetransmitTries times; tunnels check timers every Options.Tick.
+//
+// Tests: go test ./control/ikev1/ runs the loopback suites (AES-128/256 ×
+// SHA1/SHA2-256 × DH 2/14/19/20 with KEYMAT compared crosswise, NAT-T,
+// rekeys, DPD, retransmission, wrong PSK, delete) and, as root, the
+// strongSwan 5.9.8 interop tests in a namespace pair (IKEv1 SA ESTABLISHED
+// and the SA pair INSTALLED with our SPIs, ESP echo round trips through
+// charon's libipsec proving both directions' KEYMAT, quick-mode rekey from
+// each side, reauth, DPD, delete); go test -short skips those.
 package ikev1
