@@ -259,8 +259,8 @@ func TestWrongPSK(t *testing.T) {
 	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
 	connect(t, a, b, c, cb)
 	e := b.wait(ikev2.NegotiationFailed, 0)
-	if e.Err == nil || !strings.Contains(e.Err.Error(), "pre-shared key") {
-		t.Fatalf("error %v", e.Err)
+	if e.Err == nil || !strings.Contains(e.Err.Error(), "pre-shared key") || e.Notify != NotifyAuthFailed || e.Reason != "AUTHENTICATION_FAILED" {
+		t.Fatalf("event %v (notify %d, reason %q)", e, e.Notify, e.Reason)
 	}
 }
 

@@ -155,7 +155,10 @@ func phase2Choices(p config.Phase) []p2Choice {
 	return out
 }
 
-func matchPhase2(sa SA, p config.Phase) (p2Choice, []byte, uint64, bool) {
+// matchPhase2 returns the first of the peer's ESP transforms we accept.
+// keLen >= 0 is the length of the peer's KE data: the chosen PFS group
+// must be the one it was made for (one KE serves the whole offer).
+func matchPhase2(sa SA, p config.Phase, keLen int) (p2Choice, []byte, uint64, bool) {
 	suites := p.ESPSuites()
 	for _, pr := range sa.Proposals {
 		if pr.Protocol != ProtoESP || len(pr.SPI) != 4 {
@@ -189,6 +192,10 @@ func matchPhase2(sa SA, p config.Phase) (p2Choice, []byte, uint64, bool) {
 			okGroup := g == 0 && len(p.DHGroups) == 0
 			for _, x := range p.DHGroups {
 				okGroup = okGroup || uint64(x) == g
+			}
+			if okGroup && g != 0 && keLen >= 0 {
+				grp, err := dh.Lookup(dh.ID(g))
+				okGroup = err == nil && grp.PublicLen() == keLen
 			}
 			if !okGroup {
 				continue

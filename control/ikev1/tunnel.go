@@ -19,6 +19,9 @@ import (
 	"github.com/cgw-project/cgw/crypto/prf"
 )
 
+// errPSK: Main Mode's encrypted messages or hashes do not check out.
+var errPSK = errors.New("the pre-shared keys differ (check pre_shared_key against the AWS tunnel's)")
+
 type datagram struct {
 	b    []byte
 	h    Header
@@ -394,8 +397,14 @@ func (t *Tunnel) findP1(h Header) *p1SA {
 }
 
 func (t *Tunnel) failed(n uint16, err error) {
-	t.m.log.Warn("negotiation failed", "tunnel", t.name, "err", err)
-	t.emit(Event{Type: ikev2.NegotiationFailed, Notify: message.NotifyType(n), Err: err, Reason: "negotiation failed"})
+	t.m.log.Warn("negotiation failed", "tunnel", t.name, "err", err, "notify", n)
+	reason := "timeout or local error"
+	if n != 0 {
+		// IKEv1 and IKEv2 share these numbers (NO_PROPOSAL_CHOSEN 14,
+		// AUTHENTICATION_FAILED 24), so ikev2's names fit.
+		reason = message.NotifyType(n).String()
+	}
+	t.emit(Event{Type: ikev2.NegotiationFailed, Notify: message.NotifyType(n), Err: err, Reason: reason})
 }
 
 func (t *Tunnel) handleMain(d datagram) {
@@ -429,7 +438,11 @@ func (t *Tunnel) handleMain(d datagram) {
 		return
 	}
 	if err != nil {
-		t.failed(0, err)
+		var n uint16
+		if errors.Is(err, errPSK) {
+			n = NotifyAuthFailed
+		}
+		t.failed(n, err)
 		if sa.state != mmDone {
 			t.dropP1(sa)
 			if sa.initiator {
@@ -585,7 +598,7 @@ func (t *Tunnel) initMain6(sa *p1SA, d datagram) error {
 	}
 	m, next, err := sa.crypt.Open(d.h, d.b, sa.iv)
 	if err != nil {
-		return fmt.Errorf("main mode message 6 does not decrypt: the pre-shared keys differ (%v)", err)
+		return fmt.Errorf("main mode message 6 does not decrypt (%v): %w", err, errPSK)
 	}
 	id, h := Find(m.Payloads, PayloadID), Find(m.Payloads, PayloadHash)
 	if id == nil || h == nil || !t.peerIDOK(id.Body) {
@@ -593,7 +606,7 @@ func (t *Tunnel) initMain6(sa *p1SA, d datagram) error {
 	}
 	want := sa.hash.IKEv1HashR(sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI[:], sa.ckyR[:], sa.saiB, id.Body)
 	if !hmac.Equal(want, h.Body) {
-		return errors.New("main mode: HASH_R does not verify: the pre-shared keys differ")
+		return fmt.Errorf("main mode: HASH_R does not verify: %w", errPSK)
 	}
 	sa.iv, sa.p1last = next, next
 	sa.req = nil
@@ -637,7 +650,7 @@ func (t *Tunnel) respMain5(sa *p1SA, d datagram) error {
 	}
 	m, next, err := sa.crypt.Open(d.h, d.b, sa.iv)
 	if err != nil {
-		return fmt.Errorf("main mode message 5 does not decrypt: the pre-shared keys differ (%v)", err)
+		return fmt.Errorf("main mode message 5 does not decrypt (%v): %w", err, errPSK)
 	}
 	id, h := Find(m.Payloads, PayloadID), Find(m.Payloads, PayloadHash)
 	if id == nil || h == nil || !t.peerIDOK(id.Body) {
@@ -645,7 +658,7 @@ func (t *Tunnel) respMain5(sa *p1SA, d datagram) error {
 	}
 	want := sa.hash.IKEv1HashI(sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI[:], sa.ckyR[:], sa.saiB, id.Body)
 	if !hmac.Equal(want, h.Body) {
-		return errors.New("main mode: HASH_I does not verify: the pre-shared keys differ")
+		return fmt.Errorf("main mode: HASH_I does not verify: %w", errPSK)
 	}
 	idb := t.idBody()
 	hashR := sa.hash.IKEv1HashR(sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI[:], sa.ckyR[:], sa.saiB, idb)
@@ -820,7 +833,7 @@ func (t *Tunnel) peerDelete(sa *p1SA, d Delete) {
 		t.m.log.Info("peer deleted the ISAKMP SA", "tunnel", t.name)
 		t.dropP1(sa)
 		if t.p1 == nil && t.out == nil {
-			t.down("peer deleted the ISAKMP SA", nil, true)
+			t.down("deleted by peer", nil, true)
 		}
 	case ProtoESP:
 		for _, s := range d.SPIs {
@@ -837,7 +850,7 @@ func (t *Tunnel) peerDelete(sa *p1SA, d Delete) {
 			}
 		}
 		if t.out == nil {
-			t.down("peer deleted the SA", nil, true)
+			t.down("child SA deleted by peer", nil, true)
 		}
 	}
 }
@@ -997,7 +1010,11 @@ func (t *Tunnel) respQuick1(sa *p1SA, d datagram) error {
 	if err != nil {
 		return err
 	}
-	c, spi, encap, ok := matchPhase2(sai, t.cfg.Phase2)
+	keLen := -1
+	if ke := Find(m.Payloads, PayloadKE); ke != nil {
+		keLen = len(ke.Body)
+	}
+	c, spi, encap, ok := matchPhase2(sai, t.cfg.Phase2, keLen)
 	if !ok {
 		t.sendInfo(sa, []Payload{{Type: PayloadN, Body: Notify{Protocol: ProtoESP, Type: NotifyNoProposalChosen}.Encode()}})
 		return errors.New("quick mode: no acceptable ESP proposal from the peer (check phase 2 encryption, integrity and PFS groups)")
@@ -1082,7 +1099,7 @@ func (t *Tunnel) initQuick2(sa *p1SA, q *quick, d datagram) error {
 	if err != nil {
 		return err
 	}
-	c, spi, encap, ok := matchPhase2(sar, t.cfg.Phase2)
+	c, spi, encap, ok := matchPhase2(sar, t.cfg.Phase2, -1)
 	if !ok {
 		return errors.New("quick mode: the peer chose an ESP transform we did not offer")
 	}
@@ -1344,9 +1361,11 @@ func (t *Tunnel) dpd(now time.Time) {
 		return
 	}
 	if !sa.dpdSince.IsZero() && now.Sub(sa.dpdSince) >= iv*time.Duration(max(t.cfg.DPD.Retries, 1)) {
-		t.emit(Event{Type: ikev2.DPDTimeout})
-		t.m.log.Warn("DPD: peer dead", "tunnel", t.name, "action", t.cfg.DPD.Action)
-		t.down("dpd timeout", errors.New("peer did not answer R-U-THERE"), false)
+		err := fmt.Errorf("tunnel %s: dead peer: %s answered no R-U-THERE for %s (DPD %s × %d)", t.name, t.peer,
+			now.Sub(sa.dpdSince), iv, t.cfg.DPD.Retries)
+		t.emit(Event{Type: ikev2.DPDTimeout, Err: err})
+		t.m.log.Warn("peer is not answering", "err", err, "action", t.cfg.DPD.Action)
+		t.down("dead peer", err, false)
 		if t.cfg.DPD.Action == config.DPDRestart {
 			t.initiate()
 		} else {
