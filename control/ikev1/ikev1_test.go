@@ -334,3 +334,45 @@ func TestLifetimeRekey(t *testing.T) {
 	a.wait(ikev2.ChildSARetired, 0)
 	b.wait(ikev2.ChildSARetired, 0)
 }
+
+// TestInstallInbound: the hook sees each new pair before its
+// ChildSAInstalled event, on both sides, initial pair and rekey.
+func TestInstallInbound(t *testing.T) {
+	c := testTunnel("t1")
+	mk := func(name string) *node {
+		var n *node
+		n = newNode(t, name, Options{InstallInbound: func(tun string, cs ChildSA) error {
+			n.mu.Lock()
+			n.events = append(n.events, Event{Type: -1, Tunnel: tun, Child: &cs})
+			n.mu.Unlock()
+			return nil
+		}})
+		return n
+	}
+	a, b := mk("a"), mk("b")
+	connect(t, a, b, c, c)
+	a.wait(ikev2.TunnelUp, 0)
+	a.m.RekeyChild("t1")
+	a.wait(ikev2.ChildSAInstalled, 1)
+	b.wait(ikev2.ChildSAInstalled, 1)
+	for _, n := range []*node{a, b} {
+		n.mu.Lock()
+		hooked := map[uint32]bool{}
+		installed := 0
+		for _, e := range n.events {
+			switch e.Type {
+			case -1:
+				hooked[e.Child.InSPI] = true
+			case ikev2.ChildSAInstalled:
+				installed++
+				if !hooked[e.Child.InSPI] {
+					t.Errorf("%s: ChildSAInstalled %08x before InstallInbound", n.name, e.Child.InSPI)
+				}
+			}
+		}
+		n.mu.Unlock()
+		if installed != 2 {
+			t.Errorf("%s: %d ChildSAInstalled, want 2", n.name, installed)
+		}
+	}
+}
