@@ -94,6 +94,7 @@ func New(o Options) (*Manager, error) {
 	def(&tim.ReinitMin, 2*time.Second)
 	def(&tim.ReinitMax, 2*time.Minute)
 	def(&tim.DeleteWait, 2*time.Second)
+	def(&tim.HalfOpenTimeout, 30*time.Second)
 	m := &Manager{opt: o, tim: tim, log: o.Log, clock: o.Clock, tunnels: map[string]*Tunnel{},
 		byPeer: map[netip.Addr]*Tunnel{}, byCky: map[[8]byte]*Tunnel{}, childSPI: map[uint32]*Tunnel{}}
 	m.wg.Add(2)

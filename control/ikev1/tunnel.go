@@ -1297,6 +1297,11 @@ func (t *Tunnel) tick() {
 		if sa == nil {
 			continue
 		}
+		if !sa.initiator && sa.state != mmDone && now.Sub(sa.created) > t.m.tim.HalfOpenTimeout {
+			// A responder's Main Mode the initiator abandoned.
+			t.dropP1(sa)
+			continue
+		}
 		if !t.retry(sa.req) {
 			sa.req = nil
 			t.failed(0, errors.New("main mode: the peer did not answer (check the peer address, UDP 500/4500 reachability)"))
