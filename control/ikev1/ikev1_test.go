@@ -376,3 +376,52 @@ func TestInstallInbound(t *testing.T) {
 		}
 	}
 }
+
+// dupConn sends every datagram twice.
+type dupConn struct{ net.PacketConn }
+
+func (d dupConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	d.PacketConn.WriteTo(b, a)
+	return d.PacketConn.WriteTo(b, a)
+}
+
+// TestDuplicates: every message arriving twice (both directions, both
+// phases) sets up exactly one pair per side, without failures.
+func TestDuplicates(t *testing.T) {
+	c := testTunnel("t1")
+	mk := func(name string) *node {
+		n := &node{t: t, name: name, c500: listen(t), c4500: listen(t)}
+		m, err := New(Options{Conn500: dupConn{n.c500}, Conn4500: dupConn{n.c4500}, Tick: 20 * time.Millisecond, Timing: Timing{Grace: 100 * time.Millisecond},
+			Events: func(e Event) { n.mu.Lock(); n.events = append(n.events, e); n.mu.Unlock() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.m = m
+		t.Cleanup(func() { m.Close(context.Background()) })
+		return n
+	}
+	a, b := mk("a"), mk("b")
+	connect(t, a, b, c, c)
+	a.wait(ikev2.TunnelUp, 0)
+	b.wait(ikev2.TunnelUp, 0)
+	a.m.RekeyChild("t1")
+	a.wait(ikev2.ChildSARetired, 0)
+	b.wait(ikev2.ChildSARetired, 0)
+	time.Sleep(300 * time.Millisecond)
+	for _, n := range []*node{a, b} {
+		n.mu.Lock()
+		k := 0
+		for _, e := range n.events {
+			switch e.Type {
+			case ikev2.ChildSAInstalled:
+				k++
+			case ikev2.NegotiationFailed:
+				t.Errorf("%s: %v", n.name, e)
+			}
+		}
+		n.mu.Unlock()
+		if k != 2 {
+			t.Errorf("%s: %d ChildSAInstalled, want 2", n.name, k)
+		}
+	}
+}

@@ -389,7 +389,9 @@ func (t *Tunnel) handle(d datagram) {
 
 func (t *Tunnel) findP1(h Header) *p1SA {
 	for _, sa := range append([]*p1SA{t.p1}, t.old...) {
-		if sa != nil && sa.ckyI == h.CkyI && (sa.ckyR == h.CkyR || sa.ckyR == [8]byte{}) {
+		// A zero responder cookie is message 1 (or its retransmission):
+		// it belongs to the SA with that initiator cookie.
+		if sa != nil && sa.ckyI == h.CkyI && (sa.ckyR == h.CkyR || sa.ckyR == [8]byte{} || h.CkyR == [8]byte{}) {
 			return sa
 		}
 	}
