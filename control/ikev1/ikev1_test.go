@@ -425,3 +425,49 @@ func TestDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// lossyConn drops every third datagram it sends.
+type lossyConn struct {
+	net.PacketConn
+	mu sync.Mutex
+	n  int
+}
+
+func (l *lossyConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	l.mu.Lock()
+	l.n++
+	drop := l.n%3 == 0
+	l.mu.Unlock()
+	if drop {
+		return len(b), nil
+	}
+	return l.PacketConn.WriteTo(b, a)
+}
+
+// TestLossy: with a third of each side's datagrams lost, retransmissions
+// still set up one pair and rekey it, KEYMAT matching.
+func TestLossy(t *testing.T) {
+	c := testTunnel("t1")
+	mk := func(name string) *node {
+		n := &node{t: t, name: name, c500: listen(t), c4500: listen(t)}
+		m, err := New(Options{Conn500: &lossyConn{PacketConn: n.c500}, Conn4500: &lossyConn{PacketConn: n.c4500}, Tick: 20 * time.Millisecond,
+			Timing: Timing{Grace: 100 * time.Millisecond, RetransmitTimeout: 100 * time.Millisecond, RetransmitFactor: 1.2, RetransmitTries: 8},
+			Events: func(e Event) { n.mu.Lock(); n.events = append(n.events, e); n.mu.Unlock() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.m = m
+		t.Cleanup(func() { m.Close(context.Background()) })
+		return n
+	}
+	a, b := mk("a"), mk("b")
+	connect(t, a, b, c, c)
+	ea, eb := a.wait(ikev2.ChildSAInstalled, 0), b.wait(ikev2.ChildSAInstalled, 0)
+	checkPair(t, ea.Child, eb.Child)
+	a.wait(ikev2.TunnelUp, 0)
+	b.wait(ikev2.TunnelUp, 0)
+	a.m.RekeyChild("t1")
+	ea, eb = a.wait(ikev2.ChildSAInstalled, 1), b.wait(ikev2.ChildSAInstalled, 1)
+	checkPair(t, ea.Child, eb.Child)
+	b.wait(ikev2.OutboundSwitch, 1)
+}
