@@ -438,17 +438,23 @@ func TestStrongSwanSuites(t *testing.T) {
 	cases := []struct {
 		enc, integ string
 		ike, pfs   int
+		espEnc     string // phase 2 cipher when not enc (GCM: phase 2 only)
 	}{
-		{config.AES256, config.SHA2256, 14, 14},
-		{config.AES128, config.SHA2256, 19, 19},
-		{config.AES256, config.SHA1, 20, 5},
-		{config.AES128, config.SHA2512, 24, 2},
+		{config.AES256, config.SHA2256, 14, 14, ""},
+		{config.AES128, config.SHA2256, 19, 19, ""},
+		{config.AES256, config.SHA1, 20, 5, ""},
+		{config.AES128, config.SHA2512, 24, 2, ""},
+		{config.AES256, config.SHA2384, 21, 15, config.AES256GCM},
+		{config.AES128, config.SHA2256, 14, 14, config.AES128GCM},
 	}
 	for _, c := range cases {
-		t.Run(fmt.Sprintf("%s_%s_%d_%d", c.enc, c.integ, c.ike, c.pfs), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s_%s_%d_%d%s", c.enc, c.integ, c.ike, c.pfs, c.espEnc), func(t *testing.T) {
 			tun := swanTunnel()
 			tun.Phase1.Encryption, tun.Phase1.Integrity, tun.Phase1.DHGroups = []string{c.enc}, []string{c.integ}, []int{c.ike}
 			tun.Phase2.Encryption, tun.Phase2.Integrity, tun.Phase2.DHGroups = []string{c.enc}, []string{c.integ}, []int{c.pfs}
+			if c.espEnc != "" {
+				tun.Phase2.Encryption = []string{c.espEnc}
+			}
 			l := newSwanLab(t, tun, "none")
 			n := &node{t: t, name: "cgw"}
 			l.managerInNS(n, Options{})
