@@ -1,5 +1,6 @@
-// Package daemon is cgw-control's core: it runs the IKEv2 engine for every
-// configured tunnel and turns its events into the pinned BPF maps the
+// Package daemon is cgw-control's core: it runs the IKE engine for every
+// configured tunnel (control/ikev2, or control/ikev1 for tunnels with
+// ike_version 1; both share UDP 500/4500) and turns its events into the pinned BPF maps the
 // dataplane reads (DESIGN §2), drives BGP and the RIB with tunnel state,
 // feeds the dataplane's per-SA counters back to IKE (DPD, rekey on sequence
 // exhaustion and at the phase 2 byte lifetime) and produces the status
@@ -20,12 +21,14 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cgw-project/cgw/bpf"
 	"github.com/cgw-project/cgw/control/bgp"
 	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/control/ikev1"
 	"github.com/cgw-project/cgw/control/ikev2"
 	"github.com/cgw-project/cgw/control/maps"
 	"github.com/cgw-project/cgw/control/rib"
@@ -70,6 +73,7 @@ type Daemon struct {
 	objs    *bpf.Objects
 	w       *maps.Writer
 	ike     *ikev2.Manager
+	ike1    *ikev1.Manager // nil when no tunnel uses ike_version 1
 	rib     *rib.RIB
 	bgp     *bgp.Speaker
 	started time.Time
@@ -171,9 +175,6 @@ func Start(o Options) (*Daemon, error) {
 			if id >= maps.MaxTunnels {
 				return nil, fmt.Errorf("daemon: more than %d tunnels configured", maps.MaxTunnels-1)
 			}
-			if t.IKEVersion == 1 {
-				return nil, fmt.Errorf("tunnel %s: ike_version 1 is not supported by this cgw-control yet: set ike_version: 2 (AWS endpoints accept both)", t.Name)
-			}
 			tn := &tunnel{id: id, cfg: t, conn: c, children: map[uint32]*child{}}
 			d.tunnels = append(d.tunnels, tn)
 			d.byName[t.Name] = tn
@@ -257,16 +258,39 @@ func Start(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.ike, err = ikev2.New(ikev2.Options{Conn500: c500, Conn4500: c4500, Log: d.log.With("part", "ike"), Timing: o.Timing,
-		Events: func(e ikev2.Event) { d.events <- e }, InstallInbound: d.installInbound})
+	// One socket per port for both versions, split by the ISAKMP header's
+	// version byte; a socket closes once both of its halves are closed.
+	v1a, v2a := ikev1.SplitVersions(c500, false)
+	v1b, v2b := ikev1.SplitVersions(c4500, true)
+	emit := func(e ikev2.Event) { d.events <- e }
+	d.ike, err = ikev2.New(ikev2.Options{Conn500: v2a, Conn4500: v2b, Log: d.log.With("part", "ike"), Timing: o.Timing,
+		Events: emit, InstallInbound: d.installInbound})
 	if err != nil {
-		c500.Close()
-		c4500.Close()
+		for _, c := range []net.PacketConn{v1a, v1b, v2a, v2b} {
+			c.Close()
+		}
 		return nil, err
+	}
+	if slices.ContainsFunc(d.tunnels, func(t *tunnel) bool { return t.cfg.IKEVersion == 1 }) {
+		d.ike1, err = ikev1.New(ikev1.Options{Conn500: v1a, Conn4500: v1b, Log: d.log.With("part", "ikev1"), Timing: o.Timing,
+			Events: emit, InstallInbound: d.installInbound})
+		if err != nil {
+			v1a.Close()
+			v1b.Close()
+			return nil, err
+		}
+	} else {
+		v1a.Close()
+		v1b.Close()
 	}
 	go d.loop()
 	for _, t := range d.tunnels {
-		if _, err := d.ike.AddTunnel(*t.cfg, ikev2.TunnelOptions{}); err != nil {
+		if t.cfg.IKEVersion == 1 {
+			_, err = d.ike1.AddTunnel(*t.cfg, ikev1.TunnelOptions{})
+		} else {
+			_, err = d.ike.AddTunnel(*t.cfg, ikev2.TunnelOptions{})
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -441,8 +465,12 @@ func (d *Daemon) Stop(ctx context.Context) {
 		}
 		time.Sleep(100 * time.Millisecond) // let the Notification leave through the TUN
 	}
+	// Their events (retired, down) go through the loop.
+	if d.ike1 != nil {
+		d.ike1.Close(ctx)
+	}
 	if d.ike != nil {
-		d.ike.Close(ctx) // its events (retired, down) go through the loop
+		d.ike.Close(ctx)
 	}
 	close(d.quit)
 	<-d.loopDone
@@ -472,8 +500,38 @@ func (d *Daemon) closeAll() {
 // Config returns the configuration the daemon runs.
 func (d *Daemon) Config() *config.Config { return d.cfg }
 
-// IKE returns the IKE engine (cgwctl actions, tests).
+// IKE returns the IKEv2 engine (cgwctl actions, tests).
 func (d *Daemon) IKE() *ikev2.Manager { return d.ike }
+
+// IKEv1 returns the IKEv1 engine, nil when no tunnel uses ike_version 1.
+func (d *Daemon) IKEv1() *ikev1.Manager { return d.ike1 }
+
+// engine is what the daemon asks of either IKE engine after AddTunnel
+// (control/ikev1's engine_test.go checks both Managers provide it).
+type engine interface {
+	ChildNeedsRekey(spi uint32) bool
+	LastInbound(spi uint32, at time.Time)
+	Initiate(name string) error
+	RekeyChild(name string) error
+	RekeyIKE(name string) error
+}
+
+// engineOf is the engine running tunnel t.
+func (d *Daemon) engineOf(t *tunnel) engine {
+	if t.cfg.IKEVersion == 1 && d.ike1 != nil {
+		return d.ike1
+	}
+	return d.ike
+}
+
+// engineNamed is the engine running the tunnel called name; unknown names
+// go to the IKEv2 engine, whose error names the tunnel.
+func (d *Daemon) engineNamed(name string) engine {
+	if t, ok := d.byName[name]; ok {
+		return d.engineOf(t)
+	}
+	return d.ike
+}
 
 // BGP returns the BGP speaker, nil when no connection uses BGP.
 func (d *Daemon) BGP() *bgp.Speaker { return d.bgp }

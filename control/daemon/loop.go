@@ -370,7 +370,7 @@ func (d *Daemon) pollCounters() {
 			d.mu.Unlock()
 			if ierr == nil && in.LastNs != 0 && in.LastNs != c.lastSeen && in.LastNs <= mono {
 				c.lastSeen = in.LastNs
-				d.ike.LastInbound(c.sa.InSPI, now.Add(-time.Duration(mono-in.LastNs)))
+				d.engineOf(t).LastInbound(c.sa.InSPI, now.Add(-time.Duration(mono-in.LastNs)))
 			}
 			if ierr == nil && c.hardBytes != 0 && in.Bytes >= c.hardBytes {
 				d.expireInbound(t, c, in.Bytes)
@@ -394,7 +394,7 @@ func (d *Daemon) pollCounters() {
 			d.mu.Unlock()
 			d.log.Info("Child SA near its "+reason+" limit: rekeying", "tunnel", t.cfg.Name, "spi", fmt.Sprintf("%08x", c.sa.OutSPI),
 				"seq", out.Seq, "bytes_in", c.in.Bytes, "bytes_out", out.Bytes, "soft_bytes", c.softBytes)
-			d.ike.ChildNeedsRekey(c.sa.OutSPI)
+			d.engineOf(t).ChildNeedsRekey(c.sa.OutSPI)
 			if d.opt.OnRekeyRequest != nil {
 				d.opt.OnRekeyRequest(t.cfg.Name, reason)
 			}

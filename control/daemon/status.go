@@ -27,6 +27,11 @@ func (d *Daemon) Status() *status.Status {
 			ike[ts.Name] = ts
 		}
 	}
+	if d.ike1 != nil {
+		for _, ts := range d.ike1.Status() {
+			ike[ts.Name] = ts
+		}
+	}
 	names := map[uint32]string{}
 	d.mu.Lock()
 	for _, t := range d.tunnels {
@@ -115,10 +120,10 @@ func counters(c maps.SACounters, mono uint64) status.Counters {
 }
 
 // RekeyChild implements status.Actor.
-func (d *Daemon) RekeyChild(tunnel string) error { return d.ike.RekeyChild(tunnel) }
+func (d *Daemon) RekeyChild(tunnel string) error { return d.engineNamed(tunnel).RekeyChild(tunnel) }
 
 // RekeyIKE implements status.Actor.
-func (d *Daemon) RekeyIKE(tunnel string) error { return d.ike.RekeyIKE(tunnel) }
+func (d *Daemon) RekeyIKE(tunnel string) error { return d.engineNamed(tunnel).RekeyIKE(tunnel) }
 
 // Initiate implements status.Actor.
-func (d *Daemon) Initiate(tunnel string) error { return d.ike.Initiate(tunnel) }
+func (d *Daemon) Initiate(tunnel string) error { return d.engineNamed(tunnel).Initiate(tunnel) }
