@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
+	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/status"
 )
 
@@ -270,6 +271,48 @@ func TestLabCGWMixedIKEVersions(t *testing.T) {
 	checkMapsMatch(t, g, l, s)
 	if err := l.WaitBGP(wctx); err != nil {
 		t.Fatalf("BGP over an IKEv1 and an IKEv2 tunnel: %v", err)
+	}
+	primary, _ := primaryTunnel(t, wctx, l, g, names)
+	pingCountersMove(t, ctx, l, g, primary)
+}
+
+// TestLabCGWIKEv1AWSDefaults: IKEv1 tunnels with AWS's default algorithm
+// lists on both sides (config defaults: 96 Phase 1 offers, an IP-
+// fragmented Main Mode message 1, and a Quick Mode offering every phase 2
+// algorithm and PFS group) come up against strongSwan and carry traffic.
+func TestLabCGWIKEv1AWSDefaults(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := ikeVersionsConfig([2]int{1, 1})
+	for i := range o.Config.Connections[0].Tunnels {
+		tu := &o.Config.Connections[0].Tunnels[i]
+		tu.Phase1, tu.Phase2 = config.Phase{}, config.Phase{} // ApplyDefaults: AWS's lists for IKEv1
+	}
+	l, g, _ := upLab(t, ctx, *o)
+	if n := len(l.Conn.Tunnels[0].Phase1.DHGroups); n < 12 {
+		t.Fatalf("phase 1 has %d DH groups after defaults, want AWS's full list", n)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	if err := l.WaitTunnels(wctx); err != nil {
+		t.Fatalf("AWS side: %v", err)
+	}
+	s, err := g.WaitStatus(wctx, l, "both IKEv1 tunnels up with AWS's default proposals", allUp)
+	if err != nil {
+		t.Fatalf("%v; last status: %+v", err, s)
+	}
+	names := []string{l.Conn.Tunnels[0].Name, l.Conn.Tunnels[1].Name}
+	for i, n := range names {
+		charonMatches(t, ctx, l, lab.AWSEndpoint(i), 1, activeOf(t, s, n))
+		sas, _ := l.SwanctlListSAs(ctx, lab.AWSEndpoint(i))
+		if len(sas) == 1 {
+			sc, _ := sas[0].InstalledChild()
+			t.Logf("%s: charon chose IKE %s/%s/%s, ESP %s", n, sas[0].Fields["encr-alg"], sas[0].Fields["integ-alg"], sas[0].Fields["dh-group"], sc.EncrAlg)
+		}
+	}
+	if err := l.WaitBGP(wctx); err != nil {
+		t.Fatalf("BGP: %v", err)
 	}
 	primary, _ := primaryTunnel(t, wctx, l, g, names)
 	pingCountersMove(t, ctx, l, g, primary)
