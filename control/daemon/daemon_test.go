@@ -215,15 +215,25 @@ func startIn(t *testing.T, ns string, o Options) *Daemon {
 // SA pair; when the initiator's outbound sequence counter nears its limit
 // (as the dataplane would push it) the daemon rekeys the Child SA and
 // replaces the SAs in the maps.
-func TestBackToBack(t *testing.T) {
+func TestBackToBack(t *testing.T) { testBackToBack(t, 2) }
+
+// TestBackToBackIKEv1: the same with ike_version 1 (control/ikev1 on the
+// sockets SplitVersions shares): Main Mode, Quick Mode, and the counter-
+// triggered rekey reaches the IKEv1 engine.
+func TestBackToBackIKEv1(t *testing.T) { testBackToBack(t, 1) }
+
+func testBackToBack(t *testing.T, ikeVersion int) {
 	needRoot(t)
-	base := fmt.Sprintf("bb%d", os.Getpid())
+	base := fmt.Sprintf("bb%d%d", ikeVersion, os.Getpid())
 	ns := newNS(t, "cgwdt-"+base)
 	side := func(name string, local, peer string, start string) (*Daemon, string) {
 		c := testConfig()
 		c.Connections[0].Tunnels = c.Connections[0].Tunnels[:1]
 		tu := &c.Connections[0].Tunnels[0]
 		tu.LocalOutside, tu.AWSOutside, tu.StartupAction = netip.MustParseAddr(local), netip.MustParseAddr(peer), start
+		if ikeVersion == 1 {
+			tu.IKEVersion, tu.Phase1 = 1, config.DefaultPhase1(1)
+		}
 		inst := base + name
 		t.Cleanup(func() { bpf.Remove(inst) })
 		bpf.Remove(inst)
@@ -255,6 +265,9 @@ func TestBackToBack(t *testing.T) {
 		}
 	}
 	ca, cb := up("tunnel up on both sides", func(ca, cb *ChildInfo) bool { return ca.InSPI == cb.OutSPI && ca.OutSPI == cb.InSPI })
+	if ikeVersion == 1 && (a.IKEv1() == nil || len(a.IKEv1().Status()) != 1 || len(a.IKE().Status()) != 0) {
+		t.Errorf("ike_version 1 tunnel not run by the IKEv1 engine")
+	}
 	if ca.Encap || cb.Encap {
 		t.Errorf("no NAT on loopback, yet ESP is UDP-encapsulated")
 	}

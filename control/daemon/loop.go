@@ -394,7 +394,9 @@ func (d *Daemon) pollCounters() {
 			d.mu.Unlock()
 			d.log.Info("Child SA near its "+reason+" limit: rekeying", "tunnel", t.cfg.Name, "spi", fmt.Sprintf("%08x", c.sa.OutSPI),
 				"seq", out.Seq, "bytes_in", c.in.Bytes, "bytes_out", out.Bytes, "soft_bytes", c.softBytes)
-			d.engineOf(t).ChildNeedsRekey(c.sa.OutSPI)
+			// By our (inbound) SPI: unique among our SAs, and the only
+			// one control/ikev1 looks Child SAs up by.
+			d.engineOf(t).ChildNeedsRekey(c.sa.InSPI)
 			if d.opt.OnRekeyRequest != nil {
 				d.opt.OnRekeyRequest(t.cfg.Name, reason)
 			}
