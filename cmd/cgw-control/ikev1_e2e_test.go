@@ -207,6 +207,84 @@ func TestLabCGWIKEv1(t *testing.T) {
 		pingCountersMove(t, ctx, l, g, primary)
 	})
 
+	t.Run("main mode rekey by cgwctl under ping", func(t *testing.T) {
+		s, err := g.Client(l).Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldT, _ := s.Tunnel(primary)
+		if oldT.IKE == nil {
+			t.Fatalf("%s: no ISAKMP SA in status", primary)
+		}
+		oldIKE, oldChild := oldT.IKE.SPIi+oldT.IKE.SPIr, activeOf(t, s, primary)
+		pingDone := make(chan lab.PingResult, 1)
+		go func() {
+			pr, _ := l.Ping(ctx, lab.LAN, lab.VPCHost, 25) // 5 s
+			pingDone <- pr
+		}()
+		time.Sleep(time.Second)
+		if out, err := exec.CommandContext(ctx, cgwctl, "rekey", "-ike", "-socket", g.SocketPath(l), primary).CombinedOutput(); err != nil {
+			t.Fatalf("cgwctl rekey -ike %s: %v\n%s", primary, err, out)
+		}
+		pr := <-pingDone
+		if pr.Received != pr.Sent {
+			t.Errorf("ping across a Main Mode rekey: %d of %d answered", pr.Received, pr.Sent)
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer rcancel()
+		s2, err := g.WaitStatus(rctx, l, "a new ISAKMP SA", func(st *status.Status) bool {
+			tu, _ := st.Tunnel(primary)
+			return allUp(st) && tu.IKE != nil && tu.IKE.SPIi+tu.IKE.SPIr != oldIKE
+		})
+		if err != nil {
+			t.Fatalf("%v; last %+v", err, s2)
+		}
+		// The SA pair is independent of the ISAKMP SA (RFC 2409 §5.5).
+		if n := activeOf(t, s2, primary); n.InSPI != oldChild.InSPI {
+			t.Errorf("the SA pair changed with the ISAKMP SA: %08x -> %08x", oldChild.InSPI, n.InSPI)
+		}
+		// The old ISAKMP SA is deleted after the grace period (5 s).
+		charonMatches(t, ctx, l, ep, 1, activeOf(t, s2, primary))
+	})
+
+	t.Run("control crash and restart", func(t *testing.T) {
+		s, err := g.Client(l).Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := activeOf(t, s, primary)
+		if err := g.StopControl(l, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.StartControl(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
+		defer rcancel()
+		s2, err := g.WaitStatus(rctx, l, "IKEv1 tunnels re-established, no stale SA", allUp)
+		if err != nil {
+			t.Fatalf("%v; last %+v", err, s2)
+		}
+		if n := activeOf(t, s2, primary); n.InSPI == old.InSPI {
+			t.Errorf("after restart the SPIs are the old ones (%08x)", n.InSPI)
+		}
+		checkMapsMatch(t, g, l, s2)
+		// INITIAL-CONTACT makes charon drop what the killed process had.
+		for i, n := range names {
+			charonMatches(t, ctx, l, lab.AWSEndpoint(i), 1, activeOf(t, s2, n))
+		}
+		if err := l.WaitBGP(rctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.WaitRouteInstalled(rctx, l, lab.VPCPrefix); err != nil {
+			t.Fatal(err)
+		}
+		pr, err := l.Ping(ctx, lab.LAN, lab.VPCHost, 5)
+		if err != nil || pr.Received < 4 {
+			t.Errorf("ping after restart: %+v %v", pr, err)
+		}
+	})
+
 	t.Run("SIGTERM deletes the SAs at strongSwan", func(t *testing.T) {
 		if err := g.StopControl(l, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
