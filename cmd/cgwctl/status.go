@@ -149,7 +149,11 @@ func cmdSAs(e *env, args []string) int {
 			}
 			return ""
 		}
-		fmt.Fprintf(w, "%s: #%d, %s, IKEv2, %s_i%s %s_r%s\n", t.Name, t.ID, strings.ToUpper(ikeState(t.State)), i.SPIi, mark(i.Initiator), i.SPIr, mark(!i.Initiator))
+		v := i.Version
+		if v == 0 {
+			v = 2 // a cgw-control from before the field
+		}
+		fmt.Fprintf(w, "%s: #%d, %s, IKEv%d, %s_i%s %s_r%s\n", t.Name, t.ID, strings.ToUpper(ikeState(t.State)), v, i.SPIi, mark(i.Initiator), i.SPIr, mark(!i.Initiator))
 		fmt.Fprintf(w, "  local  %v\n  remote %v\n", t.Local, t.Peer)
 		fmt.Fprintf(w, "  %s\n", i.Proposal)
 		fmt.Fprintf(w, "  established %v ago, rekeying in %v, expires in %v\n", i.Age, i.RekeyIn, i.LifetimeLeft)

@@ -24,7 +24,8 @@ func TestStatusCommands(t *testing.T) {
 			Children: []status.ChildSA{{InSPI: 0xc1000001, OutSPI: 0xc2000002, Suite: "aes128gcm16", Active: true, Encap: true,
 				InIndex: 1, OutIndex: 2, In: status.Counters{Bytes: 1234, Packets: 10, Idle: status.Duration(time.Second)},
 				Out: status.Counters{Idle: -1}}}},
-			{Name: "vpn-t2", ID: 2, State: "connecting", LastError: "NO_PROPOSAL_CHOSEN"}},
+			{Name: "vpn-t2", ID: 2, State: "connecting", LastError: "NO_PROPOSAL_CHOSEN"},
+			{Name: "vpn-t3", ID: 3, State: "up", IKE: &status.IKESA{Version: 1, SPIi: "0102030405060708", SPIr: "1112131415161718", Proposal: "IKE:aes128-sha1-modp2048"}}},
 		Neighbors: []status.Neighbor{{Tunnel: "vpn-t1", Peer: netip.MustParseAddr("169.254.10.1"), State: "established", Routes: 1}},
 		Routes: []status.Route{{Prefix: netip.MustParsePrefix("198.19.0.0/24"), Source: "bgp", Tunnel: "vpn-t1", Backup: "vpn-t2",
 			Reason: "shorter AS_PATH", ASPath: []uint32{64512}}},
@@ -41,7 +42,8 @@ func TestStatusCommands(t *testing.T) {
 	}{
 		{"status", []string{"instance gw1, pid 7", "vpn-t1  up", "udp-4500", "NO_PROPOSAL_CHOSEN", "169.254.10.1", "established", "1 route(s)"}},
 		{"sas", []string{"vpn-t1: #1, ESTABLISHED, IKEv2, 0011223344556677_i* 8899aabbccddeeff_r", "TUNNEL-in-UDP, ESP:aes128gcm16",
-			"in  c1000001,      1234 bytes,      10 packets, 1s ago", "out c2000002", "never", "vpn-t2: CONNECTING"}},
+			"in  c1000001,      1234 bytes,      10 packets, 1s ago", "out c2000002", "never", "vpn-t2: CONNECTING",
+			"vpn-t3: #3, ESTABLISHED, IKEv1, 0102030405060708_i 1112131415161718_r*"}},
 		{"routes", []string{"198.19.0.0/24", "vpn-t2", "64512", "shorter AS_PATH"}},
 	}
 	for _, c := range cases {

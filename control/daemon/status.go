@@ -47,7 +47,7 @@ func (d *Daemon) Status() *status.Status {
 			st.Peer = it.Peer
 			st.NAT = st.NAT || it.Encap
 			if it.IKE != nil {
-				st.IKE = &status.IKESA{SPIi: it.IKE.SPIi.String(), SPIr: it.IKE.SPIr.String(), Initiator: it.IKE.Initiator,
+				st.IKE = &status.IKESA{Version: ikeVersion(t.cfg.IKEVersion), SPIi: it.IKE.SPIi.String(), SPIr: it.IKE.SPIr.String(), Initiator: it.IKE.Initiator,
 					Proposal: it.IKE.Proposal, Age: status.Duration(it.IKE.Age), LifetimeLeft: status.Duration(it.IKE.LifetimeLeft),
 					RekeyIn: status.Duration(it.IKE.RekeyIn)}
 			}
@@ -127,3 +127,11 @@ func (d *Daemon) RekeyIKE(tunnel string) error { return d.engineNamed(tunnel).Re
 
 // Initiate implements status.Actor.
 func (d *Daemon) Initiate(tunnel string) error { return d.engineNamed(tunnel).Initiate(tunnel) }
+
+// ikeVersion is the IKE major version a tunnel runs (the config's 0 means 2).
+func ikeVersion(v int) int {
+	if v == 1 {
+		return 1
+	}
+	return 2
+}

@@ -50,6 +50,7 @@ type Tunnel struct {
 
 // IKESA is a tunnel's IKE SA.
 type IKESA struct {
+	Version      int      `json:"version"` // IKE major version: 1 or 2
 	SPIi         string   `json:"spi_i"`
 	SPIr         string   `json:"spi_r"`
 	Initiator    bool     `json:"initiator"`
