@@ -7,15 +7,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/bpf"
 	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/maps"
@@ -64,9 +61,9 @@ func testSA(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir) maps.SA {
 // SAs of a tunnel that does not come back within it, and Stop leaves no
 // SA behind.
 func TestAdopt(t *testing.T) {
-	needRoot(t)
+	netnstest.Require(t)
 	instance := fmt.Sprintf("dt%d", os.Getpid())
-	ns := newNS(t, "cgwdt-"+instance)
+	ns := netnstest.New(t, "cgwdt-"+instance)
 	defer bpf.Remove(instance)
 
 	objs, err := bpf.LoadPinned(instance)
@@ -161,50 +158,12 @@ func TestAdopt(t *testing.T) {
 	}
 }
 
-func needRoot(t *testing.T) {
+// startIn starts a daemon whose IKE sockets live in namespace ns; its
+// goroutines need no namespace of their own, only those sockets.
+func startIn(t *testing.T, ns *netnstest.NS, o Options) *Daemon {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs root (pinned BPF maps, a network namespace); run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root (pinned BPF maps, a network namespace)")
-	}
-}
-
-// newNS creates a network namespace with lo up, deleted at the end.
-func newNS(t *testing.T, name string) string {
-	t.Helper()
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v %s", name, err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up: %v %s", err, out)
-	}
-	return name
-}
-
-// startIn starts a daemon whose IKE sockets live in namespace ns.
-func startIn(t *testing.T, ns string, o Options) *Daemon {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		t.Fatal(err)
-	}
-	defer netns.Set(orig)
-	d, err := Start(o)
-	if err != nil {
+	var d *Daemon
+	if err := ns.Do(func() (err error) { d, err = Start(o); return err }); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -223,9 +182,9 @@ func TestBackToBack(t *testing.T) { testBackToBack(t, 2) }
 func TestBackToBackIKEv1(t *testing.T) { testBackToBack(t, 1) }
 
 func testBackToBack(t *testing.T, ikeVersion int) {
-	needRoot(t)
+	netnstest.Require(t)
 	base := fmt.Sprintf("bb%d%d", ikeVersion, os.Getpid())
-	ns := newNS(t, "cgwdt-"+base)
+	ns := netnstest.New(t, "cgwdt-"+base)
 	side := func(name string, local, peer string, start string) (*Daemon, string) {
 		c := testConfig()
 		c.Connections[0].Tunnels = c.Connections[0].Tunnels[:1]

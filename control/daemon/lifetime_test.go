@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/bpf"
 	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/ikev2"
@@ -98,9 +99,9 @@ func TestRekeyWanted(t *testing.T) {
 // an inbound SA at the hard limit leaves the maps while the Child SA
 // (kept by a long grace period) still exists, and is rekeyed.
 func TestBackToBackBytes(t *testing.T) {
-	needRoot(t)
+	netnstest.Require(t)
 	base := fmt.Sprintf("bl%d", os.Getpid())
-	ns := newNS(t, "cgwdt-"+base)
+	ns := netnstest.New(t, "cgwdt-"+base)
 	const hard = 8 << 20
 	var mu sync.Mutex
 	requests := map[string]int{}

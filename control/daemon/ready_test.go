@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/bpf"
 	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/ikev2"
@@ -72,9 +73,9 @@ func startFakeDataplane(t *testing.T, inst string) *fakeDataplane {
 // one exception is the first Child SA of the IKE_AUTH responder, which
 // may send before the initiator has read the response (RFC 7296 §1.2).
 func TestInboundAppliedBeforePeerSwitch(t *testing.T) {
-	needRoot(t)
+	netnstest.Require(t)
 	base := fmt.Sprintf("mbb%d", os.Getpid())
-	ns := newNS(t, "cgwdt-"+base)
+	ns := netnstest.New(t, "cgwdt-"+base)
 	var mu sync.Mutex
 	var problems []string
 	var checked atomic.Int32
