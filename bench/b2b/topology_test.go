@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgw-project/cgw/bench/netnstest"
 )
 
 func requireE2E(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
+	netnstest.Require(t)
 	if miss := Prereqs(); len(miss) > 0 {
 		t.Fatalf("end-to-end: missing prerequisites: %s", strings.Join(miss, ", "))
 	}
