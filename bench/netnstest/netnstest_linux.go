@@ -26,6 +26,12 @@ var fixes = map[string]string{
 	"ip":           "Debian package iproute2",
 	"ping":         "Debian package iputils-ping",
 	"ethtool":      "Debian package ethtool",
+	"nsenter":      "Debian package util-linux",
+	"iperf3":       "Debian package iperf3",
+	"curl":         "Debian package curl",
+	"bird":         "Debian package bird2",
+	"birdc":        "Debian package bird2",
+	"go":           "the Go toolchain on PATH",
 	"/dev/net/tun": "load the tun module: modprobe tun",
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/control/maps"
 	"github.com/cgw-project/cgw/control/rib"
 )
@@ -81,34 +82,17 @@ func TestBIRD(t *testing.T) {
 		child(t)
 		return
 	}
-	if testing.Short() {
-		t.Skip("end-to-end: needs root, namespaces and BIRD; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("end-to-end BGP test needs root (network namespaces)")
-	}
-	for _, p := range []string{"ip", "bird", "birdc", "go"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Fatalf("end-to-end BGP test needs %q in PATH (bird and birdc: Debian package bird2; go: to build the gobgp CLI)", p)
-		}
-	}
+	netnstest.Require(t, "bird", "birdc", "go")
 	dir := t.TempDir()
 	gobgp := buildGoBGPCLI(t, dir)
 
 	id := fmt.Sprintf("%d", os.Getpid()%100000)
-	gw, aws := "cgwbgp-gw-"+id, "cgwbgp-aws-"+id
-	for _, ns := range []string{gw, aws} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
+	gw, aws := netnstest.New(t, "cgwbgp-gw"), netnstest.New(t, "cgwbgp-aws")
 	for i, l := range []struct{ aws, gw netip.Addr }{{t1AWS, t1GW}, {t2AWS, t2GW}} {
-		a, g := fmt.Sprintf("cbt%da%s", i+1, id), fmt.Sprintf("cbt%dg%s", i+1, id)
-		run(t, "ip", "link", "add", a, "netns", aws, "type", "veth", "peer", "name", g, "netns", gw)
-		run(t, "ip", "-n", aws, "addr", "add", l.aws.String()+"/30", "dev", a)
-		run(t, "ip", "-n", gw, "addr", "add", l.gw.String()+"/30", "dev", g)
-		run(t, "ip", "-n", aws, "link", "set", a, "up")
-		run(t, "ip", "-n", gw, "link", "set", g, "up")
+		netnstest.Veth{
+			A: netnstest.End{NS: aws, Name: fmt.Sprintf("cbt%da%s", i+1, id), Addrs: []netip.Prefix{netip.PrefixFrom(l.aws, 30)}},
+			B: netnstest.End{NS: gw, Name: fmt.Sprintf("cbt%dg%s", i+1, id), Addrs: []netip.Prefix{netip.PrefixFrom(l.gw, 30)}},
+		}.Create(t)
 	}
 
 	conf := filepath.Join(dir, "bird.conf")
@@ -116,7 +100,7 @@ func TestBIRD(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(birdConf, dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	bird := exec.Command("ip", "netns", "exec", aws, "bird", "-f", "-c", conf, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
+	bird := aws.Command("bird", "-f", "-c", conf, "-s", sock, "-P", filepath.Join(dir, "bird.pid"))
 	var birdOut bytes.Buffer
 	bird.Stdout, bird.Stderr = &birdOut, &birdOut
 	if err := bird.Start(); err != nil {
@@ -139,10 +123,10 @@ func TestBIRD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", gw, self, "-test.run", "^TestBIRD$", "-test.v", "-test.count=1")
+	cmd := gw.Command(self, "-test.run", "^TestBIRD$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), childEnv+"=1", "CGW_BGP_TEST_BIRDC="+sock, "CGW_BGP_TEST_GOBGP="+gobgp)
 	out, err := cmd.CombinedOutput()
-	t.Logf("gateway side (in %s):\n%s", gw, out)
+	t.Logf("gateway side (in %s):\n%s", gw.Name(), out)
 	if err != nil {
 		t.Fatalf("gateway side failed: %v", err)
 	}
