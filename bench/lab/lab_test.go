@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/control/config"
 )
 
@@ -19,9 +20,7 @@ import (
 // from lan to vpc through EACH tunnel (checking the bytes on that
 // tunnel's SA counters), then tears down and checks nothing is left.
 func TestLabEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
+	netnstest.Require(t)
 	if miss := Prereqs(); len(miss) > 0 {
 		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
 	}
@@ -202,9 +201,7 @@ func checkGone(t *testing.T, st State, dir string) {
 // AWS must see the NAT address, the tunnels still come up and carry a
 // ping, and teardown still leaves nothing behind.
 func TestLabNAT(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
+	netnstest.Require(t)
 	miss := Prereqs()
 	if _, err := exec.LookPath("nft"); err != nil {
 		miss = append(miss, "nft (Debian package nftables)")
@@ -266,9 +263,7 @@ func TestLabNAT(t *testing.T) {
 // inet, the gateway's configuration is written, and Down ends the
 // gateway's process by pid.
 func TestLabProcessGateway(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
+	netnstest.Require(t)
 	if miss := Prereqs(); len(miss) > 0 {
 		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
 	}
@@ -325,9 +320,7 @@ func TestLabProcessGateway(t *testing.T) {
 // is so short that AWS rekeys it (CREATE_CHILD_SA with PFS) while traffic
 // keeps flowing over the new SA.
 func TestLabOverrides(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
+	netnstest.Require(t)
 	if miss := Prereqs(); len(miss) > 0 {
 		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
 	}
