@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,25 +13,16 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/control/status"
 )
 
 // needLab fails (never skips, except with -short) when the lab cannot run.
 func needLab(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("interop test needs root (network namespaces, XDP, pinned BPF maps)")
-	}
+	netnstest.Require(t, "ethtool", "nsenter", "curl", "ping")
 	if miss := lab.Prereqs(); len(miss) > 0 {
 		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
-	}
-	for _, c := range []string{"ethtool", "nsenter", "curl", "ping"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Fatalf("%s not found (Debian packages ethtool, util-linux, curl, iputils-ping)", c)
-		}
 	}
 }
 
