@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -67,17 +66,17 @@ func echoRequest(src, dst netip.Addr, id uint16) []byte {
 func espPing(t *testing.T, l *swanLab, n *node, c *ChildSA, tap *tapConn, seq uint32) {
 	t.Helper()
 	local, remote := netip.MustParseAddr("169.254.99.2"), netip.MustParseAddr("169.254.99.1")
-	aws := l.prefix + "-aws"
+	aws := l.awsNS
 	if !l.tunReady {
 		// libipsec's TUN device carries the inner packets in charon's
 		// namespace; it needs the inner addresses and a route back.
 		l.waitFor("libipsec's ipsec0 device", 10*time.Second, func() bool {
-			return exec.Command("ip", "-n", aws, "link", "show", "ipsec0").Run() == nil
+			return aws.Command("ip", "link", "show", "ipsec0").Run() == nil
 		})
-		run(t, "ip", "-n", aws, "addr", "add", remote.String()+"/32", "dev", "ipsec0")
-		run(t, "ip", "-n", aws, "link", "set", "ipsec0", "up")
-		run(t, "ip", "-n", aws, "route", "add", local.String()+"/32", "dev", "ipsec0")
-		run(t, "ip", "netns", "exec", aws, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.ipsec0.rp_filter=0")
+		aws.Run(t, "ip", "addr", "add", remote.String()+"/32", "dev", "ipsec0")
+		aws.Run(t, "ip", "link", "set", "ipsec0", "up")
+		aws.Run(t, "ip", "route", "add", local.String()+"/32", "dev", "ipsec0")
+		aws.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.ipsec0.rp_filter=0")
 		l.tunReady = true
 	}
 	out, err := transform.New(c.Suite, c.OutKeymat)

@@ -10,14 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
@@ -26,44 +24,21 @@ import (
 // IKE instance) and aws 203.0.113.1 (charon with kernel-libipsec, as in
 // DESIGN.md §4).
 type swanLab struct {
-	t        *testing.T
-	prefix   string
-	dir      string
-	charon   *exec.Cmd
-	cgwNS    netns.NsHandle
-	cgwAddr  netip.Addr
-	awsAddr  netip.Addr
-	conn     string
-	exited   chan struct{}
-	cleanups []func()
+	t       *testing.T
+	prefix  string
+	dir     string
+	charon  *exec.Cmd
+	cgwNS   *netnstest.NS
+	awsNS   *netnstest.NS
+	cgwAddr netip.Addr
+	awsAddr netip.Addr
+	conn    string
+	exited  chan struct{}
 }
 
 func interopPrereqs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("strongSwan interop test needs root (network namespaces, charon)")
-	}
-	for _, p := range []string{"/usr/lib/ipsec/charon", "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so", "/usr/lib/ipsec/plugins/libstrongswan-vici.so"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("missing %s: install strongswan-charon and libcharon-extra-plugins (scripts/install-deps.sh)", p)
-		}
-	}
-	for _, b := range []string{"swanctl", "ip"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Fatalf("missing %s: install strongswan-swanctl / iproute2", b)
-		}
-	}
-}
-
-func run(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	netnstest.Require(t, "swanctl", "/usr/lib/ipsec/charon", "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so", "/usr/lib/ipsec/plugins/libstrongswan-vici.so")
 }
 
 // newSwanLab starts the namespaces and charon configured from tun (AWS's
@@ -73,33 +48,14 @@ func newSwanLab(t *testing.T, tun config.Tunnel) *swanLab {
 	l := &swanLab{t: t, prefix: fmt.Sprintf("ikv2%d", os.Getpid()%100000), cgwAddr: netip.MustParseAddr("192.0.2.10"),
 		awsAddr: netip.MustParseAddr("203.0.113.1"), conn: "aws", exited: make(chan struct{})}
 	l.dir = t.TempDir() // before Cleanup(l.close), so the logs are still there when it runs
-	t.Cleanup(l.close)
-	cgw, aws := l.prefix+"-cgw", l.prefix+"-aws"
-	exec.Command("ip", "netns", "del", cgw).Run()
-	exec.Command("ip", "netns", "del", aws).Run()
-	run(t, "ip", "netns", "add", cgw)
-	l.cleanups = append(l.cleanups, func() { exec.Command("ip", "netns", "del", cgw).Run() })
-	run(t, "ip", "netns", "add", aws)
-	l.cleanups = append(l.cleanups, func() { exec.Command("ip", "netns", "del", aws).Run() })
-	run(t, "ip", "link", "add", l.prefix+"c", "netns", cgw, "type", "veth", "peer", "name", l.prefix+"a", "netns", aws)
-	for _, s := range [][]string{
-		{cgw, "addr", "add", "192.0.2.10/24", "dev", l.prefix + "c"},
-		{cgw, "link", "set", l.prefix + "c", "up"},
-		{cgw, "link", "set", "lo", "up"},
-		{cgw, "route", "add", "203.0.113.0/24", "dev", l.prefix + "c"},
-		{aws, "addr", "add", "203.0.113.1/24", "dev", l.prefix + "a"},
-		{aws, "link", "set", l.prefix + "a", "up"},
-		{aws, "link", "set", "lo", "up"},
-		{aws, "route", "add", "192.0.2.0/24", "dev", l.prefix + "a"},
-	} {
-		run(t, append([]string{"ip", "-n"}, s...)...)
-	}
-	h, err := netns.GetFromName(cgw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.cgwNS = h
-	l.cleanups = append(l.cleanups, func() { h.Close() })
+	l.cgwNS, l.awsNS = netnstest.New(t, l.prefix+"-cgw"), netnstest.New(t, l.prefix+"-aws")
+	netnstest.Veth{
+		A: netnstest.End{NS: l.cgwNS, Name: l.prefix + "c", Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24")}},
+		B: netnstest.End{NS: l.awsNS, Name: l.prefix + "a", Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24")}},
+	}.Create(t)
+	l.cgwNS.Run(t, "ip", "route", "add", "203.0.113.0/24", "dev", l.prefix+"c")
+	l.awsNS.Run(t, "ip", "route", "add", "192.0.2.0/24", "dev", l.prefix+"a")
+	t.Cleanup(l.close) // after the namespaces' cleanups, so it runs before them
 
 	conf := `charon {
     load = random nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
@@ -176,7 +132,7 @@ secrets {
 		}
 	}
 	os.Chmod(l.dir, 0o755)
-	cmd := exec.Command("ip", "netns", "exec", aws, "sh", "-c", `mount --bind "$0" /run && exec /usr/lib/ipsec/charon`, l.dir)
+	cmd := l.awsNS.Command("sh", "-c", `mount --bind "$0" /run && exec /usr/lib/ipsec/charon`, l.dir)
 	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF=/run/strongswan.conf")
 	logf, _ := os.Create(filepath.Join(l.dir, "stdout.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -206,9 +162,6 @@ func (l *swanLab) close() {
 			b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log"))
 			l.t.Logf("charon.log:\n%s", b)
 		}
-	}
-	for i := len(l.cleanups) - 1; i >= 0; i-- {
-		l.cleanups[i]()
 	}
 }
 
@@ -276,23 +229,15 @@ func (l *swanLab) sas() (ikeUp bool, children []swanChild, text string) {
 // managerInNS starts a Manager whose sockets live in the cgw namespace.
 func (l *swanLab) managerInNS(n *node, o Options) {
 	t := l.t
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	if err := netns.Set(l.cgwNS); err != nil {
-		t.Fatal(err)
-	}
-	c500, err1 := net.ListenPacket("udp4", "192.0.2.10:500")
-	c4500, err2 := net.ListenPacket("udp4", "192.0.2.10:4500")
-	if err := netns.Set(orig); err != nil {
-		t.Fatal(err)
-	}
-	if err1 != nil || err2 != nil {
-		t.Fatalf("listening in the cgw namespace: %v %v", err1, err2)
+	var c500, c4500 net.PacketConn
+	if err := l.cgwNS.Do(func() (err error) {
+		if c500, err = net.ListenPacket("udp4", "192.0.2.10:500"); err != nil {
+			return err
+		}
+		c4500, err = net.ListenPacket("udp4", "192.0.2.10:4500")
+		return err
+	}); err != nil {
+		t.Fatalf("listening in the cgw namespace: %v", err)
 	}
 	n.c500, n.c4500 = &wrapConn{PacketConn: c500}, &wrapConn{PacketConn: c4500}
 	o.Conn500, o.Conn4500 = n.c500, n.c4500
