@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/bpf"
 	"github.com/cgw-project/cgw/control/maps"
 	"github.com/cgw-project/cgw/crypto/transform"
@@ -33,29 +34,6 @@ type site struct {
 	log             string
 	objs            *bpf.Objects
 	w               *maps.Writer
-}
-
-func sh(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func need(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("end-to-end test needs root (network namespaces, XDP, AF_XDP)")
-	}
-	for _, c := range []string{"ip", "ping", "ethtool", "nsenter", "curl"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Fatalf("end-to-end test needs %s installed", c)
-		}
-	}
 }
 
 func buildBinary(t *testing.T) string {
@@ -181,13 +159,11 @@ func pingCount(ns, dst string, n int) (int, string) {
 // pings between the two LANs and between the tunnel inside addresses
 // (slow path); a restart of one dataplane continues its sequence numbers.
 func TestSmokeBackToBack(t *testing.T) {
-	need(t)
+	netnstest.Require(t, "ping", "ethtool", "nsenter", "curl")
 	bin := buildBinary(t)
 	p := fmt.Sprintf("cdp%d", os.Getpid()%100000)
-	nsA, nsB, nsLA, nsLB := p+"a", p+"b", p+"la", p+"lb"
-	for _, ns := range []string{nsA, nsB, nsLA, nsLB} {
-		sh(t, "ip", "netns", "add", ns)
-	}
+	A, B, LA, LB := netnstest.New(t, p+"a"), netnstest.New(t, p+"b"), netnstest.New(t, p+"la"), netnstest.New(t, p+"lb")
+	nsA, nsB, nsLA, nsLB := A.Name(), B.Name(), LA.Name(), LB.Name()
 	dir := t.TempDir()
 	a := &site{ns: nsA, lanNS: nsLA, instance: p + "-a", outside: netip.MustParseAddr("192.0.2.10"), peer: netip.MustParseAddr("192.0.2.11"),
 		insideT: netip.MustParseAddr("169.254.10.2"), route: netip.MustParsePrefix("198.19.0.0/24"),
@@ -221,11 +197,8 @@ func TestSmokeBackToBack(t *testing.T) {
 				t.Logf("%s log:\n%s", s.ns, l)
 			}
 		}
-		for _, ns := range []string{nsA, nsB, nsLA, nsLB} {
-			exec.Command("ip", "netns", "del", ns).Run()
-		}
 	})
-	topology(t, nsA, nsB, nsLA, nsLB)
+	topology(t, A, B, LA, LB)
 
 	a.install(t)
 	b.install(t)
@@ -301,39 +274,32 @@ func metricsOf(t *testing.T, ns string) map[string]float64 {
 // topology builds lan A — gateway A — gateway B — lan B with two-queue
 // veths (two workers per dataplane; a veth puts a frame on rx queue =
 // sending CPU % queues).
-func topology(t *testing.T, nsA, nsB, nsLA, nsLB string) {
-	ipn := func(ns string, args ...string) { sh(t, append([]string{"ip", "-n", ns}, args...)...) }
-	q := []string{"numrxqueues", "2", "numtxqueues", "2"}
-	sh(t, append([]string{"ip", "link", "add", "l0", "netns", nsLA}, append(q, "type", "veth", "peer", "in0", "netns", nsA)...)...)
-	sh(t, append([]string{"ip", "link", "add", "out0", "netns", nsA}, append(q, "type", "veth", "peer", "out0", "netns", nsB)...)...)
-	sh(t, append([]string{"ip", "link", "add", "l0", "netns", nsLB}, append(q, "type", "veth", "peer", "in0", "netns", nsB)...)...)
-	ipn(nsLA, "addr", "add", "198.18.0.2/24", "dev", "l0")
-	ipn(nsA, "addr", "add", "198.18.0.1/24", "dev", "in0")
-	ipn(nsA, "addr", "add", "192.0.2.10/24", "dev", "out0")
-	ipn(nsB, "addr", "add", "192.0.2.11/24", "dev", "out0")
-	ipn(nsB, "addr", "add", "198.19.0.1/24", "dev", "in0")
-	ipn(nsLB, "addr", "add", "198.19.0.2/24", "dev", "l0")
-	for _, l := range [][2]string{{nsLA, "l0"}, {nsA, "in0"}, {nsA, "out0"}, {nsB, "out0"}, {nsB, "in0"}, {nsLB, "l0"}} {
-		ipn(l[0], "link", "set", l[1], "up")
-		ipn(l[0], "link", "set", "lo", "up")
-		sh(t, "ip", "netns", "exec", l[0], "ethtool", "-K", l[1], "tx", "off")
+func topology(t *testing.T, a, b, la, lb *netnstest.NS) {
+	end := func(ns *netnstest.NS, name, addr string) netnstest.End {
+		return netnstest.End{NS: ns, Name: name, Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}
 	}
-	ipn(nsLA, "route", "add", "default", "via", "198.18.0.1")
-	ipn(nsLB, "route", "add", "default", "via", "198.19.0.1")
-
+	for _, v := range []netnstest.Veth{
+		{A: end(la, "l0", "198.18.0.2/24"), B: end(a, "in0", "198.18.0.1/24"), Queues: 2},
+		{A: end(a, "out0", "192.0.2.10/24"), B: end(b, "out0", "192.0.2.11/24"), Queues: 2},
+		{A: end(lb, "l0", "198.19.0.2/24"), B: end(b, "in0", "198.19.0.1/24"), Queues: 2},
+	} {
+		v.Create(t)
+		v.A.NS.Run(t, "ethtool", "-K", v.A.Name, "tx", "off")
+		v.B.NS.Run(t, "ethtool", "-K", v.B.Name, "tx", "off")
+	}
+	la.Run(t, "ip", "route", "add", "default", "via", "198.18.0.1")
+	lb.Run(t, "ip", "route", "add", "default", "via", "198.19.0.1")
 }
 
 // TestSmokeNoCrypto: -no-crypto forwards inside → outside with a MAC
 // rewrite only (the benchmark's baseline): gateway A's dataplane carries
 // LAN A → LAN B, the kernels carry the rest.
 func TestSmokeNoCrypto(t *testing.T) {
-	need(t)
+	netnstest.Require(t, "ping", "ethtool", "nsenter", "curl")
 	bin := buildBinary(t)
 	p := fmt.Sprintf("cdn%d", os.Getpid()%100000)
-	nsA, nsB, nsLA, nsLB := p+"a", p+"b", p+"la", p+"lb"
-	for _, ns := range []string{nsA, nsB, nsLA, nsLB} {
-		sh(t, "ip", "netns", "add", ns)
-	}
+	A, B, LA, LB := netnstest.New(t, p+"a"), netnstest.New(t, p+"b"), netnstest.New(t, p+"la"), netnstest.New(t, p+"lb")
+	nsA, nsLA := A.Name(), LA.Name()
 	a := &site{ns: nsA, instance: p + "-a", outside: netip.MustParseAddr("192.0.2.10"), peer: netip.MustParseAddr("192.0.2.11"),
 		insideT: netip.MustParseAddr("169.254.10.2"), route: netip.MustParsePrefix("198.19.0.0/24"),
 		outSPI: 0xa0000001, inSPI: 0xb0000001, outSeed: 1, inSeed: 2, log: filepath.Join(t.TempDir(), "a.log"),
@@ -351,16 +317,12 @@ func TestSmokeNoCrypto(t *testing.T) {
 			l, _ := os.ReadFile(a.log)
 			t.Logf("A log:\n%s", l)
 		}
-		for _, ns := range []string{nsA, nsB, nsLA, nsLB} {
-			exec.Command("ip", "netns", "del", ns).Run()
-		}
 	})
-	topology(t, nsA, nsB, nsLA, nsLB)
-	ipn := func(ns string, args ...string) { sh(t, append([]string{"ip", "-n", ns}, args...)...) }
-	ipn(nsA, "route", "add", "198.19.0.0/24", "via", "192.0.2.11")
-	ipn(nsB, "route", "add", "198.18.0.0/24", "via", "192.0.2.10")
-	for _, ns := range []string{nsA, nsB} {
-		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	topology(t, A, B, LA, LB)
+	A.Run(t, "ip", "route", "add", "198.19.0.0/24", "via", "192.0.2.11")
+	B.Run(t, "ip", "route", "add", "198.18.0.0/24", "via", "192.0.2.10")
+	for _, ns := range []*netnstest.NS{A, B} {
+		ns.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	}
 	a.install(t) // the inside XDP program steers what routes to an up tunnel
 	a.start(t, bin)
