@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
+	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/maps"
 	"github.com/cgw-project/cgw/control/status"
@@ -20,19 +21,9 @@ import (
 // needLab fails (never skips, except with -short) when the lab cannot run.
 func needLab(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: needs root and namespaces; run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("end-to-end test needs root (network namespaces, XDP, pinned BPF maps)")
-	}
+	netnstest.Require(t, "ethtool", "nsenter", "iperf3")
 	if miss := lab.Prereqs(); len(miss) > 0 {
 		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
-	}
-	for _, c := range []string{"ethtool", "nsenter", "iperf3"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Fatalf("%s not found (Debian packages ethtool, util-linux, iperf3)", c)
-		}
 	}
 }
 
