@@ -81,8 +81,13 @@ func TestLabEndToEnd(t *testing.T) {
 			t.Errorf("gateway side BGP %s: %q, want Established", BGPProtocol(i), gwSessions[BGPProtocol(i)])
 		}
 	}
-	routes, err := l.BirdShow(ctx, "cgw", "route", VPCPrefix.String())
-	if err != nil || !strings.Contains(routes, VPCPrefix.String()) || !strings.Contains(routes, "AS64512") {
+	// Established comes before the first UPDATE: wait for the route itself.
+	var routes string
+	err = waitFor(ctx, "the gateway's BIRD to learn "+VPCPrefix.String(), 30*time.Second, func() bool {
+		routes, err = l.BirdShow(ctx, "cgw", "route", VPCPrefix.String())
+		return err == nil && strings.Contains(routes, VPCPrefix.String()) && strings.Contains(routes, "AS64512")
+	})
+	if err != nil {
 		t.Fatalf("gateway did not learn %s from AS64512: %v\n%s", VPCPrefix, err, routes)
 	}
 
