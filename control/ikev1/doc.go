@@ -17,8 +17,9 @@
 // Events for one SA pair, as ikev2's (make-before-break, DESIGN.md §2):
 // ChildSAInstalled (InstallInbound runs first, before the Quick Mode
 // message that lets the peer use the inbound SPI: message 2 as responder,
-// 3 as initiator), OutboundSwitch (initiator: on message 2; responder: on
-// message 3), ChildSARetired (after Timing.Grace, when a newer pair
+// 3 as initiator), OutboundSwitch (initiator: on message 2 for a new pair,
+// rekeySwitchDelay after message 3 for a rekey, so the responder has
+// installed its inbound SA; responder: on message 3), ChildSARetired (after Timing.Grace, when a newer pair
 // replaced it, the peer deleted it or it expired). The Quick Mode
 // initiator deletes the pair it replaced; so does the responder, because
 // strongSwan keeps rekeyed IKEv1 SAs until they expire. IKEv1 has no

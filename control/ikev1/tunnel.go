@@ -103,7 +103,18 @@ type child struct {
 	retireAt time.Time
 	rekeying bool
 	deleted  bool
+	// switchAt, when set, is when our Quick Mode rekey switches outbound
+	// from replaces to this pair (see initQuick2).
+	switchAt time.Time
+	replaces *child
 }
+
+// rekeySwitchDelay is how long the Quick Mode initiator keeps sending on
+// the pair it replaces after message 3: the responder installs its new
+// inbound SA only when message 3 arrives (strongSwan does so in a worker
+// thread while ESP is already flowing), so switching at once can lose the
+// first packets. Both pairs are valid meanwhile.
+const rekeySwitchDelay = 300 * time.Millisecond
 
 // Tunnel runs one IKEv1 tunnel; its state lives in its goroutine.
 type Tunnel struct {
@@ -1122,13 +1133,32 @@ func (t *Tunnel) initQuick2(sa *p1SA, q *quick, d datagram) error {
 	// HASH(3) has no payloads after it: sealHashed hashes 0|M-ID|Ni|Nr.
 	q.done, q.req, q.lastIn, q.lastReply = true, nil, d.b, pkt
 	t.m.send(pkt, t.peer, t.nat)
-	old := q.replaces
-	t.switchOut(ch)
-	if old != nil && old != ch {
-		t.sendInfo(sa, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{msgIDBytes(old.sa.InSPI)}}.Encode()}})
+	if old := q.replaces; old != nil && old != ch && t.out == old {
+		// A rekey: keep sending on the old pair until the peer has had
+		// time to install the new one (tick switches and deletes).
+		ch.switchAt, ch.replaces = t.now().Add(rekeySwitchDelay), old
+		return nil
+	}
+	ch.replaces = q.replaces
+	t.finishRekey(ch)
+	return nil
+}
+
+// finishRekey switches outbound from the replaced pair to c, tells the
+// peer the old pair is gone and retires it after the grace period.
+func (t *Tunnel) finishRekey(c *child) {
+	old := c.replaces
+	c.switchAt, c.replaces = time.Time{}, nil
+	if !c.retireAt.IsZero() {
+		return
+	}
+	t.switchOut(c)
+	if old != nil && old.retireAt.IsZero() {
+		if t.p1 != nil {
+			t.sendInfo(t.p1, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{msgIDBytes(old.sa.InSPI)}}.Encode()}})
+		}
 		t.retire(old)
 	}
-	return nil
 }
 
 // ---- Child SA life cycle (make-before-break, DESIGN.md §2) ----
@@ -1329,6 +1359,8 @@ func (t *Tunnel) tick() {
 	}
 	for _, c := range append([]*child(nil), t.children...) {
 		switch {
+		case !c.switchAt.IsZero() && !now.Before(c.switchAt):
+			t.finishRekey(c)
 		case !c.retireAt.IsZero() && !now.Before(c.retireAt):
 			t.removeChild(c)
 		case c.retireAt.IsZero() && !now.Before(c.expireAt):
