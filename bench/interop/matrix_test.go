@@ -39,9 +39,8 @@ var swanGroup = map[int]string{2: "MODP_1024", 5: "MODP_1536", 14: "MODP_2048", 
 
 // matrixCase sets one proposal (one suite, one group) per phase on both sides.
 type matrixCase struct {
-	p1, p2     suite
-	g1, g2     int // phase 1 DH group, phase 2 PFS group
-	phase1Only bool
+	p1, p2 suite
+	g1, g2 int // phase 1 DH group, phase 2 PFS group
 }
 
 func (c matrixCase) String() string {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -322,7 +321,10 @@ func (g *CGWGateway) WaitRouteInstalled(ctx context.Context, l *Lab, prefix neti
 // them; cgwctl's path is returned too. With race, cgw-control is built
 // with the race detector (its log then names any data race: RaceReports).
 func BuildCGW(ctx context.Context, dir string, race bool) (*CGWGateway, string, error) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
 	build := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, goBin, append([]string{"build", "-o", dir + "/"}, args...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {

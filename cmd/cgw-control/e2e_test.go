@@ -485,8 +485,7 @@ func TestLabCGW(t *testing.T) {
 		if err := l.WaitBGP(rctx); err != nil {
 			t.Fatal(err)
 		}
-		s2, err = g.WaitRouteInstalled(rctx, l, lab.VPCPrefix)
-		if err != nil {
+		if _, err := g.WaitRouteInstalled(rctx, l, lab.VPCPrefix); err != nil {
 			t.Fatal(err)
 		}
 		// The route the crashed process installed was adopted, then

@@ -67,7 +67,6 @@ type p1SA struct {
 	req        *request
 	lastIn     []byte // last message received, to answer retransmissions
 	lastReply  []byte
-	lastNAT    bool
 	dpdSeq     uint32
 	dpdSince   time.Time // first unanswered R-U-THERE
 	dpdNext    time.Time
