@@ -198,20 +198,7 @@ func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
 	if c.PreSharedKey == "" {
 		return nil, fmt.Errorf("tunnel %s: pre_shared_key is empty", c.Name)
 	}
-	if o.PeerPort == 0 {
-		o.PeerPort = 500
-	}
-	if o.PeerNATPort == 0 {
-		o.PeerNATPort = 4500
-	}
-	all := netip.MustParsePrefix("0.0.0.0/0")
-	if len(o.LocalTS) == 0 {
-		o.LocalTS = []netip.Prefix{all}
-	}
-	if len(o.RemoteTS) == 0 {
-		o.RemoteTS = []netip.Prefix{all}
-	}
-	t, err := newTunnel(m, c, o)
+	t, err := newTunnel(m, c, o.WithDefaults())
 	if err != nil {
 		return nil, err
 	}
