@@ -70,7 +70,7 @@ func espPing(t *testing.T, l *swanLab, n *node, c *ChildSA, tap *tapConn, seq ui
 	if !l.tunReady {
 		// libipsec's TUN device carries the inner packets in charon's
 		// namespace; it needs the inner addresses and a route back.
-		l.waitFor("libipsec's ipsec0 device", 10*time.Second, func() bool {
+		l.WaitFor("libipsec's ipsec0 device", 10*time.Second, func() bool {
 			return aws.Command("ip", "link", "show", "ipsec0").Run() == nil
 		})
 		aws.Run(t, "ip", "addr", "add", remote.String()+"/32", "dev", "ipsec0")
@@ -108,7 +108,7 @@ func espPing(t *testing.T, l *swanLab, n *node, c *ChildSA, tap *tapConn, seq ui
 		t.Fatal(err)
 	}
 	var reply []byte
-	l.waitFor("charon's encrypted echo reply", 5*time.Second, func() bool {
+	l.WaitFor("charon's encrypted echo reply", 5*time.Second, func() bool {
 		tap.mu.Lock()
 		defer tap.mu.Unlock()
 		for _, p := range tap.esp {

@@ -7,14 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/charontest"
 	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/ikev2"
@@ -24,27 +23,25 @@ import (
 // engine) and aws 203.0.113.1 (charon with kernel-libipsec, IKEv1 main
 // mode), as control/ikev2's interop tests set it up.
 type swanLab struct {
-	t        *testing.T
-	prefix   string
-	dir      string
-	charon   *exec.Cmd
+	t      *testing.T
+	prefix string
+	*charontest.Charon
 	cgwNS    *netnstest.NS
 	awsNS    *netnstest.NS
 	conn     string
 	tunReady bool
 	tap      *tapConn
-	exited   chan struct{}
 }
 
 func interopPrereqs(t *testing.T) {
 	t.Helper()
-	netnstest.Require(t, "swanctl", "/usr/lib/ipsec/charon", "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so", "/usr/lib/ipsec/plugins/libstrongswan-vici.so")
+	charontest.Require(t)
 }
 
 func newSwanLab(t *testing.T, tun config.Tunnel, start string) *swanLab {
 	interopPrereqs(t)
-	l := &swanLab{t: t, prefix: fmt.Sprintf("ikv1%d", os.Getpid()%100000), conn: "aws", exited: make(chan struct{})}
-	l.dir = t.TempDir()
+	l := &swanLab{t: t, prefix: fmt.Sprintf("ikv1%d", os.Getpid()%100000), conn: "aws"}
+	dir := t.TempDir()
 	l.cgwNS, l.awsNS = netnstest.New(t, l.prefix+"-cgw"), netnstest.New(t, l.prefix+"-aws")
 	netnstest.Veth{
 		A: netnstest.End{NS: l.cgwNS, Name: l.prefix + "c", Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24")}},
@@ -52,39 +49,7 @@ func newSwanLab(t *testing.T, tun config.Tunnel, start string) *swanLab {
 	}.Create(t)
 	l.cgwNS.Run(t, "ip", "route", "add", "203.0.113.0/24", "dev", l.prefix+"c")
 	l.awsNS.Run(t, "ip", "route", "add", "192.0.2.0/24", "dev", l.prefix+"a")
-	t.Cleanup(l.close) // after the namespaces' cleanups, so it runs before them
 
-	conf := `charon {
-    load = random nonce openssl aes sha1 sha2 md5 hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-    port = 500
-    port_nat_t = 4500
-    install_routes = no
-    install_virtual_ip = no
-    retransmit_tries = 3
-    retransmit_timeout = 1.0
-    syslog {
-        daemon {
-            default = -1
-        }
-    }
-    filelog {
-        test {
-            path = /run/charon.log
-            default = 1
-            ike = 2
-            flush_line = yes
-        }
-    }
-    plugins {
-        vici {
-            socket = unix:///run/charon.vici
-        }
-        kernel-netlink {
-            fwmark = 0x4c41
-        }
-    }
-}
-`
 	swan := fmt.Sprintf(`connections {
     %[1]s {
         version = 1
@@ -121,104 +86,13 @@ secrets {
     }
 }
 `, l.conn, tun.Phase1.StrongSwanIKE(), tun.Phase2.StrongSwanESP(), start, tun.PreSharedKey)
-	for n, c := range map[string]string{"strongswan.conf": conf, "swanctl.conf": swan,
-		"client.conf": "swanctl {\n    load = random openssl pem pkcs1 x509 pubkey\n}\n"} {
-		if err := os.WriteFile(filepath.Join(l.dir, n), []byte(c), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chmod(l.dir, 0o755)
-	cmd := l.awsNS.Command("sh", "-c", `mount --bind "$0" /run && exec /usr/lib/ipsec/charon`, l.dir)
-	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF=/run/strongswan.conf")
-	logf, _ := os.Create(filepath.Join(l.dir, "stdout.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting charon: %v", err)
-	}
-	l.charon = cmd
-	go func() { cmd.Wait(); logf.Close(); close(l.exited) }()
-	l.waitFor("charon's vici socket", 10*time.Second, func() bool {
-		_, err := os.Stat(filepath.Join(l.dir, "charon.vici"))
-		return err == nil
-	})
-	l.swanctl("--load-all", "--file", filepath.Join(l.dir, "swanctl.conf"))
+	l.Charon = charontest.Start(t, l.awsNS, dir, charontest.Conf("md5"), swan)
 	return l
 }
 
-func (l *swanLab) close() {
-	if l.charon != nil && l.charon.Process != nil {
-		l.charon.Process.Signal(os.Interrupt)
-		select {
-		case <-l.exited:
-		case <-time.After(5 * time.Second):
-			l.charon.Process.Kill()
-			<-l.exited
-		}
-		if l.t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log"))
-			l.t.Logf("charon.log:\n%s", b)
-		}
-	}
-}
-
-func (l *swanLab) waitFor(what string, d time.Duration, ok func() bool) {
-	l.t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		select {
-		case <-l.exited:
-			b, _ := os.ReadFile(filepath.Join(l.dir, "stdout.log"))
-			l.t.Fatalf("charon exited while waiting for %s: %s", what, b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (l *swanLab) swanctl(args ...string) string {
-	l.t.Helper()
-	args = append(args, "--uri", "unix://"+filepath.Join(l.dir, "charon.vici"))
-	cmd := exec.Command("swanctl", args...)
-	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(l.dir, "client.conf"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		l.t.Fatalf("swanctl %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-var (
-	childRE = regexp.MustCompile(`^\s+\S+: #\d+, reqid \d+, (\w+),`)
-	spiRE   = regexp.MustCompile(`^\s+(in|out)\s+([0-9a-f]{8})`)
-)
-
-type swanChild struct {
-	state   string
-	in, out uint32
-}
-
-func (l *swanLab) sas() (ikeUp bool, children []swanChild, text string) {
-	s := l.swanctl("--list-sas")
-	ikeUp = strings.Contains(s, "IKEv1") && strings.Contains(s, "ESTABLISHED")
-	for _, line := range strings.Split(s, "\n") {
-		if m := childRE.FindStringSubmatch(line); m != nil {
-			children = append(children, swanChild{state: m[1]})
-			continue
-		}
-		if m := spiRE.FindStringSubmatch(line); m != nil && len(children) > 0 {
-			var v uint32
-			fmt.Sscanf(m[2], "%x", &v)
-			if m[1] == "in" {
-				children[len(children)-1].in = v
-			} else {
-				children[len(children)-1].out = v
-			}
-		}
-	}
-	return ikeUp, children, s
+func (l *swanLab) sas() (ikeUp bool, children []charontest.Child, text string) {
+	children, text = l.SAs()
+	return strings.Contains(text, "IKEv1") && strings.Contains(text, "ESTABLISHED"), children, text
 }
 
 // checkSwanMatches waits until charon lists an ESTABLISHED IKEv1 SA and an
@@ -226,11 +100,11 @@ func (l *swanLab) sas() (ikeUp bool, children []swanChild, text string) {
 func (l *swanLab) checkSwanMatches(c *ChildSA) {
 	l.t.Helper()
 	var text string
-	l.waitFor(fmt.Sprintf("charon to list the child in=%08x out=%08x", c.OutSPI, c.InSPI), 10*time.Second, func() bool {
+	l.WaitFor(fmt.Sprintf("charon to list the child in=%08x out=%08x", c.OutSPI, c.InSPI), 10*time.Second, func() bool {
 		up, children, s := l.sas()
 		text = s
 		for _, sc := range children {
-			if sc.state == "INSTALLED" && sc.in == c.OutSPI && sc.out == c.InSPI {
+			if sc.State == "INSTALLED" && sc.In == c.OutSPI && sc.Out == c.InSPI {
 				return up
 			}
 		}
@@ -312,7 +186,7 @@ func exercise(t *testing.T, l *swanLab, n *node) {
 
 	k := n.count(ikev2.ChildSAInstalled)
 	r := n.count(ikev2.ChildSARetired)
-	l.swanctl("--rekey", "--child", l.conn)
+	l.Swanctl("--rekey", "--child", l.conn)
 	ev2 := n.wait(ikev2.ChildSAInstalled, k)
 	l.checkSwanMatches(ev2.Child)
 	if e := n.wait(ikev2.ChildSARetired, r); e.Child.InSPI != ev.Child.InSPI {
@@ -330,7 +204,7 @@ func exercise(t *testing.T, l *swanLab, n *node) {
 	// Idle DPD: both sides send R-U-THERE every 2 s; both must answer.
 	time.Sleep(7 * time.Second)
 	l.checkSwanMatches(ev3.Child)
-	if b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log")); !strings.Contains(string(b), "DPD") {
+	if b, _ := os.ReadFile(filepath.Join(l.Dir, "charon.log")); !strings.Contains(string(b), "DPD") {
 		t.Errorf("charon's log shows no DPD exchange")
 	}
 	n.noFailures(t)
@@ -339,7 +213,7 @@ func exercise(t *testing.T, l *swanLab, n *node) {
 	}
 
 	n.m.Close(context.Background())
-	l.waitFor("charon to drop the IKEv1 SA after our Delete", 10*time.Second, func() bool {
+	l.WaitFor("charon to drop the IKEv1 SA after our Delete", 10*time.Second, func() bool {
 		up, children, _ := l.sas()
 		return !up && len(children) == 0
 	})
@@ -370,7 +244,7 @@ func TestStrongSwanInitiator(t *testing.T) {
 	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	l.swanctl("--initiate", "--child", l.conn, "--timeout", "10")
+	l.Swanctl("--initiate", "--child", l.conn, "--timeout", "10")
 	n.wait(ikev2.TunnelUp, 0)
 	if st := n.m.Status()[0]; st.IKE == nil || st.IKE.Initiator {
 		t.Fatalf("we should be the responder: %+v", st)
@@ -442,7 +316,7 @@ func TestStrongSwanMainModeRekey(t *testing.T) {
 		t.Fatal("IKERekeyed names the old SA")
 	}
 	var text string
-	l.waitFor("charon to hold only the new ISAKMP SA", 10*time.Second, func() bool {
+	l.WaitFor("charon to hold only the new ISAKMP SA", 10*time.Second, func() bool {
 		_, _, s := l.sas()
 		text = s
 		return strings.Count(s, "ESTABLISHED, IKEv1") == 1 && strings.Contains(s, fmt.Sprintf("%x", re.IKE.SPIi[:]))
@@ -454,7 +328,7 @@ func TestStrongSwanMainModeRekey(t *testing.T) {
 	ev2 := n.wait(ikev2.ChildSAInstalled, 1)
 	l.checkSwanMatches(ev2.Child)
 
-	l.swanctl("--terminate", "--ike", l.conn)
+	l.Swanctl("--terminate", "--ike", l.conn)
 	n.wait(ikev2.TunnelDown, 0)
 	n.wait(ikev2.TunnelUp, 1)
 	ev3 := n.wait(ikev2.ChildSAInstalled, 2)
@@ -478,23 +352,23 @@ func TestStrongSwanDPDRestart(t *testing.T) {
 	}
 	ev := n.wait(ikev2.ChildSAInstalled, 0)
 	l.checkSwanMatches(ev.Child)
-	if err := l.charon.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := l.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := true
 	defer func() {
 		if stopped {
-			l.charon.Process.Signal(syscall.SIGCONT)
+			l.Cmd.Process.Signal(syscall.SIGCONT)
 		}
 	}()
 	n.wait(ikev2.DPDTimeout, 0)
 	n.wait(ikev2.TunnelDown, 0)
-	l.charon.Process.Signal(syscall.SIGCONT)
+	l.Cmd.Process.Signal(syscall.SIGCONT)
 	stopped = false
 	n.wait(ikev2.TunnelUp, 1)
 	ev2 := n.wait(ikev2.ChildSAInstalled, 1)
 	l.checkSwanMatches(ev2.Child)
-	l.waitFor("charon to drop the stale ISAKMP SA (INITIAL-CONTACT)", 10*time.Second, func() bool {
+	l.WaitFor("charon to drop the stale ISAKMP SA (INITIAL-CONTACT)", 10*time.Second, func() bool {
 		_, children, s := l.sas()
 		return strings.Count(s, "ESTABLISHED, IKEv1") == 1 && len(children) == 1
 	})
@@ -514,9 +388,9 @@ func TestStrongSwanReauth(t *testing.T) {
 	}
 	ev := n.wait(ikev2.ChildSAInstalled, 0)
 	l.checkSwanMatches(ev.Child)
-	l.swanctl("--rekey", "--ike", l.conn, "--reauth")
+	l.Swanctl("--rekey", "--ike", l.conn, "--reauth")
 	n.wait(ikev2.IKERekeyed, 0)
-	l.waitFor("charon to hold one ISAKMP SA", 10*time.Second, func() bool {
+	l.WaitFor("charon to hold one ISAKMP SA", 10*time.Second, func() bool {
 		_, _, s := l.sas()
 		return strings.Count(s, "ESTABLISHED, IKEv1") == 1
 	})

@@ -7,14 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/charontest"
 	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/ikev2/message"
@@ -24,21 +23,19 @@ import (
 // IKE instance) and aws 203.0.113.1 (charon with kernel-libipsec, as in
 // DESIGN.md §4).
 type swanLab struct {
-	t       *testing.T
-	prefix  string
-	dir     string
-	charon  *exec.Cmd
+	t      *testing.T
+	prefix string
+	*charontest.Charon
 	cgwNS   *netnstest.NS
 	awsNS   *netnstest.NS
 	cgwAddr netip.Addr
 	awsAddr netip.Addr
 	conn    string
-	exited  chan struct{}
 }
 
 func interopPrereqs(t *testing.T) {
 	t.Helper()
-	netnstest.Require(t, "swanctl", "/usr/lib/ipsec/charon", "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so", "/usr/lib/ipsec/plugins/libstrongswan-vici.so")
+	charontest.Require(t)
 }
 
 // newSwanLab starts the namespaces and charon configured from tun (AWS's
@@ -46,8 +43,8 @@ func interopPrereqs(t *testing.T) {
 func newSwanLab(t *testing.T, tun config.Tunnel) *swanLab {
 	interopPrereqs(t)
 	l := &swanLab{t: t, prefix: fmt.Sprintf("ikv2%d", os.Getpid()%100000), cgwAddr: netip.MustParseAddr("192.0.2.10"),
-		awsAddr: netip.MustParseAddr("203.0.113.1"), conn: "aws", exited: make(chan struct{})}
-	l.dir = t.TempDir() // before Cleanup(l.close), so the logs are still there when it runs
+		awsAddr: netip.MustParseAddr("203.0.113.1"), conn: "aws"}
+	dir := t.TempDir()
 	l.cgwNS, l.awsNS = netnstest.New(t, l.prefix+"-cgw"), netnstest.New(t, l.prefix+"-aws")
 	netnstest.Veth{
 		A: netnstest.End{NS: l.cgwNS, Name: l.prefix + "c", Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24")}},
@@ -55,39 +52,7 @@ func newSwanLab(t *testing.T, tun config.Tunnel) *swanLab {
 	}.Create(t)
 	l.cgwNS.Run(t, "ip", "route", "add", "203.0.113.0/24", "dev", l.prefix+"c")
 	l.awsNS.Run(t, "ip", "route", "add", "192.0.2.0/24", "dev", l.prefix+"a")
-	t.Cleanup(l.close) // after the namespaces' cleanups, so it runs before them
 
-	conf := `charon {
-    load = random nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
-    port = 500
-    port_nat_t = 4500
-    install_routes = no
-    install_virtual_ip = no
-    retransmit_tries = 3
-    retransmit_timeout = 1.0
-    syslog {
-        daemon {
-            default = -1
-        }
-    }
-    filelog {
-        test {
-            path = /run/charon.log
-            default = 1
-            ike = 2
-            flush_line = yes
-        }
-    }
-    plugins {
-        vici {
-            socket = unix:///run/charon.vici
-        }
-        kernel-netlink {
-            fwmark = 0x4c41
-        }
-    }
-}
-`
 	start := "none" // the initiator test starts it with swanctl --initiate
 	swan := fmt.Sprintf(`connections {
     %[1]s {
@@ -125,105 +90,13 @@ secrets {
     }
 }
 `, l.conn, tun.Phase1.StrongSwanIKE(), tun.Phase2.StrongSwanESP(), start, tun.PreSharedKey)
-	for n, c := range map[string]string{"strongswan.conf": conf, "swanctl.conf": swan,
-		"client.conf": "swanctl {\n    load = random openssl pem pkcs1 x509 pubkey\n}\n"} {
-		if err := os.WriteFile(filepath.Join(l.dir, n), []byte(c), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chmod(l.dir, 0o755)
-	cmd := l.awsNS.Command("sh", "-c", `mount --bind "$0" /run && exec /usr/lib/ipsec/charon`, l.dir)
-	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF=/run/strongswan.conf")
-	logf, _ := os.Create(filepath.Join(l.dir, "stdout.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting charon: %v", err)
-	}
-	l.charon = cmd
-	go func() { cmd.Wait(); logf.Close(); close(l.exited) }()
-	l.waitFor("charon's vici socket", 10*time.Second, func() bool {
-		_, err := os.Stat(filepath.Join(l.dir, "charon.vici"))
-		return err == nil
-	})
-	l.swanctl("--load-all", "--file", filepath.Join(l.dir, "swanctl.conf"))
+	l.Charon = charontest.Start(t, l.awsNS, dir, charontest.Conf(), swan)
 	return l
 }
 
-func (l *swanLab) close() {
-	if l.charon != nil && l.charon.Process != nil {
-		l.charon.Process.Signal(os.Interrupt)
-		select {
-		case <-l.exited:
-		case <-time.After(5 * time.Second):
-			l.charon.Process.Kill()
-			<-l.exited
-		}
-		if l.t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log"))
-			l.t.Logf("charon.log:\n%s", b)
-		}
-	}
-}
-
-func (l *swanLab) waitFor(what string, d time.Duration, ok func() bool) {
-	l.t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		select {
-		case <-l.exited:
-			b, _ := os.ReadFile(filepath.Join(l.dir, "stdout.log"))
-			l.t.Fatalf("charon exited while waiting for %s: %s", what, b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (l *swanLab) swanctl(args ...string) string {
-	l.t.Helper()
-	args = append(args, "--uri", "unix://"+filepath.Join(l.dir, "charon.vici"))
-	cmd := exec.Command("swanctl", args...)
-	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(l.dir, "client.conf"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		l.t.Fatalf("swanctl %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-var (
-	childRE = regexp.MustCompile(`^\s+\S+: #\d+, reqid \d+, (\w+),`)
-	spiRE   = regexp.MustCompile(`^\s+(in|out)\s+([0-9a-f]{8})`)
-)
-
-// swanChild is one Child SA as swanctl --list-sas shows it.
-type swanChild struct {
-	state   string
-	in, out uint32
-}
-
-func (l *swanLab) sas() (ikeUp bool, children []swanChild, text string) {
-	s := l.swanctl("--list-sas")
-	ikeUp = strings.Contains(s, "ESTABLISHED")
-	for _, line := range strings.Split(s, "\n") {
-		if m := childRE.FindStringSubmatch(line); m != nil {
-			children = append(children, swanChild{state: m[1]})
-			continue
-		}
-		if m := spiRE.FindStringSubmatch(line); m != nil && len(children) > 0 {
-			var v uint32
-			fmt.Sscanf(m[2], "%x", &v)
-			if m[1] == "in" {
-				children[len(children)-1].in = v
-			} else {
-				children[len(children)-1].out = v
-			}
-		}
-	}
-	return ikeUp, children, s
+func (l *swanLab) sas() (ikeUp bool, children []charontest.Child, text string) {
+	children, text = l.SAs()
+	return strings.Contains(text, "ESTABLISHED"), children, text
 }
 
 // managerInNS starts a Manager whose sockets live in the cgw namespace.
@@ -268,11 +141,11 @@ func swanTunnel() config.Tunnel {
 func (l *swanLab) checkSwanMatches(c *ChildSA) {
 	l.t.Helper()
 	var text string
-	l.waitFor(fmt.Sprintf("charon to list the child in=%08x out=%08x", c.OutSPI, c.InSPI), 10*time.Second, func() bool {
+	l.WaitFor(fmt.Sprintf("charon to list the child in=%08x out=%08x", c.OutSPI, c.InSPI), 10*time.Second, func() bool {
 		up, children, s := l.sas()
 		text = s
 		for _, sc := range children {
-			if sc.state == "INSTALLED" && sc.in == c.OutSPI && sc.out == c.InSPI {
+			if sc.State == "INSTALLED" && sc.In == c.OutSPI && sc.Out == c.InSPI {
 				return up
 			}
 		}
@@ -304,12 +177,12 @@ func TestStrongSwanResponder(t *testing.T) {
 
 	// Child rekey by strongSwan (PFS: MODP-1024 offered first, INVALID_KE_PAYLOAD, then MODP-2048).
 	k := n.count()
-	l.swanctl("--rekey", "--child", l.conn)
+	l.Swanctl("--rekey", "--child", l.conn)
 	evS, _ := n.wait("charon's rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
 	n.wait("switch to charon's new child", k, func(e Event) bool { return e.Type == OutboundSwitch && e.Child.InSPI == evS.Child.InSPI })
 	n.wait("old child retired", k, func(e Event) bool { return e.Type == ChildSARetired && e.Child.InSPI == ev.Child.InSPI })
 	l.checkSwanMatches(evS.Child)
-	if b, _ := os.ReadFile(filepath.Join(l.dir, "charon.log")); !strings.Contains(string(b), "N(INVAL_KE)") {
+	if b, _ := os.ReadFile(filepath.Join(l.Dir, "charon.log")); !strings.Contains(string(b), "N(INVAL_KE)") {
 		t.Errorf("charon's MODP-1024 rekey was not answered with INVALID_KE_PAYLOAD")
 	}
 
@@ -325,7 +198,7 @@ func TestStrongSwanResponder(t *testing.T) {
 	n.m.RekeyIKE("t1")
 	n.wait("our IKE rekey", k, func(e Event) bool { return e.Type == IKERekeyed })
 	k = n.count()
-	l.swanctl("--rekey", "--ike", l.conn)
+	l.Swanctl("--rekey", "--ike", l.conn)
 	n.wait("charon's IKE rekey", k, func(e Event) bool { return e.Type == IKERekeyed })
 	l.checkSwanMatches(ev3.Child)
 	if st := n.m.Status()[0]; st.State != "up" || len(st.IKE.Proposal) == 0 {
@@ -334,7 +207,7 @@ func TestStrongSwanResponder(t *testing.T) {
 
 	// charon drops the tunnel (as AWS may): we see it and initiate again.
 	k = n.count()
-	l.swanctl("--terminate", "--ike", l.conn)
+	l.Swanctl("--terminate", "--ike", l.conn)
 	n.wait("down after charon's Delete", k, func(e Event) bool { return e.Type == TunnelDown })
 	n.waitType(TunnelUp, k)
 	ev4, _ := n.waitType(ChildSAInstalled, k)
@@ -342,7 +215,7 @@ func TestStrongSwanResponder(t *testing.T) {
 
 	// Delete on shutdown.
 	n.m.Close(context.Background())
-	l.waitFor("charon to drop the IKE SA after our Delete", 10*time.Second, func() bool {
+	l.WaitFor("charon to drop the IKE SA after our Delete", 10*time.Second, func() bool {
 		up, _, _ := l.sas()
 		return !up
 	})
@@ -363,7 +236,7 @@ func TestStrongSwanInitiator(t *testing.T) {
 	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	l.swanctl("--initiate", "--child", l.conn, "--timeout", "10")
+	l.Swanctl("--initiate", "--child", l.conn, "--timeout", "10")
 	n.waitType(TunnelUp, 0)
 	ev, _ := n.waitType(ChildSAInstalled, 0)
 	if !ev.Child.Encap {
@@ -375,7 +248,7 @@ func TestStrongSwanInitiator(t *testing.T) {
 		t.Fatalf("we should be the responder: %+v", st)
 	}
 	k := n.count()
-	l.swanctl("--rekey", "--child", l.conn)
+	l.Swanctl("--rekey", "--child", l.conn)
 	ev2, _ := n.wait("charon's rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
 	n.wait("old child retired", k, func(e Event) bool { return e.Type == ChildSARetired && e.Child.InSPI == ev.Child.InSPI })
 	l.checkSwanMatches(ev2.Child)
@@ -384,7 +257,7 @@ func TestStrongSwanInitiator(t *testing.T) {
 	ev3, _ := n.wait("our rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
 	l.checkSwanMatches(ev3.Child)
 	n.m.Close(context.Background())
-	l.waitFor("charon to drop the IKE SA after our Delete", 10*time.Second, func() bool {
+	l.WaitFor("charon to drop the IKE SA after our Delete", 10*time.Second, func() bool {
 		up, _, _ := l.sas()
 		return !up
 	})
@@ -422,7 +295,7 @@ func TestStrongSwanSuites(t *testing.T) {
 			ev2, _ := n.wait("our rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
 			l.checkSwanMatches(ev2.Child)
 			k = n.count()
-			l.swanctl("--rekey", "--child", l.conn)
+			l.Swanctl("--rekey", "--child", l.conn)
 			ev3, _ := n.wait("charon's rekey", k, func(e Event) bool { return e.Type == ChildSAInstalled })
 			l.checkSwanMatches(ev3.Child)
 			for _, e := range n.all() {
@@ -451,26 +324,26 @@ func TestStrongSwanDPDRestart(t *testing.T) {
 	ev, _ := n.waitType(ChildSAInstalled, 0)
 	l.checkSwanMatches(ev.Child)
 	k := n.count()
-	if err := l.charon.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := l.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := true
 	defer func() {
 		if stopped {
-			l.charon.Process.Signal(syscall.SIGCONT)
+			l.Cmd.Process.Signal(syscall.SIGCONT)
 		}
 	}()
 	n.waitType(DPDTimeout, k)
 	n.waitType(TunnelDown, k)
-	l.charon.Process.Signal(syscall.SIGCONT)
+	l.Cmd.Process.Signal(syscall.SIGCONT)
 	stopped = false
 	n.waitType(TunnelUp, k)
 	ev2, _ := n.waitType(ChildSAInstalled, k)
 	l.checkSwanMatches(ev2.Child)
-	l.waitFor("charon to drop the stale IKE SA", 10*time.Second, func() bool {
+	l.WaitFor("charon to drop the stale IKE SA", 10*time.Second, func() bool {
 		_, children, _ := l.sas()
 		for _, c := range children {
-			if c.in == ev.Child.OutSPI && c.state == "INSTALLED" {
+			if c.In == ev.Child.OutSPI && c.State == "INSTALLED" {
 				return false
 			}
 		}
