@@ -9,8 +9,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // Attach the programs to a veth pair in a private namespace (native on

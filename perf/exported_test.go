@@ -13,10 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/control/bgp"
 	"github.com/cgw-project/cgw/control/ikev2"
-	"github.com/cgw-project/cgw/control/maps"
 	ctlmetrics "github.com/cgw-project/cgw/control/metrics"
 	"github.com/cgw-project/cgw/control/rib"
 	"github.com/cgw-project/cgw/control/status"
@@ -178,7 +177,7 @@ func (f fakeWorker) SocketStats() (afxdp.Stats, afxdp.Stats, error) {
 func fakeDataplane(t *testing.T) prometheus.Collector {
 	tabs := new(tables.Tables)
 	tb := &maps.Tables{Generation: 7, Tunnels: make([]maps.Tunnel, maps.MaxTunnels), Outbound: make([]uint32, maps.MaxTunnels)}
-	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}
+	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(maps.TunnelUp), Mtu: 1399}
 	tb.Tunnels[2] = maps.Tunnel{Mtu: 1399}
 	tabs.Store(tables.NewBuilder(func(uint32) *maps.SACounters { return nil }).Build(tb))
 	p, err := worker.New(worker.Config{Frames: noFrames{}, Tables: tabs, Neighbours: noNeigh{}})
@@ -204,8 +203,8 @@ func fakeDataplane(t *testing.T) prometheus.Collector {
 	return dpmetrics.New(dpmetrics.Sources{
 		Workers: []dpmetrics.Worker{fakeWorker{p}},
 		Tables:  tabs,
-		XDPStats: func() ([bpf.CgwStatNumStats]uint64, error) {
-			var s [bpf.CgwStatNumStats]uint64
+		XDPStats: func() ([maps.NumStats]uint64, error) {
+			var s [maps.NumStats]uint64
 			for i := range s {
 				s[i] = 1
 			}

@@ -6,7 +6,7 @@
 //
 // Every namespace is "<prefix>-<role>". cgw-dataplane runs in siteA and
 // siteB, each on its own pinned-map instance, which this package fills with
-// control/maps.Writer as cgw-control would: one tunnel (id 1, inside
+// bpf/maps.Writer as cgw-control would: one tunnel (id 1, inside
 // 169.254.44.88/30, MTU 1399, MSS 1379), one SA pair, a route to the far
 // LAN. The wire namespace is the router and the capture point.
 //
@@ -35,10 +35,9 @@ import (
 
 	"github.com/cgw-project/cgw/bench/procstat"
 
-	"github.com/cgw-project/cgw/bench/espcheck"
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/crypto/transform"
+	"github.com/cgw-project/cgw/dataplane/esp/esptest"
 )
 
 // Namespace roles.
@@ -132,7 +131,7 @@ type Site struct {
 	Local    netip.Prefix
 	NextHop  netip.Addr // outside next hop (wire)
 
-	Objs   *bpf.Objects
+	Objs   *maps.Objects
 	Writer *maps.Writer
 	Reader *maps.Reader
 
@@ -143,8 +142,8 @@ type Site struct {
 // SAPair is the two directions of one tunnel's ESP SA pair, with the SA
 // indexes each site uses.
 type SAPair struct {
-	AB, BA  espcheck.SA // A→B (A outbound, B inbound) and B→A
-	IndexAB uint32      // SA index of A→B on both sites
+	AB, BA  esptest.SA // A→B (A outbound, B inbound) and B→A
+	IndexAB uint32     // SA index of A→B on both sites
 	IndexBA uint32
 }
 
@@ -336,8 +335,8 @@ func NewSAPair(s transform.Suite, spiAB, spiBA, idxAB, idxBA uint32) (SAPair, er
 		return SAPair{}, err
 	}
 	p := SAPair{IndexAB: idxAB, IndexBA: idxBA,
-		AB: espcheck.SA{Src: AOutside, Dst: BOutside, SPI: spiAB, Suite: s, Keymat: make([]byte, s.KeymatLen())},
-		BA: espcheck.SA{Src: BOutside, Dst: AOutside, SPI: spiBA, Suite: s, Keymat: make([]byte, s.KeymatLen())},
+		AB: esptest.SA{Src: AOutside, Dst: BOutside, SPI: spiAB, Suite: s, Keymat: make([]byte, s.KeymatLen())},
+		BA: esptest.SA{Src: BOutside, Dst: AOutside, SPI: spiBA, Suite: s, Keymat: make([]byte, s.KeymatLen())},
 	}
 	if _, err := rand.Read(p.AB.Keymat); err != nil {
 		return p, err
@@ -348,7 +347,7 @@ func NewSAPair(s transform.Suite, spiAB, spiBA, idxAB, idxBA uint32) (SAPair, er
 
 func (t *Topology) loadMaps() error {
 	for _, s := range []*Site{t.A, t.B} {
-		o, err := bpf.LoadPinned(s.Instance)
+		o, err := maps.Load(s.Instance)
 		if err != nil {
 			return fmt.Errorf("b2b: site %s maps: %w", s.Name, err)
 		}
@@ -367,8 +366,8 @@ func (t *Topology) loadMaps() error {
 		}
 		steps := []func() error{
 			func() error { return s.Writer.SetTunnel(TunnelID, tun) },
-			func() error { return s.Writer.AddLocalAddr(s.Outside, bpf.CgwLocalOutside) },
-			func() error { return s.Writer.AddLocalAddr(s.Inside, bpf.CgwLocalInside) },
+			func() error { return s.Writer.AddLocalAddr(s.Outside, maps.LocalOutside) },
+			func() error { return s.Writer.AddLocalAddr(s.Inside, maps.LocalInside) },
 			func() error { return s.Writer.AddRoute(s.Remote, maps.Route{TunnelId: TunnelID}) },
 		}
 		for _, f := range steps {
@@ -381,14 +380,14 @@ func (t *Topology) loadMaps() error {
 }
 
 // mapSA converts one direction for a site's table.
-func (t *Topology) mapSA(e espcheck.SA, dir bpf.CgwSaDir, local, remote netip.Addr) (maps.SA, error) {
-	sa := maps.SA{Spi: e.SPI, TunnelId: TunnelID, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive),
+func (t *Topology) mapSA(e esptest.SA, dir maps.SADir, local, remote netip.Addr) (maps.SA, error) {
+	sa := maps.SA{Spi: e.SPI, TunnelId: TunnelID, Direction: uint8(dir), State: uint8(maps.StateActive),
 		ReplayWindow: 1024, LocalAddr: maps.Addr16(local), RemoteAddr: maps.Addr16(remote)}
 	if t.Opts.NoReplay {
 		sa.ReplayWindow = 0
 	}
 	if t.Opts.UDPEncap {
-		sa.Flags |= uint32(bpf.CgwSaFlagUdpEncap)
+		sa.Flags |= uint32(maps.SAFlagUDPEncap)
 		sa.EncapSport, sa.EncapDport = NATTPort, NATTPort
 	}
 	if err := maps.SetKeys(&sa, e.Suite, e.Keymat); err != nil {
@@ -418,11 +417,11 @@ func (t *Topology) install(p SAPair) error {
 func (t *Topology) installInbound(p SAPair) error {
 	in := []struct {
 		s   *Site
-		e   espcheck.SA
+		e   esptest.SA
 		idx uint32
 	}{{t.B, p.AB, p.IndexAB}, {t.A, p.BA, p.IndexBA}}
 	for _, x := range in {
-		sa, err := t.mapSA(x.e, bpf.CgwSaDirInbound, x.s.Outside, x.s.Peer)
+		sa, err := t.mapSA(x.e, maps.DirInbound, x.s.Outside, x.s.Peer)
 		if err != nil {
 			return err
 		}
@@ -438,11 +437,11 @@ func (t *Topology) installInbound(p SAPair) error {
 func (t *Topology) switchOutbound(p SAPair) error {
 	out := []struct {
 		s   *Site
-		e   espcheck.SA
+		e   esptest.SA
 		idx uint32
 	}{{t.A, p.AB, p.IndexAB}, {t.B, p.BA, p.IndexBA}}
 	for _, x := range out {
-		sa, err := t.mapSA(x.e, bpf.CgwSaDirOutbound, x.s.Outside, x.s.Peer)
+		sa, err := t.mapSA(x.e, maps.DirOutbound, x.s.Outside, x.s.Peer)
 		if err != nil {
 			return err
 		}
@@ -485,10 +484,10 @@ func (t *Topology) Rekey(ctx context.Context, next SAPair, grace time.Duration) 
 		s       *Site
 		out, in uint32
 	}{{t.A, old.IndexAB, old.IndexBA}, {t.B, old.IndexBA, old.IndexAB}} {
-		if err := x.s.Writer.SetSAState(x.in, bpf.CgwSaStateRetiring); err != nil {
+		if err := x.s.Writer.SetSAState(x.in, maps.StateRetiring); err != nil {
 			return err
 		}
-		if err := x.s.Writer.SetSAState(x.out, bpf.CgwSaStateRetiring); err != nil {
+		if err := x.s.Writer.SetSAState(x.out, maps.StateRetiring); err != nil {
 			return err
 		}
 	}
@@ -515,9 +514,9 @@ func (t *Topology) SetClearDF(on bool) error {
 			return err
 		}
 		tun := tb.Tunnels[TunnelID]
-		tun.Flags &^= uint32(bpf.CgwTunnelFlagClearDf)
+		tun.Flags &^= uint32(maps.TunnelClearDF)
 		if on {
-			tun.Flags |= uint32(bpf.CgwTunnelFlagClearDf)
+			tun.Flags |= uint32(maps.TunnelClearDF)
 		}
 		if err := s.Writer.SetTunnel(TunnelID, tun); err != nil {
 			return err
@@ -703,7 +702,7 @@ func Down(prefix string) error {
 				}
 			}
 		case "instance":
-			if err := bpf.Remove(l[1]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := maps.Remove(l[1]); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("b2b: removing pinned maps of %s: %w", l[1], err))
 			}
 		}

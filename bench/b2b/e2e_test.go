@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/espcheck"
-	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/dataplane/esp/esptest"
 )
 
 // dataplaneBinary builds cmd/cgw-dataplane (or takes $CGW_DATAPLANE).
@@ -65,13 +65,13 @@ func upPair(t *testing.T, ctx context.Context, o Options) *Topology {
 
 // checkESP decodes a capture with every SA the test used and requires
 // every ESP packet to decrypt with a good ICV to an intact inner packet.
-func checkESP(t *testing.T, ctx context.Context, pcap string, sas []espcheck.SA) []espcheck.Packet {
+func checkESP(t *testing.T, ctx context.Context, pcap string, sas []esptest.SA) []esptest.Packet {
 	t.Helper()
-	ps, err := espcheck.Decode(ctx, t.TempDir(), pcap, sas, "")
+	ps, err := esptest.Decode(ctx, t.TempDir(), pcap, sas, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := espcheck.Summarize(ps)
+	s := esptest.Summarize(ps)
 	if s.ESP == 0 {
 		t.Fatalf("no ESP on the wire in %s", pcap)
 	}
@@ -88,8 +88,8 @@ func checkESP(t *testing.T, ctx context.Context, pcap string, sas []espcheck.SA)
 	return ps
 }
 
-func saList(p ...SAPair) []espcheck.SA {
-	var l []espcheck.SA
+func saList(p ...SAPair) []esptest.SA {
+	var l []esptest.SA
 	for _, x := range p {
 		l = append(l, x.AB, x.BA)
 	}
@@ -135,7 +135,7 @@ func TestBackToBack(t *testing.T) {
 		}
 		c.Stop()
 		ps := checkESP(t, ctx, c.Path, saList(first))
-		s := espcheck.Summarize(ps)
+		s := esptest.Summarize(ps)
 		for _, proto := range []int{1, 6, 17} {
 			if s.ByProto[proto] == 0 {
 				t.Errorf("no inner IP protocol %d among the decrypted packets (%v)", proto, s.ByProto)
@@ -279,7 +279,7 @@ func TestBackToBack(t *testing.T) {
 		if d := after.DropAuth - before.DropAuth; d != 1 {
 			t.Errorf("site B ICV (auth) drops +%d, want +1", d)
 		}
-		if d := stAfter[bpf.CgwStatOutUnknownSpi] - stBefore[bpf.CgwStatOutUnknownSpi]; d != 1 {
+		if d := stAfter[maps.StatOutUnknownSPI] - stBefore[maps.StatOutUnknownSPI]; d != 1 {
 			t.Errorf("site B out_unknown_spi +%d, want +1", d)
 		}
 		// And the tunnel still works.

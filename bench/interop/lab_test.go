@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
-	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/control/status"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // needLab fails (never skips, except with -short) when the lab cannot run.

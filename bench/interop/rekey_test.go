@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/status"
 )
 

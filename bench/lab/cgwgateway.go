@@ -12,9 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/config"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/status"
 )
 
@@ -107,7 +106,7 @@ func (g *CGWGateway) Up(ctx context.Context, l *Lab) error {
 		}
 	}
 	// Pinned maps of an earlier lab with this prefix would hold its SAs.
-	bpf.Remove(g.Instance(l))
+	maps.Remove(g.Instance(l))
 	if err := g.StartDataplane(ctx, l); err != nil {
 		return err
 	}
@@ -228,7 +227,7 @@ func (g *CGWGateway) StopControl(l *Lab, sig syscall.Signal) error {
 }
 
 // Cleanup removes the gateway's pinned maps; call it after Lab.Down.
-func (g *CGWGateway) Cleanup(l *Lab) error { return bpf.Remove(g.Instance(l)) }
+func (g *CGWGateway) Cleanup(l *Lab) error { return maps.Remove(g.Instance(l)) }
 
 // waitLogCount waits until a process's log (shared by its restarts)
 // contains marker n times.
@@ -274,7 +273,7 @@ func numCPU() int {
 
 // RemoveCGWMaps removes the pinned maps of the cgw gateway of the lab
 // with prefix (cgw-lab down).
-func RemoveCGWMaps(prefix string) error { return bpf.Remove("lab-" + prefix) }
+func RemoveCGWMaps(prefix string) error { return maps.Remove("lab-" + prefix) }
 
 // WaitStatus polls cgw-control's status until ok accepts it.
 func (g *CGWGateway) WaitStatus(ctx context.Context, l *Lab, what string, ok func(*status.Status) bool) (*status.Status, error) {
@@ -363,7 +362,7 @@ func (g *CGWGateway) RaceReports(l *Lab) []string {
 // Maps opens the gateway's pinned maps for reading, as the dataplane
 // does (tests check what control wrote); call the returned func to close.
 func (g *CGWGateway) Maps(l *Lab) (*maps.Reader, func(), error) {
-	objs, err := bpf.LoadPinned(g.Instance(l))
+	objs, err := maps.Load(g.Instance(l))
 	if err != nil {
 		return nil, nil, err
 	}

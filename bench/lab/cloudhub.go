@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 )
 
 // CloudHub (DESIGN.md §1): the lab emulates every connection of the

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 )
 
 func mustLab(t *testing.T, o Options) *Lab {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 )
 
 // charonSpec is one charon (one tunnel end: libipsec keeps one TUN per

@@ -30,7 +30,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 )
 
 // Namespace roles; the namespace is named "<prefix>-<role>".

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // TestLabEndToEnd brings the lab up with the strongSwan stand-in, checks

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // pair makes namespaces a and b joined by veth ga—gb and returns the MAC

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/control/status"
 )
 

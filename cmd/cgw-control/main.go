@@ -66,7 +66,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/daemon"
 	"github.com/cgw-project/cgw/control/metrics"
 	"github.com/cgw-project/cgw/control/status"

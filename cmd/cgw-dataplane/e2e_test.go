@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/crypto/transform"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // site is one gateway of the smoke test: namespaces <p>la (LAN host),
@@ -32,7 +31,7 @@ type site struct {
 	starts          int
 	extra           []string // more flags
 	log             string
-	objs            *bpf.Objects
+	objs            *maps.Objects
 	w               *maps.Writer
 }
 
@@ -49,12 +48,12 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func gcm(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir, seed byte, local, remote netip.Addr) maps.SA {
+func gcm(t *testing.T, spi, tunnel uint32, dir maps.SADir, seed byte, local, remote netip.Addr) maps.SA {
 	s, err := transform.ParseSuite("aes128gcm16")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive), ReplayWindow: 1024,
+	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(maps.StateActive), ReplayWindow: 1024,
 		LocalAddr: maps.Addr16(local), RemoteAddr: maps.Addr16(remote)}
 	km := make([]byte, 20)
 	for i := range km {
@@ -69,7 +68,7 @@ func gcm(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir, seed byte, local, r
 // install writes the static SAs, the tunnel and the route of a site.
 func (s *site) install(t *testing.T) {
 	var err error
-	if s.objs, err = bpf.LoadPinned(s.instance); err != nil {
+	if s.objs, err = maps.Load(s.instance); err != nil {
 		t.Fatal(err)
 	}
 	if s.w, err = maps.NewWriter(s.objs); err != nil {
@@ -82,14 +81,14 @@ func (s *site) install(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(w.SetTunnel(1, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399, Mss: 1379,
+	must(w.SetTunnel(1, maps.Tunnel{Flags: uint32(maps.TunnelUp), Mtu: 1399, Mss: 1379,
 		LocalAddr: maps.Addr16(s.outside), RemoteAddr: maps.Addr16(s.peer),
 		InsideAddr: maps.Addr16(s.insideT), InsidePrefixlen: 30}))
-	must(w.InstallInboundSA(1, gcm(t, s.inSPI, 1, bpf.CgwSaDirInbound, s.inSeed, s.outside, s.peer)))
-	must(w.InstallSA(2, gcm(t, s.outSPI, 1, bpf.CgwSaDirOutbound, s.outSeed, s.outside, s.peer)))
+	must(w.InstallInboundSA(1, gcm(t, s.inSPI, 1, maps.DirInbound, s.inSeed, s.outside, s.peer)))
+	must(w.InstallSA(2, gcm(t, s.outSPI, 1, maps.DirOutbound, s.outSeed, s.outside, s.peer)))
 	must(w.SetOutboundSA(1, 2))
 	must(w.AddRoute(s.route, maps.Route{TunnelId: 1}))
-	must(w.AddLocalAddr(s.outside, bpf.CgwLocalOutside))
+	must(w.AddLocalAddr(s.outside, maps.LocalOutside))
 }
 
 func (s *site) start(t *testing.T, bin string) {
@@ -191,7 +190,7 @@ func TestSmokeBackToBack(t *testing.T) {
 			if s.objs != nil {
 				s.objs.Close()
 			}
-			bpf.Remove(s.instance)
+			maps.Remove(s.instance)
 			if t.Failed() {
 				l, _ := os.ReadFile(s.log)
 				t.Logf("%s log:\n%s", s.ns, l)
@@ -312,7 +311,7 @@ func TestSmokeNoCrypto(t *testing.T) {
 		if a.objs != nil {
 			a.objs.Close()
 		}
-		bpf.Remove(a.instance)
+		maps.Remove(a.instance)
 		if t.Failed() {
 			l, _ := os.ReadFile(a.log)
 			t.Logf("A log:\n%s", l)

@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/config"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/dataplane/afxdp"
 	"github.com/cgw-project/cgw/dataplane/metrics"
 	"github.com/cgw-project/cgw/dataplane/neigh"
@@ -188,7 +188,7 @@ func run(o options) error {
 		queues = min(len(s.cpuList), rxQueues(s.outside), rxQueues(s.inside))
 	}
 
-	objs, err := bpf.LoadPinned(s.instance)
+	objs, err := maps.Load(s.instance)
 	if err != nil {
 		return fmt.Errorf("loading the pinned maps of instance %s: %w", s.instance, err)
 	}

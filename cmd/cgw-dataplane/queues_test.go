@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/dataplane/afxdp"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // TestChannelsInUse: the worker count follows the RX queues in use

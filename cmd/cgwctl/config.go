@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 )
 
 var configCommands = []command{

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 )
 
 const (

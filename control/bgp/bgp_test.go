@@ -11,8 +11,8 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/cgw-project/cgw/control/config"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/rib"
 )
 

@@ -17,9 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/control/rib"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // The end-to-end test runs BIRD (as AWS, ASN 64512) in one network

@@ -25,12 +25,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/bgp"
-	"github.com/cgw-project/cgw/control/config"
 	"github.com/cgw-project/cgw/control/ikev1"
 	"github.com/cgw-project/cgw/control/ikev2"
-	"github.com/cgw-project/cgw/control/maps"
 	"github.com/cgw-project/cgw/control/rib"
 )
 
@@ -70,7 +69,7 @@ type Daemon struct {
 	opt     Options
 	cfg     *config.Config
 	log     *slog.Logger
-	objs    *bpf.Objects
+	objs    *maps.Objects
 	w       *maps.Writer
 	ike     *ikev2.Manager
 	ike1    *ikev1.Manager // nil when no tunnel uses ike_version 1
@@ -202,7 +201,7 @@ func Start(o Options) (*Daemon, error) {
 		}
 		d.closeAll()
 	}()
-	if d.objs, err = bpf.LoadPinned(o.Instance); err != nil {
+	if d.objs, err = maps.Load(o.Instance); err != nil {
 		return nil, fmt.Errorf("opening the pinned maps of instance %s: %w", o.Instance, err)
 	}
 	if d.w, err = maps.NewWriter(d.objs); err != nil {
@@ -349,7 +348,7 @@ func (d *Daemon) adopt() error {
 		if err := d.objs.SaTable.Lookup(idx, &sa); err != nil {
 			return fmt.Errorf("reading SA slot %d: %w", idx, err)
 		}
-		if sa.State == uint8(bpf.CgwSaStateUnused) {
+		if sa.State == uint8(maps.StateUnused) {
 			continue
 		}
 		d.used[idx] = true
@@ -385,13 +384,13 @@ func (d *Daemon) adopt() error {
 		var flags uint32
 		if int(t.id) < len(tabs.Tunnels) && int(t.id) < len(tabs.Outbound) && tabs.Outbound[t.id] != 0 && !changed[t.id] {
 			// Keep forwarding on the previous process's SAs.
-			flags = tabs.Tunnels[t.id].Flags & uint32(bpf.CgwTunnelFlagUp)
+			flags = tabs.Tunnels[t.id].Flags & uint32(maps.TunnelUp)
 			if flags != 0 {
 				d.adoptedUp = append(d.adoptedUp, t.id)
 			}
 		}
 		if t.cfg.ClearDF {
-			flags |= uint32(bpf.CgwTunnelFlagClearDf)
+			flags |= uint32(maps.TunnelClearDF)
 		}
 		if err := d.w.SetTunnel(t.id, d.tunnelEntry(t, flags)); err != nil {
 			return err
@@ -409,12 +408,12 @@ func (d *Daemon) adopt() error {
 		outs[t.cfg.LocalOutside] = true
 	}
 	for a := range outs {
-		if err := d.w.AddLocalAddr(a, bpf.CgwLocalOutside); err != nil {
+		if err := d.w.AddLocalAddr(a, maps.LocalOutside); err != nil {
 			return err
 		}
 	}
 	if a := g.Inside.Address.Addr(); a.IsValid() {
-		if err := d.w.AddLocalAddr(a, bpf.CgwLocalInside); err != nil {
+		if err := d.w.AddLocalAddr(a, maps.LocalInside); err != nil {
 			return err
 		}
 	}

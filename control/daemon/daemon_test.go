@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/config"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/crypto/transform"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 func testConfig() *config.Config {
@@ -41,12 +40,12 @@ func testConfig() *config.Config {
 	return c
 }
 
-func testSA(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir) maps.SA {
+func testSA(t *testing.T, spi, tunnel uint32, dir maps.SADir) maps.SA {
 	s, err := transform.ParseSuite("aes128gcm16")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive), ReplayWindow: 64}
+	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(maps.StateActive), ReplayWindow: 64}
 	if err := maps.SetKeys(&sa, s, make([]byte, 20)); err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +63,9 @@ func TestAdopt(t *testing.T) {
 	netnstest.Require(t)
 	instance := fmt.Sprintf("dt%d", os.Getpid())
 	ns := netnstest.New(t, "cgwdt-"+instance)
-	defer bpf.Remove(instance)
+	defer maps.Remove(instance)
 
-	objs, err := bpf.LoadPinned(instance)
+	objs, err := maps.Load(instance)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,19 +85,19 @@ func TestAdopt(t *testing.T) {
 	// configured now on slots 5/6, two routes.
 	cfg := testConfig()
 	t1 := cfg.Connections[0].Tunnels[0]
-	must(w.SetTunnel(1, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399,
+	must(w.SetTunnel(1, maps.Tunnel{Flags: uint32(maps.TunnelUp), Mtu: 1399,
 		LocalAddr: maps.Addr16(t1.LocalOutside), RemoteAddr: maps.Addr16(t1.AWSOutside)}))
-	must(w.SetTunnel(2, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399,
+	must(w.SetTunnel(2, maps.Tunnel{Flags: uint32(maps.TunnelUp), Mtu: 1399,
 		LocalAddr: maps.Addr16(t1.LocalOutside), RemoteAddr: maps.Addr16(netip.MustParseAddr("203.0.113.99"))}))
-	must(w.InstallInboundSA(5, testSA(t, 0x2001, 2, bpf.CgwSaDirInbound)))
-	must(w.InstallSA(6, testSA(t, 0x2002, 2, bpf.CgwSaDirOutbound)))
+	must(w.InstallInboundSA(5, testSA(t, 0x2001, 2, maps.DirInbound)))
+	must(w.InstallSA(6, testSA(t, 0x2002, 2, maps.DirOutbound)))
 	must(w.SetOutboundSA(2, 6))
-	must(w.InstallInboundSA(1, testSA(t, 0x1001, 1, bpf.CgwSaDirInbound)))
-	must(w.InstallSA(2, testSA(t, 0x1002, 1, bpf.CgwSaDirOutbound)))
+	must(w.InstallInboundSA(1, testSA(t, 0x1001, 1, maps.DirInbound)))
+	must(w.InstallSA(2, testSA(t, 0x1002, 1, maps.DirOutbound)))
 	must(w.SetOutboundSA(1, 2))
-	must(w.SetTunnel(7, maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}))
-	must(w.InstallInboundSA(3, testSA(t, 0x7001, 7, bpf.CgwSaDirInbound)))
-	must(w.InstallSA(4, testSA(t, 0x7002, 7, bpf.CgwSaDirOutbound)))
+	must(w.SetTunnel(7, maps.Tunnel{Flags: uint32(maps.TunnelUp), Mtu: 1399}))
+	must(w.InstallInboundSA(3, testSA(t, 0x7001, 7, maps.DirInbound)))
+	must(w.InstallSA(4, testSA(t, 0x7002, 7, maps.DirOutbound)))
 	must(w.SetOutboundSA(7, 4))
 	must(w.AddRoute(netip.MustParsePrefix("198.19.0.0/24"), maps.Route{TunnelId: 1}))
 	must(w.AddRoute(netip.MustParsePrefix("198.19.7.0/24"), maps.Route{TunnelId: 7}))
@@ -116,10 +115,10 @@ func TestAdopt(t *testing.T) {
 	if _, ok := tabs.Inbound[0x7001]; ok || tabs.Outbound[7] != 0 {
 		t.Errorf("the unconfigured tunnel 7 keeps SAs: inbound %v outbound %d", tabs.Inbound, tabs.Outbound[7])
 	}
-	if _, ok := tabs.Inbound[0x2001]; ok || tabs.Outbound[2] != 0 || tabs.Tunnels[2].Flags&uint32(bpf.CgwTunnelFlagUp) != 0 {
+	if _, ok := tabs.Inbound[0x2001]; ok || tabs.Outbound[2] != 0 || tabs.Tunnels[2].Flags&uint32(maps.TunnelUp) != 0 {
 		t.Errorf("tunnel 2, now towards another peer, keeps the old peer's SAs: inbound %v outbound %d flags %#x", tabs.Inbound, tabs.Outbound[2], tabs.Tunnels[2].Flags)
 	}
-	if _, ok := tabs.Inbound[0x1001]; !ok || tabs.Outbound[1] != 2 || tabs.Tunnels[1].Flags&uint32(bpf.CgwTunnelFlagUp) == 0 {
+	if _, ok := tabs.Inbound[0x1001]; !ok || tabs.Outbound[1] != 2 || tabs.Tunnels[1].Flags&uint32(maps.TunnelUp) == 0 {
 		t.Errorf("tunnel 1 stopped forwarding on its old SAs: inbound %v outbound %d flags %#x", tabs.Inbound, tabs.Outbound[1], tabs.Tunnels[1].Flags)
 	}
 	if got := tabs.Tunnels[1].InsidePrefixlen; got != 30 || maps.AddrFrom16(tabs.Tunnels[1].InsideAddr).Unmap() != netip.MustParseAddr("169.254.10.2") {
@@ -141,7 +140,7 @@ func TestAdopt(t *testing.T) {
 	}
 	// Tunnel 1 never came back: its old SAs go and it is marked down, so
 	// XDP would fail over to a backup tunnel.
-	if len(tabs.Inbound) != 0 || tabs.Outbound[1] != 0 || tabs.Tunnels[1].Flags&uint32(bpf.CgwTunnelFlagUp) != 0 {
+	if len(tabs.Inbound) != 0 || tabs.Outbound[1] != 0 || tabs.Tunnels[1].Flags&uint32(maps.TunnelUp) != 0 {
 		t.Errorf("after ConvergeTimeout tunnel 1 keeps its stale SAs: inbound %v outbound %d flags %#x", tabs.Inbound, tabs.Outbound[1], tabs.Tunnels[1].Flags)
 	}
 	if tu, _ := d.Status().Tunnel("vpn-t1"); len(tu.Stale) != 0 {
@@ -153,7 +152,7 @@ func TestAdopt(t *testing.T) {
 	d.Stop(ctx)
 	tabs, err = r.Snapshot()
 	must(err)
-	if len(tabs.Inbound) != 0 || len(tabs.SAs) != 0 || tabs.Outbound[1] != 0 || tabs.Tunnels[1].Flags&uint32(bpf.CgwTunnelFlagUp) != 0 {
+	if len(tabs.Inbound) != 0 || len(tabs.SAs) != 0 || tabs.Outbound[1] != 0 || tabs.Tunnels[1].Flags&uint32(maps.TunnelUp) != 0 {
 		t.Errorf("after Stop: inbound %v, SAs %d, outbound[1] %d, tunnel 1 flags %#x", tabs.Inbound, len(tabs.SAs), tabs.Outbound[1], tabs.Tunnels[1].Flags)
 	}
 }
@@ -194,8 +193,8 @@ func testBackToBack(t *testing.T, ikeVersion int) {
 			tu.IKEVersion, tu.Phase1 = 1, config.DefaultPhase1(1)
 		}
 		inst := base + name
-		t.Cleanup(func() { bpf.Remove(inst) })
-		bpf.Remove(inst)
+		t.Cleanup(func() { maps.Remove(inst) })
+		maps.Remove(inst)
 		d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		t.Cleanup(func() {
@@ -239,7 +238,7 @@ func testBackToBack(t *testing.T, ikeVersion int) {
 	if err := b.objs.SaTable.Lookup(cb.InIndex, &bIn); err != nil {
 		t.Fatal(err)
 	}
-	if aOut.Spi != bIn.Spi || aOut.EncKey != bIn.EncKey || aOut.Salt != bIn.Salt || aOut.Flags&uint32(bpf.CgwSaFlagUdpEncap) != 0 {
+	if aOut.Spi != bIn.Spi || aOut.EncKey != bIn.EncKey || aOut.Salt != bIn.Salt || aOut.Flags&uint32(maps.SAFlagUDPEncap) != 0 {
 		t.Errorf("initiator's outbound SA %#x and responder's inbound SA %#x differ", aOut.Spi, bIn.Spi)
 	}
 

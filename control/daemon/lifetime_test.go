@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // TestByteLimits: the soft limit is 10 % below phase2.lifetime_bytes,
@@ -112,8 +111,8 @@ func TestBackToBackBytes(t *testing.T) {
 		tu.LocalOutside, tu.AWSOutside, tu.StartupAction = netip.MustParseAddr(local), netip.MustParseAddr(peer), start
 		tu.Phase2.LifetimeBytes = hard
 		inst := base + name
-		t.Cleanup(func() { bpf.Remove(inst) })
-		bpf.Remove(inst)
+		t.Cleanup(func() { maps.Remove(inst) })
+		maps.Remove(inst)
 		d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			// The old pair stays installed long after a rekey, so the

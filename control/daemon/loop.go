@@ -7,9 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/control/ikev2"
-	"github.com/cgw-project/cgw/control/maps"
 )
 
 // loop applies IKE events in order (one goroutine owns the SA table) and
@@ -103,17 +102,17 @@ func (d *Daemon) apply(e ikev2.Event) {
 }
 
 // saEntry builds one direction's map entry from a negotiated Child SA.
-func (d *Daemon) saEntry(t *tunnel, c *ikev2.ChildSA, dir bpf.CgwSaDir) (maps.SA, error) {
-	sa := maps.SA{TunnelId: t.id, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive),
+func (d *Daemon) saEntry(t *tunnel, c *ikev2.ChildSA, dir maps.SADir) (maps.SA, error) {
+	sa := maps.SA{TunnelId: t.id, Direction: uint8(dir), State: uint8(maps.StateActive),
 		LocalAddr: maps.Addr16(c.Local), RemoteAddr: maps.Addr16(c.Peer)}
 	keymat := c.OutKeymat
 	sa.Spi = c.OutSPI
-	if dir == bpf.CgwSaDirInbound {
+	if dir == maps.DirInbound {
 		keymat, sa.Spi = c.InKeymat, c.InSPI
 		sa.ReplayWindow = uint32(c.ReplayWindow)
 	}
 	if c.ESN {
-		sa.Flags |= uint32(bpf.CgwSaFlagEsn)
+		sa.Flags |= uint32(maps.SAFlagESN)
 	}
 	// The dataplane stops using an outbound SA at the hard limit; the soft
 	// one is where this daemon asks for a rekey (pollCounters).
@@ -121,8 +120,8 @@ func (d *Daemon) saEntry(t *tunnel, c *ikev2.ChildSA, dir bpf.CgwSaDir) (maps.SA
 	if c.Encap {
 		// RFC 3948: ESP in UDP between our NAT-T port and the peer's.
 		// strongSwan's libipsec always forces this (DESIGN §4).
-		sa.Flags |= uint32(bpf.CgwSaFlagUdpEncap)
-		if dir == bpf.CgwSaDirOutbound {
+		sa.Flags |= uint32(maps.SAFlagUDPEncap)
+		if dir == maps.DirOutbound {
 			sa.EncapSport, sa.EncapDport = c.LocalPort, c.PeerPort
 		} else {
 			sa.EncapSport, sa.EncapDport = c.PeerPort, c.LocalPort
@@ -135,11 +134,11 @@ func (d *Daemon) saEntry(t *tunnel, c *ikev2.ChildSA, dir bpf.CgwSaDir) (maps.SA
 }
 
 func (d *Daemon) installChild(t *tunnel, c *ikev2.ChildSA) error {
-	in, err := d.saEntry(t, c, bpf.CgwSaDirInbound)
+	in, err := d.saEntry(t, c, maps.DirInbound)
 	if err != nil {
 		return err
 	}
-	out, err := d.saEntry(t, c, bpf.CgwSaDirOutbound)
+	out, err := d.saEntry(t, c, maps.DirOutbound)
 	if err != nil {
 		return err
 	}

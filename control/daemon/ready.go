@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/control/ikev2"
 )
 
@@ -90,7 +90,7 @@ func (d *Daemon) preinstall(r preReq) {
 		r.done <- preRes{err: fmt.Errorf("tunnel %s is not configured", r.tunnel)}
 		return
 	}
-	in, err := d.saEntry(t, &r.c, bpf.CgwSaDirInbound)
+	in, err := d.saEntry(t, &r.c, maps.DirInbound)
 	if err != nil {
 		r.done <- preRes{err: err}
 		return

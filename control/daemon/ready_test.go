@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // fakeDataplane polls an instance's maps as cgw-dataplane does, taking
@@ -35,7 +34,7 @@ func (f *fakeDataplane) has(spi uint32) bool {
 
 func startFakeDataplane(t *testing.T, inst string) *fakeDataplane {
 	t.Helper()
-	o, err := bpf.LoadPinned(inst)
+	o, err := maps.Load(inst)
 	if err != nil {
 		t.Fatalf("LoadPinned %s: %v", inst, err)
 	}
@@ -86,8 +85,8 @@ func TestInboundAppliedBeforePeerSwitch(t *testing.T) {
 		tu := &c.Connections[0].Tunnels[0]
 		tu.LocalOutside, tu.AWSOutside, tu.StartupAction = netip.MustParseAddr(local), netip.MustParseAddr(peer), start
 		inst := base + name
-		t.Cleanup(func() { bpf.Remove(inst) })
-		bpf.Remove(inst)
+		t.Cleanup(func() { maps.Remove(inst) })
+		maps.Remove(inst)
 		dps[name] = startFakeDataplane(t, inst)
 		first := true
 		d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,

@@ -5,7 +5,7 @@ import (
 	"log"
 	"net"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev1"
 	"github.com/cgw-project/cgw/control/ikev2"
 )

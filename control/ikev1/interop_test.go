@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/charontest"
-	"github.com/cgw-project/cgw/bench/netnstest"
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/internal/charontest"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // swanLab is a namespace pair joined by one veth: cgw 192.0.2.10 (our

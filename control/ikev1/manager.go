@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2"
 )
 

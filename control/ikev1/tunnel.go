@@ -12,7 +12,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 	"github.com/cgw-project/cgw/crypto/dh"

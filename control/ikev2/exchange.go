@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"

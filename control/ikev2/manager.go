@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 )
 
 // Timing holds the protocol timers. Zero fields take the defaults

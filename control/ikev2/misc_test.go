@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 

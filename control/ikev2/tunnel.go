@@ -13,7 +13,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 )
 
 // ConfigTunnels lists a configuration's tunnels in tie-break order

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/control/rib"
 )
 

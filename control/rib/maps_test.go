@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 )
 
 var instanceSeq atomic.Int32
@@ -25,7 +24,7 @@ func openMaps(tb testing.TB) (*maps.Writer, *maps.Reader) {
 		tb.Fatalf("this test loads pinned BPF maps: run it as root")
 	}
 	name := fmt.Sprintf("test-rib-%d-%d", os.Getpid(), instanceSeq.Add(1))
-	o, err := bpf.LoadPinned(name)
+	o, err := maps.Load(name)
 	if err != nil {
 		tb.Fatalf("LoadPinned: %v", err)
 	}
@@ -41,7 +40,7 @@ func openMaps(tb testing.TB) (*maps.Writer, *maps.Reader) {
 		r.Close()
 		w.Close()
 		o.Close()
-		bpf.Remove(name)
+		maps.Remove(name)
 	})
 	return w, r
 }

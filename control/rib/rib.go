@@ -49,7 +49,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 )
 
 // Sink receives the RIB's changes. *maps.Writer is one.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cgw-project/cgw/control/config"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/config"
 )
 
 // fakeSink records every change and keeps the table it implies, refusing

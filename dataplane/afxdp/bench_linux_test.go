@@ -13,7 +13,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // The benchmarks measure the AF_XDP layer on veth the way DESIGN §4 did: a

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 const (

@@ -104,7 +104,7 @@ type Config struct {
 
 	// Seq is where the outbound sequence counter lives (the last number
 	// reserved): cgw-dataplane passes &sa_counters.seq of the SA in the
-	// mmap'd sa_stats map (control/maps), so a restarted dataplane
+	// mmap'd sa_stats map (bpf/maps), so a restarted dataplane
 	// continues the sequence instead of reusing nonces under the same key.
 	// nil keeps the counter inside the SA (tests). Either way ReserveSeq
 	// is the one place that enforces the limit (RFC 4303 §3.3.3).

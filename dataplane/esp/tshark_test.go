@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"github.com/cgw-project/cgw/bench/espcheck"
-	pcapfile "github.com/cgw-project/cgw/dataplane/packet/pcap"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cgw-project/cgw/dataplane/esp/esptest"
+	pcapfile "github.com/cgw-project/cgw/dataplane/packet/pcap"
 
 	"github.com/cgw-project/cgw/crypto/transform"
 )
@@ -53,7 +54,7 @@ func TestTsharkDecryptsEncap(t *testing.T) {
 	}
 
 	var pkts [][]byte
-	var sas []espcheck.SA
+	var sas []esptest.SA
 	for _, c := range cases {
 		out, _ := newPair(t, c.suite, pairOpts{udp: c.udp, spi: c.spi, dscpCopy: true})
 		c.first = len(pkts) + 1
@@ -74,7 +75,7 @@ func TestTsharkDecryptsEncap(t *testing.T) {
 			c.outers = append(c.outers, b[st:en])
 			pkts = append(pkts, b[st:en])
 		}
-		sas = append(sas, espcheck.SA{Src: testSrc, Dst: testDst, SPI: c.spi, Suite: c.suite, Keymat: keymatFor(c.suite, 0x11)})
+		sas = append(sas, esptest.SA{Src: testSrc, Dst: testDst, SPI: c.spi, Suite: c.suite, Keymat: keymatFor(c.suite, 0x11)})
 	}
 	// One tampered copy per cipher family, last in the file.
 	var tampered []int
@@ -90,7 +91,7 @@ func TestTsharkDecryptsEncap(t *testing.T) {
 	}
 	// A private configuration directory holds the SA table (the esp_sa UAT)
 	// and the preferences, so the user's profile plays no part.
-	conf, err := espcheck.WriteConfig(dir, sas)
+	conf, err := esptest.WriteConfig(dir, sas)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // kernelLab is two namespaces joined by one veth: "a" (198.18.240.1,

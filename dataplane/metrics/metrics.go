@@ -11,8 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/dataplane/afxdp"
 	"github.com/cgw-project/cgw/dataplane/tables"
 	"github.com/cgw-project/cgw/dataplane/worker"
@@ -31,7 +30,7 @@ type Worker interface {
 type Sources struct {
 	Workers  []Worker
 	Tables   *tables.Tables
-	XDPStats func() ([bpf.CgwStatNumStats]uint64, error) // bpf.Objects.Stats
+	XDPStats func() ([maps.NumStats]uint64, error) // maps.Objects.Stats
 	Neigh    func() (hits, misses, resolves uint64)
 }
 
@@ -159,7 +158,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.s.XDPStats != nil {
 		if st, err := c.s.XDPStats(); err == nil {
 			for i, v := range st {
-				counter(dXDP, v, bpf.CgwStat(i).String())
+				counter(dXDP, v, maps.Stat(i).String())
 			}
 		}
 	}

@@ -10,8 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/dataplane/afxdp"
 	"github.com/cgw-project/cgw/dataplane/neigh"
 	"github.com/cgw-project/cgw/dataplane/tables"
@@ -43,7 +42,7 @@ func (f fakeWorker) SocketStats() (afxdp.Stats, afxdp.Stats, error) {
 func TestCollector(t *testing.T) {
 	tabs := new(tables.Tables)
 	tb := &maps.Tables{Generation: 42, Tunnels: make([]maps.Tunnel, maps.MaxTunnels), Outbound: make([]uint32, maps.MaxTunnels)}
-	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}
+	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(maps.TunnelUp), Mtu: 1399}
 	tabs.Store(tables.NewBuilder(func(uint32) *maps.SACounters { return nil }).Build(tb))
 	p, err := worker.New(worker.Config{Frames: noFrames{}, Tables: tabs, Neighbours: noNeigh{}})
 	if err != nil {
@@ -60,9 +59,9 @@ func TestCollector(t *testing.T) {
 	c.LateView = 3
 	c.Drops[worker.StageSPI][worker.SPINotApplied] = 2
 	col := New(Sources{Workers: []Worker{fakeWorker{p}}, Tables: tabs,
-		XDPStats: func() ([bpf.CgwStatNumStats]uint64, error) {
-			var s [bpf.CgwStatNumStats]uint64
-			s[bpf.CgwStatOutRedirect] = 5
+		XDPStats: func() ([maps.NumStats]uint64, error) {
+			var s [maps.NumStats]uint64
+			s[maps.StatOutRedirect] = 5
 			return s, nil
 		}})
 	reg := prometheus.NewPedanticRegistry()

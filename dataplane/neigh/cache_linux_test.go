@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // lab: namespace g (the gateway, where the cache runs) joined by one veth to

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
 	"github.com/cgw-project/cgw/dataplane/packet"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 var (

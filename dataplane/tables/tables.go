@@ -16,8 +16,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/dataplane/esp"
 	"github.com/cgw-project/cgw/dataplane/replay"
 )
@@ -65,7 +64,7 @@ type View struct {
 	Inbound    map[uint32]*SA // SPI → SA
 	Tunnels    []*Tunnel      // tunnel id → tunnel; nil when absent
 	Routes     *LPM
-	Local      map[netip.Addr]bpf.CgwLocal
+	Local      map[netip.Addr]maps.Local
 	local      []netip.Addr // the same addresses: a few, so a scan beats the map per packet
 	// Problems lists SAs and tunnels left out of the view and why (bad
 	// keys, unusable parameters), for the log.
@@ -200,7 +199,7 @@ func (b *Builder) Build(t *maps.Tables) *View {
 		Inbound:    make(map[uint32]*SA, len(t.Inbound)),
 		Tunnels:    make([]*Tunnel, maps.MaxTunnels),
 		Routes:     NewLPM(t.Routes),
-		Local:      make(map[netip.Addr]bpf.CgwLocal, len(t.LocalAddrs)),
+		Local:      make(map[netip.Addr]maps.Local, len(t.LocalAddrs)),
 	}
 	for a, k := range t.LocalAddrs {
 		v.Local[a.Unmap()] = k
@@ -213,7 +212,7 @@ func (b *Builder) Build(t *maps.Tables) *View {
 	}
 	used := map[uint32]bool{}
 	for spi, in := range t.Inbound {
-		s, err := b.sa(t, in.SaIndex, bpf.CgwSaDirInbound)
+		s, err := b.sa(t, in.SaIndex, maps.DirInbound)
 		if err != nil {
 			v.Problems = append(v.Problems, fmt.Errorf("inbound SPI %#08x: %w", spi, err))
 			continue
@@ -237,10 +236,10 @@ func (b *Builder) Build(t *maps.Tables) *View {
 		}
 		vt := &Tunnel{
 			ID:         uint32(id),
-			Up:         tn.Flags&uint32(bpf.CgwTunnelFlagUp) != 0,
+			Up:         tn.Flags&uint32(maps.TunnelUp) != 0,
 			MTU:        int(tn.Mtu),
 			MSS:        int(tn.Mss),
-			ClearDF:    tn.Flags&uint32(bpf.CgwTunnelFlagClearDf) != 0,
+			ClearDF:    tn.Flags&uint32(maps.TunnelClearDF) != 0,
 			TunIfindex: int(tn.TunIfindex),
 		}
 		if vt.MTU == 0 {
@@ -262,7 +261,7 @@ func (b *Builder) Build(t *maps.Tables) *View {
 			}
 		}
 		if out != 0 {
-			s, err := b.sa(t, out, bpf.CgwSaDirOutbound)
+			s, err := b.sa(t, out, maps.DirOutbound)
 			if err != nil {
 				v.Problems = append(v.Problems, fmt.Errorf("tunnel %d: outbound SA %d: %w", id, out, err))
 			} else {
@@ -282,7 +281,7 @@ func (b *Builder) Build(t *maps.Tables) *View {
 
 // sa returns the SA object of an index, from the cache when its
 // parameters did not change.
-func (b *Builder) sa(t *maps.Tables, idx uint32, dir bpf.CgwSaDir) (*SA, error) {
+func (b *Builder) sa(t *maps.Tables, idx uint32, dir maps.SADir) (*SA, error) {
 	p, ok := t.SAs[idx]
 	if !ok {
 		return nil, fmt.Errorf("SA index %d is referenced but not in the snapshot", idx)
@@ -316,7 +315,7 @@ func (b *Builder) newSA(idx uint32, p *maps.SA) (*SA, error) {
 	if ctr == nil {
 		return nil, fmt.Errorf("SA index %d has no counters (index out of range 1..%d)", idx, maps.MaxSAs-1)
 	}
-	esn := p.Flags&uint32(bpf.CgwSaFlagEsn) != 0
+	esn := p.Flags&uint32(maps.SAFlagESN) != 0
 	s := &SA{
 		Index:       idx,
 		Tunnel:      p.TunnelId,
@@ -327,13 +326,13 @@ func (b *Builder) newSA(idx uint32, p *maps.SA) (*SA, error) {
 		HardPackets: p.LifeHardPackets,
 	}
 	cfg := esp.Config{SPI: p.Spi, Cipher: c, ESN: esn}
-	if p.Direction == uint8(bpf.CgwSaDirOutbound) {
+	if p.Direction == uint8(maps.DirOutbound) {
 		cfg.Src, cfg.Dst = s.Local, s.Remote
 		cfg.DF = esp.DFCopy
 		// The sequence counter is the mmap'd one: it survives a restart
 		// of this process, and esp.SA.ReserveSeq enforces the limit on it.
 		cfg.Seq = &ctr.Seq
-		if p.Flags&uint32(bpf.CgwSaFlagUdpEncap) != 0 {
+		if p.Flags&uint32(maps.SAFlagUDPEncap) != 0 {
 			cfg.UDPEncap, cfg.SrcPort, cfg.DstPort = true, p.EncapSport, p.EncapDport
 		}
 	} else if p.ReplayWindow != 0 {

@@ -6,8 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/crypto/transform"
 )
 
@@ -20,13 +19,13 @@ func (c *counters) get(i uint32) *maps.SACounters {
 	return &c[i]
 }
 
-func gcm(t *testing.T, spi, tunnel uint32, dir bpf.CgwSaDir, seed byte) maps.SA {
+func gcm(t *testing.T, spi, tunnel uint32, dir maps.SADir, seed byte) maps.SA {
 	t.Helper()
 	s, err := transform.ParseSuite("aes128gcm16")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive), ReplayWindow: 1024}
+	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(maps.StateActive), ReplayWindow: 1024}
 	sa.LocalAddr = maps.Addr16(netip.MustParseAddr("192.0.2.10"))
 	sa.RemoteAddr = maps.Addr16(netip.MustParseAddr("203.0.113.1"))
 	km := make([]byte, 20)
@@ -43,17 +42,17 @@ func snapshot(t *testing.T, gen uint64) *maps.Tables {
 	tb := &maps.Tables{
 		Generation: gen,
 		SAs: map[uint32]maps.SA{
-			1: gcm(t, 0x1001, 1, bpf.CgwSaDirInbound, 1),
-			2: gcm(t, 0x2001, 1, bpf.CgwSaDirOutbound, 2),
+			1: gcm(t, 0x1001, 1, maps.DirInbound, 1),
+			2: gcm(t, 0x2001, 1, maps.DirOutbound, 2),
 		},
 		Inbound:    map[uint32]maps.InboundSA{0x1001: {SaIndex: 1, TunnelId: 1}},
 		Outbound:   make([]uint32, maps.MaxTunnels),
 		Tunnels:    make([]maps.Tunnel, maps.MaxTunnels),
-		LocalAddrs: map[netip.Addr]bpf.CgwLocal{netip.MustParseAddr("::ffff:192.0.2.10"): bpf.CgwLocalOutside},
+		LocalAddrs: map[netip.Addr]maps.Local{netip.MustParseAddr("::ffff:192.0.2.10"): maps.LocalOutside},
 		Routes:     []maps.RouteEntry{{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Route: maps.Route{TunnelId: 1}}},
 	}
 	tb.Outbound[1] = 2
-	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399, Mss: 1379,
+	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(maps.TunnelUp), Mtu: 1399, Mss: 1379,
 		InsideAddr: maps.Addr16(netip.MustParseAddr("169.254.10.2")), InsidePrefixlen: 30}
 	return tb
 }
@@ -111,7 +110,7 @@ func TestCacheKeepsReplayState(t *testing.T) {
 	s2 := snapshot(t, 4)
 	s2.Routes = append(s2.Routes, maps.RouteEntry{Prefix: netip.MustParsePrefix("198.19.7.0/24"), Route: maps.Route{TunnelId: 1}})
 	sa := s2.SAs[1]
-	sa.State = uint8(bpf.CgwSaStateRetiring)
+	sa.State = uint8(maps.StateRetiring)
 	s2.SAs[1] = sa
 	v2 := b.Build(s2)
 	in2 := v2.Inbound[0x1001]
@@ -127,7 +126,7 @@ func TestCacheKeepsReplayState(t *testing.T) {
 
 	// Rekey under the same index: new keys, new objects.
 	s3 := snapshot(t, 6)
-	s3.SAs[1] = gcm(t, 0x1001, 1, bpf.CgwSaDirInbound, 9)
+	s3.SAs[1] = gcm(t, 0x1001, 1, maps.DirInbound, 9)
 	v3 := b.Build(s3)
 	if v3.Inbound[0x1001] == in1 || v3.Inbound[0x1001].Replay.Highest() != 0 {
 		t.Fatal("SA with new keys kept the old objects")
@@ -147,7 +146,7 @@ func TestOutboundSwitch(t *testing.T) {
 	s := snapshot(t, 2)
 	v1 := b.Build(s)
 	s2 := snapshot(t, 4)
-	s2.SAs[3] = gcm(t, 0x3001, 1, bpf.CgwSaDirOutbound, 3)
+	s2.SAs[3] = gcm(t, 0x3001, 1, maps.DirOutbound, 3)
 	s2.Outbound[1] = 3
 	v2 := b.Build(s2)
 	if v2.Tunnel(1).Out.ESP.SPI() != 0x3001 || v1.Tunnel(1).Out.ESP.SPI() != 0x2001 {
@@ -160,7 +159,7 @@ func TestBadSAReported(t *testing.T) {
 	b := NewBuilder(c.get)
 	s := snapshot(t, 2)
 	sa := s.SAs[1]
-	sa.Direction = uint8(bpf.CgwSaDirOutbound)
+	sa.Direction = uint8(maps.DirOutbound)
 	s.SAs[1] = sa
 	v := b.Build(s)
 	if len(v.Problems) != 1 || v.Inbound[0x1001] != nil {
@@ -174,7 +173,7 @@ func TestRouteBackup(t *testing.T) {
 	s := snapshot(t, 2)
 	s.Routes[0].BackupTunnelId = 2
 	s.Tunnels[2] = s.Tunnels[1]
-	s.SAs[3] = gcm(t, 0x3001, 2, bpf.CgwSaDirOutbound, 3)
+	s.SAs[3] = gcm(t, 0x3001, 2, maps.DirOutbound, 3)
 	s.Outbound[2] = 3
 	s.Tunnels[1].Flags = 0 // down
 	v := b.Build(s)

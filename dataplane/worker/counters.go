@@ -1,7 +1,7 @@
 package worker
 
 import (
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/dataplane/esp"
 	"github.com/cgw-project/cgw/dataplane/frag"
 )

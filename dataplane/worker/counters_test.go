@@ -3,7 +3,7 @@ package worker
 import (
 	"testing"
 
-	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/bpf/maps"
 )
 
 // TestEveryReasonNamed: each Reason has its own metrics label, never the
@@ -31,7 +31,7 @@ func TestAccountManySAs(t *testing.T) {
 	b := newGateway(t, 0x1000, 0xb0b0b0b0, 1, 2, false)
 	for i := uint32(1); i < nSA; i++ {
 		spi := 0x1000 + i
-		b.tb.SAs[10+i] = gcmSA(t, spi, 1, bpf.CgwSaDirInbound, 1, gwOut, peerOut)
+		b.tb.SAs[10+i] = gcmSA(t, spi, 1, maps.DirInbound, 1, gwOut, peerOut)
 		b.tb.Inbound[spi] = b.tb.Inbound[0x1000]
 		in := b.tb.Inbound[spi]
 		in.SaIndex = 10 + i

@@ -6,8 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/crypto/transform"
 	"github.com/cgw-project/cgw/dataplane/neigh"
 	"github.com/cgw-project/cgw/dataplane/packet"
@@ -120,12 +119,12 @@ func (c *counterBank) get(i uint32) *maps.SACounters {
 	return &c[i]
 }
 
-func gcmSA(t testing.TB, spi, tunnel uint32, dir bpf.CgwSaDir, seed byte, local, remote netip.Addr) maps.SA {
+func gcmSA(t testing.TB, spi, tunnel uint32, dir maps.SADir, seed byte, local, remote netip.Addr) maps.SA {
 	s, err := transform.ParseSuite("aes128gcm16")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(bpf.CgwSaStateActive), ReplayWindow: 1024}
+	sa := maps.SA{Spi: spi, TunnelId: tunnel, Direction: uint8(dir), State: uint8(maps.StateActive), ReplayWindow: 1024}
 	sa.LocalAddr, sa.RemoteAddr = maps.Addr16(local), maps.Addr16(remote)
 	km := make([]byte, 20)
 	for i := range km {
@@ -155,20 +154,20 @@ func newTables(t testing.TB, in, out uint32, inSeed, outSeed byte) *maps.Tables 
 	tb := &maps.Tables{
 		Generation: 2,
 		SAs: map[uint32]maps.SA{
-			1: gcmSA(t, in, 1, bpf.CgwSaDirInbound, inSeed, gwOut, peerOut),
-			2: gcmSA(t, out, 1, bpf.CgwSaDirOutbound, outSeed, gwOut, peerOut),
+			1: gcmSA(t, in, 1, maps.DirInbound, inSeed, gwOut, peerOut),
+			2: gcmSA(t, out, 1, maps.DirOutbound, outSeed, gwOut, peerOut),
 		},
 		Inbound:    map[uint32]maps.InboundSA{in: {SaIndex: 1, TunnelId: 1}},
 		Outbound:   make([]uint32, maps.MaxTunnels),
 		Tunnels:    make([]maps.Tunnel, maps.MaxTunnels),
-		LocalAddrs: map[netip.Addr]bpf.CgwLocal{gwOut: bpf.CgwLocalOutside, gwIn: bpf.CgwLocalInside},
+		LocalAddrs: map[netip.Addr]maps.Local{gwOut: maps.LocalOutside, gwIn: maps.LocalInside},
 		Routes: []maps.RouteEntry{
 			{Prefix: netip.MustParsePrefix("198.19.0.0/16"), Route: maps.Route{TunnelId: 1}},
 			{Prefix: netip.MustParsePrefix("2001:db8:19::/48"), Route: maps.Route{TunnelId: 1}},
 		},
 	}
 	tb.Outbound[1] = 2
-	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399, Mss: 1379,
+	tb.Tunnels[1] = maps.Tunnel{Flags: uint32(maps.TunnelUp), Mtu: 1399, Mss: 1379,
 		InsideAddr: maps.Addr16(insideT1), InsidePrefixlen: 30}
 	return tb
 }

@@ -30,7 +30,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/crypto/transform"
 	"github.com/cgw-project/cgw/dataplane/esp"
 	"github.com/cgw-project/cgw/dataplane/frag"

@@ -6,8 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cgw-project/cgw/bpf"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
 )
 
 // TestOutboundSwitchLosesNothing switches the tunnel's outbound SA back
@@ -22,7 +21,7 @@ func TestOutboundSwitchLosesNothing(t *testing.T) {
 	a, b := pair(t)
 	withNew := func(tb *maps.Tables, useNew bool) *maps.Tables {
 		c := *tb
-		c.SAs = map[uint32]maps.SA{1: tb.SAs[1], 2: tb.SAs[2], 3: gcmSA(t, spiNew, 1, bpf.CgwSaDirOutbound, 5, gwOut, peerOut)}
+		c.SAs = map[uint32]maps.SA{1: tb.SAs[1], 2: tb.SAs[2], 3: gcmSA(t, spiNew, 1, maps.DirOutbound, 5, gwOut, peerOut)}
 		c.Outbound = append([]uint32(nil), tb.Outbound...)
 		if useNew {
 			c.Outbound[1] = 3
@@ -30,7 +29,7 @@ func TestOutboundSwitchLosesNothing(t *testing.T) {
 		return &c
 	}
 	// The receiver knows both SAs from the start (installed before the switch).
-	b.tb.SAs[3] = gcmSA(t, spiNew, 1, bpf.CgwSaDirInbound, 5, gwOut, peerOut)
+	b.tb.SAs[3] = gcmSA(t, spiNew, 1, maps.DirInbound, 5, gwOut, peerOut)
 	b.tb.Inbound[spiNew] = maps.InboundSA{SaIndex: 3, TunnelId: 1}
 	b.tabs.Store(b.b.Build(b.tb))
 

@@ -11,7 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/cgw-project/cgw/bpf"
+	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/dataplane/afxdp"
 	"github.com/cgw-project/cgw/dataplane/tables"
 )
@@ -181,7 +181,7 @@ func (w *Worker) Run() error {
 		}
 	}
 	refill()
-	magic := uint32(bpf.CgwLimitsMetaMagic)
+	magic := uint32(maps.MetaMagic)
 	idle := 0
 	for !w.stop.Load() {
 		v := w.tables.Load()

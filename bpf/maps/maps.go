@@ -30,21 +30,6 @@ import (
 	"github.com/cgw-project/cgw/bpf"
 )
 
-// The contract's types, generated from bpf/cgw_maps.h.
-type (
-	SA         = bpf.CgwSa
-	InboundSA  = bpf.CgwInboundSa
-	Tunnel     = bpf.CgwTunnel
-	Route      = bpf.CgwRoute
-	SACounters = bpf.CgwSaCounters
-)
-
-// Limits of the tables. Ids and indexes start at 1; 0 means "none".
-const (
-	MaxTunnels = uint32(bpf.CgwLimitsMaxTunnels)
-	MaxSAs     = uint32(bpf.CgwLimitsMaxSas)
-)
-
 // Addr16 converts an address to the contract's 16-byte form (IPv4 as
 // ::ffff:a.b.c.d). The zero Addr gives all zeroes.
 func Addr16(a netip.Addr) [16]byte {
@@ -62,7 +47,7 @@ func AddrFrom16(b [16]byte) netip.Addr {
 // shared is the memory both sides map: the generation counter and the
 // per-SA counters.
 type shared struct {
-	objs     *bpf.Objects
+	objs     *Objects
 	config   []byte
 	counters []byte
 	gen      *uint64
@@ -80,7 +65,7 @@ func mmapArray(m *ebpf.Map) ([]byte, error) {
 	return b, nil
 }
 
-func openShared(o *bpf.Objects) (*shared, error) {
+func openShared(o *Objects) (*shared, error) {
 	s := &shared{objs: o}
 	var err error
 	if s.config, err = mmapArray(o.CgwConfig); err != nil {
@@ -148,7 +133,7 @@ func (s *shared) ReadSACounters(saIndex uint32) (SACounters, error) {
 
 // routeKey maps a prefix to its trie and key. IPv4 prefixes must be in
 // IPv4 form: ::ffff:0:0/96-style prefixes would never match a packet.
-func routeKey(o *bpf.Objects, p netip.Prefix) (*ebpf.Map, any, error) {
+func routeKey(o *Objects, p netip.Prefix) (*ebpf.Map, any, error) {
 	if !p.IsValid() {
 		return nil, nil, fmt.Errorf("maps: invalid route prefix %v", p)
 	}

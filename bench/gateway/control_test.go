@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
-	"github.com/cgw-project/cgw/bench/netnstest"
-	"github.com/cgw-project/cgw/control/config"
-	"github.com/cgw-project/cgw/control/maps"
+	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/status"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // needLab fails (never skips, except with -short) when the lab cannot run.

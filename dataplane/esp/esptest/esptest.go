@@ -1,4 +1,4 @@
-// Package espcheck has an independent implementation check our ESP bytes:
+// Package esptest has an independent implementation check our ESP bytes:
 // tshark (Wireshark's dissector) decrypts a capture with the SAs' keys and
 // reports, per ESP packet, whether the ICV verified and what was inside.
 // End-to-end tests use it on captures taken "on the wire".
@@ -6,7 +6,7 @@
 // The SA table is Wireshark's esp_sa UAT (epan/dissectors/packet-ipsec.c),
 // written with the preferences into a private configuration directory, so
 // the user's profile plays no part.
-package espcheck
+package esptest
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func Names(s transform.Suite) (encr, auth string, err error) {
 	case transform.ENCR_AES_CBC:
 		encr = "AES-CBC [RFC3602]"
 	default:
-		return "", "", fmt.Errorf("espcheck: no tshark name for encryption %v", s)
+		return "", "", fmt.Errorf("esptest: no tshark name for encryption %v", s)
 	}
 	switch s.Integ {
 	case transform.AUTH_NONE:
@@ -54,7 +54,7 @@ func Names(s transform.Suite) (encr, auth string, err error) {
 	case transform.AUTH_HMAC_SHA2_512_256:
 		auth = "HMAC-SHA-512-256 [RFC4868]"
 	default:
-		return "", "", fmt.Errorf("espcheck: no tshark name for integrity %v", s)
+		return "", "", fmt.Errorf("esptest: no tshark name for integrity %v", s)
 	}
 	return encr, auth, nil
 }
@@ -67,7 +67,7 @@ func UATLine(sa SA) (string, error) {
 		return "", err
 	}
 	if len(sa.Keymat) != sa.Suite.KeymatLen() {
-		return "", fmt.Errorf("espcheck: SPI %#08x: KEYMAT is %d bytes, %v needs %d", sa.SPI, len(sa.Keymat), sa.Suite, sa.Suite.KeymatLen())
+		return "", fmt.Errorf("esptest: SPI %#08x: KEYMAT is %d bytes, %v needs %d", sa.SPI, len(sa.Keymat), sa.Suite, sa.Suite.KeymatLen())
 	}
 	ek, ak := sa.Keymat, []byte(nil)
 	if sa.Suite.Encr != transform.ENCR_AES_GCM_16 {
@@ -117,7 +117,7 @@ func WriteConfig(dir string, sas []SA) (string, error) {
 func Fields(ctx context.Context, conf, pcap, filter string, fields ...string) ([][]string, error) {
 	tshark, err := exec.LookPath("tshark")
 	if err != nil {
-		return nil, fmt.Errorf("espcheck: tshark not found: install the Debian package tshark (scripts/install-deps.sh)")
+		return nil, fmt.Errorf("esptest: tshark not found: install the Debian package tshark (scripts/install-deps.sh)")
 	}
 	args := []string{"-n", "-r", pcap, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"}
 	if filter != "" {
@@ -132,7 +132,7 @@ func Fields(ctx context.Context, conf, pcap, filter string, fields ...string) ([
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("espcheck: tshark %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("esptest: tshark %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	var rows [][]string
 	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/bench/netnstest"
+	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
 // Require fails the test naming what is missing (or skips under -short).

@@ -20,7 +20,7 @@ type Reader struct {
 }
 
 // NewReader opens the reader side of an instance's maps.
-func NewReader(o *bpf.Objects) (*Reader, error) {
+func NewReader(o *Objects) (*Reader, error) {
 	s, err := openShared(o)
 	if err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ type Tables struct {
 	Outbound   []uint32             // tunnel id -> outbound SA index (0: none)
 	Tunnels    []Tunnel             // tunnel id -> state
 	Routes     []RouteEntry         // IPv4 then IPv6, in trie order
-	LocalAddrs map[netip.Addr]bpf.CgwLocal
+	LocalAddrs map[netip.Addr]Local
 }
 
 // ErrBusy is returned by Snapshot when the tables kept changing (or a
@@ -96,11 +96,11 @@ func (r *Reader) Snapshot() (*Tables, error) {
 	return nil, ErrBusy
 }
 
-func dump(o *bpf.Objects) (*Tables, error) {
+func dump(o *Objects) (*Tables, error) {
 	t := &Tables{
 		SAs:        map[uint32]SA{},
 		Inbound:    map[uint32]InboundSA{},
-		LocalAddrs: map[netip.Addr]bpf.CgwLocal{},
+		LocalAddrs: map[netip.Addr]Local{},
 	}
 	var err error
 	if t.Tunnels, err = dumpArray[Tunnel](o.Tunnels); err != nil {
@@ -145,7 +145,7 @@ func dump(o *bpf.Objects) (*Tables, error) {
 	var kind uint32
 	it = o.LocalAddrs.Iterate()
 	for it.Next(&la, &kind) {
-		t.LocalAddrs[AddrFrom16(la.Addr)] = bpf.CgwLocal(kind)
+		t.LocalAddrs[AddrFrom16(la.Addr)] = Local(kind)
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("maps: reading local addresses: %w", err)

@@ -26,7 +26,7 @@ type Writer struct {
 }
 
 // NewWriter opens the writer side of an instance's maps.
-func NewWriter(o *bpf.Objects) (*Writer, error) {
+func NewWriter(o *Objects) (*Writer, error) {
 	s, err := openShared(o)
 	if err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func checkTunnel(id uint32) error {
 
 // checkSA rejects parameters the dataplane could not use.
 func checkSA(sa *SA) error {
-	if sa.Direction != uint8(bpf.CgwSaDirInbound) && sa.Direction != uint8(bpf.CgwSaDirOutbound) {
+	if sa.Direction != uint8(DirInbound) && sa.Direction != uint8(DirOutbound) {
 		return fmt.Errorf("maps: SA %#x: direction %d is neither inbound (1) nor outbound (2)", sa.Spi, sa.Direction)
 	}
 	if sa.Spi < 256 {
@@ -152,11 +152,11 @@ func (w *Writer) installSA(saIndex uint32, sa SA) error {
 	if err := w.objs.SaTable.Lookup(saIndex, &cur); err != nil {
 		return fmt.Errorf("maps: reading SA slot %d: %w", saIndex, err)
 	}
-	if cur.State != uint8(bpf.CgwSaStateUnused) {
+	if cur.State != uint8(StateUnused) {
 		return fmt.Errorf("maps: SA index %d is in use (SPI %#x, state %d): RetireSA it first", saIndex, cur.Spi, cur.State)
 	}
-	if sa.State == uint8(bpf.CgwSaStateUnused) {
-		sa.State = uint8(bpf.CgwSaStateInstalling)
+	if sa.State == uint8(StateUnused) {
+		sa.State = uint8(StateInstalling)
 	}
 	if err := w.put(w.objs.SaStats, saIndex, SACounters{}, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("maps: zeroing counters of SA %d: %w", saIndex, err)
@@ -176,7 +176,7 @@ func (w *Writer) InstallSA(saIndex uint32, sa SA) error {
 // InstallInboundSA installs an inbound SA and publishes its SPI, from which
 // point the outside XDP program steers its packets to the dataplane.
 func (w *Writer) InstallInboundSA(saIndex uint32, sa SA) error {
-	sa.Direction = uint8(bpf.CgwSaDirInbound)
+	sa.Direction = uint8(DirInbound)
 	return w.change(func() error {
 		var existing InboundSA
 		if err := w.objs.InboundSpi.Lookup(sa.Spi, &existing); err == nil {
@@ -210,7 +210,7 @@ func (w *Writer) SetOutboundSA(tunnel, saIndex uint32) error {
 			if err := w.objs.SaTable.Lookup(saIndex, &sa); err != nil {
 				return fmt.Errorf("maps: reading SA %d: %w", saIndex, err)
 			}
-			if sa.State == uint8(bpf.CgwSaStateUnused) || sa.Direction != uint8(bpf.CgwSaDirOutbound) || sa.TunnelId != tunnel {
+			if sa.State == uint8(StateUnused) || sa.Direction != uint8(DirOutbound) || sa.TunnelId != tunnel {
 				return fmt.Errorf("maps: SA %d is not an installed outbound SA of tunnel %d (state %d, direction %d, tunnel %d)", saIndex, tunnel, sa.State, sa.Direction, sa.TunnelId)
 			}
 		}
@@ -227,7 +227,7 @@ func (w *Writer) SetSAState(saIndex uint32, state bpf.CgwSaState) error {
 	if err := checkIndex(saIndex); err != nil {
 		return err
 	}
-	if state == bpf.CgwSaStateUnused || state > bpf.CgwSaStateRetiring {
+	if state == StateUnused || state > StateRetiring {
 		return fmt.Errorf("maps: SA state %d: use installing, active or retiring (RetireSA frees a slot)", state)
 	}
 	return w.change(func() error {
@@ -235,7 +235,7 @@ func (w *Writer) SetSAState(saIndex uint32, state bpf.CgwSaState) error {
 		if err := w.objs.SaTable.Lookup(saIndex, &sa); err != nil {
 			return fmt.Errorf("maps: reading SA %d: %w", saIndex, err)
 		}
-		if sa.State == uint8(bpf.CgwSaStateUnused) {
+		if sa.State == uint8(StateUnused) {
 			return fmt.Errorf("maps: SA index %d is not installed", saIndex)
 		}
 		sa.State = uint8(state)
@@ -256,14 +256,14 @@ func (w *Writer) RetireSA(saIndex uint32) error {
 		if err := w.objs.SaTable.Lookup(saIndex, &sa); err != nil {
 			return fmt.Errorf("maps: reading SA %d: %w", saIndex, err)
 		}
-		if sa.State == uint8(bpf.CgwSaStateUnused) {
+		if sa.State == uint8(StateUnused) {
 			return fmt.Errorf("maps: SA index %d is not installed", saIndex)
 		}
 		var out uint32
 		if err := w.objs.OutboundSa.Lookup(sa.TunnelId, &out); err == nil && out == saIndex {
 			return fmt.Errorf("maps: SA %d is tunnel %d's outbound SA: SetOutboundSA to its successor first", saIndex, sa.TunnelId)
 		}
-		if sa.Direction == uint8(bpf.CgwSaDirInbound) {
+		if sa.Direction == uint8(DirInbound) {
 			var in InboundSA
 			if err := w.objs.InboundSpi.Lookup(sa.Spi, &in); err == nil && in.SaIndex == saIndex {
 				if err := w.del(w.objs.InboundSpi, sa.Spi); err != nil {
@@ -299,9 +299,9 @@ func (w *Writer) SetTunnelUp(id uint32, up bool) error {
 			return fmt.Errorf("maps: reading tunnel %d: %w", id, err)
 		}
 		if up {
-			t.Flags |= uint32(bpf.CgwTunnelFlagUp)
+			t.Flags |= uint32(TunnelUp)
 		} else {
-			t.Flags &^= uint32(bpf.CgwTunnelFlagUp)
+			t.Flags &^= uint32(TunnelUp)
 		}
 		return w.put(w.objs.Tunnels, id, t, ebpf.UpdateAny)
 	})
@@ -309,7 +309,7 @@ func (w *Writer) SetTunnelUp(id uint32, up bool) error {
 
 // AddLocalAddr declares an address of the gateway: outside (ESP to it is
 // steered) and/or inside (never sent into a tunnel).
-func (w *Writer) AddLocalAddr(a netip.Addr, kind bpf.CgwLocal) error {
+func (w *Writer) AddLocalAddr(a netip.Addr, kind Local) error {
 	if !a.IsValid() {
 		return errors.New("maps: invalid local address")
 	}

@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
-	"github.com/cgw-project/cgw/control/config"
+	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/status"
 )
 

@@ -1,4 +1,4 @@
-package espcheck
+package esptest
 
 import (
 	"context"

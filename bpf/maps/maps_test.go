@@ -15,7 +15,6 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/cgw-project/cgw/bpf"
 	"github.com/cgw-project/cgw/crypto/transform"
 )
 
@@ -26,7 +25,7 @@ func instanceName() string {
 }
 
 // open loads a fresh instance with a Writer and a Reader on it.
-func open(t testing.TB) (*bpf.Objects, *Writer, *Reader) {
+func open(t testing.TB) (*Objects, *Writer, *Reader) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("loads BPF maps: needs root; run without -short")
@@ -35,7 +34,7 @@ func open(t testing.TB) (*bpf.Objects, *Writer, *Reader) {
 		t.Fatalf("the map tests load BPF maps: run them as root")
 	}
 	name := instanceName()
-	o, err := bpf.LoadPinned(name)
+	o, err := Load(name)
 	if err != nil {
 		t.Fatalf("LoadPinned: %v", err)
 	}
@@ -51,12 +50,12 @@ func open(t testing.TB) (*bpf.Objects, *Writer, *Reader) {
 		r.Close()
 		w.Close()
 		o.Close()
-		bpf.Remove(name)
+		Remove(name)
 	})
 	return o, w, r
 }
 
-func gcmSA(spi, tunnel uint32, dir bpf.CgwSaDir) SA {
+func gcmSA(spi, tunnel uint32, dir SADir) SA {
 	sa := SA{
 		Spi:          spi,
 		TunnelId:     tunnel,
@@ -92,14 +91,14 @@ func TestGenerationMovesAfterEachChange(t *testing.T) {
 	}{
 		{"SetTunnel", func() error { return w.SetTunnel(1, Tunnel{Mtu: 1399, Mss: 1379}) }},
 		{"SetTunnelUp", func() error { return w.SetTunnelUp(1, true) }},
-		{"InstallSA", func() error { return w.InstallSA(1, gcmSA(0x1001, 1, bpf.CgwSaDirOutbound)) }},
+		{"InstallSA", func() error { return w.InstallSA(1, gcmSA(0x1001, 1, DirOutbound)) }},
 		{"SetOutboundSA", func() error { return w.SetOutboundSA(1, 1) }},
-		{"InstallInboundSA", func() error { return w.InstallInboundSA(2, gcmSA(0x2001, 1, bpf.CgwSaDirInbound)) }},
-		{"SetSAState", func() error { return w.SetSAState(2, bpf.CgwSaStateActive) }},
+		{"InstallInboundSA", func() error { return w.InstallInboundSA(2, gcmSA(0x2001, 1, DirInbound)) }},
+		{"SetSAState", func() error { return w.SetSAState(2, StateActive) }},
 		{"AddRoute", func() error { return w.AddRoute(netip.MustParsePrefix("198.19.0.0/16"), Route{TunnelId: 1}) }},
 		{"ReplaceRoute", func() error { return w.ReplaceRoute(netip.MustParsePrefix("198.19.0.0/16"), Route{TunnelId: 2}) }},
 		{"DeleteRoute", func() error { return w.DeleteRoute(netip.MustParsePrefix("198.19.0.0/16")) }},
-		{"AddLocalAddr", func() error { return w.AddLocalAddr(netip.MustParseAddr("192.0.2.10"), bpf.CgwLocalOutside) }},
+		{"AddLocalAddr", func() error { return w.AddLocalAddr(netip.MustParseAddr("192.0.2.10"), LocalOutside) }},
 		{"DeleteLocalAddr", func() error { return w.DeleteLocalAddr(netip.MustParseAddr("192.0.2.10")) }},
 		{"RetireSA", func() error { return w.RetireSA(2) }},
 	}
@@ -161,14 +160,14 @@ func TestRekeySwitchIsOneUpdate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(w.SetTunnel(1, Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}))
-	must(w.InstallSA(1, gcmSA(0x1001, 1, bpf.CgwSaDirOutbound)))
-	must(w.InstallInboundSA(2, gcmSA(0x2001, 1, bpf.CgwSaDirInbound)))
+	must(w.SetTunnel(1, Tunnel{Flags: uint32(TunnelUp), Mtu: 1399}))
+	must(w.InstallSA(1, gcmSA(0x1001, 1, DirOutbound)))
+	must(w.InstallInboundSA(2, gcmSA(0x2001, 1, DirInbound)))
 	must(w.SetOutboundSA(1, 1))
 
 	// Rekey.
-	must(w.InstallInboundSA(4, gcmSA(0x2002, 1, bpf.CgwSaDirInbound)))
-	must(w.InstallSA(3, gcmSA(0x1002, 1, bpf.CgwSaDirOutbound)))
+	must(w.InstallInboundSA(4, gcmSA(0x2002, 1, DirInbound)))
+	must(w.InstallSA(3, gcmSA(0x1002, 1, DirOutbound)))
 	n := w.updates
 	must(w.SetOutboundSA(1, 3))
 	if d := w.updates - n; d != 1 {
@@ -181,7 +180,7 @@ func TestRekeySwitchIsOneUpdate(t *testing.T) {
 	if len(tb.Inbound) != 2 || tb.Inbound[0x2001].SaIndex != 2 || tb.Inbound[0x2002].SaIndex != 4 {
 		t.Errorf("during grace both inbound SAs must be steered: %+v", tb.Inbound)
 	}
-	must(w.SetSAState(2, bpf.CgwSaStateRetiring))
+	must(w.SetSAState(2, StateRetiring))
 
 	if err := w.RetireSA(3); err == nil || !strings.Contains(err.Error(), "outbound SA") {
 		t.Errorf("retiring the current outbound SA: %v, want refusal", err)
@@ -195,12 +194,12 @@ func TestRekeySwitchIsOneUpdate(t *testing.T) {
 	if len(tb.SAs) != 2 || tb.SAs[3].Spi != 0x1002 || tb.SAs[4].Spi != 0x2002 {
 		t.Errorf("installed SAs after rekey: %v, want 3 and 4", tb.SAs)
 	}
-	if tb.SAs[4].State != uint8(bpf.CgwSaStateInstalling) || tb.SAs[4].EncKey != gcmSA(0x2002, 1, bpf.CgwSaDirInbound).EncKey {
+	if tb.SAs[4].State != uint8(StateInstalling) || tb.SAs[4].EncKey != gcmSA(0x2002, 1, DirInbound).EncKey {
 		t.Errorf("SA 4 read back wrong: %+v", tb.SAs[4])
 	}
 	// The freed slot can be reused, with zeroed counters.
 	atomic.AddUint64(&r.Counters(1).Seq, 99)
-	must(w.InstallSA(1, gcmSA(0x1003, 1, bpf.CgwSaDirOutbound)))
+	must(w.InstallSA(1, gcmSA(0x1003, 1, DirOutbound)))
 	if c, _ := w.ReadSACounters(1); c.Seq != 0 {
 		t.Errorf("counters of a reinstalled slot not zeroed: seq %d", c.Seq)
 	}
@@ -208,30 +207,30 @@ func TestRekeySwitchIsOneUpdate(t *testing.T) {
 
 func TestRejectsBadChanges(t *testing.T) {
 	_, w, _ := open(t)
-	cbc := gcmSA(0x3001, 1, bpf.CgwSaDirOutbound)
+	cbc := gcmSA(0x3001, 1, DirOutbound)
 	cbc.EncrId, cbc.SaltLen, cbc.IntegId, cbc.IntegKeyLen = uint16(transform.ENCR_AES_CBC), 0, uint16(transform.AUTH_HMAC_SHA2_256_128), 32
 	if err := w.InstallSA(5, cbc); err != nil {
 		t.Errorf("valid AES-CBC/HMAC-SHA2-256 SA refused: %v", err)
 	}
 	bad := map[string]func() error{
-		"slot in use":         func() error { return w.InstallSA(5, gcmSA(0x3002, 1, bpf.CgwSaDirOutbound)) },
-		"index 0":             func() error { return w.InstallSA(0, gcmSA(0x3003, 1, bpf.CgwSaDirOutbound)) },
-		"index too big":       func() error { return w.InstallSA(MaxSAs, gcmSA(0x3003, 1, bpf.CgwSaDirOutbound)) },
-		"reserved spi":        func() error { return w.InstallSA(6, gcmSA(7, 1, bpf.CgwSaDirOutbound)) },
+		"slot in use":         func() error { return w.InstallSA(5, gcmSA(0x3002, 1, DirOutbound)) },
+		"index 0":             func() error { return w.InstallSA(0, gcmSA(0x3003, 1, DirOutbound)) },
+		"index too big":       func() error { return w.InstallSA(MaxSAs, gcmSA(0x3003, 1, DirOutbound)) },
+		"reserved spi":        func() error { return w.InstallSA(6, gcmSA(7, 1, DirOutbound)) },
 		"no direction":        func() error { return w.InstallSA(6, gcmSA(0x3004, 1, 0)) },
-		"tunnel 0":            func() error { return w.InstallSA(6, gcmSA(0x3004, 0, bpf.CgwSaDirOutbound)) },
-		"key length":          func() error { s := gcmSA(0x3004, 1, bpf.CgwSaDirOutbound); s.EncKeyLen = 32; return w.InstallSA(6, s) },
-		"gcm without salt":    func() error { s := gcmSA(0x3004, 1, bpf.CgwSaDirOutbound); s.SaltLen = 0; return w.InstallSA(6, s) },
-		"unknown cipher":      func() error { s := gcmSA(0x3004, 1, bpf.CgwSaDirOutbound); s.EncrId = 3; return w.InstallSA(6, s) },
+		"tunnel 0":            func() error { return w.InstallSA(6, gcmSA(0x3004, 0, DirOutbound)) },
+		"key length":          func() error { s := gcmSA(0x3004, 1, DirOutbound); s.EncKeyLen = 32; return w.InstallSA(6, s) },
+		"gcm without salt":    func() error { s := gcmSA(0x3004, 1, DirOutbound); s.SaltLen = 0; return w.InstallSA(6, s) },
+		"unknown cipher":      func() error { s := gcmSA(0x3004, 1, DirOutbound); s.EncrId = 3; return w.InstallSA(6, s) },
 		"switch to inbound":   func() error { return w.SetOutboundSA(1, 7) },
 		"switch wrong tunnel": func() error { return w.SetOutboundSA(2, 5) },
 		"mapped v4 route":     func() error { return w.AddRoute(netip.MustParsePrefix("::ffff:198.19.0.0/112"), Route{TunnelId: 1}) },
 		"route tunnel 0":      func() error { return w.AddRoute(netip.MustParsePrefix("198.19.0.0/16"), Route{}) },
 	}
-	if err := w.InstallInboundSA(7, gcmSA(0x3005, 1, bpf.CgwSaDirInbound)); err != nil {
+	if err := w.InstallInboundSA(7, gcmSA(0x3005, 1, DirInbound)); err != nil {
 		t.Fatal(err)
 	}
-	bad["duplicate inbound spi"] = func() error { return w.InstallInboundSA(8, gcmSA(0x3005, 1, bpf.CgwSaDirInbound)) }
+	bad["duplicate inbound spi"] = func() error { return w.InstallInboundSA(8, gcmSA(0x3005, 1, DirInbound)) }
 	for name, f := range bad {
 		if err := f(); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -311,8 +310,8 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatalf("the map tests load BPF maps: run them as root")
 	}
 	name := instanceName()
-	t.Cleanup(func() { bpf.Remove(name) })
-	o, err := bpf.LoadPinned(name)
+	t.Cleanup(func() { Remove(name) })
+	o, err := Load(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,8 +321,8 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 	p := netip.MustParsePrefix("198.19.0.0/16")
 	for _, err := range []error{
-		w.SetTunnel(3, Tunnel{Flags: uint32(bpf.CgwTunnelFlagUp), Mtu: 1399}),
-		w.InstallInboundSA(10, gcmSA(0x4001, 3, bpf.CgwSaDirInbound)),
+		w.SetTunnel(3, Tunnel{Flags: uint32(TunnelUp), Mtu: 1399}),
+		w.InstallInboundSA(10, gcmSA(0x4001, 3, DirInbound)),
 		w.AddRoute(p, Route{TunnelId: 3}),
 	} {
 		if err != nil {
@@ -335,7 +334,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	w.Close()
 	o.Close()
 
-	o, err = bpf.LoadPinned(name)
+	o, err = Load(name)
 	if err != nil {
 		t.Fatalf("reloading from pins: %v", err)
 	}
@@ -385,7 +384,7 @@ func TestWriterDrivesXDP(t *testing.T) {
 	copy(ip[16:], []byte{192, 0, 2, 10})
 	binary.BigEndian.PutUint32(ip[20:], 0x5001)
 
-	count := func(s bpf.CgwStat) uint64 {
+	count := func(s Stat) uint64 {
 		var per []uint64
 		if err := o.XdpStats.Lookup(uint32(s), &per); err != nil {
 			t.Fatal(err)
@@ -396,7 +395,7 @@ func TestWriterDrivesXDP(t *testing.T) {
 		}
 		return n
 	}
-	step := func(want bpf.CgwStat) {
+	step := func(want Stat) {
 		t.Helper()
 		before := count(want)
 		if _, err := o.XdpOutside.Run(&ebpf.RunOptions{Data: frame}); err != nil {
@@ -406,19 +405,19 @@ func TestWriterDrivesXDP(t *testing.T) {
 			t.Errorf("decision counter %d did not move", want)
 		}
 	}
-	step(bpf.CgwStatOutNotLocal)
-	if err := w.AddLocalAddr(netip.MustParseAddr("192.0.2.10"), bpf.CgwLocalOutside); err != nil {
+	step(StatOutNotLocal)
+	if err := w.AddLocalAddr(netip.MustParseAddr("192.0.2.10"), LocalOutside); err != nil {
 		t.Fatal(err)
 	}
-	step(bpf.CgwStatOutUnknownSpi)
-	if err := w.InstallInboundSA(1, gcmSA(0x5001, 1, bpf.CgwSaDirInbound)); err != nil {
+	step(StatOutUnknownSPI)
+	if err := w.InstallInboundSA(1, gcmSA(0x5001, 1, DirInbound)); err != nil {
 		t.Fatal(err)
 	}
-	step(bpf.CgwStatOutNoSocket) // steered; no socket bound in this test
+	step(StatOutNoSocket) // steered; no socket bound in this test
 	if err := w.RetireSA(1); err != nil {
 		t.Fatal(err)
 	}
-	step(bpf.CgwStatOutUnknownSpi)
+	step(StatOutUnknownSPI)
 }
 
 // BenchmarkAddRoutes10k: cost of a full BGP table load, route by route.
@@ -573,7 +572,7 @@ func TestKeysRoundTrip(t *testing.T) {
 		for i := range keymat {
 			keymat[i] = byte(i + 1)
 		}
-		sa := SA{Spi: 0x1000, TunnelId: 1, Direction: uint8(bpf.CgwSaDirOutbound)}
+		sa := SA{Spi: 0x1000, TunnelId: 1, Direction: uint8(DirOutbound)}
 		if err := SetKeys(&sa, s, keymat); err != nil {
 			t.Fatalf("%v: SetKeys: %v", s, err)
 		}
@@ -660,7 +659,7 @@ func TestWaitAppliedFollowsPublish(t *testing.T) {
 
 	for i := uint32(1); i <= 5; i++ {
 		spi := 0x1000 + i
-		if err := w.InstallInboundSA(i, gcmSA(spi, 1, bpf.CgwSaDirInbound)); err != nil {
+		if err := w.InstallInboundSA(i, gcmSA(spi, 1, DirInbound)); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -682,7 +681,7 @@ func TestWaitAppliedFollowsPublish(t *testing.T) {
 	<-done
 	stop, done = make(chan struct{}), make(chan struct{})
 	close(done)
-	if err := w.InstallInboundSA(9, gcmSA(0x2000, 1, bpf.CgwSaDirInbound)); err != nil {
+	if err := w.InstallInboundSA(9, gcmSA(0x2000, 1, DirInbound)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
