@@ -12,7 +12,7 @@ import (
 
 func readAWS(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../../testdata/aws/" + name)
+	b, err := os.ReadFile("../testdata/aws/" + name)
 	if err != nil {
 		t.Fatalf("sample AWS file: %v", err)
 	}
@@ -312,7 +312,7 @@ func TestImportDescribeJSON(t *testing.T) {
 // TestImportIKEVersion: the file's main mode alone gives IKEv2 (AWS accepts
 // both); an explicit <ike_version>ikev1 keeps IKEv1.
 func TestImportIKEVersion(t *testing.T) {
-	static, err := os.ReadFile("../../testdata/aws/vpn-static.xml")
+	static, err := os.ReadFile("../testdata/aws/vpn-static.xml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 // YAML that loads again. Seeds: testdata/fuzz/Fuzz*/ and the sample files.
 
 func FuzzLoad(f *testing.F) {
-	for _, p := range []string{"../../testdata/cgw-example.yaml"} {
+	for _, p := range []string{"../testdata/cgw-example.yaml"} {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)
 		}
@@ -25,7 +25,7 @@ func FuzzLoad(f *testing.F) {
 }
 
 func FuzzImportAWS(f *testing.F) {
-	for _, p := range []string{"../../testdata/aws/vpn-bgp.xml", "../../testdata/aws/vpn-static.xml"} {
+	for _, p := range []string{"../testdata/aws/vpn-bgp.xml", "../testdata/aws/vpn-static.xml"} {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)
 		}

@@ -127,7 +127,7 @@ func TestRoundTrip(t *testing.T) {
 		})
 	}
 	// A complete hand-written configuration round-trips too.
-	c, err := Load("../../testdata/cgw-example.yaml")
+	c, err := Load("../testdata/cgw-example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestExampleConfig(t *testing.T) {
-	c, err := Load("../../testdata/cgw-example.yaml")
+	c, err := Load("../testdata/cgw-example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

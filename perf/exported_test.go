@@ -15,7 +15,7 @@ import (
 
 	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/control/bgp"
-	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ike"
 	ctlmetrics "github.com/cgw-project/cgw/control/metrics"
 	"github.com/cgw-project/cgw/control/rib"
 	"github.com/cgw-project/cgw/control/status"
@@ -252,10 +252,10 @@ func fakeControl() prometheus.Collector {
 		Routes: []status.Route{{Source: "bgp"}, {Source: "static"}},
 	}
 	c := ctlmetrics.New(func() *status.Status { return st })
-	for _, ty := range []ikev2.EventType{ikev2.TunnelUp, ikev2.ChildSAInstalled, ikev2.IKERekeyed, ikev2.DPDTimeout, ikev2.Retransmit, ikev2.TunnelDown} {
-		c.Event(ikev2.Event{Type: ty, Tunnel: "vpn-t1", Time: time.Unix(0, 0)})
+	for _, ty := range []ike.EventType{ike.TunnelUp, ike.ChildSAInstalled, ike.IKERekeyed, ike.DPDTimeout, ike.Retransmit, ike.TunnelDown} {
+		c.Event(ike.Event{Type: ty, Tunnel: "vpn-t1", Time: time.Unix(0, 0)})
 	}
-	c.Event(ikev2.Event{Type: ikev2.NegotiationFailed, Tunnel: "vpn-t1", Reason: "NO_PROPOSAL_CHOSEN", Err: errors.New("fake")})
+	c.Event(ike.Event{Type: ike.NegotiationFailed, Tunnel: "vpn-t1", Reason: "NO_PROPOSAL_CHOSEN", Err: errors.New("fake")})
 	c.RekeyRequest("vpn-t1", "bytes")
 	return c
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/bgp"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev1"
 	"github.com/cgw-project/cgw/control/ikev2"
 	"github.com/cgw-project/cgw/control/rib"
@@ -43,12 +44,12 @@ type Options struct {
 	// CounterInterval is how often the dataplane's per-SA counters are
 	// read for DPD and rekeying (default 500 ms).
 	CounterInterval time.Duration
-	Timing          ikev2.Timing
+	Timing          ike.Timing
 	// GoBGPAPI overrides gateway.observability.gobgp_api ("-" disables).
 	GoBGPAPI string
 	// OnEvent, if set, sees every IKE event after the daemon applied it
 	// (metrics).
-	OnEvent func(ikev2.Event)
+	OnEvent func(ike.Event)
 	// ListenIKE overrides the address the IKE sockets bind (tests).
 	ListenIKE netip.Addr
 	// ConvergeTimeout bounds how long routes left by a previous control
@@ -77,7 +78,7 @@ type Daemon struct {
 	bgp     *bgp.Speaker
 	started time.Time
 
-	events   chan ikev2.Event
+	events   chan ike.Event
 	quit     chan struct{}
 	loopDone chan struct{}
 	mbb      mbbState // inbound SAs installed before the peer may use them (ready.go)
@@ -107,7 +108,7 @@ type tunnel struct {
 }
 
 type child struct {
-	sa            ikev2.ChildSA
+	sa            ike.ChildSA
 	inIdx, outIdx uint32
 	in, out       maps.SACounters
 	lastSeen      uint64 // in.LastNs already reported to DPD
@@ -162,7 +163,7 @@ func Start(o Options) (*Daemon, error) {
 		o.RekeyFailRetry = 2 * time.Second
 	}
 	d := &Daemon{opt: o, cfg: cfg, log: o.Log, started: time.Now(),
-		events: make(chan ikev2.Event, 4096), quit: make(chan struct{}), loopDone: make(chan struct{}),
+		events: make(chan ike.Event, 4096), quit: make(chan struct{}), loopDone: make(chan struct{}),
 		byName: map[string]*tunnel{}, used: make([]bool, maps.MaxSAs)}
 	d.used[0] = true
 	ids := map[string]uint32{}
@@ -259,9 +260,9 @@ func Start(o Options) (*Daemon, error) {
 	}
 	// One socket per port for both versions, split by the ISAKMP header's
 	// version byte; a socket closes once both of its halves are closed.
-	v1a, v2a := ikev1.SplitVersions(c500, false)
-	v1b, v2b := ikev1.SplitVersions(c4500, true)
-	emit := func(e ikev2.Event) { d.events <- e }
+	v1a, v2a := ike.SplitVersions(c500, false)
+	v1b, v2b := ike.SplitVersions(c4500, true)
+	emit := func(e ike.Event) { d.events <- e }
 	d.ike, err = ikev2.New(ikev2.Options{Conn500: v2a, Conn4500: v2b, Log: d.log.With("part", "ike"), Timing: o.Timing,
 		Events: emit, InstallInbound: d.installInbound})
 	if err != nil {
@@ -285,9 +286,9 @@ func Start(o Options) (*Daemon, error) {
 	go d.loop()
 	for _, t := range d.tunnels {
 		if t.cfg.IKEVersion == 1 {
-			_, err = d.ike1.AddTunnel(*t.cfg, ikev1.TunnelOptions{})
+			err = d.ike1.AddTunnel(*t.cfg, ikev1.TunnelOptions{})
 		} else {
-			_, err = d.ike.AddTunnel(*t.cfg, ikev2.TunnelOptions{})
+			err = d.ike.AddTunnel(*t.cfg, ike.TunnelOptions{})
 		}
 		if err != nil {
 			return nil, err
@@ -505,18 +506,8 @@ func (d *Daemon) IKE() *ikev2.Manager { return d.ike }
 // IKEv1 returns the IKEv1 engine, nil when no tunnel uses ike_version 1.
 func (d *Daemon) IKEv1() *ikev1.Manager { return d.ike1 }
 
-// engine is what the daemon asks of either IKE engine after AddTunnel
-// (control/ikev1's engine_test.go checks both Managers provide it).
-type engine interface {
-	ChildNeedsRekey(spi uint32) bool
-	LastInbound(spi uint32, at time.Time)
-	Initiate(name string) error
-	RekeyChild(name string) error
-	RekeyIKE(name string) error
-}
-
 // engineOf is the engine running tunnel t.
-func (d *Daemon) engineOf(t *tunnel) engine {
+func (d *Daemon) engineOf(t *tunnel) ike.Engine {
 	if t.cfg.IKEVersion == 1 && d.ike1 != nil {
 		return d.ike1
 	}
@@ -525,7 +516,7 @@ func (d *Daemon) engineOf(t *tunnel) engine {
 
 // engineNamed is the engine running the tunnel called name; unknown names
 // go to the IKEv2 engine, whose error names the tunnel.
-func (d *Daemon) engineNamed(name string) engine {
+func (d *Daemon) engineNamed(name string) ike.Engine {
 	if t, ok := d.byName[name]; ok {
 		return d.engineOf(t)
 	}

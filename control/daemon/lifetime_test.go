@@ -14,7 +14,7 @@ import (
 
 	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/config"
-	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
@@ -59,7 +59,7 @@ func TestRekeyWanted(t *testing.T) {
 	d := &Daemon{opt: Options{RekeyRetry: time.Hour, RekeyFailRetry: time.Minute}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		byName: map[string]*tunnel{tn.cfg.Name: tn}}
 	now := time.Now()
-	old := &child{sa: ikev2.ChildSA{InSPI: 1}, installed: now.Add(-time.Minute)}
+	old := &child{sa: ike.ChildSA{InSPI: 1}, installed: now.Add(-time.Minute)}
 	tn.children[1] = old
 	if !d.rekeyWanted(tn, old, now) {
 		t.Fatal("first request refused")
@@ -71,21 +71,21 @@ func TestRekeyWanted(t *testing.T) {
 	if !d.rekeyWanted(tn, old, now.Add(d.opt.RekeyRetry)) {
 		t.Error("not asked again after RekeyRetry")
 	}
-	d.apply(ikev2.Event{Type: ikev2.NegotiationFailed, Tunnel: tn.cfg.Name, Reason: "NO_PROPOSAL_CHOSEN"})
+	d.apply(ike.Event{Type: ike.NegotiationFailed, Tunnel: tn.cfg.Name, Reason: "NO_PROPOSAL_CHOSEN"})
 	if d.rekeyWanted(tn, old, now.Add(time.Second)) {
 		t.Error("asked again at once after a failed exchange: RekeyFailRetry is the back-off")
 	}
 	if !d.rekeyWanted(tn, old, now.Add(2*time.Minute)) {
 		t.Error("not asked again RekeyFailRetry after a failed exchange")
 	}
-	fresh := &child{sa: ikev2.ChildSA{InSPI: 3}, installed: now.Add(-time.Minute)}
+	fresh := &child{sa: ike.ChildSA{InSPI: 3}, installed: now.Add(-time.Minute)}
 	tn.children[3] = fresh
-	d.apply(ikev2.Event{Type: ikev2.NegotiationFailed, Tunnel: tn.cfg.Name})
+	d.apply(ike.Event{Type: ike.NegotiationFailed, Tunnel: tn.cfg.Name})
 	if !fresh.rekeyAgain.IsZero() {
 		t.Error("a failure elsewhere scheduled a retry for an SA never asked for")
 	}
 	delete(tn.children, 3)
-	tn.children[2] = &child{sa: ikev2.ChildSA{InSPI: 2}, installed: now}
+	tn.children[2] = &child{sa: ike.ChildSA{InSPI: 2}, installed: now}
 	if d.rekeyWanted(tn, old, now.Add(24*time.Hour)) {
 		t.Error("asked to rekey an SA that already has a successor")
 	}
@@ -117,7 +117,7 @@ func TestBackToBackBytes(t *testing.T) {
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			// The old pair stays installed long after a rekey, so the
 			// hard limit's effect on it can be seen.
-			Timing: ikev2.Timing{Grace: time.Minute},
+			Timing: ike.Timing{Grace: time.Minute},
 			OnRekeyRequest: func(tunnel, reason string) {
 				mu.Lock()
 				requests[name+" "+reason]++

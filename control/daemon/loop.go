@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cgw-project/cgw/bpf/maps"
-	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ike"
 )
 
 // loop applies IKE events in order (one goroutine owns the SA table) and
@@ -43,7 +43,7 @@ func (d *Daemon) loop() {
 	}
 }
 
-func (d *Daemon) apply(e ikev2.Event) {
+func (d *Daemon) apply(e ike.Event) {
 	d.mu.Lock()
 	t := d.byName[e.Tunnel]
 	d.mu.Unlock()
@@ -52,22 +52,22 @@ func (d *Daemon) apply(e ikev2.Event) {
 	}
 	var err error
 	switch e.Type {
-	case ikev2.ChildSAInstalled:
+	case ike.ChildSAInstalled:
 		err = d.installChild(t, e.Child)
-	case ikev2.OutboundSwitch:
+	case ike.OutboundSwitch:
 		err = d.switchOut(t, e.Child)
-	case ikev2.ChildSARetired:
+	case ike.ChildSARetired:
 		d.mu.Lock()
 		c := t.children[e.Child.InSPI]
 		d.mu.Unlock()
 		if c != nil {
 			err = d.retireChild(t, c)
 		}
-	case ikev2.TunnelUp:
+	case ike.TunnelUp:
 		err = d.tunnelUp(t)
-	case ikev2.TunnelDown:
+	case ike.TunnelDown:
 		d.tunnelDown(t, e)
-	case ikev2.NegotiationFailed, ikev2.DPDTimeout:
+	case ike.NegotiationFailed, ike.DPDTimeout:
 		// The notify name (what the peer's logs show) and the operator's hint.
 		msg := e.Reason
 		if msg == "" {
@@ -78,7 +78,7 @@ func (d *Daemon) apply(e ikev2.Event) {
 		}
 		d.mu.Lock()
 		t.lastErr = msg
-		if e.Type == ikev2.NegotiationFailed {
+		if e.Type == ike.NegotiationFailed {
 			// A rekey the counters asked for may be what failed: ask
 			// again soon if the limit still holds (the engine ignores
 			// the request while one is in flight).
@@ -102,7 +102,7 @@ func (d *Daemon) apply(e ikev2.Event) {
 }
 
 // saEntry builds one direction's map entry from a negotiated Child SA.
-func (d *Daemon) saEntry(t *tunnel, c *ikev2.ChildSA, dir maps.SADir) (maps.SA, error) {
+func (d *Daemon) saEntry(t *tunnel, c *ike.ChildSA, dir maps.SADir) (maps.SA, error) {
 	sa := maps.SA{TunnelId: t.id, Direction: uint8(dir), State: uint8(maps.StateActive),
 		LocalAddr: maps.Addr16(c.Local), RemoteAddr: maps.Addr16(c.Peer)}
 	keymat := c.OutKeymat
@@ -133,7 +133,7 @@ func (d *Daemon) saEntry(t *tunnel, c *ikev2.ChildSA, dir maps.SADir) (maps.SA, 
 	return sa, nil
 }
 
-func (d *Daemon) installChild(t *tunnel, c *ikev2.ChildSA) error {
+func (d *Daemon) installChild(t *tunnel, c *ike.ChildSA) error {
 	in, err := d.saEntry(t, c, maps.DirInbound)
 	if err != nil {
 		return err
@@ -182,7 +182,7 @@ func (d *Daemon) installChild(t *tunnel, c *ikev2.ChildSA) error {
 
 // switchOut points the tunnel at the new outbound SA in one map update
 // (make-before-break), then retires what a previous process left.
-func (d *Daemon) switchOut(t *tunnel, c *ikev2.ChildSA) error {
+func (d *Daemon) switchOut(t *tunnel, c *ike.ChildSA) error {
 	d.mu.Lock()
 	ch := t.children[c.InSPI]
 	d.mu.Unlock()
@@ -290,7 +290,7 @@ func (d *Daemon) tunnelUp(t *tunnel) error {
 	return d.rib.SetTunnelUp(t.id, true)
 }
 
-func (d *Daemon) tunnelDown(t *tunnel, e ikev2.Event) {
+func (d *Daemon) tunnelDown(t *tunnel, e ike.Event) {
 	d.log.Info("tunnel down", "tunnel", t.cfg.Name, "reason", e.Reason, "err", e.Err)
 	// RIB first: traffic fails over to the other tunnel at once.
 	var err error

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bpf/maps"
-	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ike"
 )
 
 // Make-before-break across the two gateways (DESIGN §2): the IKE engine
@@ -30,7 +30,7 @@ const pendingTimeout = time.Minute
 
 type preReq struct {
 	tunnel string
-	c      ikev2.ChildSA
+	c      ike.ChildSA
 	done   chan preRes
 }
 
@@ -66,7 +66,7 @@ func (m *mbbState) ch() chan preReq {
 // installInbound is ikev2.Options.InstallInbound: on the tunnel's
 // goroutine, it has the loop install c's inbound SA, then waits for the
 // dataplane to apply it.
-func (d *Daemon) installInbound(tunnel string, c ikev2.ChildSA) error {
+func (d *Daemon) installInbound(tunnel string, c ike.ChildSA) error {
 	r := preReq{tunnel: tunnel, c: c, done: make(chan preRes, 1)}
 	select {
 	case d.mbb.ch() <- r:

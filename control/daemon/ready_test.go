@@ -14,7 +14,7 @@ import (
 
 	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/config"
-	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
@@ -91,8 +91,8 @@ func TestInboundAppliedBeforePeerSwitch(t *testing.T) {
 		first := true
 		d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnEvent: func(e ikev2.Event) {
-				if e.Type != ikev2.OutboundSwitch {
+			OnEvent: func(e ike.Event) {
+				if e.Type != ike.OutboundSwitch {
 					return
 				}
 				skip := first && start == config.StartupAdd

@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cgw-project/cgw/bpf/maps"
-	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/status"
 )
 
@@ -21,7 +21,7 @@ func (d *Daemon) Status() *status.Status {
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	mono := uint64(ts.Nano())
 	s := &status.Status{Gateway: d.opt.Instance, Pid: os.Getpid(), Started: d.started, Time: now, Maps: "open"}
-	ike := map[string]ikev2.TunnelStatus{}
+	ike := map[string]ike.TunnelStatus{}
 	if d.ike != nil {
 		for _, ts := range d.ike.Status() {
 			ike[ts.Name] = ts

@@ -6,8 +6,6 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	"github.com/cgw-project/cgw/control/ikev2"
 )
 
 // BenchmarkHandshake times Main Mode + Quick Mode (PFS with the same
@@ -24,7 +22,7 @@ func BenchmarkHandshake(b *testing.B) {
 					c500, _ := net.ListenPacket("udp4", "127.0.0.1:0")
 					c4500, _ := net.ListenPacket("udp4", "127.0.0.1:0")
 					m, err := New(Options{Conn500: c500, Conn4500: c4500, Tick: 10 * time.Millisecond, Events: func(e Event) {
-						if e.Type == ikev2.ChildSAInstalled {
+						if e.Type == ChildSAInstalled {
 							done <- struct{}{}
 						}
 					}})
@@ -37,10 +35,10 @@ func BenchmarkHandshake(b *testing.B) {
 				mb, b5, b4 := mk()
 				cb := c
 				cb.StartupAction = "add"
-				if _, err := mb.AddTunnel(cb, TunnelOptions{PeerPort: a5, PeerNATPort: a4}); err != nil {
+				if err := mb.AddTunnel(cb, TunnelOptions{PeerPort: a5, PeerNATPort: a4}); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := ma.AddTunnel(c, TunnelOptions{PeerPort: b5, PeerNATPort: b4}); err != nil {
+				if err := ma.AddTunnel(c, TunnelOptions{PeerPort: b5, PeerNATPort: b4}); err != nil {
 					b.Fatal(err)
 				}
 				<-done

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
-	"github.com/cgw-project/cgw/control/ikev2"
 )
 
 const testPSK = "test.psk_0123456789"
@@ -82,10 +81,10 @@ func newNode(t *testing.T, name string, o Options) *node {
 func connect(t *testing.T, a, b *node, ca, cb config.Tunnel) {
 	t.Helper()
 	cb.StartupAction = config.StartupAdd
-	if _, err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: port(a.c500), PeerNATPort: port(a.c4500)}); err != nil {
+	if err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: port(a.c500), PeerNATPort: port(a.c4500)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.m.AddTunnel(ca, TunnelOptions{PeerPort: port(b.c500), PeerNATPort: port(b.c4500)}); err != nil {
+	if err := a.m.AddTunnel(ca, TunnelOptions{PeerPort: port(b.c500), PeerNATPort: port(b.c4500)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -142,10 +141,10 @@ func TestSuites(t *testing.T) {
 					c.Phase2.Encryption, c.Phase2.Integrity, c.Phase2.DHGroups = []string{enc}, []string{integ}, []int{g}
 					a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
 					connect(t, a, b, c, c)
-					ea, eb := a.wait(ikev2.ChildSAInstalled, 0), b.wait(ikev2.ChildSAInstalled, 0)
+					ea, eb := a.wait(ChildSAInstalled, 0), b.wait(ChildSAInstalled, 0)
 					checkPair(t, ea.Child, eb.Child)
-					a.wait(ikev2.TunnelUp, 0)
-					b.wait(ikev2.TunnelUp, 0)
+					a.wait(TunnelUp, 0)
+					b.wait(TunnelUp, 0)
 					if ea.Child.Suite.KeyBits != map[string]int{"AES128": 128, "AES256": 256}[enc] {
 						t.Fatalf("suite %s", ea.Child.Suite)
 					}
@@ -161,7 +160,7 @@ func TestNATForce(t *testing.T) {
 	c.NATTraversal = config.NATForce
 	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
 	connect(t, a, b, c, c)
-	ea, eb := a.wait(ikev2.ChildSAInstalled, 0), b.wait(ikev2.ChildSAInstalled, 0)
+	ea, eb := a.wait(ChildSAInstalled, 0), b.wait(ChildSAInstalled, 0)
 	checkPair(t, ea.Child, eb.Child)
 	if !ea.Child.Encap || !eb.Child.Encap || ea.Child.PeerPort != port(b.c4500) || eb.Child.PeerPort != port(a.c4500) {
 		t.Fatalf("encap: %+v / %+v", ea.Child, eb.Child)
@@ -174,18 +173,18 @@ func TestRekeyChild(t *testing.T) {
 	c := testTunnel("t1")
 	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
 	connect(t, a, b, c, c)
-	a.wait(ikev2.TunnelUp, 0)
-	b.wait(ikev2.TunnelUp, 0)
-	first := a.wait(ikev2.ChildSAInstalled, 0)
+	a.wait(TunnelUp, 0)
+	b.wait(TunnelUp, 0)
+	first := a.wait(ChildSAInstalled, 0)
 	for i, n := range []*node{a, b} {
 		if err := n.m.RekeyChild("t1"); err != nil {
 			t.Fatal(err)
 		}
-		ea, eb := a.wait(ikev2.ChildSAInstalled, i+1), b.wait(ikev2.ChildSAInstalled, i+1)
+		ea, eb := a.wait(ChildSAInstalled, i+1), b.wait(ChildSAInstalled, i+1)
 		checkPair(t, ea.Child, eb.Child)
-		a.wait(ikev2.OutboundSwitch, i+1)
-		b.wait(ikev2.OutboundSwitch, i+1)
-		ra, rb := a.wait(ikev2.ChildSARetired, i), b.wait(ikev2.ChildSARetired, i)
+		a.wait(OutboundSwitch, i+1)
+		b.wait(OutboundSwitch, i+1)
+		ra, rb := a.wait(ChildSARetired, i), b.wait(ChildSARetired, i)
 		if ra.Child.InSPI != rb.Child.OutSPI {
 			t.Fatalf("retired different pairs: %08x vs %08x", ra.Child.InSPI, rb.Child.OutSPI)
 		}
@@ -207,7 +206,7 @@ func TestRekeyIKE(t *testing.T) {
 	c := testTunnel("t1")
 	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
 	connect(t, a, b, c, c)
-	a.wait(ikev2.TunnelUp, 0)
+	a.wait(TunnelUp, 0)
 	old := a.m.Status()[0].IKE.SPIi
 	a.m.RekeyIKE("t1")
 	deadline := time.Now().Add(10 * time.Second)
@@ -222,7 +221,7 @@ func TestRekeyIKE(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.m.RekeyChild("t1")
-	ea, eb := a.wait(ikev2.ChildSAInstalled, 1), b.wait(ikev2.ChildSAInstalled, 1)
+	ea, eb := a.wait(ChildSAInstalled, 1), b.wait(ChildSAInstalled, 1)
 	checkPair(t, ea.Child, eb.Child)
 }
 
@@ -234,12 +233,12 @@ func TestDPD(t *testing.T) {
 	cb := c
 	cb.DPD.Action = config.DPDNone
 	connect(t, a, b, c, cb)
-	a.wait(ikev2.TunnelUp, 0)
+	a.wait(TunnelUp, 0)
 	// Answers keep the tunnel up past several intervals.
 	time.Sleep(time.Second)
 	a.mu.Lock()
 	for _, e := range a.events {
-		if e.Type == ikev2.DPDTimeout {
+		if e.Type == DPDTimeout {
 			t.Fatal("DPD timeout while the peer answers")
 		}
 	}
@@ -247,8 +246,8 @@ func TestDPD(t *testing.T) {
 	// Silence the peer: close its manager without deletes reaching us.
 	b.c500.Close()
 	b.c4500.Close()
-	a.wait(ikev2.DPDTimeout, 0)
-	a.wait(ikev2.TunnelDown, 0)
+	a.wait(DPDTimeout, 0)
+	a.wait(TunnelDown, 0)
 }
 
 // TestWrongPSK fails with an operator message naming the key.
@@ -258,7 +257,7 @@ func TestWrongPSK(t *testing.T) {
 	cb.PreSharedKey = "another.psk_0123456789"
 	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
 	connect(t, a, b, c, cb)
-	e := b.wait(ikev2.NegotiationFailed, 0)
+	e := b.wait(NegotiationFailed, 0)
 	if e.Err == nil || !strings.Contains(e.Err.Error(), "pre-shared key") || e.Notify != NotifyAuthFailed || e.Reason != "AUTHENTICATION_FAILED" {
 		t.Fatalf("event %v (notify %d, reason %q)", e, e.Notify, e.Reason)
 	}
@@ -269,10 +268,10 @@ func TestDeleteOnClose(t *testing.T) {
 	c := testTunnel("t1")
 	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
 	connect(t, a, b, c, c)
-	b.wait(ikev2.TunnelUp, 0)
+	b.wait(TunnelUp, 0)
 	a.m.RemoveTunnel(context.Background(), "t1")
-	b.wait(ikev2.ChildSARetired, 0)
-	b.wait(ikev2.TunnelDown, 0)
+	b.wait(ChildSARetired, 0)
+	b.wait(TunnelDown, 0)
 }
 
 // dropConn drops the first n writes.
@@ -313,8 +312,8 @@ func TestRetransmit(t *testing.T) {
 	a.m = m
 	t.Cleanup(func() { m.Close(context.Background()) })
 	connect(t, a, b, c, c)
-	a.wait(ikev2.Retransmit, 1)
-	ea, eb := a.wait(ikev2.ChildSAInstalled, 0), b.wait(ikev2.ChildSAInstalled, 0)
+	a.wait(Retransmit, 1)
+	ea, eb := a.wait(ChildSAInstalled, 0), b.wait(ChildSAInstalled, 0)
 	checkPair(t, ea.Child, eb.Child)
 }
 
@@ -326,13 +325,13 @@ func TestLifetimeRekey(t *testing.T) {
 	c.RekeyMargin = config.Duration(time.Second)
 	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
 	connect(t, a, b, c, c)
-	ea, eb := a.wait(ikev2.ChildSAInstalled, 1), b.wait(ikev2.ChildSAInstalled, 1)
+	ea, eb := a.wait(ChildSAInstalled, 1), b.wait(ChildSAInstalled, 1)
 	checkPair(t, ea.Child, eb.Child)
 	if ea.Child.Lifetime != 2*time.Second {
 		t.Fatalf("lifetime %v", ea.Child.Lifetime)
 	}
-	a.wait(ikev2.ChildSARetired, 0)
-	b.wait(ikev2.ChildSARetired, 0)
+	a.wait(ChildSARetired, 0)
+	b.wait(ChildSARetired, 0)
 }
 
 // TestInstallInbound: the hook sees each new pair before its
@@ -351,10 +350,10 @@ func TestInstallInbound(t *testing.T) {
 	}
 	a, b := mk("a"), mk("b")
 	connect(t, a, b, c, c)
-	a.wait(ikev2.TunnelUp, 0)
+	a.wait(TunnelUp, 0)
 	a.m.RekeyChild("t1")
-	a.wait(ikev2.ChildSAInstalled, 1)
-	b.wait(ikev2.ChildSAInstalled, 1)
+	a.wait(ChildSAInstalled, 1)
+	b.wait(ChildSAInstalled, 1)
 	for _, n := range []*node{a, b} {
 		n.mu.Lock()
 		hooked := map[uint32]bool{}
@@ -363,7 +362,7 @@ func TestInstallInbound(t *testing.T) {
 			switch e.Type {
 			case -1:
 				hooked[e.Child.InSPI] = true
-			case ikev2.ChildSAInstalled:
+			case ChildSAInstalled:
 				installed++
 				if !hooked[e.Child.InSPI] {
 					t.Errorf("%s: ChildSAInstalled %08x before InstallInbound", n.name, e.Child.InSPI)
@@ -402,20 +401,20 @@ func TestDuplicates(t *testing.T) {
 	}
 	a, b := mk("a"), mk("b")
 	connect(t, a, b, c, c)
-	a.wait(ikev2.TunnelUp, 0)
-	b.wait(ikev2.TunnelUp, 0)
+	a.wait(TunnelUp, 0)
+	b.wait(TunnelUp, 0)
 	a.m.RekeyChild("t1")
-	a.wait(ikev2.ChildSARetired, 0)
-	b.wait(ikev2.ChildSARetired, 0)
+	a.wait(ChildSARetired, 0)
+	b.wait(ChildSARetired, 0)
 	time.Sleep(300 * time.Millisecond)
 	for _, n := range []*node{a, b} {
 		n.mu.Lock()
 		k := 0
 		for _, e := range n.events {
 			switch e.Type {
-			case ikev2.ChildSAInstalled:
+			case ChildSAInstalled:
 				k++
-			case ikev2.NegotiationFailed:
+			case NegotiationFailed:
 				t.Errorf("%s: %v", n.name, e)
 			}
 		}
@@ -462,12 +461,12 @@ func TestLossy(t *testing.T) {
 	}
 	a, b := mk("a"), mk("b")
 	connect(t, a, b, c, c)
-	ea, eb := a.wait(ikev2.ChildSAInstalled, 0), b.wait(ikev2.ChildSAInstalled, 0)
+	ea, eb := a.wait(ChildSAInstalled, 0), b.wait(ChildSAInstalled, 0)
 	checkPair(t, ea.Child, eb.Child)
-	a.wait(ikev2.TunnelUp, 0)
-	b.wait(ikev2.TunnelUp, 0)
+	a.wait(TunnelUp, 0)
+	b.wait(TunnelUp, 0)
 	a.m.RekeyChild("t1")
-	ea, eb = a.wait(ikev2.ChildSAInstalled, 1), b.wait(ikev2.ChildSAInstalled, 1)
+	ea, eb = a.wait(ChildSAInstalled, 1), b.wait(ChildSAInstalled, 1)
 	checkPair(t, ea.Child, eb.Child)
-	b.wait(ikev2.OutboundSwitch, 1)
+	b.wait(OutboundSwitch, 1)
 }

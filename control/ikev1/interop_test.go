@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
-	"github.com/cgw-project/cgw/control/ikev2"
 	"github.com/cgw-project/cgw/internal/charontest"
 	"github.com/cgw-project/cgw/internal/netnstest"
 )
@@ -166,7 +165,7 @@ func (n *node) noFailures(t *testing.T) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, e := range n.events {
-		if e.Type == ikev2.NegotiationFailed || e.Type == ikev2.DPDTimeout {
+		if e.Type == NegotiationFailed || e.Type == DPDTimeout {
 			t.Errorf("unexpected event: %v", e)
 		}
 	}
@@ -177,27 +176,27 @@ func (n *node) noFailures(t *testing.T) {
 // one in charon), DPD both ways over a few idle intervals, then delete on
 // shutdown.
 func exercise(t *testing.T, l *swanLab, n *node) {
-	ev := n.wait(ikev2.ChildSAInstalled, 0)
+	ev := n.wait(ChildSAInstalled, 0)
 	if !ev.Child.Encap || ev.Child.PeerPort != 4500 {
 		t.Fatalf("libipsec forces NAT-T, yet the SA pair is not UDP-encapsulated to 4500: %+v", ev.Child)
 	}
 	l.checkSwanMatches(ev.Child)
 	espPing(t, l, n, ev.Child, l.tap, 1)
 
-	k := n.count(ikev2.ChildSAInstalled)
-	r := n.count(ikev2.ChildSARetired)
+	k := n.count(ChildSAInstalled)
+	r := n.count(ChildSARetired)
 	l.Swanctl("--rekey", "--child", l.conn)
-	ev2 := n.wait(ikev2.ChildSAInstalled, k)
+	ev2 := n.wait(ChildSAInstalled, k)
 	l.checkSwanMatches(ev2.Child)
-	if e := n.wait(ikev2.ChildSARetired, r); e.Child.InSPI != ev.Child.InSPI {
+	if e := n.wait(ChildSARetired, r); e.Child.InSPI != ev.Child.InSPI {
 		t.Fatalf("retired %08x, want %08x", e.Child.InSPI, ev.Child.InSPI)
 	}
 
 	n.m.RekeyChild("t1")
-	ev3 := n.wait(ikev2.ChildSAInstalled, k+1)
+	ev3 := n.wait(ChildSAInstalled, k+1)
 	l.checkSwanMatches(ev3.Child)
 	espPing(t, l, n, ev3.Child, l.tap, 1)
-	if e := n.wait(ikev2.ChildSARetired, r+1); e.Child.InSPI != ev2.Child.InSPI {
+	if e := n.wait(ChildSARetired, r+1); e.Child.InSPI != ev2.Child.InSPI {
 		t.Fatalf("retired %08x, want %08x", e.Child.InSPI, ev2.Child.InSPI)
 	}
 
@@ -226,10 +225,10 @@ func TestStrongSwanResponder(t *testing.T) {
 	n := &node{t: t, name: "cgw"}
 	l.managerInNS(n, Options{})
 	defer n.m.Close(context.Background())
-	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+	if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	n.wait(ikev2.TunnelUp, 0)
+	n.wait(TunnelUp, 0)
 	exercise(t, l, n)
 }
 
@@ -241,11 +240,11 @@ func TestStrongSwanInitiator(t *testing.T) {
 	n := &node{t: t, name: "cgw"}
 	l.managerInNS(n, Options{})
 	defer n.m.Close(context.Background())
-	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+	if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	l.Swanctl("--initiate", "--child", l.conn, "--timeout", "10")
-	n.wait(ikev2.TunnelUp, 0)
+	n.wait(TunnelUp, 0)
 	if st := n.m.Status()[0]; st.IKE == nil || st.IKE.Initiator {
 		t.Fatalf("we should be the responder: %+v", st)
 	}
@@ -280,13 +279,13 @@ func TestStrongSwanSuites(t *testing.T) {
 			n := &node{t: t, name: "cgw"}
 			l.managerInNS(n, Options{})
 			defer n.m.Close(context.Background())
-			if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+			if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			ev := n.wait(ikev2.ChildSAInstalled, 0)
+			ev := n.wait(ChildSAInstalled, 0)
 			l.checkSwanMatches(ev.Child)
 			n.m.RekeyChild("t1")
-			ev2 := n.wait(ikev2.ChildSAInstalled, 1)
+			ev2 := n.wait(ChildSAInstalled, 1)
 			l.checkSwanMatches(ev2.Child)
 			espPing(t, l, n, ev2.Child, l.tap, 1)
 			n.noFailures(t)
@@ -304,14 +303,14 @@ func TestStrongSwanMainModeRekey(t *testing.T) {
 	n := &node{t: t, name: "cgw"}
 	l.managerInNS(n, Options{Timing: Timing{ReinitMin: 300 * time.Millisecond}})
 	defer n.m.Close(context.Background())
-	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+	if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev := n.wait(ikev2.ChildSAInstalled, 0)
+	ev := n.wait(ChildSAInstalled, 0)
 	l.checkSwanMatches(ev.Child)
 	old := n.m.Status()[0].IKE.SPIi
 	n.m.RekeyIKE("t1")
-	re := n.wait(ikev2.IKERekeyed, 0)
+	re := n.wait(IKERekeyed, 0)
 	if re.IKE.SPIi == old {
 		t.Fatal("IKERekeyed names the old SA")
 	}
@@ -325,13 +324,13 @@ func TestStrongSwanMainModeRekey(t *testing.T) {
 	l.checkSwanMatches(ev.Child)
 	// The pair keeps working under the new ISAKMP SA: rekey it.
 	n.m.RekeyChild("t1")
-	ev2 := n.wait(ikev2.ChildSAInstalled, 1)
+	ev2 := n.wait(ChildSAInstalled, 1)
 	l.checkSwanMatches(ev2.Child)
 
 	l.Swanctl("--terminate", "--ike", l.conn)
-	n.wait(ikev2.TunnelDown, 0)
-	n.wait(ikev2.TunnelUp, 1)
-	ev3 := n.wait(ikev2.ChildSAInstalled, 2)
+	n.wait(TunnelDown, 0)
+	n.wait(TunnelUp, 1)
+	ev3 := n.wait(ChildSAInstalled, 2)
 	l.checkSwanMatches(ev3.Child)
 	n.noFailures(t)
 }
@@ -347,10 +346,10 @@ func TestStrongSwanDPDRestart(t *testing.T) {
 	n := &node{t: t, name: "cgw"}
 	l.managerInNS(n, Options{Timing: Timing{RetransmitTimeout: 500 * time.Millisecond, RetransmitFactor: 1.5, ReinitMin: 500 * time.Millisecond}})
 	defer n.m.Close(context.Background())
-	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+	if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev := n.wait(ikev2.ChildSAInstalled, 0)
+	ev := n.wait(ChildSAInstalled, 0)
 	l.checkSwanMatches(ev.Child)
 	if err := l.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -361,12 +360,12 @@ func TestStrongSwanDPDRestart(t *testing.T) {
 			l.Cmd.Process.Signal(syscall.SIGCONT)
 		}
 	}()
-	n.wait(ikev2.DPDTimeout, 0)
-	n.wait(ikev2.TunnelDown, 0)
+	n.wait(DPDTimeout, 0)
+	n.wait(TunnelDown, 0)
 	l.Cmd.Process.Signal(syscall.SIGCONT)
 	stopped = false
-	n.wait(ikev2.TunnelUp, 1)
-	ev2 := n.wait(ikev2.ChildSAInstalled, 1)
+	n.wait(TunnelUp, 1)
+	ev2 := n.wait(ChildSAInstalled, 1)
 	l.checkSwanMatches(ev2.Child)
 	l.WaitFor("charon to drop the stale ISAKMP SA (INITIAL-CONTACT)", 10*time.Second, func() bool {
 		_, children, s := l.sas()
@@ -383,13 +382,13 @@ func TestStrongSwanReauth(t *testing.T) {
 	n := &node{t: t, name: "cgw"}
 	l.managerInNS(n, Options{})
 	defer n.m.Close(context.Background())
-	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+	if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev := n.wait(ikev2.ChildSAInstalled, 0)
+	ev := n.wait(ChildSAInstalled, 0)
 	l.checkSwanMatches(ev.Child)
 	l.Swanctl("--rekey", "--ike", l.conn, "--reauth")
-	n.wait(ikev2.IKERekeyed, 0)
+	n.wait(IKERekeyed, 0)
 	l.WaitFor("charon to hold one ISAKMP SA", 10*time.Second, func() bool {
 		_, _, s := l.sas()
 		return strings.Count(s, "ESTABLISHED, IKEv1") == 1
@@ -404,7 +403,7 @@ func TestStrongSwanReauth(t *testing.T) {
 	var active *ChildSA
 	n.mu.Lock()
 	for _, e := range n.events {
-		if e.Type == ikev2.OutboundSwitch {
+		if e.Type == OutboundSwitch {
 			active = e.Child
 		}
 	}

@@ -499,3 +499,23 @@ func Encode(h Header, ps []Payload) []byte {
 	h.put(b)
 	return b
 }
+
+// notifyNames are RFC 2408 §3.14.1's error types, written as IKEv2's
+// (underscores), whose numbers agree for the ones both use, so metrics
+// and logs name a failure the same way for both engines.
+var notifyNames = [...]string{1: "INVALID_PAYLOAD_TYPE", "DOI_NOT_SUPPORTED", "SITUATION_NOT_SUPPORTED",
+	"INVALID_COOKIE", "INVALID_MAJOR_VERSION", "INVALID_MINOR_VERSION", "INVALID_EXCHANGE_TYPE", "INVALID_FLAGS",
+	"INVALID_MESSAGE_ID", "INVALID_PROTOCOL_ID", "INVALID_SPI", "INVALID_TRANSFORM_ID", "ATTRIBUTES_NOT_SUPPORTED",
+	"NO_PROPOSAL_CHOSEN", "BAD_PROPOSAL_SYNTAX", "PAYLOAD_MALFORMED", "INVALID_KEY_INFORMATION",
+	"INVALID_ID_INFORMATION", "INVALID_CERT_ENCODING", "INVALID_CERTIFICATE", "CERT_TYPE_UNSUPPORTED",
+	"INVALID_CERT_AUTHORITY", "INVALID_HASH_INFORMATION", "AUTHENTICATION_FAILED", "INVALID_SIGNATURE",
+	"ADDRESS_NOTIFICATION", "NOTIFY_SA_LIFETIME", "CERTIFICATE_UNAVAILABLE", "UNSUPPORTED_EXCHANGE_TYPE",
+	"UNEQUAL_PAYLOAD_LENGTHS"}
+
+// NotifyName names a notify message type.
+func NotifyName(n uint16) string {
+	if int(n) < len(notifyNames) && notifyNames[n] != "" {
+		return notifyNames[n]
+	}
+	return fmt.Sprintf("NOTIFY_%d", n)
+}

@@ -12,25 +12,10 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
-	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ike"
 )
 
-// The event and status types are control/ikev2's, so cgw-control handles
-// both engines' events with one code path.
-type (
-	Event         = ikev2.Event
-	EventType     = ikev2.EventType
-	ChildSA       = ikev2.ChildSA
-	IKESAInfo     = ikev2.IKESAInfo
-	TunnelOptions = ikev2.TunnelOptions
-	TunnelStatus  = ikev2.TunnelStatus
-	IKEStatus     = ikev2.IKEStatus
-	ChildStatus   = ikev2.ChildStatus
-	Timing        = ikev2.Timing
-	Clock         = ikev2.Clock
-)
-
-// Options configure a Manager; the fields mean what ikev2.Options's do.
+// Options configure a Manager; the fields mean what the IKEv2 engine's do.
 type Options struct {
 	Conn500, Conn4500 net.PacketConn
 	Events            func(Event)
@@ -71,30 +56,12 @@ func New(o Options) (*Manager, error) {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.Clock == nil {
-		o.Clock = ikev2.RealClock{}
+		o.Clock = ike.RealClock{}
 	}
 	if o.Tick <= 0 {
 		o.Tick = 100 * time.Millisecond
 	}
-	tim := o.Timing
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&tim.RetransmitTimeout, 4*time.Second)
-	if tim.RetransmitFactor < 1 {
-		tim.RetransmitFactor = 1.8
-	}
-	if tim.RetransmitTries <= 0 {
-		tim.RetransmitTries = 5
-	}
-	def(&tim.Grace, 5*time.Second)
-	def(&tim.Keepalive, 20*time.Second)
-	def(&tim.ReinitMin, 2*time.Second)
-	def(&tim.ReinitMax, 2*time.Minute)
-	def(&tim.DeleteWait, 2*time.Second)
-	def(&tim.HalfOpenTimeout, 30*time.Second)
+	tim := o.Timing.WithDefaults()
 	m := &Manager{opt: o, tim: tim, log: o.Log, clock: o.Clock, tunnels: map[string]*Tunnel{},
 		byPeer: map[netip.Addr]*Tunnel{}, byCky: map[[8]byte]*Tunnel{}, childSPI: map[uint32]*Tunnel{}}
 	m.wg.Add(2)
@@ -188,34 +155,34 @@ func (m *Manager) emit(e Event) {
 
 // AddTunnel starts running tunnel c (ike_version 1). With startup action
 // "start" it initiates at once; otherwise it waits for the peer.
-func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
+func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) error {
 	if c.IKEVersion != 1 {
-		return nil, fmt.Errorf("tunnel %s: ike_version %d is not handled by the IKEv1 engine", c.Name, c.IKEVersion)
+		return fmt.Errorf("tunnel %s: ike_version %d is not handled by the IKEv1 engine", c.Name, c.IKEVersion)
 	}
 	if !c.AWSOutside.Is4() || !c.LocalOutside.Is4() {
-		return nil, fmt.Errorf("tunnel %s: aws_outside_address and local_outside_address must both be IPv4 addresses", c.Name)
+		return fmt.Errorf("tunnel %s: aws_outside_address and local_outside_address must both be IPv4 addresses", c.Name)
 	}
 	if c.PreSharedKey == "" {
-		return nil, fmt.Errorf("tunnel %s: pre_shared_key is empty", c.Name)
+		return fmt.Errorf("tunnel %s: pre_shared_key is empty", c.Name)
 	}
 	t, err := newTunnel(m, c, o.WithDefaults())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return nil, errors.New("ikev1: manager is closed")
+		return errors.New("ikev1: manager is closed")
 	}
 	if _, dup := m.tunnels[c.Name]; dup {
 		m.mu.Unlock()
-		return nil, fmt.Errorf("tunnel %s: already added", c.Name)
+		return fmt.Errorf("tunnel %s: already added", c.Name)
 	}
 	m.tunnels[c.Name] = t
 	m.byPeer[c.AWSOutside] = t
 	m.mu.Unlock()
 	go t.run()
-	return t, nil
+	return nil
 }
 
 // Tunnel returns a tunnel by name.

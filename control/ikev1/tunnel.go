@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
-	"github.com/cgw-project/cgw/control/ikev2"
-	"github.com/cgw-project/cgw/control/ikev2/message"
 	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
 )
@@ -278,7 +276,7 @@ func (t *Tunnel) retry(r *request) bool {
 	}
 	r.tries++
 	r.nat = t.nat
-	t.emit(Event{Type: ikev2.Retransmit, Count: r.tries})
+	t.emit(Event{Type: Retransmit, Count: r.tries})
 	t.sendReq(r)
 	return true
 }
@@ -412,11 +410,9 @@ func (t *Tunnel) failed(n uint16, err error) {
 	t.m.log.Warn("negotiation failed", "tunnel", t.name, "err", err, "notify", n)
 	reason := "timeout or local error"
 	if n != 0 {
-		// IKEv1 and IKEv2 share these numbers (NO_PROPOSAL_CHOSEN 14,
-		// AUTHENTICATION_FAILED 24), so ikev2's names fit.
-		reason = message.NotifyType(n).String()
+		reason = NotifyName(n)
 	}
-	t.emit(Event{Type: ikev2.NegotiationFailed, Notify: message.NotifyType(n), Err: err, Reason: reason})
+	t.emit(Event{Type: NegotiationFailed, Notify: n, Err: err, Reason: reason})
 }
 
 func (t *Tunnel) handleMain(d datagram) {
@@ -695,7 +691,7 @@ func (t *Tunnel) established(sa *p1SA) {
 		info := &IKESAInfo{Proposal: sa.choice.String()}
 		copy(info.SPIi[:], sa.ckyI[:])
 		copy(info.SPIr[:], sa.ckyR[:])
-		t.emit(Event{Type: ikev2.IKERekeyed, IKE: info})
+		t.emit(Event{Type: IKERekeyed, IKE: info})
 	}
 	// The peer moves its SA pairs to the new ISAKMP SA once that is up
 	// (strongSwan adopts them); deleting the old SA at once could race
@@ -1179,7 +1175,7 @@ func (t *Tunnel) install(cs ChildSA) *child {
 	}
 	t.children = append(t.children, c)
 	cc := c.sa
-	t.emit(Event{Type: ikev2.ChildSAInstalled, Child: &cc})
+	t.emit(Event{Type: ChildSAInstalled, Child: &cc})
 	t.m.log.Info("SA pair installed", "tunnel", t.name, "in", fmt.Sprintf("%08x", cs.InSPI), "out", fmt.Sprintf("%08x", cs.OutSPI), "suite", cs.Suite.String())
 	return c
 }
@@ -1204,7 +1200,7 @@ func (t *Tunnel) rekeyTime(created time.Time, life time.Duration) time.Time {
 func (t *Tunnel) switchOut(c *child) {
 	t.out = c
 	cc := c.sa
-	t.emit(Event{Type: ikev2.OutboundSwitch, Child: &cc})
+	t.emit(Event{Type: OutboundSwitch, Child: &cc})
 	if !t.up {
 		t.up = true
 		info := &IKESAInfo{}
@@ -1213,7 +1209,7 @@ func (t *Tunnel) switchOut(c *child) {
 			copy(info.SPIr[:], t.p1.ckyR[:])
 			info.Proposal = t.p1.choice.String()
 		}
-		t.emit(Event{Type: ikev2.TunnelUp, IKE: info})
+		t.emit(Event{Type: TunnelUp, IKE: info})
 	}
 }
 
@@ -1242,7 +1238,7 @@ func (t *Tunnel) removeChild(c *child) {
 	}
 	t.releaseSPI(c.sa.InSPI)
 	cc := c.sa
-	t.emit(Event{Type: ikev2.ChildSARetired, Child: &cc})
+	t.emit(Event{Type: ChildSARetired, Child: &cc})
 }
 
 func (t *Tunnel) childByIn(spi uint32) *child {
@@ -1301,7 +1297,7 @@ func (t *Tunnel) down(reason string, err error, restart bool) {
 	t.old = nil
 	if t.up {
 		t.up = false
-		t.emit(Event{Type: ikev2.TunnelDown, Reason: reason, Err: err})
+		t.emit(Event{Type: TunnelDown, Reason: reason, Err: err})
 	}
 	if restart {
 		t.scheduleReinit()
@@ -1401,7 +1397,7 @@ func (t *Tunnel) dpd(now time.Time) {
 	if !sa.dpdSince.IsZero() && now.Sub(sa.dpdSince) >= iv*time.Duration(max(t.cfg.DPD.Retries, 1)) {
 		err := fmt.Errorf("tunnel %s: dead peer: %s answered no R-U-THERE for %s (DPD %s × %d)", t.name, t.peer,
 			now.Sub(sa.dpdSince), iv, t.cfg.DPD.Retries)
-		t.emit(Event{Type: ikev2.DPDTimeout, Err: err})
+		t.emit(Event{Type: DPDTimeout, Err: err})
 		t.m.log.Warn("peer is not answering", "err", err, "action", t.cfg.DPD.Action)
 		t.down("dead peer", err, false)
 		if t.cfg.DPD.Action == config.DPDRestart {

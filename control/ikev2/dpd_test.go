@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
@@ -23,7 +24,7 @@ func dropAll(n *node, on bool) {
 
 // advanceUntil moves the fake clock in steps until ok, and returns the
 // fake time that passed.
-func advanceUntil(t *testing.T, fc *FakeClock, step, limit time.Duration, ok func() bool) time.Duration {
+func advanceUntil(t *testing.T, fc *ike.FakeClock, step, limit time.Duration, ok func() bool) time.Duration {
 	t.Helper()
 	start := fc.Now()
 	for !ok() {
@@ -46,7 +47,7 @@ func has(n *node, typ EventType, from int) bool {
 }
 
 func TestDPDClear(t *testing.T) {
-	fc := NewFakeClock(time.Unix(1_800_000_000, 0))
+	fc := ike.NewFakeClock(time.Unix(1_800_000_000, 0))
 	ta := testTunnel("t1")
 	ta.DPD = config.DPD{Interval: config.Duration(10 * time.Second), Retries: 3, Action: config.DPDClear}
 	ta.StartupAction = config.StartupAdd // no re-initiation: only DPD's action is seen
@@ -78,7 +79,7 @@ func TestDPDClear(t *testing.T) {
 }
 
 func TestDPDRestart(t *testing.T) {
-	fc := NewFakeClock(time.Unix(1_800_000_000, 0))
+	fc := ike.NewFakeClock(time.Unix(1_800_000_000, 0))
 	ta := testTunnel("t1")
 	ta.DPD = config.DPD{Interval: config.Duration(10 * time.Second), Retries: 3, Action: config.DPDRestart}
 	a, b := newNode(t, "cgw", Options{Clock: fc}), newNode(t, "aws", Options{})
@@ -97,7 +98,7 @@ func TestDPDRestart(t *testing.T) {
 }
 
 func TestLastInboundSuppressesDPD(t *testing.T) {
-	fc := NewFakeClock(time.Unix(1_800_000_000, 0))
+	fc := ike.NewFakeClock(time.Unix(1_800_000_000, 0))
 	ta := testTunnel("t1")
 	ta.DPD = config.DPD{Interval: config.Duration(10 * time.Second), Retries: 3, Action: config.DPDClear}
 	a, b := newNode(t, "cgw", Options{Clock: fc}), newNode(t, "aws", Options{})

@@ -35,7 +35,7 @@ func Example() {
 	for _, conn := range cfg.Connections {
 		for _, t := range conn.Tunnels {
 			if t.IKEVersion == 2 {
-				if _, err := m.AddTunnel(t, ikev2.TunnelOptions{}); err != nil {
+				if err := m.AddTunnel(t, ikev2.TunnelOptions{}); err != nil {
 					log.Fatal(err)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
@@ -389,9 +390,9 @@ func (t *Tunnel) childFromResponse(sa *ikeSA, m *message.Message, ours []message
 	for _, p := range m.Payloads {
 		if ts, ok := p.(*message.TrafficSelectors); ok {
 			if ts.Responder {
-				c.RemoteTS = ts.Selectors
+				c.RemoteTS = toIKE(ts.Selectors)
 			} else {
-				c.LocalTS = ts.Selectors
+				c.LocalTS = toIKE(ts.Selectors)
 			}
 		}
 	}
@@ -599,7 +600,7 @@ func (t *Tunnel) childAsResponder(sa *ikeSA, m *message.Message, ours []message.
 	c.OutSPI = spiOf(prop.SPI)
 	c.Suite, c.ESN = suite, esn
 	c.InKeymat, c.OutKeymat = iToR, rToI
-	c.LocalTS, c.RemoteTS = locTS, remTS
+	c.LocalTS, c.RemoteTS = toIKE(locTS), toIKE(remTS)
 	prop.SPI = spiBytes(c.InSPI)
 	ps := []message.Payload{&message.SA{Proposals: []message.Proposal{prop}}}
 	if !inAuth {
@@ -664,7 +665,7 @@ func (t *Tunnel) respCreateChild(sa *ikeSA, m *message.Message) ([]message.Paylo
 func (t *Tunnel) childRekeyBusy(c *child) string {
 	switch {
 	case c.rekeying:
-		return fmt.Sprintf("child SA 0x%08x is already being rekeyed (started %s ago)", c.InSPI, ago(t.now(), c.rekeyStarted))
+		return fmt.Sprintf("child SA 0x%08x is already being rekeyed (started %s ago)", c.InSPI, ike.Ago(t.now(), c.rekeyStarted))
 	case c.deleting:
 		return fmt.Sprintf("child SA 0x%08x is being deleted", c.InSPI)
 	case c.ours != nil:
@@ -677,7 +678,7 @@ func (t *Tunnel) childRekeyBusy(c *child) string {
 func (t *Tunnel) ikeRekeyBusy(sa *ikeSA) string {
 	switch {
 	case sa.rekeyInFlight:
-		return fmt.Sprintf("IKE SA %s is already being rekeyed (started %s ago)", sa.ourSPI(), ago(t.now(), sa.rekeyStarted))
+		return fmt.Sprintf("IKE SA %s is already being rekeyed (started %s ago)", sa.ourSPI(), ike.Ago(t.now(), sa.rekeyStarted))
 	case sa.deleting:
 		return fmt.Sprintf("IKE SA %s is being deleted", sa.ourSPI())
 	case sa.ours != nil:
@@ -720,7 +721,7 @@ func (t *Tunnel) rekeyChild(old *child) {
 	if g != 0 {
 		ps = append(ps, &message.KE{Group: message.DHGroup(g), Data: pub})
 	}
-	ps = append(ps, &message.TrafficSelectors{Selectors: old.LocalTS}, &message.TrafficSelectors{Responder: true, Selectors: old.RemoteTS})
+	ps = append(ps, &message.TrafficSelectors{Selectors: fromIKE(old.LocalTS)}, &message.TrafficSelectors{Responder: true, Selectors: fromIKE(old.RemoteTS)})
 	retryLater := func() {
 		old.rekeying = false
 		if !old.deleting && old.theirs == nil {

@@ -142,10 +142,10 @@ func (n *node) record(e Event) {
 func connect(t *testing.T, a, b *node, ca, cb config.Tunnel) {
 	t.Helper()
 	cb.StartupAction = config.StartupAdd
-	if _, err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port()}); err != nil {
+	if err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.m.AddTunnel(ca, TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
+	if err := a.m.AddTunnel(ca, TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
 		t.Fatal(err)
 	}
 }

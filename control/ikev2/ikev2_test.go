@@ -117,7 +117,7 @@ func TestWrongPSK(t *testing.T) {
 	connect(t, a, b, ta, tb)
 	for _, n := range []*node{a, b} {
 		e, _ := n.waitType(NegotiationFailed, 0)
-		if e.Notify != message.AUTHENTICATION_FAILED {
+		if e.Notify != uint16(message.AUTHENTICATION_FAILED) {
 			t.Fatalf("%s: failure %v, want AUTHENTICATION_FAILED", n.name, e)
 		}
 		msg := e.Err.Error()
@@ -139,7 +139,7 @@ func TestNoProposalChosen(t *testing.T) {
 	eb, _ := b.waitType(NegotiationFailed, 0)
 	ea, _ := a.waitType(NegotiationFailed, 0)
 	for _, e := range []Event{ea, eb} {
-		if e.Notify != message.NO_PROPOSAL_CHOSEN {
+		if e.Notify != uint16(message.NO_PROPOSAL_CHOSEN) {
 			t.Fatalf("failure %v, want NO_PROPOSAL_CHOSEN", e)
 		}
 	}
@@ -163,7 +163,7 @@ func TestChildProposalMismatch(t *testing.T) {
 	connect(t, a, b, ta, tb)
 	eb, _ := b.waitType(NegotiationFailed, 0)
 	ea, _ := a.waitType(NegotiationFailed, 0)
-	if ea.Notify != message.NO_PROPOSAL_CHOSEN || eb.Notify != message.NO_PROPOSAL_CHOSEN {
+	if ea.Notify != uint16(message.NO_PROPOSAL_CHOSEN) || eb.Notify != uint16(message.NO_PROPOSAL_CHOSEN) {
 		t.Fatalf("got %v / %v", ea, eb)
 	}
 	if !strings.Contains(eb.Err.Error(), "aes128gcm16") || !strings.Contains(eb.Err.Error(), "aes256") {

@@ -165,7 +165,7 @@ func TestStrongSwanResponder(t *testing.T) {
 	n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
 	l.managerInNS(n, Options{})
 	defer n.m.Close(context.Background())
-	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+	if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	n.waitType(TunnelUp, 0)
@@ -233,7 +233,7 @@ func TestStrongSwanInitiator(t *testing.T) {
 	n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
 	l.managerInNS(n, Options{})
 	defer n.m.Close(context.Background())
-	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+	if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	l.Swanctl("--initiate", "--child", l.conn, "--timeout", "10")
@@ -285,7 +285,7 @@ func TestStrongSwanSuites(t *testing.T) {
 			n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
 			l.managerInNS(n, Options{})
 			defer n.m.Close(context.Background())
-			if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+			if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			ev, _ := n.waitType(ChildSAInstalled, 0)
@@ -318,7 +318,7 @@ func TestStrongSwanDPDRestart(t *testing.T) {
 	n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
 	l.managerInNS(n, Options{Timing: Timing{RetransmitTimeout: 500 * time.Millisecond, RetransmitFactor: 1.5, ReinitMin: 500 * time.Millisecond}})
 	defer n.m.Close(context.Background())
-	if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+	if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ev, _ := n.waitType(ChildSAInstalled, 0)
@@ -361,11 +361,11 @@ func TestStrongSwanErrors(t *testing.T) {
 		n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
 		l.managerInNS(n, Options{})
 		defer n.m.Close(context.Background())
-		if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+		if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		e, _ := n.waitType(NegotiationFailed, 0)
-		if e.Notify != message.AUTHENTICATION_FAILED || !strings.Contains(e.Err.Error(), "check the pre-shared key (both sides must match)") ||
+		if e.Notify != uint16(message.AUTHENTICATION_FAILED) || !strings.Contains(e.Err.Error(), "check the pre-shared key (both sides must match)") ||
 			strings.Contains(e.Err.Error(), tun.PreSharedKey) || strings.Contains(e.Err.Error(), aws.PreSharedKey) {
 			t.Fatalf("got %v", e)
 		}
@@ -379,11 +379,11 @@ func TestStrongSwanErrors(t *testing.T) {
 		n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
 		l.managerInNS(n, Options{})
 		defer n.m.Close(context.Background())
-		if _, err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
+		if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		e, _ := n.waitType(NegotiationFailed, 0)
-		if e.Notify != message.NO_PROPOSAL_CHOSEN || !strings.Contains(e.Err.Error(), "aes128-sha1") {
+		if e.Notify != uint16(message.NO_PROPOSAL_CHOSEN) || !strings.Contains(e.Err.Error(), "aes128-sha1") {
 			t.Fatalf("got %v", e)
 		}
 		t.Log(e.Err)

@@ -7,48 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 )
-
-// Timing holds the protocol timers. Zero fields take the defaults
-// (strongSwan's retransmission schedule: 4 s × 1.8^n, 5 retransmissions).
-type Timing struct {
-	RetransmitTimeout time.Duration // first wait for a response (4 s)
-	RetransmitFactor  float64       // growth per retransmission (1.8)
-	RetransmitTries   int           // retransmissions before giving up (5)
-	Grace             time.Duration // old inbound SA kept after a rekey (5 s)
-	Keepalive         time.Duration // NAT keepalive interval behind a NAT (20 s)
-	ReinitMin         time.Duration // first back-off before re-initiating (2 s)
-	ReinitMax         time.Duration // back-off cap (2 min)
-	HalfOpenTimeout   time.Duration // a responder's half-open SA is dropped after (30 s)
-	DeleteWait        time.Duration // how long Close waits for Delete responses (2 s)
-}
-
-func (t Timing) withDefaults() Timing {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&t.RetransmitTimeout, 4*time.Second)
-	if t.RetransmitFactor < 1 {
-		t.RetransmitFactor = 1.8
-	}
-	if t.RetransmitTries <= 0 {
-		t.RetransmitTries = 5
-	}
-	def(&t.Grace, 5*time.Second)
-	def(&t.Keepalive, 20*time.Second)
-	def(&t.ReinitMin, 2*time.Second)
-	def(&t.ReinitMax, 2*time.Minute)
-	def(&t.HalfOpenTimeout, 30*time.Second)
-	def(&t.DeleteWait, 2*time.Second)
-	return t
-}
 
 // Options configure a Manager.
 type Options struct {
@@ -78,34 +42,6 @@ type Options struct {
 	MaxHalfOpen int
 }
 
-// TunnelOptions are per-tunnel settings that are not in config.Tunnel.
-type TunnelOptions struct {
-	// PeerPort and PeerNATPort are the peer's IKE ports (500 and 4500).
-	PeerPort, PeerNATPort uint16
-	// LocalTS and RemoteTS are our traffic selector policy; default
-	// 0.0.0.0/0 both ways (AWS's route-based tunnels).
-	LocalTS, RemoteTS []netip.Prefix
-}
-
-// WithDefaults returns o with the IKE ports and traffic selectors it
-// leaves unset filled in (shared with the IKEv1 engine).
-func (o TunnelOptions) WithDefaults() TunnelOptions {
-	if o.PeerPort == 0 {
-		o.PeerPort = 500
-	}
-	if o.PeerNATPort == 0 {
-		o.PeerNATPort = 4500
-	}
-	all := netip.MustParsePrefix("0.0.0.0/0")
-	if len(o.LocalTS) == 0 {
-		o.LocalTS = []netip.Prefix{all}
-	}
-	if len(o.RemoteTS) == 0 {
-		o.RemoteTS = []netip.Prefix{all}
-	}
-	return o
-}
-
 // Manager runs the IKE SAs of every tunnel over one Socket.
 type Manager struct {
 	opt   Options
@@ -126,7 +62,7 @@ func New(o Options) (*Manager, error) {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.Clock == nil {
-		o.Clock = RealClock{}
+		o.Clock = ike.RealClock{}
 	}
 	if o.CookieThreshold == 0 {
 		o.CookieThreshold = 32
@@ -134,7 +70,7 @@ func New(o Options) (*Manager, error) {
 	if o.MaxHalfOpen <= 0 {
 		o.MaxHalfOpen = 1024
 	}
-	m := &Manager{opt: o, tim: o.Timing.withDefaults(), log: o.Log, clock: o.Clock,
+	m := &Manager{opt: o, tim: o.Timing.WithDefaults(), log: o.Log, clock: o.Clock,
 		tunnels: map[string]*Tunnel{}, childSPI: map[uint32]*Tunnel{}}
 	s, err := newSocket(o.Conn500, o.Conn4500, o.Clock, o.Log, o.CookieThreshold)
 	if err != nil {
@@ -150,28 +86,28 @@ func (m *Manager) Socket() *Socket { return m.sock }
 
 // AddTunnel starts running tunnel c. With startup action "start" it
 // initiates at once; otherwise it waits for the peer.
-func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
+func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) error {
 	if c.IKEVersion != 0 && c.IKEVersion != 2 {
-		return nil, fmt.Errorf("tunnel %s: ike_version %d is not handled by the IKEv2 engine", c.Name, c.IKEVersion)
+		return fmt.Errorf("tunnel %s: ike_version %d is not handled by the IKEv2 engine", c.Name, c.IKEVersion)
 	}
 	if !c.AWSOutside.IsValid() || !c.LocalOutside.IsValid() {
-		return nil, fmt.Errorf("tunnel %s: aws_outside_address and local_outside_address must both be set", c.Name)
+		return fmt.Errorf("tunnel %s: aws_outside_address and local_outside_address must both be set", c.Name)
 	}
 	if c.PreSharedKey == "" {
-		return nil, fmt.Errorf("tunnel %s: pre_shared_key is empty", c.Name)
+		return fmt.Errorf("tunnel %s: pre_shared_key is empty", c.Name)
 	}
 	t, err := newTunnel(m, c, o.WithDefaults())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return nil, errors.New("ikev2: manager is closed")
+		return errors.New("ikev2: manager is closed")
 	}
 	if _, dup := m.tunnels[c.Name]; dup {
 		m.mu.Unlock()
-		return nil, fmt.Errorf("tunnel %s: already added", c.Name)
+		return fmt.Errorf("tunnel %s: already added", c.Name)
 	}
 	m.tunnels[c.Name] = t
 	m.mu.Unlock()
@@ -179,7 +115,7 @@ func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
 	m.sock.byPeer[c.AWSOutside] = t
 	m.sock.mu.Unlock()
 	go t.run()
-	return t, nil
+	return nil
 }
 
 // Tunnel returns a tunnel by name.
@@ -239,11 +175,11 @@ func (m *Manager) Initiate(name string) error {
 	return m.command(name, func(t *Tunnel) error {
 		for _, sa := range t.sas {
 			if sa.state != saEstablished {
-				return &BusyError{fmt.Sprintf("tunnel %s: an IKE SA is already being negotiated (started %s ago)", t.name, ago(t.now(), sa.started))}
+				return &BusyError{Msg: fmt.Sprintf("tunnel %s: an IKE SA is already being negotiated (started %s ago)", t.name, ike.Ago(t.now(), sa.started))}
 			}
 		}
 		if t.ike != nil {
-			return &BusyError{fmt.Sprintf("tunnel %s: already up (IKE SA %s); rekey it instead", t.name, t.ike.ourSPI())}
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: already up (IKE SA %s); rekey it instead", t.name, t.ike.ourSPI())}
 		}
 		t.initiate()
 		return nil
@@ -300,10 +236,10 @@ func (m *Manager) emit(e Event) {
 func (m *Manager) RekeyChild(name string) error {
 	return m.command(name, func(t *Tunnel) error {
 		if t.out == nil {
-			return &BusyError{fmt.Sprintf("tunnel %s: no active Child SA to rekey (tunnel is %s)", t.name, t.upState())}
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: no active Child SA to rekey (tunnel is %s)", t.name, t.upState())}
 		}
 		if why := t.childRekeyBusy(t.out); why != "" {
-			return &BusyError{fmt.Sprintf("tunnel %s: %s", t.name, why)}
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: %s", t.name, why)}
 		}
 		t.rekeyChild(t.out)
 		return nil
@@ -315,40 +251,22 @@ func (m *Manager) RekeyChild(name string) error {
 func (m *Manager) RekeyIKE(name string) error {
 	return m.command(name, func(t *Tunnel) error {
 		if t.ike == nil || t.ike.state != saEstablished {
-			return &BusyError{fmt.Sprintf("tunnel %s: no established IKE SA to rekey (tunnel is %s)", t.name, t.upState())}
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: no established IKE SA to rekey (tunnel is %s)", t.name, t.upState())}
 		}
 		if why := t.ikeRekeyBusy(t.ike); why != "" {
-			return &BusyError{fmt.Sprintf("tunnel %s: %s", t.name, why)}
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: %s", t.name, why)}
 		}
 		t.rekeyIKE(t.ike)
 		return nil
 	})
 }
 
-// NotFoundError: no tunnel has the name a command gave.
-type NotFoundError struct{ Tunnel string }
-
-func (e *NotFoundError) Error() string { return "tunnel " + e.Tunnel + ": not found" }
-
-// NotFound marks the error for the status API (404).
-func (e *NotFoundError) NotFound() bool { return true }
-
-// BusyError: a command cannot start now because of the tunnel's state
-// (an SA already being rekeyed or deleted, a negotiation under way);
-// Error says which SA and since when. Retrying later may succeed.
-type BusyError struct{ Msg string }
-
-func (e *BusyError) Error() string { return e.Msg }
-
-// Conflict marks the error for the status API (409).
-func (e *BusyError) Conflict() bool { return true }
-
 // command runs f on the tunnel's goroutine and returns its answer: an
 // operator's command learns whether it started.
 func (m *Manager) command(name string, f func(t *Tunnel) error) error {
 	t, ok := m.Tunnel(name)
 	if !ok {
-		return &NotFoundError{name}
+		return &NotFoundError{Tunnel: name}
 	}
 	res := make(chan error, 1)
 	stopped := fmt.Errorf("tunnel %s: stopped (cgw-control is shutting down or the tunnel was removed)", name)
@@ -361,9 +279,4 @@ func (m *Manager) command(name string, f func(t *Tunnel) error) error {
 	case <-t.done:
 		return stopped
 	}
-}
-
-// ago formats how long ago start was, to a tenth of a second.
-func ago(now, start time.Time) string {
-	return fmt.Sprintf("%.1fs", now.Sub(start).Seconds())
 }

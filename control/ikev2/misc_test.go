@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
@@ -14,10 +15,10 @@ import (
 func TestBothInitiate(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
-		if _, err := b.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port()}); err != nil {
+		if err := b.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port()}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
+		if err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
 			t.Fatal(err)
 		}
 		a.waitType(TunnelUp, 0)
@@ -46,12 +47,12 @@ func TestBothInitiate(t *testing.T) {
 // TestHalfOpenTimeout: a responder forgets an IKE_SA_INIT nobody follows
 // up, and the half-open count (which triggers cookies) goes back down.
 func TestHalfOpenTimeout(t *testing.T) {
-	fc := NewFakeClock(time.Unix(1_800_000_000, 0))
+	fc := ike.NewFakeClock(time.Unix(1_800_000_000, 0))
 	b := newNode(t, "aws", Options{Clock: fc, Timing: Timing{HalfOpenTimeout: 30 * time.Second}})
 	cb := testTunnel("t1")
 	cb.StartupAction = config.StartupAdd
 	cb.Phase1.DHGroups = []int{19}
-	if _, err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: 9, PeerNATPort: 9}); err != nil {
+	if err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: 9, PeerNATPort: 9}); err != nil {
 		t.Fatal(err)
 	}
 	b.m.Socket().Deliver(initRequest(t, cb, message.SPI{9, 9, 9, 9, 9, 9, 9, 9}), netip.MustParseAddrPort("127.0.0.1:9"), false)
@@ -101,7 +102,7 @@ func TestRemoveTunnel(t *testing.T) {
 	}
 	// It can be added again and comes up.
 	k = a.count()
-	if _, err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
+	if err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
 		t.Fatal(err)
 	}
 	a.waitType(TunnelUp, k)
@@ -143,7 +144,7 @@ func TestHalfOpenLimits(t *testing.T) {
 	cb := testTunnel("t1")
 	cb.StartupAction = config.StartupAdd
 	cb.Phase1.DHGroups = []int{19}
-	if _, err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: 9, PeerNATPort: 9}); err != nil {
+	if err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: 9, PeerNATPort: 9}); err != nil {
 		t.Fatal(err)
 	}
 	from := netip.MustParseAddrPort("127.0.0.1:9")

@@ -143,7 +143,7 @@ func ikeSPIs(t *testing.T, n *node) (message.SPI, message.SPI) {
 	if st.IKE == nil {
 		t.Fatalf("%s: no IKE SA", n.name)
 	}
-	return st.IKE.SPIi, st.IKE.SPIr
+	return message.SPI(st.IKE.SPIi), message.SPI(st.IKE.SPIr)
 }
 
 // sameIKE waits until both sides use one IKE SA that is not old.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 	"github.com/cgw-project/cgw/crypto/prf"
 )
@@ -82,7 +83,7 @@ func (sa *ikeSA) ourSPI() message.SPI {
 }
 
 func (sa *ikeSA) info() *IKESAInfo {
-	return &IKESAInfo{SPIi: sa.spiI, SPIr: sa.spiR, Proposal: sa.prop.String()}
+	return &IKESAInfo{SPIi: ike.SPI(sa.spiI), SPIr: ike.SPI(sa.spiR), Proposal: sa.prop.String()}
 }
 
 // pending is a request of ours: sent and waiting for its response, or

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
@@ -23,15 +24,15 @@ func TestNarrowing(t *testing.T) {
 	a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
 	cb := testTunnel("t1")
 	cb.StartupAction = "add"
-	if _, err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port(),
+	if err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port(),
 		LocalTS: prefixes("198.19.0.0/24"), RemoteTS: prefixes("198.18.0.0/15")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
+	if err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
 		t.Fatal(err)
 	}
 	ca, cbb := established(t, a, b)
-	want := func(ts []message.TrafficSelector, p string) {
+	want := func(ts []ike.TrafficSelector, p string) {
 		t.Helper()
 		if len(ts) != 1 {
 			t.Fatalf("selectors %v, want %s", ts, p)
@@ -50,15 +51,15 @@ func TestTSUnacceptable(t *testing.T) {
 	a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
 	cb := testTunnel("t1")
 	cb.StartupAction = "add"
-	if _, err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port(), RemoteTS: prefixes("198.18.0.0/15")}); err != nil {
+	if err := b.m.AddTunnel(cb, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port(), RemoteTS: prefixes("198.18.0.0/15")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port(), LocalTS: prefixes("192.0.2.0/24")}); err != nil {
+	if err := a.m.AddTunnel(testTunnel("t1"), TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port(), LocalTS: prefixes("192.0.2.0/24")}); err != nil {
 		t.Fatal(err)
 	}
 	eb, _ := b.waitType(NegotiationFailed, 0)
 	ea, _ := a.waitType(NegotiationFailed, 0)
-	if ea.Notify != message.TS_UNACCEPTABLE || eb.Notify != message.TS_UNACCEPTABLE {
+	if ea.Notify != uint16(message.TS_UNACCEPTABLE) || eb.Notify != uint16(message.TS_UNACCEPTABLE) {
 		t.Fatalf("got %v / %v", ea, eb)
 	}
 }
@@ -92,16 +93,16 @@ func TestSharedSocket(t *testing.T) {
 	ct.LocalOutside = netip.MustParseAddr("127.0.0.2")
 	ct.PreSharedKey = t2.PreSharedKey
 	bt.StartupAction, ct.StartupAction = "add", "add"
-	if _, err := b.m.AddTunnel(bt, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port()}); err != nil {
+	if err := b.m.AddTunnel(bt, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.m.AddTunnel(ct, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port()}); err != nil {
+	if err := c.m.AddTunnel(ct, TunnelOptions{PeerPort: a.c500.port(), PeerNATPort: a.c4500.port()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.m.AddTunnel(t1, TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
+	if err := a.m.AddTunnel(t1, TunnelOptions{PeerPort: b.c500.port(), PeerNATPort: b.c4500.port()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.m.AddTunnel(t2, TunnelOptions{PeerPort: c.c500.port(), PeerNATPort: c.c4500.port()}); err != nil {
+	if err := a.m.AddTunnel(t2, TunnelOptions{PeerPort: c.c500.port(), PeerNATPort: c.c4500.port()}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"t1", "t2"} {

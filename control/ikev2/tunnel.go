@@ -9,11 +9,11 @@ import (
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
-	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
@@ -536,7 +536,7 @@ func (t *Tunnel) scheduleReinit() {
 
 func (t *Tunnel) failed(n message.NotifyType, err error) {
 	t.log.Error(err.Error(), "notify", n)
-	t.emit(Event{Type: NegotiationFailed, Notify: n, Err: err, Reason: notifyReason(n)})
+	t.emit(Event{Type: NegotiationFailed, Notify: uint16(n), Err: err, Reason: notifyReason(n)})
 }
 
 func notifyReason(n message.NotifyType) string {
@@ -804,37 +804,6 @@ func (t *Tunnel) stop(ctx context.Context) {
 
 // --- status ---
 
-// TunnelStatus is a tunnel's state for cgwctl.
-type TunnelStatus struct {
-	Name     string
-	State    string // "up", "connecting", "down"
-	Peer     netip.AddrPort
-	Encap    bool
-	IKE      *IKEStatus
-	Children []ChildStatus
-}
-
-// IKEStatus describes the current IKE SA.
-type IKEStatus struct {
-	SPIi, SPIr   message.SPI
-	Initiator    bool
-	Proposal     string
-	Age          time.Duration
-	LifetimeLeft time.Duration
-	RekeyIn      time.Duration
-}
-
-// ChildStatus describes one Child SA pair.
-type ChildStatus struct {
-	InSPI, OutSPI uint32
-	Suite         string
-	Active        bool // carries outbound traffic
-	Deleting      bool
-	Age           time.Duration
-	LifetimeLeft  time.Duration
-	RekeyIn       time.Duration
-}
-
 // Status returns a snapshot of the tunnel.
 func (t *Tunnel) Status() TunnelStatus {
 	ch := make(chan TunnelStatus, 1)
@@ -855,7 +824,7 @@ func (t *Tunnel) status() TunnelStatus {
 	s := TunnelStatus{Name: t.name, State: t.upState()}
 	if sa := t.ike; sa != nil {
 		s.Peer, s.Encap = sa.peer, sa.nat
-		s.IKE = &IKEStatus{SPIi: sa.spiI, SPIr: sa.spiR, Initiator: sa.initiator, Proposal: sa.prop.String(),
+		s.IKE = &IKEStatus{SPIi: ike.SPI(sa.spiI), SPIr: ike.SPI(sa.spiR), Initiator: sa.initiator, Proposal: sa.prop.String(),
 			Age: now.Sub(sa.created), LifetimeLeft: left(sa.expireAt), RekeyIn: left(sa.rekeyAt)}
 	}
 	for _, c := range t.children {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/status"
 )
 
@@ -75,11 +75,11 @@ func (c *Control) Init(tunnels []string) {
 }
 
 // Event counts one IKE event.
-func (c *Control) Event(e ikev2.Event) {
+func (c *Control) Event(e ike.Event) {
 	switch e.Type {
-	case ikev2.IKERekeyed:
+	case ike.IKERekeyed:
 		c.rekeys.WithLabelValues(e.Tunnel, "ike").Inc()
-	case ikev2.ChildSAInstalled:
+	case ike.ChildSAInstalled:
 		// A Child SA negotiated while the tunnel is up replaces one.
 		c.mu.Lock()
 		up := c.tunnelUp[e.Tunnel]
@@ -87,18 +87,18 @@ func (c *Control) Event(e ikev2.Event) {
 		if up {
 			c.rekeys.WithLabelValues(e.Tunnel, "child").Inc()
 		}
-	case ikev2.DPDTimeout:
+	case ike.DPDTimeout:
 		c.dpd.WithLabelValues(e.Tunnel).Inc()
-	case ikev2.Retransmit:
+	case ike.Retransmit:
 		c.retrans.WithLabelValues(e.Tunnel).Inc()
-	case ikev2.NegotiationFailed:
+	case ike.NegotiationFailed:
 		c.failures.WithLabelValues(e.Tunnel, e.Reason).Inc()
-	case ikev2.TunnelUp:
+	case ike.TunnelUp:
 		c.mu.Lock()
 		c.tunnelUp[e.Tunnel] = true
 		c.mu.Unlock()
 		c.changes.WithLabelValues(e.Tunnel, "up").Inc()
-	case ikev2.TunnelDown:
+	case ike.TunnelDown:
 		c.mu.Lock()
 		c.tunnelUp[e.Tunnel] = false
 		c.mu.Unlock()

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
-	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 	"github.com/cgw-project/cgw/control/status"
 )
@@ -25,15 +25,15 @@ func TestCollector(t *testing.T) {
 		Routes: []status.Route{{Source: "bgp"}, {Source: "bgp"}, {Source: "static"}},
 	}
 	c := New(func() *status.Status { return st })
-	for _, e := range []ikev2.Event{
-		{Type: ikev2.ChildSAInstalled, Tunnel: "v-t1"}, // initial: not a rekey
-		{Type: ikev2.TunnelUp, Tunnel: "v-t1"},
-		{Type: ikev2.ChildSAInstalled, Tunnel: "v-t1"}, // while up: a rekey
-		{Type: ikev2.IKERekeyed, Tunnel: "v-t1"},
-		{Type: ikev2.Retransmit, Tunnel: "v-t2", Count: 1},
-		{Type: ikev2.Retransmit, Tunnel: "v-t2", Count: 2},
-		{Type: ikev2.NegotiationFailed, Tunnel: "v-t2", Notify: message.NO_PROPOSAL_CHOSEN, Reason: "NO_PROPOSAL_CHOSEN", Err: errors.New("x")},
-		{Type: ikev2.DPDTimeout, Tunnel: "v-t2"},
+	for _, e := range []ike.Event{
+		{Type: ike.ChildSAInstalled, Tunnel: "v-t1"}, // initial: not a rekey
+		{Type: ike.TunnelUp, Tunnel: "v-t1"},
+		{Type: ike.ChildSAInstalled, Tunnel: "v-t1"}, // while up: a rekey
+		{Type: ike.IKERekeyed, Tunnel: "v-t1"},
+		{Type: ike.Retransmit, Tunnel: "v-t2", Count: 1},
+		{Type: ike.Retransmit, Tunnel: "v-t2", Count: 2},
+		{Type: ike.NegotiationFailed, Tunnel: "v-t2", Notify: uint16(message.NO_PROPOSAL_CHOSEN), Reason: "NO_PROPOSAL_CHOSEN", Err: errors.New("x")},
+		{Type: ike.DPDTimeout, Tunnel: "v-t2"},
 	} {
 		c.Event(e)
 	}

@@ -1,4 +1,4 @@
-package ikev1
+package ike
 
 import (
 	"errors"
@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 )
+
+// isakmpV1 is the version byte of an IKEv1 (ISAKMP) header: major 1, minor 0.
+const isakmpV1 = 0x10
 
 // SplitVersions lets the IKEv1 and IKEv2 engines share one UDP socket
 // (500 or 4500; nat says which: on 4500 IKE follows the 4-byte non-ESP
@@ -51,7 +54,7 @@ func (s *split) read() {
 			off += 4
 		}
 		h := s.v2
-		if n > off && buf[off] == Version && (!s.nat || buf[0]|buf[1]|buf[2]|buf[3] == 0) {
+		if n > off && buf[off] == isakmpV1 && (!s.nat || buf[0]|buf[1]|buf[2]|buf[3] == 0) {
 			h = s.v1
 		}
 		select {

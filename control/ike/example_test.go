@@ -1,4 +1,4 @@
-package ikev1_test
+package ike_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev1"
 	"github.com/cgw-project/cgw/control/ikev2"
 )
@@ -13,7 +14,7 @@ import (
 // Example shows how cgw-control can run IKEv1 tunnels next to IKEv2 ones:
 // both engines share UDP 500/4500 through SplitVersions, each tunnel goes
 // to the engine its ike_version names, and both engines' events (the same
-// ikev2.Event type) go to one handler.
+// ike.Event type) go to one handler.
 func Example() {
 	cfg, err := config.Load("/etc/cgw/cgw.yaml")
 	if err != nil {
@@ -27,10 +28,10 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	v1c500, v2c500 := ikev1.SplitVersions(c500, false)
-	v1c4500, v2c4500 := ikev1.SplitVersions(c4500, true)
-	events := make(chan ikev2.Event, 256)
-	emit := func(e ikev2.Event) { events <- e }
+	v1c500, v2c500 := ike.SplitVersions(c500, false)
+	v1c4500, v2c4500 := ike.SplitVersions(c4500, true)
+	events := make(chan ike.Event, 256)
+	emit := func(e ike.Event) { events <- e }
 	m2, err := ikev2.New(ikev2.Options{Conn500: v2c500, Conn4500: v2c4500, Events: emit})
 	if err != nil {
 		log.Fatal(err)
@@ -42,9 +43,9 @@ func Example() {
 	for _, conn := range cfg.Connections {
 		for _, t := range conn.Tunnels {
 			if t.IKEVersion == 1 {
-				_, err = m1.AddTunnel(t, ikev1.TunnelOptions{})
+				err = m1.AddTunnel(t, ike.TunnelOptions{})
 			} else {
-				_, err = m2.AddTunnel(t, ikev2.TunnelOptions{})
+				err = m2.AddTunnel(t, ike.TunnelOptions{})
 			}
 			if err != nil {
 				log.Fatal(err)

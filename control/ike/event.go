@@ -1,11 +1,11 @@
-package ikev2
+package ike
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"time"
 
-	"github.com/cgw-project/cgw/control/ikev2/message"
 	"github.com/cgw-project/cgw/crypto/transform"
 )
 
@@ -59,6 +59,65 @@ func (t EventType) String() string {
 	return fmt.Sprintf("EventType(%d)", int(t))
 }
 
+// SPI is an IKE SA's 8-byte SPI (IKEv2) or cookie (IKEv1).
+type SPI [8]byte
+
+func (s SPI) String() string { return hex.EncodeToString(s[:]) }
+
+// IsZero reports whether the SPI is all zeros.
+func (s SPI) IsZero() bool { return s == SPI{} }
+
+// TrafficSelector is one negotiated address range with its protocol and
+// ports (0 and 0–65535 for "all", as route-based tunnels use).
+type TrafficSelector struct {
+	Protocol           uint8
+	StartPort, EndPort uint16
+	Start, End         netip.Addr
+}
+
+// SelectorFromPrefix covers every protocol and port within p.
+func SelectorFromPrefix(p netip.Prefix) TrafficSelector {
+	p = p.Masked()
+	a := p.Addr()
+	s := a.AsSlice()
+	for i := p.Bits(); i < len(s)*8; i++ {
+		s[i/8] |= 0x80 >> (i % 8)
+	}
+	end, _ := netip.AddrFromSlice(s)
+	return TrafficSelector{EndPort: 0xffff, Start: a, End: end}
+}
+
+// Prefix returns the prefix the address range equals, if it is one.
+func (ts TrafficSelector) Prefix() (netip.Prefix, bool) {
+	if !ts.Start.IsValid() || ts.Start.BitLen() != ts.End.BitLen() {
+		return netip.Prefix{}, false
+	}
+	for bits := 0; bits <= ts.Start.BitLen(); bits++ {
+		p := netip.PrefixFrom(ts.Start, bits)
+		if p.Masked().Addr() == ts.Start && SelectorFromPrefix(p).End == ts.End {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// String renders the selector like strongSwan: "0.0.0.0/0", or a range
+// with "[protocol/ports]" when narrowed.
+func (ts TrafficSelector) String() string {
+	s := ts.Start.String() + ".." + ts.End.String()
+	if p, ok := ts.Prefix(); ok {
+		s = p.String()
+	}
+	if ts.Protocol == 0 && ts.StartPort == 0 && ts.EndPort == 0xffff {
+		return s
+	}
+	ports := fmt.Sprintf("%d-%d", ts.StartPort, ts.EndPort)
+	if ts.StartPort == ts.EndPort {
+		ports = fmt.Sprint(ts.StartPort)
+	}
+	return fmt.Sprintf("%s[%d/%s]", s, ts.Protocol, ports)
+}
+
 // ChildSA is what the dataplane needs to run one ESP SA pair.
 type ChildSA struct {
 	InSPI, OutSPI uint32
@@ -74,12 +133,12 @@ type ChildSA struct {
 	ReplayWindow        int
 	Lifetime            time.Duration
 	// LocalTS and RemoteTS are the negotiated traffic selectors.
-	LocalTS, RemoteTS []message.TrafficSelector
+	LocalTS, RemoteTS []TrafficSelector
 }
 
 // IKESAInfo names an IKE SA in events.
 type IKESAInfo struct {
-	SPIi, SPIr message.SPI
+	SPIi, SPIr SPI
 	Proposal   string
 }
 
@@ -90,7 +149,10 @@ type Event struct {
 	Time   time.Time
 	Child  *ChildSA   // ChildSAInstalled, OutboundSwitch, ChildSARetired
 	IKE    *IKESAInfo // IKERekeyed (the new SA), TunnelUp
-	Notify message.NotifyType
+	// Notify is the notify message type that ended a negotiation: an
+	// IKEv2 number (RFC 7296 §3.10.1) or an IKEv1 one (RFC 2408 §3.14.1),
+	// whose error numbers agree; Reason carries its name.
+	Notify uint16
 	Count  int    // Retransmit
 	Err    error  // NegotiationFailed, TunnelDown (why)
 	Reason string // short reason for logs and metrics labels
@@ -101,10 +163,9 @@ func (e Event) String() string {
 	if e.Child != nil {
 		s += fmt.Sprintf(" in=%08x out=%08x %s", e.Child.InSPI, e.Child.OutSPI, e.Child.Suite)
 	}
-	if e.Notify != 0 {
-		s += " " + e.Notify.String()
-	}
-	if e.Reason != "" {
+	if e.Notify != 0 && e.Reason != "" {
+		s += " " + e.Reason
+	} else if e.Reason != "" {
 		s += " (" + e.Reason + ")"
 	}
 	if e.Err != nil {

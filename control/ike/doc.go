@@ -1,0 +1,10 @@
+// Package ike is what the two IKE engines (control/ikev2 and
+// control/ikev1) share, so cgw-control drives both the same way and one
+// rule is written once: the events an engine emits and the Child SA it
+// hands to the dataplane, the status it reports, its timers and clock, the
+// per-tunnel options, the errors an operator's command gets, the Engine
+// interface the daemon uses, inbound SPI allocation, and the rekey-time
+// policy (AWS's margin and fuzz).
+//
+// The engines never import each other; both import this package.
+package ike
