@@ -18,6 +18,8 @@ fi
 #                            the emulated AWS endpoints (charon + swanctl);
 #                            kernel-libipsec is in the extra plugins: this
 #                            kernel has no ESP
+#   libstrongswan-standard-plugins  openssl and gcm: MODP/ECP groups and AES-GCM
+#                            for charon (without them it refuses MODP-2048)
 #   libstrongswan-extra-plugins  curve25519 (DH group 31) for the AWS side
 #   bird2                    the emulated virtual private gateway's BGP
 #   iperf3 iputils-ping      traffic through the lab
@@ -27,7 +29,7 @@ fi
 #   curl                     scraping the metrics endpoints in end-to-end tests
 #   prometheus               promtool and prometheus check perf/'s rules and dashboards' queries
 #   nftables                 source NAT in the lab's inet namespace (NAT-T)
-pkgs=(iproute2 strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins bird2
+pkgs=(iproute2 strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins bird2
 	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl prometheus)
 if [ "$need" = generate ]; then
 	pkgs+=(clang llvm libbpf-dev)
