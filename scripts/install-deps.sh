@@ -29,8 +29,9 @@ fi
 #   curl                     scraping the metrics endpoints in end-to-end tests
 #   prometheus               promtool and prometheus check perf/'s rules and dashboards' queries
 #   nftables                 source NAT in the lab's inet namespace (NAT-T)
+#   systemd                  systemd-analyze verify checks packaging/systemd's units
 pkgs=(iproute2 strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins bird2
-	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl prometheus)
+	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl prometheus systemd)
 if [ "$need" = generate ]; then
 	pkgs+=(clang llvm libbpf-dev)
 fi

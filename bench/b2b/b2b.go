@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/procstat"
+	"github.com/cgw-project/cgw/internal/prereq"
 
 	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/crypto/transform"
@@ -200,19 +201,11 @@ func run(ctx context.Context, args ...string) (string, error) {
 // Prereqs lists what this machine lacks for the topology (empty: all set).
 func Prereqs() []string {
 	var miss []string
-	if os.Geteuid() != 0 {
-		miss = append(miss, "root (network namespaces, XDP, BPF maps)")
+	if r := prereq.Root("network namespaces, XDP, BPF maps"); r != "" {
+		miss = append(miss, r)
 	}
-	for _, c := range []struct{ bin, pkg string }{
-		{"ip", "iproute2"}, {"nsenter", "util-linux"}, {"ethtool", "ethtool"}, {"ping", "iputils-ping"},
-		{"tcpdump", "tcpdump"}, {"tshark", "tshark"}, {"iperf3", "iperf3"},
-		{"curl", "curl"}, // the dataplanes' metrics (table generation, diagnostics)
-	} {
-		if _, err := exec.LookPath(c.bin); err != nil {
-			miss = append(miss, fmt.Sprintf("%s (Debian package %s)", c.bin, c.pkg))
-		}
-	}
-	return miss
+	// curl: the dataplanes' metrics (table generation, diagnostics).
+	return append(miss, prereq.Commands("ip", "nsenter", "ethtool", "ping", "tcpdump", "tshark", "iperf3", "curl")...)
 }
 
 // record appends a line to the state file before the thing it names is

@@ -15,6 +15,7 @@ import (
 	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/status"
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
 // CGWGateway runs cgw itself as the gateway: cgw-dataplane on the cgw namespace's
@@ -85,8 +86,8 @@ func (g *CGWGateway) Up(ctx context.Context, l *Lab) error {
 	if _, err := binary(g.Control, "cgw-control"); err != nil {
 		return err
 	}
-	if _, err := exec.LookPath("ethtool"); err != nil {
-		return errors.New("lab: the cgw gateway needs ethtool (apt-get install ethtool)")
+	if err := prereq.Command("ethtool"); err != nil {
+		return fmt.Errorf("lab: the cgw gateway needs %w", err)
 	}
 	b, err := config.Marshal(l.Cfg)
 	if err != nil {

@@ -24,13 +24,13 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
 // Namespace roles; the namespace is named "<prefix>-<role>".
@@ -335,25 +335,24 @@ func (l *Lab) State() State {
 	return st
 }
 
-// Prereqs lists what this machine lacks to run the lab (empty: all set).
+// Prereqs lists what this machine lacks to run the lab (empty: all set),
+// each with the Debian package that brings it. It checks what the tools
+// can do (internal/prereq): charon is started once to see that it loads
+// every plugin the lab's strongswan.conf asks for, and bird must be BIRD 2.
 func Prereqs() []string {
 	var miss []string
-	if os.Geteuid() != 0 {
-		miss = append(miss, "root (network namespaces need CAP_SYS_ADMIN/CAP_NET_ADMIN)")
+	if r := prereq.Root("network namespaces need CAP_SYS_ADMIN/CAP_NET_ADMIN"); r != "" {
+		miss = append(miss, r)
 	}
-	for _, p := range []string{"ip", "swanctl", "bird", "birdc", "iperf3", "ping", "mount"} {
-		if _, err := exec.LookPath(p); err != nil {
-			miss = append(miss, p+" (not in PATH)")
+	miss = append(miss, prereq.Commands("ip", "swanctl", "birdc", "iperf3", "ping", "mount", "unshare", "nsenter", "tcpdump",
+		prereq.Charon, "/dev/net/tun")...)
+	if err := prereq.BIRD(); err != nil {
+		miss = append(miss, err.Error())
+	}
+	if len(miss) == 0 {
+		if err := prereq.CharonPlugins(strings.Fields(charonPlugins)...); err != nil {
+			miss = append(miss, err.Error())
 		}
-	}
-	for _, f := range []string{"/usr/lib/ipsec/charon", "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so", "/dev/net/tun"} {
-		if _, err := os.Stat(f); err != nil {
-			miss = append(miss, f+" (install strongswan-charon and libcharon-extra-plugins)")
-		}
-	}
-	// charon's curve25519 plugin (DH group 31): charonPlugins loads it.
-	if _, err := os.Stat("/usr/lib/ipsec/plugins/libstrongswan-curve25519.so"); err != nil {
-		miss = append(miss, "/usr/lib/ipsec/plugins/libstrongswan-curve25519.so (install libstrongswan-extra-plugins: charon's curve25519 plugin, DH group 31)")
 	}
 	return miss
 }
@@ -555,8 +554,8 @@ func (l *Lab) roles() []string {
 // enableNAT source-NATs everything from the gateway's outside subnet
 // leaving inet towards AWS, so AWS sees the gateway behind NAT (RFC 3947).
 func (l *Lab) enableNAT(ctx context.Context) error {
-	if _, err := exec.LookPath("nft"); err != nil {
-		return errors.New("lab: NAT needs nft (apt-get install nftables)")
+	if err := prereq.Command("nft"); err != nil {
+		return fmt.Errorf("lab: NAT needs %w", err)
 	}
 	out := l.Cfg.Gateway.Outside.Address.Masked()
 	l.Progressf("inet: source NAT %s -> %s", out, NATAddress)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/internal/netnstest"
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
 // TestLabEndToEnd brings the lab up with the strongSwan stand-in, checks
@@ -208,9 +208,7 @@ func checkGone(t *testing.T, st State, dir string) {
 func TestLabNAT(t *testing.T) {
 	netnstest.Require(t)
 	miss := Prereqs()
-	if _, err := exec.LookPath("nft"); err != nil {
-		miss = append(miss, "nft (Debian package nftables)")
-	}
+	miss = append(miss, prereq.Commands("nft")...)
 	if len(miss) > 0 {
 		t.Fatalf("lab prerequisites missing: %s", strings.Join(miss, "; "))
 	}

@@ -34,7 +34,7 @@ type swanLab struct {
 
 func interopPrereqs(t *testing.T) {
 	t.Helper()
-	charontest.Require(t)
+	charontest.Require(t, "md5")
 }
 
 func newSwanLab(t *testing.T, tun config.Tunnel, start string) *swanLab {

@@ -5,12 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"testing"
 
 	"github.com/cgw-project/cgw/crypto/transform"
 	"github.com/cgw-project/cgw/dataplane/replay"
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
 // systemPython is Debian's interpreter, the one python3-scapy is installed
@@ -151,11 +151,8 @@ func needScapy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-check with scapy: run without -short")
 	}
-	if _, err := os.Stat(systemPython); err != nil {
-		t.Fatalf("%s not found: install the Debian packages python3 and python3-scapy", systemPython)
-	}
-	if out, err := exec.Command(systemPython, "-c", "import scapy.layers.ipsec").CombinedOutput(); err != nil {
-		t.Fatalf("%s cannot import scapy: install the Debian package python3-scapy (%v: %s)", systemPython, err, out)
+	if err := prereq.Scapy(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -12,20 +12,20 @@ import (
 
 	"github.com/cgw-project/cgw/dataplane/esp/esptest"
 	pcapfile "github.com/cgw-project/cgw/dataplane/packet/pcap"
+	"github.com/cgw-project/cgw/internal/prereq"
 
 	"github.com/cgw-project/cgw/crypto/transform"
 )
 
-func needTool(t *testing.T, name, pkg string) string {
+func needTool(t *testing.T, name string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("cross-check with " + name + ": run without -short")
 	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: install the Debian package %s (scripts/install-deps.sh)", name, pkg)
+	if err := prereq.Command(name); err != nil {
+		t.Fatal(err)
 	}
-	return p
+	return name
 }
 
 type tsharkCase struct {
@@ -42,7 +42,7 @@ type tsharkCase struct {
 // implementation, and compares the decrypted inner packets byte for byte
 // with what went in, and tshark's ICV verdict.
 func TestTsharkDecryptsEncap(t *testing.T) {
-	tshark := needTool(t, "tshark", "tshark")
+	tshark := needTool(t, "tshark")
 	dir := t.TempDir()
 
 	var cases []*tsharkCase

@@ -2,7 +2,6 @@ package frag
 
 import (
 	"encoding/binary"
-	"github.com/cgw-project/cgw/dataplane/packet/pcap"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -10,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cgw-project/cgw/dataplane/packet/pcap"
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
 // TestTsharkAgrees has an independent dissector reassemble our fragments
@@ -20,10 +22,10 @@ func TestTsharkAgrees(t *testing.T) {
 	if testing.Short() {
 		t.Skip("independent check: needs tshark; run without -short")
 	}
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Fatalf("tshark not found (apt-get install tshark): %v", err)
+	if err := prereq.Command("tshark"); err != nil {
+		t.Fatal(err)
 	}
+	tshark := "tshark"
 	r := rand.New(rand.NewPCG(31, 32))
 	f := newF(t, Config{})
 	var pkts [][]byte

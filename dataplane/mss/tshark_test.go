@@ -1,7 +1,6 @@
 package mss
 
 import (
-	"github.com/cgw-project/cgw/dataplane/packet/pcap"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -9,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cgw-project/cgw/dataplane/packet/pcap"
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
 // TestTsharkAgrees has an independent dissector confirm, for clamped IPv4
@@ -18,10 +20,10 @@ func TestTsharkAgrees(t *testing.T) {
 	if testing.Short() {
 		t.Skip("independent check: needs tshark; run without -short")
 	}
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Fatalf("tshark not found (apt-get install tshark): %v", err)
+	if err := prereq.Command("tshark"); err != nil {
+		t.Fatal(err)
 	}
+	tshark := "tshark"
 	r := rand.New(rand.NewPCG(5, 6))
 	var pkts [][]byte
 	var want []uint16

@@ -15,12 +15,24 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/internal/netnstest"
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
-// Require fails the test naming what is missing (or skips under -short).
-func Require(t *testing.T) {
+// Require fails the test naming what is missing (or skips under -short):
+// swanctl, charon, and every plugin of Conf(extra...) as charon loads it
+// (internal/prereq starts charon once to see).
+func Require(t *testing.T, extra ...string) {
 	t.Helper()
-	netnstest.Require(t, "swanctl", "/usr/lib/ipsec/charon", "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so", "/usr/lib/ipsec/plugins/libstrongswan-vici.so")
+	netnstest.Require(t, "swanctl", prereq.Charon, "unshare", "/dev/net/tun")
+	if err := prereq.CharonPlugins(Plugins(extra...)...); err != nil {
+		t.Fatalf("end-to-end: %v", err)
+	}
+}
+
+// Plugins is Conf's plugin list, in load order.
+func Plugins(extra ...string) []string {
+	return strings.Fields("random nonce openssl aes sha1 sha2 " + strings.Join(extra, " ") +
+		" hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici")
 }
 
 // Conf is a strongswan.conf for charon in a private /run: vici socket and
@@ -28,10 +40,8 @@ func Require(t *testing.T) {
 // uses so libipsec's table-220 route stays out of the way. extra names
 // plugins to load besides the standard list (e.g. md5 for IKEv1).
 func Conf(extra ...string) string {
-	plugins := "random nonce openssl aes sha1 sha2 " + strings.Join(append(extra, ""), " ") +
-		"hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici"
 	return `charon {
-    load = ` + strings.Join(strings.Fields(plugins), " ") + `
+    load = ` + strings.Join(Plugins(extra...), " ") + `
     port = 500
     port_nat_t = 4500
     install_routes = no

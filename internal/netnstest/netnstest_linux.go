@@ -15,56 +15,29 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
 // SkipMessage is what a -short run says for every test that needs root and
 // namespaces.
 const SkipMessage = "end-to-end: needs root and namespaces; run without -short"
 
-// fixes say how to get a prerequisite on Debian.
-var fixes = map[string]string{
-	"ip":           "Debian package iproute2",
-	"ping":         "Debian package iputils-ping",
-	"ethtool":      "Debian package ethtool",
-	"nsenter":      "Debian package util-linux",
-	"iperf3":       "Debian package iperf3",
-	"curl":         "Debian package curl",
-	"bird":         "Debian package bird2",
-	"birdc":        "Debian package bird2",
-	"go":           "the Go toolchain on PATH",
-	"/dev/net/tun": "load the tun module: modprobe tun",
-}
-
 // Require skips the test under -short with SkipMessage; otherwise it fails
-// the test, naming every missing prerequisite, unless it runs as root and
-// the iproute2 ip command and each of needs is there. A need is a command
-// looked up on PATH, or an absolute path that must exist (/dev/net/tun).
+// the test, naming every missing prerequisite and the Debian package that
+// brings it (internal/prereq), unless it runs as root and the iproute2 ip
+// command and each of needs is there. A need is a command looked up on
+// PATH, or an absolute path that must exist (/dev/net/tun).
 func Require(tb testing.TB, needs ...string) {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip(SkipMessage)
 	}
 	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root (network namespaces); run as root or pass -short")
+	if r := prereq.Root("network namespaces; or pass -short"); r != "" {
+		missing = append(missing, r)
 	}
-	for _, n := range append([]string{"ip"}, needs...) {
-		var err error
-		what := fmt.Sprintf("the %q command", n)
-		if filepath.IsAbs(n) {
-			_, err = os.Stat(n)
-			what = n
-		} else {
-			_, err = exec.LookPath(n)
-		}
-		if err == nil {
-			continue
-		}
-		if fix, ok := fixes[n]; ok {
-			what += " (" + fix + ")"
-		}
-		missing = append(missing, fmt.Sprintf("%s: %v", what, err))
-	}
+	missing = append(missing, prereq.Commands(append([]string{"ip"}, needs...)...)...)
 	if len(missing) > 0 {
 		tb.Fatalf("end-to-end: needs %s", strings.Join(missing, "; and "))
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
 // writePcap writes IKE messages as IPv4/UDP-500 datagrams
@@ -53,10 +55,10 @@ func TestTsharkDecrypts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs tshark; run without -short")
 	}
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Fatalf("tshark is not installed (apt-get install tshark): %v", err)
+	if err := prereq.Command("tshark"); err != nil {
+		t.Fatal(err)
 	}
+	tshark := "tshark"
 	hexKey := func(n int, seed byte) string {
 		b := make([]byte, n)
 		for i := range b {

@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/cgw-project/cgw/crypto/transform"
+	"github.com/cgw-project/cgw/internal/prereq"
 )
 
 // SA is one direction of an ESP SA as tshark needs it.
@@ -115,10 +116,10 @@ func WriteConfig(dir string, sas []SA) (string, error) {
 // (a display filter; "" for all). Multi-valued fields (e.g. ip.proto of
 // the outer and inner header) come comma-separated.
 func Fields(ctx context.Context, conf, pcap, filter string, fields ...string) ([][]string, error) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		return nil, fmt.Errorf("esptest: tshark not found: install the Debian package tshark (scripts/install-deps.sh)")
+	if err := prereq.Command("tshark"); err != nil {
+		return nil, fmt.Errorf("esptest: %w", err)
 	}
+	tshark := "tshark"
 	args := []string{"-n", "-r", pcap, "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"}
 	if filter != "" {
 		args = append(args, "-Y", filter)
