@@ -14,6 +14,10 @@ GATEWAY   ?= cgw
 FUZZTIME  ?= 15s
 CMDS      := $(notdir $(wildcard cmd/*))
 STATICCHECK_VERSION := v0.8.2
+# What -version and cgw_build_info say (internal/buildinfo), from git.
+VERSION   ?= $(shell git describe --tags --match 'v*' 2>/dev/null || git log -1 --format='v0.0.0-%cd-%h' --date=format:%Y%m%d%H%M%S 2>/dev/null || echo devel)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo +dirty)
+LDFLAGS   := -X github.com/cgw-project/cgw/internal/buildinfo.version=$(VERSION) -X github.com/cgw-project/cgw/internal/buildinfo.commit=$(COMMIT)
 
 .PHONY: all build generate deps test test-unit test-race fuzz demo lab-up lab-down bench lint clean
 
@@ -24,7 +28,7 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 # Rebuilds the XDP objects and their Go bindings (bpf2go; needs clang).
 generate:

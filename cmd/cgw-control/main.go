@@ -17,6 +17,8 @@
 //	                 else 127.0.0.1:9471; "off" disables)
 //	-gobgp-api addr  GoBGP gRPC API (default gateway.observability.gobgp_api; "-" disables)
 //	-log-level l     debug, info (default), warn, error
+//	-log-format f    text (default, key=value) or json
+//	-version         print the version, commit and Go version, then exit
 //
 // Labs and tests only: gateway.testing in the configuration accepts
 // lifetimes down to 10 s (short_lifetimes) and DH group 31
@@ -70,6 +72,8 @@ import (
 	"github.com/cgw-project/cgw/control/daemon"
 	"github.com/cgw-project/cgw/control/metrics"
 	"github.com/cgw-project/cgw/control/status"
+	"github.com/cgw-project/cgw/internal/buildinfo"
+	"github.com/cgw-project/cgw/internal/logging"
 )
 
 func main() {
@@ -79,18 +83,21 @@ func main() {
 	socket := fs.String("socket", "", "status API unix socket (default: gateway.observability.status_socket)")
 	metricsAddr := fs.String("metrics", "", "Prometheus listen address (default: config, else 127.0.0.1:9471; off disables)")
 	gobgpAPI := fs.String("gobgp-api", "", "GoBGP gRPC API address (default: config; - disables)")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	var lf logging.Flags
+	lf.Register(fs)
+	version := buildinfo.Flag(fs, "cgw-control", os.Stdout)
 	fs.Parse(os.Args[1:])
+	version()
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "cgw-control: unexpected arguments %q: every setting is a flag (see -h)\n", fs.Args())
 		os.Exit(2)
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(os.Stderr, "cgw-control: -log-level %q: want debug, info, warn or error\n", *level)
+	log, err := lf.Logger(os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cgw-control: %v\n", err)
 		os.Exit(2)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	log.Info("cgw-control starting", "version", buildinfo.Read().Version, "commit", buildinfo.Read().Commit)
 	if err := run(log, *cfgPath, *instance, *socket, *metricsAddr, *gobgpAPI); err != nil {
 		log.Error(err.Error())
 		os.Exit(1)
@@ -164,7 +171,7 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 
 	if metricsAddr != "off" {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(m, buildinfo.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if b := d.BGP(); b != nil {
 			reg.MustRegister(b.Collector())
 		}

@@ -40,6 +40,9 @@
 //	-copy             force AF_XDP copy mode (default: zero-copy when the driver has it)
 //	-no-slowpath      do not create the per-tunnel TUN devices
 //	-tx-budget n      copy-mode descriptors per sendto() (Linux ≥ 6.17; 0 = kernel default)
+//	-log-format f     text (default, key=value) or json, on stderr
+//	-log-level l      debug, info (default), warn, error
+//	-version          print the version, commit and Go version, then exit
 //
 // Start-up: the pinned maps are opened (created if absent): a restarted
 // dataplane finds the SAs control installed and continues each outbound

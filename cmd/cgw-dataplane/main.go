@@ -27,6 +27,8 @@ import (
 	"github.com/cgw-project/cgw/dataplane/neigh"
 	"github.com/cgw-project/cgw/dataplane/tables"
 	"github.com/cgw-project/cgw/dataplane/worker"
+	"github.com/cgw-project/cgw/internal/buildinfo"
+	"github.com/cgw-project/cgw/internal/logging"
 )
 
 type options struct {
@@ -65,7 +67,16 @@ func main() {
 	fs.BoolVar(&o.copyMode, "copy", false, "force AF_XDP copy mode")
 	fs.BoolVar(&o.noSlowPath, "no-slowpath", false, "do not create per-tunnel TUN devices")
 	fs.IntVar(&o.txBudget, "tx-budget", 0, "copy-mode descriptors per sendto (0: kernel default)")
+	var lf logging.Flags
+	lf.Register(fs)
+	version := buildinfo.Flag(fs, "cgw-dataplane", os.Stdout)
 	fs.Parse(os.Args[1:])
+	version()
+	// The log package's lines go through slog from here (-log-format).
+	if _, err := lf.Logger(os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "cgw-dataplane: %v\n", err)
+		os.Exit(2)
+	}
 	if fs.NArg() > 0 {
 		log.Fatalf("unexpected arguments %q: every setting is a flag (see -h)", fs.Args())
 	}
@@ -331,6 +342,7 @@ func run(o options) error {
 
 	if s.metrics != "off" {
 		reg := prometheus.NewRegistry()
+		reg.MustRegister(buildinfo.Collector())
 		ms := make([]metrics.Worker, len(workers))
 		for i, w := range workers {
 			ms[i] = w

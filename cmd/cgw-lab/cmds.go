@@ -2,21 +2,23 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/cgw-project/cgw/bench/lab"
+	"github.com/cgw-project/cgw/internal/cli"
 )
 
 func cmdUp(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("up", flag.ExitOnError)
+	fs := cli.Flags("cgw-lab up", "[flags]", "Builds the emulated-AWS lab (namespaces, veths, one charon per AWS\ntunnel endpoint, BIRD as the virtual private gateway) and the gateway,\nthen leaves it up.", os.Stderr)
 	var c common
 	c.register(fs)
 	nat := fs.Bool("nat", false, "source-NAT the gateway side in inet (needs nft)")
 	gwName := gatewayFlag(fs)
-	fs.Parse(args)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
 	gw, err := newGateway(*gwName)
 	if err != nil {
 		return err
@@ -33,10 +35,12 @@ func cmdUp(ctx context.Context, args []string) error {
 }
 
 func cmdDown(args []string) error {
-	fs := flag.NewFlagSet("down", flag.ExitOnError)
+	fs := cli.Flags("cgw-lab down", "[flags]", "Removes everything the lab with this prefix created, also after a crash.", os.Stderr)
 	var c common
 	c.register(fs)
-	fs.Parse(args)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
 	st, _ := lab.LoadState(c.root, c.prefix)
 	if err := lab.Down(c.root, c.prefix); err != nil {
 		return err
@@ -51,10 +55,12 @@ func cmdDown(args []string) error {
 }
 
 func cmdStatus(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ExitOnError)
+	fs := cli.Flags("cgw-lab status", "[flags]", "Shows the lab's namespaces, processes, SAs and BGP sessions.", os.Stderr)
 	var c common
 	c.register(fs)
-	fs.Parse(args)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
 	l, err := lab.Attach(c.root, c.prefix)
 	if err != nil {
 		return err

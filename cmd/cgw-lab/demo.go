@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/lab"
+	"github.com/cgw-project/cgw/internal/cli"
 )
 
 // cmdDemo brings the lab up with the stand-in, waits for both tunnels and
@@ -17,13 +17,15 @@ import (
 // pings lan→vpc through the tunnel, and leaves the lab up (--down tears
 // it down at the end) so one can look around with `ip netns exec`.
 func cmdDemo(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	fs := cli.Flags("cgw-lab demo", "[flags]", "Brings the lab up, waits for the tunnels and BGP, shows SAs, BGP and\nroutes, and pings lan -> vpc through the tunnel.", os.Stderr)
 	var c common
 	c.register(fs)
 	down := fs.Bool("down", false, "tear the lab down at the end")
 	nat := fs.Bool("nat", false, "source-NAT the gateway side in inet (needs nft)")
 	gwName := gatewayFlag(fs)
-	fs.Parse(args)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
 	gw, err := newGateway(*gwName)
 	if err != nil {
 		return err
@@ -102,14 +104,16 @@ func cmdDemo(ctx context.Context, args []string) error {
 // UDP packet rate, lan→vpc and vpc→lan. It uses the lab with --prefix if
 // it is up, else builds one with the stand-in and removes it afterwards.
 func cmdMeasure(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("measure", flag.ExitOnError)
+	fs := cli.Flags("cgw-lab measure", "[flags]", "Measures TCP and 64-byte UDP through the lab's gateway, both ways.", os.Stderr)
 	var c common
 	c.register(fs)
 	dur := fs.Duration("t", 10*time.Second, "duration of each run (bounded: at most 60s)")
 	runs := fs.Int("runs", 1, "runs per figure (the median is reported)")
 	rate := fs.String("udp-rate", "15M,25M,40M", "offered UDP rates, comma-separated (iperf3 -b; with 64-byte payloads 25M is about 49 kpps)")
 	gws := fs.String("gateway", "", "gateways to measure one after the other in labs built for the run, comma-separated (standin,cgw compares cgw with the strongSwan stand-in); empty: the lab that is up, or a stand-in lab")
-	fs.Parse(args)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
 	if *dur > time.Minute || *dur < time.Second {
 		return fmt.Errorf("-t must be between 1s and 60s")
 	}

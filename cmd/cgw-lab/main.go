@@ -12,45 +12,32 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/cgw-project/cgw/bench/lab"
+	"github.com/cgw-project/cgw/internal/cli"
 )
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: cgw-lab up|down|status|demo|measure [--prefix P] [flags]")
-	os.Exit(2)
-}
-
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	switch os.Args[1] {
-	case "up":
-		err = cmdUp(ctx, os.Args[2:])
-	case "down":
-		err = cmdDown(os.Args[2:])
-	case "status":
-		err = cmdStatus(ctx, os.Args[2:])
-	case "demo":
-		err = cmdDemo(ctx, os.Args[2:])
-	case "measure":
-		err = cmdMeasure(ctx, os.Args[2:])
-	case "-h", "--help", "help":
-		usage()
-	default:
-		usage()
+	withCtx := func(name string, f func(context.Context, []string) error) func(io.Writer, io.Writer, []string) int {
+		return cli.RunE("cgw-lab "+name, func(args []string) error { return f(ctx, args) })
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgw-lab:", err)
-		os.Exit(1)
-	}
+	p := cli.Program{Name: "cgw-lab", Summary: "the emulated-AWS lab (strongSwan + BIRD in network namespaces) around a gateway",
+		Commands: []cli.Command{
+			{Name: "up", Summary: "build the lab and leave it up", Run: withCtx("up", cmdUp)},
+			{Name: "down", Summary: "remove everything the lab created (after a crash too)", Run: cli.RunE("cgw-lab down", cmdDown)},
+			{Name: "status", Summary: "namespaces, processes, SAs and BGP sessions", Run: withCtx("status", cmdStatus)},
+			{Name: "demo", Summary: "up, wait, show SAs/BGP/routes, ping lan -> vpc", Run: withCtx("demo", cmdDemo)},
+			{Name: "measure", Summary: "TCP and 64-byte UDP through the gateway, both ways", Run: withCtx("measure", cmdMeasure)},
+		}}
+	code := p.Main(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 type common struct {

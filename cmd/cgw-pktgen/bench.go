@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cgw-project/cgw/bench/b2b"
 	"github.com/cgw-project/cgw/crypto/transform"
+	"github.com/cgw-project/cgw/internal/cli"
 )
 
 // bench measures cgw-dataplane on site A of the back-to-back topology,
@@ -22,7 +22,7 @@ import (
 // through the same namespaces. Only site A's one worker core is on the
 // path, so the ratios are the cost of the gateway's work on that core.
 func bench(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	fs := cli.Flags("cgw-pktgen bench", "[flags]", "Builds the back-to-back topology and measures cgw-dataplane with and\nwithout ESP through the same namespaces with the same generator.", os.Stderr)
 	dp := fs.String("dataplane", "bin/cgw-dataplane", "cgw-dataplane binary")
 	sizesF := fs.String("sizes", "64,1400", "Ethernet frame sizes with FCS")
 	runs := fs.Int("runs", 5, "bounded runs per size and mode (the median is reported)")
@@ -31,7 +31,9 @@ func bench(ctx context.Context, args []string) error {
 	workerCPU := fs.String("worker-cpu", "1", "CPU of the dataplane worker (passed as -cpus; empty: the dataplane's default)")
 	suite := fs.String("suite", "aes128gcm16", "ESP suite")
 	prefix := fs.String("prefix", "cgwpg", "namespace prefix")
-	fs.Parse(args)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
 
 	var sizes []int
 	for _, s := range strings.Split(*sizesF, ",") {

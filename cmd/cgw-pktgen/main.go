@@ -16,8 +16,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -25,38 +25,28 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/pktgen"
+	"github.com/cgw-project/cgw/internal/cli"
 )
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "usage: cgw-pktgen gen|sink|bench [flags]  (cgw-pktgen <cmd> -h for flags)\n")
-	os.Exit(2)
-}
-
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	var err error
-	switch os.Args[1] {
-	case "gen":
-		err = gen(ctx, os.Args[2:])
-	case "sink":
-		err = sink(ctx, os.Args[2:])
-	case "bench":
-		err = bench(ctx, os.Args[2:])
-	default:
-		usage()
+	withCtx := func(name string, f func(context.Context, []string) error) func(io.Writer, io.Writer, []string) int {
+		return cli.RunE("cgw-pktgen "+name, func(args []string) error { return f(ctx, args) })
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cgw-pktgen:", err)
-		os.Exit(1)
-	}
+	p := cli.Program{Name: "cgw-pktgen", Summary: "benchmark traffic generator and sink (XDP), and cgw's forwarding benchmark",
+		Commands: []cli.Command{
+			{Name: "gen", Summary: "send a bounded burst of one UDP frame (BPF_PROG_RUN live frames)", Run: withCtx("gen", gen)},
+			{Name: "sink", Summary: "count and drop frames in XDP and print the rate", Run: withCtx("sink", sink)},
+			{Name: "bench", Summary: "cgw-dataplane with and without ESP, generator to sink", Run: withCtx("bench", bench)},
+		}}
+	code := p.Main(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 func gen(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("gen", flag.ExitOnError)
+	fs := cli.Flags("cgw-pktgen gen", "[flags]", "Sends a bounded burst of one UDP frame out of -dev with BPF_PROG_RUN\nlive frames (the veth peer must run a native XDP program).", os.Stderr)
 	ns := fs.String("netns", "", "network namespace of -dev (default: this one)")
 	dev := fs.String("dev", "", "device to send from (required)")
 	dstMAC := fs.String("dst-mac", "", "destination MAC address: the receiving device's (required)")
@@ -66,7 +56,9 @@ func gen(ctx context.Context, args []string) error {
 	src := fs.String("src", "198.18.0.2:9", "source address:port (198.18.0.0/15)")
 	dst := fs.String("dst", "198.19.0.2:9", "destination address:port (198.18.0.0/15)")
 	cpu := fs.Int("cpu", -1, "pin the generator to this CPU (-1: don't)")
-	fs.Parse(args)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
 	if *dev == "" || *dstMAC == "" {
 		return fmt.Errorf("gen: -dev and -dst-mac are required")
 	}
@@ -108,12 +100,14 @@ func gen(ctx context.Context, args []string) error {
 }
 
 func sink(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("sink", flag.ExitOnError)
+	fs := cli.Flags("cgw-pktgen sink", "[flags]", "Counts and drops frames in XDP on -dev and prints the rate.", os.Stderr)
 	ns := fs.String("netns", "", "network namespace of -dev (default: this one)")
 	dev := fs.String("dev", "", "device to count on (required; its XDP slot must be free)")
 	dur := fs.Duration("duration", 10*time.Second, "count for at most this long")
 	idle := fs.Duration("idle", time.Second, "stop once traffic has stopped for this long")
-	fs.Parse(args)
+	if err := cli.ParseFlags(fs, args); err != nil {
+		return err
+	}
 	if *dev == "" {
 		return fmt.Errorf("sink: -dev is required")
 	}

@@ -7,13 +7,19 @@
 //	cgwctl status|sas|routes [-socket s | -config f] [-json]   ask cgw-control
 //	cgwctl rekey [-ike] TUNNEL                   rekey a tunnel's Child (or IKE) SA now
 //	cgwctl initiate TUNNEL                       negotiate a tunnel that is down now
+//	cgwctl completion bash                       bash completion script
+//	cgwctl -version                              version, commit, Go version
+//
+// Help is "cgwctl -h", "cgwctl help CMD" or "cgwctl CMD -h" (exit 0); a
+// wrong command line exits 2, a failed command 1.
 package main
 
 import (
 	"flag"
-	"fmt"
 	"io"
 	"os"
+
+	"github.com/cgw-project/cgw/internal/cli"
 )
 
 // command is one word of the command line. A command either runs or
@@ -31,12 +37,12 @@ type env struct {
 	stdout, stderr io.Writer
 }
 
-// Exit codes.
+// Exit codes (internal/cli's, plus exitBusy).
 const (
-	exitOK      = 0
-	exitProblem = 1 // the input was read and is wrong (or the action failed)
-	exitUsage   = 2 // the command line is wrong
-	exitBusy    = 3 // cgw-control refused for now (e.g. the SA is already being rekeyed): nothing was done
+	exitOK      = cli.OK
+	exitProblem = cli.Failed // the input was read and is wrong (or the action failed)
+	exitUsage   = cli.Usage  // the command line is wrong
+	exitBusy    = 3          // cgw-control refused for now (e.g. the SA is already being rekeyed): nothing was done
 )
 
 var commands = []command{
@@ -54,56 +60,32 @@ func main() {
 
 // run executes the command line args and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr}
-	return dispatch(e, "cgwctl", commands, args)
+	p := cli.Program{Name: "cgwctl", Summary: "the operator's tool for cgw (configuration, status, actions)",
+		Commands: append(toCLI(commands), cli.CompletionCommand("cgwctl"))}
+	return p.Main(args, stdout, stderr)
 }
 
-func dispatch(e *env, prefix string, table []command, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(e.stderr, prefix, table)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	for i := range table {
-		c := &table[i]
-		if c.name != args[0] {
-			continue
-		}
-		if c.sub != nil {
-			return dispatch(e, prefix+" "+c.name, c.sub, args[1:])
-		}
-		return c.run(e, args[1:])
-	}
-	fmt.Fprintf(e.stderr, "%s: unknown command %q\n", prefix, args[0])
-	usage(e.stderr, prefix, table)
-	return exitUsage
-}
-
-func usage(w io.Writer, prefix string, table []command) {
-	fmt.Fprintf(w, "usage: %s <command> [arguments]\n\ncommands:\n", prefix)
+// toCLI turns a command table into internal/cli's, each command run with
+// the writers the dispatcher gives it.
+func toCLI(table []command) []cli.Command {
+	var out []cli.Command
 	for _, c := range table {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		cc := cli.Command{Name: c.name, Summary: c.summary}
+		if c.sub != nil {
+			cc.Sub = toCLI(c.sub)
+		} else {
+			run := c.run
+			cc.Run = func(stdout, stderr io.Writer, args []string) int {
+				return run(&env{stdout: stdout, stderr: stderr}, args)
+			}
+		}
+		out = append(out, cc)
 	}
-	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags.\n", prefix)
+	return out
 }
 
 // parseInterspersed parses flags that may come before or after the
-// positional arguments ("import aws.xml -o out.yaml" and "import -o
-// out.yaml aws.xml" both work), returning the positional arguments.
+// positional arguments (internal/cli).
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		// Parse stopped at a non-flag: take it and go on.
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
+	return cli.ParseInterspersed(fs, args)
 }
