@@ -100,7 +100,11 @@ type Observability struct {
 	ControlMetrics   string `yaml:"control_metrics,omitempty"`   // host:port for cgw-control's /metrics
 	DataplaneMetrics string `yaml:"dataplane_metrics,omitempty"` // host:port for cgw-dataplane's /metrics
 	StatusSocket     string `yaml:"status_socket,omitempty"`     // unix socket of the status API (cgwctl)
-	GoBGPAPI         string `yaml:"gobgp_api,omitempty"`         // host:port of the embedded GoBGP gRPC API
+	// GoBGPAPI serves the embedded GoBGP's gRPC API (the gobgp CLI):
+	// off (default), unix:///path (root only) or host:port; see
+	// ParseGoBGPAPI for what each needs.
+	GoBGPAPI    string    `yaml:"gobgp_api,omitempty"`
+	GoBGPAPITLS *TLSFiles `yaml:"gobgp_api_tls,omitempty"` // mutual TLS for a TCP gobgp_api
 }
 
 // Routing modes of a VPN connection.

@@ -28,7 +28,6 @@ const (
 	DefaultBatchSize       = 64
 	DefaultControlMetrics  = "127.0.0.1:9471"
 	DefaultDataplaneMetric = "127.0.0.1:9472"
-	DefaultGoBGPAPI        = "127.0.0.1:50051"
 )
 
 // DefaultStatusSocket is the status API socket of gateway instance name.
@@ -66,7 +65,7 @@ func (c *Config) applyDefaults(keepFuzz func(i, j int) bool) {
 		o.DataplaneMetrics = DefaultDataplaneMetric
 	}
 	if o.GoBGPAPI == "" {
-		o.GoBGPAPI = DefaultGoBGPAPI
+		o.GoBGPAPI = GoBGPAPIOff
 	}
 	if o.StatusSocket == "" {
 		o.StatusSocket = DefaultStatusSocket(g.Name)

@@ -183,22 +183,6 @@ func (c *Config) Validate() []Problem {
 	return v.ps
 }
 
-// Warnings lists the settings that are valid but must never reach a
-// gateway that talks to AWS: gateway.testing's escape hatches.
-func (c *Config) Warnings() []Problem {
-	var ps []Problem
-	if c.Gateway.Testing.ShortLifetimes {
-		ps = append(ps, Problem{Path: "gateway.testing.short_lifetimes", Got: "true",
-			Msg: fmt.Sprintf("FOR LABS AND TESTS ONLY: lifetimes down to %s and rekey margins down to %s are accepted (AWS requires at least %s and %s); remove it on a gateway that talks to AWS",
-				Duration(LabMinLifetime), Duration(LabMinRekeyMargin), Duration(MinPhase2Lifetime), Duration(MinRekeyMargin))})
-	}
-	if c.Gateway.Testing.NonAWSGroups {
-		ps = append(ps, Problem{Path: "gateway.testing.non_aws_dh_groups", Got: "true",
-			Msg: "FOR LABS AND TESTS ONLY: DH groups AWS does not offer (31) are accepted; AWS refuses them: remove it on a gateway that talks to AWS"})
-	}
-	return ps
-}
-
 func tunnelLabel(cn *Connection, j int) string {
 	t := &cn.Tunnels[j]
 	if t.Name != "" {
@@ -236,13 +220,15 @@ func (v *validator) gateway(g *Gateway) {
 	for _, e := range []struct{ key, val string }{
 		{"control_metrics", o.ControlMetrics},
 		{"dataplane_metrics", o.DataplaneMetrics},
-		{"gobgp_api", o.GoBGPAPI},
 	} {
 		if _, port, err := net.SplitHostPort(e.val); err != nil || port == "" {
 			v.add("gateway.observability."+e.key, quote(e.val), "%s must be host:port, e.g. 127.0.0.1:9471", e.key)
 		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			v.add("gateway.observability."+e.key, quote(e.val), "%s must have a port 1–65535", e.key)
 		}
+	}
+	if _, _, err := ParseGoBGPAPI(o.GoBGPAPI, o.GoBGPAPITLS); err != nil {
+		v.add("gateway.observability.gobgp_api", quote(o.GoBGPAPI), "%v", err)
 	}
 	if o.ControlMetrics != "" && o.ControlMetrics == o.DataplaneMetrics {
 		v.add("gateway.observability.dataplane_metrics", quote(o.DataplaneMetrics), "the two processes need different metrics addresses")

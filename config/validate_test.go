@@ -45,7 +45,7 @@ func TestMinimalDefaults(t *testing.T) {
 	g := c.Gateway
 	if g.Name != "cgw" || g.Dataplane.BatchSize != 64 || g.Observability.StatusSocket != "/run/cgw/cgw/control.sock" ||
 		g.Observability.ControlMetrics != "127.0.0.1:9471" || g.Observability.DataplaneMetrics != "127.0.0.1:9472" ||
-		g.Observability.GoBGPAPI != "127.0.0.1:50051" {
+		g.Observability.GoBGPAPI != "off" {
 		t.Errorf("gateway defaults: %+v", g)
 	}
 	cn := c.Connections[0]
@@ -156,6 +156,11 @@ func TestValidateRules(t *testing.T) {
 		{"batch", func(c *Config) { c.Gateway.Dataplane.BatchSize = 5000 }, "gateway.dataplane.batch_size", "batch_size"},
 		{"metrics", func(c *Config) { c.Gateway.Observability.ControlMetrics = "localhost" }, "gateway.observability.control_metrics", "host:port"},
 		{"metrics port", func(c *Config) { c.Gateway.Observability.GoBGPAPI = "127.0.0.1:99999" }, "gateway.observability.gobgp_api", "port"},
+		{"gobgp api exposed", func(c *Config) { c.Gateway.Observability.GoBGPAPI = "0.0.0.0:50051" }, "gateway.observability.gobgp_api", "mutual TLS"},
+		{"gobgp api half TLS", func(c *Config) {
+			c.Gateway.Observability.GoBGPAPI = "192.0.2.10:50051"
+			c.Gateway.Observability.GoBGPAPITLS = &TLSFiles{Cert: "/etc/cgw/c.pem", Key: "/etc/cgw/k.pem"}
+		}, "gateway.observability.gobgp_api", "client_ca"},
 		{"metrics same", func(c *Config) { c.Gateway.Observability.DataplaneMetrics = c.Gateway.Observability.ControlMetrics }, "gateway.observability.dataplane_metrics", "different"},
 		{"socket", func(c *Config) { c.Gateway.Observability.StatusSocket = "control.sock" }, "gateway.observability.status_socket", "absolute"},
 		// Connections.

@@ -15,7 +15,9 @@
 //	                 else /run/cgw/<name>/control.sock)
 //	-metrics addr    Prometheus listen address (default gateway.observability.control_metrics,
 //	                 else 127.0.0.1:9471; "off" disables)
-//	-gobgp-api addr  GoBGP gRPC API (default gateway.observability.gobgp_api; "-" disables)
+//	-gobgp-api addr  GoBGP gRPC API (default gateway.observability.gobgp_api, else off):
+//	                 unix:///path (root only), host:port (beyond loopback only with
+//	                 gateway.observability.gobgp_api_tls); off or - disables
 //	-log-level l     debug, info (default), warn, error
 //	-log-format f    text (default, key=value) or json
 //	-version         print the version, commit and Go version, then exit
@@ -82,7 +84,7 @@ func main() {
 	instance := fs.String("instance", "", "pinned-map instance name (default: gateway.name or cgw)")
 	socket := fs.String("socket", "", "status API unix socket (default: gateway.observability.status_socket)")
 	metricsAddr := fs.String("metrics", "", "Prometheus listen address (default: config, else 127.0.0.1:9471; off disables)")
-	gobgpAPI := fs.String("gobgp-api", "", "GoBGP gRPC API address (default: config; - disables)")
+	gobgpAPI := fs.String("gobgp-api", "", "GoBGP gRPC API: unix:///path (root only), host:port, or off (default: config, else off)")
 	var lf logging.Flags
 	lf.Register(fs)
 	version := buildinfo.Flag(fs, "cgw-control", os.Stdout)

@@ -217,3 +217,36 @@ func TestCheckTestingWarns(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 }
+
+// A GoBGP API beyond loopback without mutual TLS fails the check, which
+// says why; on loopback it is a warning.
+func TestCheckGoBGPAPI(t *testing.T) {
+	c, err := config.Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(api string) (int, string) {
+		c.Gateway.Observability.GoBGPAPI = api
+		b, err := config.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "cgw.yaml")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := runCmd(t, "config", "check", path)
+		return code, out
+	}
+	if code, out := check("0.0.0.0:50051"); code != exitProblem || !strings.Contains(out, "gateway.observability.gobgp_api") ||
+		!strings.Contains(out, "can add routes") || !strings.Contains(out, "mutual TLS") {
+		t.Errorf("exposed API: exit %d:\n%s", code, out)
+	}
+	if code, out := check("127.0.0.1:50051"); code != exitOK || !strings.Contains(out, "warning: gateway.observability.gobgp_api") ||
+		!strings.Contains(out, "any local user") {
+		t.Errorf("loopback API: exit %d:\n%s", code, out)
+	}
+	if code, out := check("unix:///run/cgw/cgw/gobgp.sock"); code != exitOK || strings.Contains(out, "warning") {
+		t.Errorf("unix socket API: exit %d:\n%s", code, out)
+	}
+}

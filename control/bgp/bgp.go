@@ -30,8 +30,10 @@
 //     (RFC 4486 §4), its routes are withdrawn, and GoBGP keeps it down
 //     (admin state PFX_CT). An unattended gateway must recover, so the
 //     Speaker re-enables it after PrefixLimitRestart (default 60 s).
-//   - The gRPC API is served on Options.GRPCAddress (default
-//     127.0.0.1:50051) so the stock gobgp CLI can inspect the server.
+//   - GoBGP's gRPC API (the stock gobgp CLI) is off by default: it can
+//     add paths and stop BGP, and GoBGP authenticates nobody. When asked
+//     for it is a root-only unix socket, loopback TCP, or TCP with mutual
+//     TLS (api.go; the rules are config.ParseGoBGPAPI's).
 //   - Graceful restart (RFC 4724) is negotiated with every neighbour
 //     (restart time GracefulRestart, default 120 s): when cgw-control
 //     crashes or is upgraded the dataplane keeps forwarding on the SAs and
@@ -55,7 +57,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -71,7 +72,6 @@ import (
 
 // Defaults.
 const (
-	DefaultGRPCAddress        = "127.0.0.1:50051"
 	DefaultHoldTime           = 30 * time.Second // AWS's
 	DefaultMaxPrefixes        = 1000             // AWS accepts 100 from us; we take up to 1000
 	DefaultConnectRetry       = 5 * time.Second
@@ -107,9 +107,11 @@ type Neighbor struct {
 type Options struct {
 	// RouterID is the BGP identifier, the gateway's outside address.
 	RouterID netip.Addr
-	// GRPCAddress serves GoBGP's gRPC API (gobgp CLI); "" means
-	// DefaultGRPCAddress, "-" disables it.
+	// GRPCAddress serves GoBGP's gRPC API (gobgp CLI): "", "-" or "off"
+	// for none, unix:///path for a root-only socket, or host:port (a
+	// non-loopback one only with GRPCTLS).
 	GRPCAddress string
+	GRPCTLS     *config.TLSFiles // mutual TLS for a TCP GRPCAddress
 	// ListenPort 0 means do not listen (see the package comment); a port
 	// listens on ListenAddrs, which must exist when Start runs (all
 	// addresses if empty).
@@ -249,26 +251,17 @@ func Start(r *rib.RIB, opt Options, neighbors []Neighbor) (*Speaker, error) {
 	}
 
 	s.glog = &logger{l: opt.Logger.With("component", "gobgp")}
-	var sopts []server.ServerOption
-	sopts = append(sopts, server.LoggerOption(s.glog))
-	switch opt.GRPCAddress {
-	case "-":
-	default:
-		addr := opt.GRPCAddress
-		if addr == "" {
-			addr = DefaultGRPCAddress
-		}
-		// GoBGP treats a failure to listen as fatal from a goroutine;
-		// check first so the operator gets an error instead.
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("bgp: GoBGP gRPC API on %s: %w (set observability.gobgp_api to a free host:port)", addr, err)
-		}
-		l.Close()
-		sopts = append(sopts, server.GrpcListenAddress(addr))
+	sopts, finishAPI, err := apiOptions(opt)
+	if err != nil {
+		return nil, err
 	}
+	sopts = append(sopts, server.LoggerOption(s.glog))
 	s.srv = server.NewBgpServer(sopts...)
 	go s.srv.Serve()
+	if err := finishAPI(); err != nil {
+		s.srv.Stop()
+		return nil, err
+	}
 
 	ctx := context.Background()
 	global := &api.Global{

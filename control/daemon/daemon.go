@@ -244,7 +244,7 @@ func Start(o Options) (*Daemon, error) {
 			api = cfg.Gateway.Observability.GoBGPAPI
 		}
 		d.bgp, err = bgp.Start(d.rib, bgp.Options{RouterID: cfg.Gateway.Outside.Address.Addr(), GRPCAddress: api,
-			Logger: d.log.With("part", "bgp"),
+			GRPCTLS: cfg.Gateway.Observability.GoBGPAPITLS, Logger: d.log.With("part", "bgp"),
 			// Forwarding state survived the previous process (RFC 4724
 			// §4.1): ask AWS to keep our routes until our End-of-RIB.
 			Restarting: len(d.adopted) > 0 || len(d.adoptedUp) > 0}, nbs)
