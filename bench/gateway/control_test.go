@@ -29,13 +29,16 @@ func needLab(t *testing.T) {
 
 // upLab builds the commands and brings up a lab with cgw as the gateway;
 // everything is removed at the end of the test.
-func upLab(t *testing.T, ctx context.Context, o lab.Options) (*lab.Lab, *lab.CGWGateway, string) {
+func upLab(t *testing.T, ctx context.Context, o lab.Options, edit ...func(*lab.CGWGateway)) (*lab.Lab, *lab.CGWGateway, string) {
 	t.Helper()
 	// cgw-control runs with the race detector: the lab drives every
 	// goroutine of it (IKE, BGP, the maps loop, the status API).
 	g, cgwctl, err := lab.BuildCGW(ctx, t.TempDir(), true)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range edit {
+		f(g)
 	}
 	o.Prefix = fmt.Sprintf("cgwc%d", os.Getpid()%100000)
 	o.StateRoot, o.Gateway, o.Progress = t.TempDir(), g, testWriter{t}

@@ -43,6 +43,10 @@ type CGWGateway struct {
 	DataplaneArgs, ControlArgs []string
 	// ControlEnv is added to cgw-control's environment.
 	ControlEnv []string
+	// Connections, when > 0, starts cgw with only the first Connections
+	// of the lab's VPN connections, the AWS side emulating them all (a
+	// configuration reload adds the others: WriteConfig, cgwctl reload).
+	Connections int
 
 	controls, dataplanes int
 }
@@ -89,11 +93,11 @@ func (g *CGWGateway) Up(ctx context.Context, l *Lab) error {
 	if err := prereq.Command("ethtool"); err != nil {
 		return fmt.Errorf("lab: the cgw gateway needs %w", err)
 	}
-	b, err := config.Marshal(l.Cfg)
-	if err != nil {
-		return err
+	cfg := *l.Cfg
+	if n := g.Connections; n > 0 && n < len(cfg.Connections) {
+		cfg.Connections = cfg.Connections[:n]
 	}
-	if err := os.WriteFile(l.GatewayConfigPath(), b, 0o600); err != nil {
+	if err := g.WriteConfig(l, &cfg); err != nil {
 		return err
 	}
 	// A veth whose own stack sends a frame leaves its checksum to be
@@ -113,6 +117,19 @@ func (g *CGWGateway) Up(ctx context.Context, l *Lab) error {
 	}
 	return g.StartControl(ctx, l)
 }
+
+// WriteConfig writes the configuration both cgw processes read at start
+// and cgw-control reads again on a reload.
+func (g *CGWGateway) WriteConfig(l *Lab, cfg *config.Config) error {
+	b, err := config.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(l.GatewayConfigPath(), b, 0o600)
+}
+
+// DataplaneProc returns the running cgw-dataplane process.
+func (g *CGWGateway) DataplaneProc(l *Lab) (Proc, bool) { return g.proc(l, "cgw-dataplane") }
 
 // StartDataplane starts cgw-dataplane and waits for its start line.
 func (g *CGWGateway) StartDataplane(ctx context.Context, l *Lab) error {

@@ -27,7 +27,9 @@
 // (non_aws_dh_groups); each is logged at WARN on every start and listed
 // by cgwctl config check.
 //
-// Signals: SIGTERM or SIGINT shut down cleanly: every IKE SA is deleted
+// Signals: SIGHUP re-reads the configuration file and applies the
+// difference (as cgwctl reload; a configuration with problems is refused
+// and logged, nothing changes). SIGTERM or SIGINT shut down cleanly: every IKE SA is deleted
 // (the peer is told), BGP sessions close, tunnels are marked down and our
 // SAs are removed from the maps. SIGUSR1 exits at once leaving every SA
 // and route in the maps, so the dataplane keeps forwarding while a new
@@ -148,7 +150,7 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 		return nil
 	})
 	d, err := daemon.Start(daemon.Options{Config: cfg, Instance: instance, Log: log, GoBGPAPI: gobgpAPI, OnEvent: m.Event,
-		OnRekeyRequest: m.RekeyRequest})
+		OnRekeyRequest: m.RekeyRequest, ConfigPath: cfgPath, OnReload: m.Init})
 	if err != nil {
 		return err
 	}
@@ -191,8 +193,12 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 	log.Info("cgw-control running", "instance", instance, "tunnels", len(d.Status().Tunnels), "status_socket", socket, "metrics", metricsAddr)
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGHUP)
 	got := <-sig
+	for got == syscall.SIGHUP {
+		reload(log, d)
+		got = <-sig
+	}
 	if got == syscall.SIGUSR1 {
 		log.Info("SIGUSR1: exiting and leaving every SA and route in the maps (the dataplane keeps forwarding)")
 		return nil
@@ -200,4 +206,20 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 	log.Info(got.String() + ": deleting IKE SAs, closing BGP sessions, marking tunnels down")
 	stop()
 	return nil
+}
+
+// reload is SIGHUP: the same as cgwctl reload, with the outcome logged.
+func reload(log *slog.Logger, d *daemon.Daemon) {
+	log.Info("SIGHUP: reloading the configuration")
+	r, err := d.Reload()
+	switch {
+	case err != nil:
+		log.Error("reload: " + err.Error())
+	case !r.Applied:
+		for _, p := range r.Problems {
+			log.Error("reload refused, nothing changed: "+p, "config", r.Config)
+		}
+	default:
+		log.Info("reload applied", "config", r.Config, "added", r.Added, "removed", r.Removed, "changed", r.Changed, "unchanged", len(r.Unchanged), "errors", r.Errors)
+	}
 }

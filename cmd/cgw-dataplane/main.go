@@ -374,13 +374,22 @@ func run(o options) error {
 		s.instance, len(workers), where, s.inside, im, s.outside, om, s.batch, !s.noCrypto, tabs.Load().Generation)
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	// SIGHUP (a reload, or an SSH hang-up) must not kill the dataplane:
+	// tunnels, SAs and routes arrive through the maps and need no reload.
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	var runErr error
-	select {
-	case got := <-sig:
-		log.Printf("%v: detaching XDP programs and stopping; the pinned maps stay", got)
-	case runErr = <-errc:
-		log.Printf("a worker stopped: %v", runErr)
+	for ended := false; !ended; {
+		select {
+		case got := <-sig:
+			if got == syscall.SIGHUP {
+				log.Printf("SIGHUP: nothing to reload (tunnels, SAs and routes come from the pinned maps; interfaces, CPUs and gateway.dataplane take effect at restart)")
+				continue
+			}
+			log.Printf("%v: detaching XDP programs and stopping; the pinned maps stay", got)
+		case runErr = <-errc:
+			log.Printf("a worker stopped: %v", runErr)
+		}
+		ended = true
 	}
 	// Detach first: nothing more is steered to the sockets.
 	for _, l := range links {

@@ -7,6 +7,7 @@
 //	cgwctl status|sas|routes [-socket s | -config f] [-json]   ask cgw-control
 //	cgwctl rekey [-ike] TUNNEL                   rekey a tunnel's Child (or IKE) SA now
 //	cgwctl initiate TUNNEL                       negotiate a tunnel that is down now
+//	cgwctl reload                                re-read cgw-control's configuration, apply the difference
 //	cgwctl completion bash                       bash completion script
 //	cgwctl -version                              version, commit, Go version
 //
@@ -52,6 +53,7 @@ var commands = []command{
 	{name: "routes", summary: "the selected routes and why each won", run: cmdRoutes},
 	{name: "rekey", summary: "rekey a tunnel's Child SA (-ike: its IKE SA) now", run: cmdRekey},
 	{name: "initiate", summary: "negotiate a tunnel now (one that is down, or added with startup_action add)", run: cmdInitiate},
+	{name: "reload", summary: "re-read cgw-control's configuration and apply the difference (as SIGHUP)", run: cmdReload},
 }
 
 func main() {

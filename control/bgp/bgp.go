@@ -374,7 +374,9 @@ func (s *Speaker) peer(n Neighbor) *api.Peer {
 
 // exportPolicy installs the global export policy: per neighbour, accept
 // its connection's prefixes (prepending as configured); reject the rest.
+// It replaces whatever policy was installed (SetNeighbors calls it again).
 func (s *Speaker) exportPolicy(ctx context.Context, neighbors []Neighbor) error {
+	req := &api.SetPoliciesRequest{}
 	pol := &api.Policy{Name: "cgw-export"}
 	conns := map[string]bool{}
 	for _, n := range neighbors {
@@ -385,19 +387,15 @@ func (s *Speaker) exportPolicy(ctx context.Context, neighbors []Neighbor) error 
 			for _, p := range n.Advertise {
 				set.Prefixes = append(set.Prefixes, &api.Prefix{IpPrefix: p.String(), MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())})
 			}
-			if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
-				return fmt.Errorf("bgp: connection %s: prefix set: %w", n.Connection, err)
-			}
+			req.DefinedSets = append(req.DefinedSets, set)
 		}
 		if len(n.Advertise) == 0 {
 			continue
 		}
 		ns := "cgw-nbr-" + n.Name
-		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
+		req.DefinedSets = append(req.DefinedSets, &api.DefinedSet{
 			DefinedType: api.DefinedType_NEIGHBOR, Name: ns, List: []string{netip.PrefixFrom(n.Peer, 32).String()},
-		}}); err != nil {
-			return fmt.Errorf("bgp: tunnel %s: neighbour set: %w", n.Name, err)
-		}
+		})
 		act := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
 		if n.Prepend > 0 {
 			act.AsPrepend = &api.AsPrependAction{Asn: n.LocalASN, Repeat: uint32(n.Prepend)}
@@ -411,15 +409,15 @@ func (s *Speaker) exportPolicy(ctx context.Context, neighbors []Neighbor) error 
 			Actions: act,
 		})
 	}
-	if len(pol.Statements) > 0 {
-		if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
-			return fmt.Errorf("bgp: export policy: %w", err)
-		}
+	// SetPolicies keeps the assignments GoBGP has; the assignment is set
+	// on its own. The policy always exists (maybe without statements) so
+	// the assignment can name it across reloads.
+	req.Policies = []*api.Policy{pol}
+	if err := s.srv.SetPolicies(ctx, req); err != nil {
+		return fmt.Errorf("bgp: export policy: %w", err)
 	}
-	as := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT}
-	if len(pol.Statements) > 0 {
-		as.Policies = []*api.Policy{{Name: pol.Name}}
-	}
+	as := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT, DefaultAction: api.RouteAction_REJECT,
+		Policies: []*api.Policy{{Name: pol.Name}}}
 	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: as}); err != nil {
 		return fmt.Errorf("bgp: export policy assignment: %w", err)
 	}
@@ -429,24 +427,33 @@ func (s *Speaker) exportPolicy(ctx context.Context, neighbors []Neighbor) error 
 // originate adds each advertised prefix once to GoBGP's global RIB. The
 // next hop is rewritten to our inside address on export (eBGP).
 func (s *Speaker) originate(ctx context.Context, neighbors []Neighbor) error {
-	var done []netip.Prefix
-	for _, n := range neighbors {
-		for _, p := range n.Advertise {
-			if slices.Contains(done, p) {
-				continue
-			}
-			done = append(done, p)
-			nlri, _ := anypb.New(&api.IPAddressPrefix{Prefix: p.Addr().String(), PrefixLen: uint32(p.Bits())})
-			origin, _ := anypb.New(&api.OriginAttribute{Origin: 0}) // IGP
-			nh, _ := anypb.New(&api.NextHopAttribute{NextHop: "0.0.0.0"})
-			if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{Path: &api.Path{
-				Family: ipv4Unicast(), Nlri: nlri, Pattrs: []*anypb.Any{origin, nh},
-			}}); err != nil {
-				return fmt.Errorf("bgp: originating %v: %w", p, err)
-			}
+	for _, p := range advertised(neighbors) {
+		if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{Path: originPath(p)}); err != nil {
+			return fmt.Errorf("bgp: originating %v: %w", p, err)
 		}
 	}
 	return nil
+}
+
+// advertised lists the prefixes the neighbours advertise, each once.
+func advertised(neighbors []Neighbor) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range neighbors {
+		for _, p := range n.Advertise {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// originPath is the path this speaker originates for p.
+func originPath(p netip.Prefix) *api.Path {
+	nlri, _ := anypb.New(&api.IPAddressPrefix{Prefix: p.Addr().String(), PrefixLen: uint32(p.Bits())})
+	origin, _ := anypb.New(&api.OriginAttribute{Origin: 0}) // IGP
+	nh, _ := anypb.New(&api.NextHopAttribute{NextHop: "0.0.0.0"})
+	return &api.Path{Family: ipv4Unicast(), Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}
 }
 
 // TunnelUp makes a tunnel's routes eligible and starts its BGP session.

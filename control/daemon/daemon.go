@@ -63,6 +63,11 @@ type Options struct {
 	// is asked for again (default 30 s); RekeyFailRetry how soon after a
 	// failed exchange (default Timing.ReinitMin, else 2 s).
 	RekeyRetry, RekeyFailRetry time.Duration
+	// ConfigPath is the file Reload reads again (cgwctl reload, SIGHUP).
+	ConfigPath string
+	// OnReload, if set, sees the tunnels a reload added or changed
+	// (metrics).
+	OnReload func(started []string)
 }
 
 // Daemon is a running control process.
@@ -79,12 +84,17 @@ type Daemon struct {
 	started time.Time
 
 	events   chan ike.Event
+	ops      chan func() // run on the loop (reload)
 	quit     chan struct{}
 	loopDone chan struct{}
-	mbb      mbbState // inbound SAs installed before the peer may use them (ready.go)
+	mbb      mbbState   // inbound SAs installed before the peer may use them (ready.go)
+	listen   netip.Addr // the IKE sockets' address
+	reloadMu sync.Mutex // one reload at a time
 
-	mu          sync.Mutex // guards what Status reads
-	tunnels     []*tunnel  // config order; id = index+1
+	// mu guards what Status and the API read; the loop, their only
+	// writer, reads them without it.
+	mu          sync.Mutex
+	tunnels     []*tunnel // config order; id = index+1 until a reload
 	byName      map[string]*tunnel
 	used        []bool            // SA slots in use (ours or stale)
 	adopted     []maps.RouteEntry // routes found in the map at start (rib.Adopt)
@@ -163,7 +173,7 @@ func Start(o Options) (*Daemon, error) {
 		o.RekeyFailRetry = 2 * time.Second
 	}
 	d := &Daemon{opt: o, cfg: cfg, log: o.Log, started: time.Now(),
-		events: make(chan ike.Event, 4096), quit: make(chan struct{}), loopDone: make(chan struct{}),
+		events: make(chan ike.Event, 4096), ops: make(chan func()), quit: make(chan struct{}), loopDone: make(chan struct{}),
 		byName: map[string]*tunnel{}, used: make([]bool, maps.MaxSAs)}
 	d.used[0] = true
 	ids := map[string]uint32{}
@@ -312,6 +322,7 @@ func (d *Daemon) listenIKE() (net.PacketConn, net.PacketConn, error) {
 			}
 		}
 	}
+	d.listen = addr
 	c500, err := net.ListenPacket("udp4", netip.AddrPortFrom(addr, 500).String())
 	if err != nil {
 		return nil, nil, fmt.Errorf("IKE: listening on %v UDP 500: %w (is the outside address %v on an interface of this network namespace? is another IKE daemon running?)", addr, err, addr)
@@ -455,6 +466,8 @@ func (d *Daemon) Stop(ctx context.Context) {
 	d.mu.Lock()
 	d.closing = true
 	d.mu.Unlock()
+	d.reloadMu.Lock() // a reload in progress finishes first
+	defer d.reloadMu.Unlock()
 	// BGP first, while the tunnels still carry its Cease (RFC 4486):
 	// AWS withdraws our prefixes at once instead of after its hold time.
 	if d.bgp != nil {
@@ -498,7 +511,11 @@ func (d *Daemon) closeAll() {
 }
 
 // Config returns the configuration the daemon runs.
-func (d *Daemon) Config() *config.Config { return d.cfg }
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
 
 // IKE returns the IKEv2 engine (cgwctl actions, tests).
 func (d *Daemon) IKE() *ikev2.Manager { return d.ike }
@@ -508,7 +525,10 @@ func (d *Daemon) IKEv1() *ikev1.Manager { return d.ike1 }
 
 // engineOf is the engine running tunnel t.
 func (d *Daemon) engineOf(t *tunnel) ike.Engine {
-	if t.cfg.IKEVersion == 1 && d.ike1 != nil {
+	d.mu.Lock()
+	v1 := t.cfg.IKEVersion == 1
+	d.mu.Unlock()
+	if v1 && d.ike1 != nil {
 		return d.ike1
 	}
 	return d.ike
@@ -517,11 +537,19 @@ func (d *Daemon) engineOf(t *tunnel) ike.Engine {
 // engineNamed is the engine running the tunnel called name; unknown names
 // go to the IKEv2 engine, whose error names the tunnel.
 func (d *Daemon) engineNamed(name string) ike.Engine {
-	if t, ok := d.byName[name]; ok {
+	d.mu.Lock()
+	t, ok := d.byName[name]
+	d.mu.Unlock()
+	if ok {
 		return d.engineOf(t)
 	}
 	return d.ike
 }
 
-// BGP returns the BGP speaker, nil when no connection uses BGP.
-func (d *Daemon) BGP() *bgp.Speaker { return d.bgp }
+// BGP returns the BGP speaker, nil when no connection uses BGP (a reload
+// may start one).
+func (d *Daemon) BGP() *bgp.Speaker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bgp
+}

@@ -22,6 +22,12 @@ func (d *Daemon) loop() {
 		select {
 		case e := <-d.events:
 			d.apply(e)
+		case op := <-d.ops:
+			// After the events queued before it (a reload's RemoveTunnel).
+			for len(d.events) > 0 {
+				d.apply(<-d.events)
+			}
+			op()
 		case r := <-pre:
 			d.preinstall(r)
 		case <-tick.C:

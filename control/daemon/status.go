@@ -34,6 +34,7 @@ func (d *Daemon) Status() *status.Status {
 	}
 	names := map[uint32]string{}
 	d.mu.Lock()
+	speaker := d.bgp
 	for _, t := range d.tunnels {
 		names[t.id] = t.cfg.Name
 		st := status.Tunnel{Name: t.cfg.Name, Connection: t.conn.Name, ID: t.id, State: "down",
@@ -92,19 +93,21 @@ func (d *Daemon) Status() *status.Status {
 			}
 			s.Routes = append(s.Routes, sr)
 		}
-		if d.bgp != nil {
+		if speaker != nil {
 			counts := map[uint32]int{}
 			for _, tc := range d.rib.InstalledPerTunnel() {
 				counts[tc.Tunnel.ID] = tc.Routes
 			}
+			d.mu.Lock()
 			for _, t := range d.tunnels {
 				if t.conn.BGP == nil || t.conn.Routing != "bgp" {
 					continue
 				}
-				state, _ := d.bgp.State(t.id)
+				state, _ := speaker.State(t.id)
 				s.Neighbors = append(s.Neighbors, status.Neighbor{Tunnel: t.cfg.Name, Local: t.cfg.LocalInside(), Peer: t.cfg.AWSInside(),
 					LocalASN: t.conn.BGP.LocalASN, PeerASN: t.conn.BGP.PeerASN, State: state, Routes: counts[t.id]})
 			}
+			d.mu.Unlock()
 		}
 	}
 	return s

@@ -722,11 +722,12 @@ func (r *RIB) InstalledPerTunnel() []TunnelCount {
 		out[i].Tunnel = t
 	}
 	for _, e := range r.entries {
-		if e.installed.TunnelId != 0 {
-			out[r.byID[e.installed.TunnelId]].Routes++
+		if i, ok := r.byID[e.installed.TunnelId]; ok {
+			out[i].Routes++
 		}
 	}
-	return out
+	// Without the slots of removed tunnels (RemoveTunnel).
+	return slices.DeleteFunc(out, func(c TunnelCount) bool { return c.Tunnel.ID == 0 })
 }
 
 // TunnelCount is a tunnel and a number of routes.

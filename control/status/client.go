@@ -82,7 +82,7 @@ func (c *Client) do(ctx context.Context, method, p string, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)) // a refused reload lists every problem
 		return &APIError{Code: resp.StatusCode, Method: method, Path: p, Msg: strings.TrimSpace(string(b))}
 	}
 	if v == nil {

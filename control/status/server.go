@@ -89,6 +89,9 @@ func Listen(path string, src Source) (*Server, error) {
 		act("rekey-ike", a.RekeyIKE)
 		act("initiate", a.Initiate)
 	}
+	if r, ok := src.(Reloader); ok {
+		serveReload(mux, r)
+	}
 	s := &Server{path: path, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go s.srv.Serve(ln)
 	return s, nil
