@@ -29,8 +29,8 @@
 //
 // Signals: SIGHUP re-reads the configuration file and applies the
 // difference (as cgwctl reload; a configuration with problems is refused
-// and logged, nothing changes). SIGTERM or SIGINT shut down cleanly: every IKE SA is deleted
-// (the peer is told), BGP sessions close, tunnels are marked down and our
+// and logged, nothing changes). SIGTERM or SIGINT shut down cleanly:
+// every IKE SA is deleted (the peer is told), BGP sessions close, tunnels are marked down and our
 // SAs are removed from the maps. SIGUSR1 exits at once leaving every SA
 // and route in the maps, so the dataplane keeps forwarding while a new
 // cgw-control (an upgrade) starts; the new one re-establishes the tunnels
