@@ -35,12 +35,14 @@ func TestLabReload(t *testing.T) {
 		}
 	}
 	t1, t2 := l.Cfg.Connections[0].Tunnels[0].Name, l.Cfg.Connections[0].Tunnels[1].Name
-	s, err := g.WaitRouteInstalled(wctx, l, lab.VPCPrefixOf(0))
+	// Both sessions up: the VPC route through tunnel 1 (the ping must not
+	// use the tunnel the reload changes).
+	s, err := g.WaitStatus(wctx, l, "the VPC routed through "+t1, func(s *status.Status) bool {
+		r, ok := routeOf(s, lab.VPCPrefixOf(0).String())
+		return ok && !r.Pending && r.Tunnel == t1 && r.Backup == t2
+	})
 	if err != nil {
 		t.Fatalf("%v; last status: %+v", err, s)
-	}
-	if r, ok := routeOf(s, lab.VPCPrefixOf(0).String()); !ok || r.Tunnel != t1 {
-		t.Fatalf("VPC route %+v: want it through %s (the ping must not use the tunnel the reload changes)", r, t1)
 	}
 	if len(s.Tunnels) != 2 {
 		t.Fatalf("cgw runs %d tunnels before the reload, want 2 (one connection)", len(s.Tunnels))
