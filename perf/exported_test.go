@@ -91,7 +91,7 @@ func exportedMetrics(t *testing.T) exported {
 // cmd/cgw-control and cmd/cgw-dataplane), over the fake sources below.
 func fakeCollectors(t *testing.T) map[string][]prometheus.Collector {
 	return map[string][]prometheus.Collector{
-		jobDataplane: {fakeDataplane(t)},
+		jobDataplane: {fakeDataplane(t), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})},
 		jobControl: {fakeControl(), fakeSpeaker(t).Collector(),
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})},
 	}
@@ -173,6 +173,8 @@ func (f fakeWorker) SocketStats() (afxdp.Stats, afxdp.Stats, error) {
 	st := afxdp.Stats{RxDropped: 1, RxRingFull: 1, RxFillRingEmpty: 1, TxInvalid: 1}
 	return st, st, nil
 }
+func (f fakeWorker) Placement() (int, int)          { return 0, 0 }
+func (f fakeWorker) CPUTime() (time.Duration, bool) { return time.Second, true }
 
 func fakeDataplane(t *testing.T) prometheus.Collector {
 	tabs := new(tables.Tables)
@@ -211,6 +213,8 @@ func fakeDataplane(t *testing.T) prometheus.Collector {
 			return s, nil
 		},
 		Neigh: func() (uint64, uint64, uint64) { return 1, 1, 1 },
+		NICs: []dpmetrics.NIC{{Role: "inside", Name: "lan0", Driver: "veth", XDPMode: "native"},
+			{Role: "outside", Name: "wan0", Driver: "ixgbe", XDPMode: "generic"}},
 	})
 }
 

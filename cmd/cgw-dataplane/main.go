@@ -17,6 +17,7 @@ import (
 
 	"github.com/cilium/ebpf/link"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cgw-project/cgw/bpf"
@@ -25,6 +26,7 @@ import (
 	"github.com/cgw-project/cgw/dataplane/afxdp"
 	"github.com/cgw-project/cgw/dataplane/metrics"
 	"github.com/cgw-project/cgw/dataplane/neigh"
+	"github.com/cgw-project/cgw/dataplane/nic"
 	"github.com/cgw-project/cgw/dataplane/tables"
 	"github.com/cgw-project/cgw/dataplane/worker"
 	"github.com/cgw-project/cgw/internal/buildinfo"
@@ -342,7 +344,7 @@ func run(o options) error {
 
 	if s.metrics != "off" {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(buildinfo.Collector())
+		reg.MustRegister(buildinfo.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		ms := make([]metrics.Worker, len(workers))
 		for i, w := range workers {
 			ms[i] = w
@@ -353,6 +355,8 @@ func run(o options) error {
 				st := nc.Stats()
 				return st.Hits, st.Misses, st.ResolveRequests
 			},
+			NICs: []metrics.NIC{{Role: "inside", Name: s.inside, Driver: nic.Driver(s.inside), XDPMode: s.xdpMode},
+				{Role: "outside", Name: s.outside, Driver: nic.Driver(s.outside), XDPMode: s.xdpMode}},
 		}))
 		ln, err := net.Listen("tcp", s.metrics)
 		if err != nil {

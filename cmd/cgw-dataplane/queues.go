@@ -2,59 +2,16 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"log"
-	"runtime"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cgw-project/cgw/dataplane/nic"
 )
 
-// ethtoolChannels is struct ethtool_channels (linux/ethtool.h).
-type ethtoolChannels struct {
-	cmd                                         uint32
-	maxRx, maxTx, maxOther, maxCombined         uint32
-	rxCount, txCount, otherCount, combinedCount uint32
-}
-
-// ifreqData is struct ifreq with ifr_data.
-type ifreqData struct {
-	name [unix.IFNAMSIZ]byte
-	data unsafe.Pointer
-	_    [24 - unsafe.Sizeof(uintptr(0))]byte
-}
-
-// channelsInUse returns how many RX queues of dev are in use: the RX-only
-// plus combined channels the driver reports (ETHTOOL_GCHANNELS, what
-// `ethtool -l` prints under "Current hardware settings"). An AF_XDP
-// socket binds only to one of those, not up to the maximum the device
-// was created with. The ioctl goes to a socket of this process's network
-// namespace, which is where dev is looked up.
-func channelsInUse(dev string) (int, error) {
-	if len(dev) >= unix.IFNAMSIZ {
-		return 0, fmt.Errorf("interface name %q too long", dev)
-	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	ch := ethtoolChannels{cmd: unix.ETHTOOL_GCHANNELS}
-	var ifr ifreqData
-	copy(ifr.name[:], dev)
-	ifr.data = unsafe.Pointer(&ch)
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
-	runtime.KeepAlive(&ch)
-	if e != 0 {
-		return 0, fmt.Errorf("ETHTOOL_GCHANNELS on %s: %w", dev, e)
-	}
-	n := int(ch.rxCount + ch.combinedCount)
-	if n < 1 {
-		return 0, fmt.Errorf("%s reports no RX or combined channels in use", dev)
-	}
-	return n, nil
-}
+// channelsInUse returns how many RX queues of dev are in use (nic.RxQueues).
+func channelsInUse(dev string) (int, error) { return nic.RxQueues(dev) }
 
 // rxQueues is channelsInUse, or 1 (logged) when the driver does not say.
 func rxQueues(dev string) int {

@@ -6,6 +6,7 @@
 package metrics
 
 import (
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,8 +29,8 @@ type Control struct {
 	failures *prometheus.CounterVec
 	changes  *prometheus.CounterVec
 
-	up, ikeSAs, childSAs, routes, staleSAs *prometheus.Desc
-	bytes, packets                         *prometheus.Desc
+	up, ikeSAs, childSAs, routes, staleSAs, info *prometheus.Desc
+	bytes, packets                               *prometheus.Desc
 }
 
 // New returns the collector; src gives the snapshot for the gauges.
@@ -54,8 +55,12 @@ func New(src func() *status.Status) *Control {
 		childSAs: prometheus.NewDesc(ns+"_child_sas", "Child SA pairs of the tunnel installed in the dataplane.", []string{"tunnel"}, nil),
 		staleSAs: prometheus.NewDesc(ns+"_stale_sas", "SAs a previous cgw-control left that are not yet replaced.", []string{"tunnel"}, nil),
 		routes:   prometheus.NewDesc(ns+"_routes", "Selected routes, by source.", []string{"source"}, nil),
-		bytes:    prometheus.NewDesc(ns+"_sa_bytes", "ESP payload bytes of the tunnel's active Child SA, from the dataplane.", []string{"tunnel", "direction"}, nil),
-		packets:  prometheus.NewDesc(ns+"_sa_packets", "Packets of the tunnel's active Child SA, from the dataplane.", []string{"tunnel", "direction"}, nil),
+		bytes: prometheus.NewDesc(ns+"_sa_bytes_total", "ESP payload bytes of the tunnel's active Child SA, from the dataplane; starts again from 0 at each rekey (rate() takes that as a counter reset).",
+			[]string{"tunnel", "direction"}, nil),
+		packets: prometheus.NewDesc(ns+"_sa_packets_total", "Packets of the tunnel's active Child SA, from the dataplane; starts again from 0 at each rekey (the outbound count is the SA's sequence number).",
+			[]string{"tunnel", "direction"}, nil),
+		info: prometheus.NewDesc(ns+"_tunnel_info", "Each configured tunnel's dataplane id and VPN connection, for joins with cgw_dataplane_tunnel_* (always 1).",
+			[]string{"tunnel_id", "tunnel", "connection"}, nil),
 	}
 }
 
@@ -117,7 +122,7 @@ func (c *Control) Describe(ch chan<- *prometheus.Desc) {
 	for _, v := range []*prometheus.CounterVec{c.rekeys, c.asked, c.dpd, c.retrans, c.failures, c.changes} {
 		v.Describe(ch)
 	}
-	for _, d := range []*prometheus.Desc{c.up, c.ikeSAs, c.childSAs, c.staleSAs, c.routes, c.bytes, c.packets} {
+	for _, d := range []*prometheus.Desc{c.up, c.ikeSAs, c.childSAs, c.staleSAs, c.routes, c.bytes, c.packets, c.info} {
 		ch <- d
 	}
 }
@@ -147,11 +152,15 @@ func (c *Control) Collect(ch chan<- prometheus.Metric) {
 		g(c.ikeSAs, ike, t.Name)
 		g(c.childSAs, float64(len(t.Children)), t.Name)
 		g(c.staleSAs, float64(len(t.Stale)), t.Name)
+		g(c.info, 1, strconv.FormatUint(uint64(t.ID), 10), t.Name, t.Connection)
 		if a, ok := t.Active(); ok {
-			g(c.bytes, float64(a.In.Bytes), t.Name, "in")
-			g(c.bytes, float64(a.Out.Bytes), t.Name, "out")
-			g(c.packets, float64(a.In.Packets), t.Name, "in")
-			g(c.packets, float64(a.Out.Packets), t.Name, "out")
+			counter := func(d *prometheus.Desc, v uint64, l ...string) {
+				ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+			}
+			counter(c.bytes, a.In.Bytes, t.Name, "in")
+			counter(c.bytes, a.Out.Bytes, t.Name, "out")
+			counter(c.packets, a.In.Packets, t.Name, "in")
+			counter(c.packets, a.Out.Packets, t.Name, "out")
 		}
 	}
 	by := map[string]int{"static": 0, "bgp": 0}

@@ -18,7 +18,7 @@ import (
 func TestCollector(t *testing.T) {
 	st := &status.Status{
 		Tunnels: []status.Tunnel{
-			{Name: "v-t1", Connection: "v", State: "up", IKE: &status.IKESA{},
+			{Name: "v-t1", Connection: "v", ID: 1, State: "up", IKE: &status.IKESA{},
 				Children: []status.ChildSA{{Active: true, In: status.Counters{Bytes: 100, Packets: 2}, Out: status.Counters{Bytes: 300, Packets: 3}}}},
 			{Name: "v-t2", Connection: "v", State: "connecting", Stale: []uint32{7, 8}},
 		},
@@ -73,8 +73,9 @@ func TestCollector(t *testing.T) {
 		"cgw_control_stale_sas{tunnel=v-t2}":                                            2,
 		"cgw_control_routes{source=bgp}":                                                2,
 		"cgw_control_routes{source=static}":                                             1,
-		"cgw_control_sa_bytes{direction=in,tunnel=v-t1}":                                100,
-		"cgw_control_sa_packets{direction=out,tunnel=v-t1}":                             3,
+		"cgw_control_sa_bytes_total{direction=in,tunnel=v-t1}":                          100,
+		"cgw_control_sa_packets_total{direction=out,tunnel=v-t1}":                       3,
+		"cgw_control_tunnel_info{connection=v,tunnel=v-t1,tunnel_id=1}":                 1,
 	} {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)

@@ -8,6 +8,7 @@ package metrics
 import (
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,6 +25,16 @@ type Worker interface {
 	Pipeline() *worker.Pipeline
 	Modes() (inside, outside afxdp.Mode)
 	SocketStats() (inside, outside afxdp.Stats, err error)
+	Placement() (cpu, queue int)    // cpu -1: not pinned
+	CPUTime() (time.Duration, bool) // the worker thread's CPU time
+}
+
+// NIC is one device the dataplane attached to.
+type NIC struct {
+	Role    string // inside or outside
+	Name    string // interface name
+	Driver  string // ethtool's driver name ("" if unknown)
+	XDPMode string // native or generic
 }
 
 // Sources are what a Collector reads; nil fields are left out.
@@ -32,6 +43,7 @@ type Sources struct {
 	Tables   *tables.Tables
 	XDPStats func() ([maps.NumStats]uint64, error) // maps.Objects.Stats
 	Neigh    func() (hits, misses, resolves uint64)
+	NICs     []NIC
 }
 
 // Collector is a prometheus.Collector over Sources.
@@ -65,12 +77,16 @@ var (
 	dFragments   = prometheus.NewDesc(ns+"fragments_made_total", "Extra fragments made before encryption (RFC 4459).", []string{"worker"}, nil)
 	dNeigh       = prometheus.NewDesc(ns+"neighbour_lookups_total", "Next-hop MAC lookups by result.", []string{"result"}, nil)
 	dNeighResolv = prometheus.NewDesc(ns+"neighbour_resolve_requests_total", "Resolutions asked of the kernel for unknown next hops.", nil, nil)
+	dWorkerInfo  = prometheus.NewDesc(ns+"worker_info", "Each worker's core (-1: not pinned) and NIC queue, for joins (always 1).", []string{"worker", "cpu", "queue"}, nil)
+	dWorkerCPU   = prometheus.NewDesc(ns+"worker_cpu_seconds_total", "CPU time of each worker's thread (schedstat, nanosecond resolution).", []string{"worker"}, nil)
+	dNIC         = prometheus.NewDesc(ns+"nic_info", "The devices the dataplane attached to: role (inside, outside), interface, driver and XDP attach mode (native, generic) (always 1).", []string{"device", "interface", "driver", "xdp_mode"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dPackets, dBytes, dTunPackets, dTunBytes, dDrops, dBatch, dRingFull, dWakeups,
-		dMode, dSockDrops, dGeneration, dTunnels, dXDP, dSlow, dICMP, dFragments, dNoMeta, dLateView, dNeigh, dNeighResolv} {
+		dMode, dSockDrops, dGeneration, dTunnels, dXDP, dSlow, dICMP, dFragments, dNoMeta, dLateView, dNeigh, dNeighResolv,
+		dWorkerInfo, dWorkerCPU, dNIC} {
 		ch <- d
 	}
 }
@@ -121,6 +137,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dNoMeta, load(&k.NoMetadata), id)
 		counter(dLateView, load(&k.LateView), id)
 
+		cpu, queue := w.Placement()
+		ch <- prometheus.MustNewConstMetric(dWorkerInfo, prometheus.GaugeValue, 1, id, strconv.Itoa(cpu), strconv.Itoa(queue))
+		if d, ok := w.CPUTime(); ok {
+			ch <- prometheus.MustNewConstMetric(dWorkerCPU, prometheus.CounterValue, d.Seconds(), id)
+		}
+
 		mi, mo := w.Modes()
 		ch <- prometheus.MustNewConstMetric(dMode, prometheus.GaugeValue, 1, id, "inside", modeName(mi))
 		ch <- prometheus.MustNewConstMetric(dMode, prometheus.GaugeValue, 1, id, "outside", modeName(mo))
@@ -161,6 +183,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				counter(dXDP, v, maps.Stat(i).String())
 			}
 		}
+	}
+	for _, n := range c.s.NICs {
+		ch <- prometheus.MustNewConstMetric(dNIC, prometheus.GaugeValue, 1, n.Role, n.Name, n.Driver, n.XDPMode)
 	}
 	if c.s.Neigh != nil {
 		h, m, r := c.s.Neigh()

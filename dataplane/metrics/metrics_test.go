@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -38,6 +39,8 @@ func (f fakeWorker) Modes() (afxdp.Mode, afxdp.Mode) { return afxdp.ModeCopy, af
 func (f fakeWorker) SocketStats() (afxdp.Stats, afxdp.Stats, error) {
 	return afxdp.Stats{RxRingFull: 4}, afxdp.Stats{}, nil
 }
+func (f fakeWorker) Placement() (int, int)          { return 1, 3 }
+func (f fakeWorker) CPUTime() (time.Duration, bool) { return 1500 * time.Millisecond, true }
 
 func TestCollector(t *testing.T) {
 	tabs := new(tables.Tables)
@@ -63,7 +66,8 @@ func TestCollector(t *testing.T) {
 			var s [maps.NumStats]uint64
 			s[maps.StatOutRedirect] = 5
 			return s, nil
-		}})
+		},
+		NICs: []NIC{{Role: "outside", Name: "eth0", Driver: "ixgbe", XDPMode: "native"}}})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(col)
 	mfs, err := reg.Gather()
@@ -82,19 +86,22 @@ func TestCollector(t *testing.T) {
 		}
 	}
 	for k, v := range map[string]float64{
-		"cgw_dataplane_packets_total{direction=out,worker=3}":                              10,
-		"cgw_dataplane_bytes_total{direction=in,worker=3}":                                 1500,
-		"cgw_dataplane_drops_total{reason=bad_outer_header,stage=esp_decap,worker=3}":      7,
-		"cgw_dataplane_drops_total{reason=ttl_exceeded,stage=ttl,worker=3}":                1,
-		"cgw_dataplane_table_generation{}":                                                 42,
-		"cgw_dataplane_tunnel_packets_total{direction=out,tunnel=1}":                       10,
-		"cgw_dataplane_xdp_decisions_total{decision=out_redirect}":                         5,
-		"cgw_dataplane_batch_size_packets{worker=3}":                                       2,
-		"cgw_dataplane_afxdp_mode_info{device=outside,mode=zerocopy,worker=3}":             1,
-		"cgw_dataplane_afxdp_kernel_drops_total{device=inside,kind=rx_ring_full,worker=3}": 4,
-		"cgw_dataplane_tunnels{state=down}":                                                1,
-		"cgw_dataplane_late_view_total{worker=3}":                                          3,
-		"cgw_dataplane_drops_total{reason=spi_not_applied,stage=spi_lookup,worker=3}":      2,
+		"cgw_dataplane_packets_total{direction=out,worker=3}":                                10,
+		"cgw_dataplane_bytes_total{direction=in,worker=3}":                                   1500,
+		"cgw_dataplane_drops_total{reason=bad_outer_header,stage=esp_decap,worker=3}":        7,
+		"cgw_dataplane_drops_total{reason=ttl_exceeded,stage=ttl,worker=3}":                  1,
+		"cgw_dataplane_table_generation{}":                                                   42,
+		"cgw_dataplane_tunnel_packets_total{direction=out,tunnel=1}":                         10,
+		"cgw_dataplane_xdp_decisions_total{decision=out_redirect}":                           5,
+		"cgw_dataplane_batch_size_packets{worker=3}":                                         2,
+		"cgw_dataplane_afxdp_mode_info{device=outside,mode=zerocopy,worker=3}":               1,
+		"cgw_dataplane_afxdp_kernel_drops_total{device=inside,kind=rx_ring_full,worker=3}":   4,
+		"cgw_dataplane_tunnels{state=down}":                                                  1,
+		"cgw_dataplane_late_view_total{worker=3}":                                            3,
+		"cgw_dataplane_drops_total{reason=spi_not_applied,stage=spi_lookup,worker=3}":        2,
+		"cgw_dataplane_worker_info{cpu=1,queue=3,worker=3}":                                  1,
+		"cgw_dataplane_worker_cpu_seconds_total{worker=3}":                                   1.5,
+		"cgw_dataplane_nic_info{device=outside,driver=ixgbe,interface=eth0,xdp_mode=native}": 1,
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)

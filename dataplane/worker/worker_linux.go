@@ -42,6 +42,7 @@ type Worker struct {
 	tables  *tables.Tables
 	kernel  chan *KernelBatch
 	evfd    int
+	tid     atomic.Int32 // the OS thread Run locked (CPUTime)
 	stop    atomic.Bool
 	done    chan struct{}
 }
@@ -158,6 +159,8 @@ func (w *Worker) Run() error {
 	defer close(w.done)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	w.noteThread()
+	defer w.tid.Store(0)
 	if w.cfg.CPU >= 0 {
 		var set unix.CPUSet
 		set.Set(w.cfg.CPU)
