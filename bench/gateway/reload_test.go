@@ -65,6 +65,12 @@ func TestLabReload(t *testing.T) {
 		}
 		pingDone <- pr
 	}()
+	// cgwctl monitor sees the reload's events.
+	monDone := make(chan string, 1)
+	go func() {
+		out, _ := exec.CommandContext(ctx, cgwctl, "monitor", "-socket", g.SocketPath(l), "-for", "12s").CombinedOutput()
+		monDone <- string(out)
+	}()
 	time.Sleep(2 * time.Second)
 	if err := g.WriteConfig(l, next); err != nil {
 		t.Fatal(err)
@@ -109,6 +115,14 @@ func TestLabReload(t *testing.T) {
 		t.Errorf("%s kept its Child SA %08x although its DPD settings changed", t2, a.InSPI)
 	}
 	checkMapsMatch(t, g, l, s)
+	mon := <-monDone
+	t.Logf("cgwctl monitor during the reload:\n%s", mon)
+	for _, w := range []string{"ike child-sa-deleted " + t2, "route add ", "ike tunnel-up " + c2.Tunnels[0].Name, "bgp established " + c2.Tunnels[0].Name,
+		": " + lab.VPCPrefixOf(1).String() + " via " + c2.Name + "-"} {
+		if !strings.Contains(mon, w) {
+			t.Errorf("cgwctl monitor did not show %q", w)
+		}
+	}
 	pr2, err := l.Ping(ctx, lab.LAN, lab.VPCHostOf(1), 5)
 	if err != nil || pr2.Received < 4 {
 		t.Errorf("ping through the added connection: %+v %v", pr2, err)
@@ -165,6 +179,23 @@ func TestLabReload(t *testing.T) {
 		}
 	}
 	same("after SIGHUP")
+
+	// The operator's views of the dataplane in the gateway's namespace,
+	// under a ping: per-worker rates, and the NIC preflight of the veths.
+	go l.PingEvery(ctx, lab.LAN, lab.VPCHostOf(0), 60, 50*time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	dout, err := l.Exec(ctx, lab.CGW, cgwctl, "dataplane")
+	t.Logf("cgwctl dataplane (%v):\n%s", err, dout)
+	if err != nil || !strings.Contains(dout, "copy") || !strings.Contains(dout, "driver veth, XDP native") {
+		t.Errorf("cgwctl dataplane: %v", err)
+	}
+	vout, verr := l.Exec(ctx, lab.CGW, cgwctl, "verify", "-config", l.GatewayConfigPath())
+	t.Logf("cgwctl verify (%v):\n%s", verr, vout)
+	for _, w := range []string{"driver veth", "no AF_XDP zero-copy", "fix:", "an XDP program is attached in native mode"} {
+		if !strings.Contains(vout, w) {
+			t.Errorf("cgwctl verify lacks %q", w)
+		}
+	}
 	if pr, err := l.Ping(ctx, lab.LAN, lab.VPCHostOf(0), 5); err != nil || pr.Received < 4 {
 		t.Errorf("ping after SIGHUP: %+v %v", pr, err)
 	}

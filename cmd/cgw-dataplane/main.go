@@ -369,6 +369,17 @@ func run(o options) error {
 		defer srv.Close()
 	}
 
+	// The preflight of cgwctl verify: what keeps this host from line rate.
+	var pinnedCPUs []int
+	if s.pinned {
+		pinnedCPUs = s.cpuList[:min(len(s.cpuList), len(workers))]
+	}
+	for _, f := range nic.Check(nic.Options{Inside: s.inside, Outside: s.outside, CPUs: pinnedCPUs, Workers: len(workers)}) {
+		if f.Level != nic.OK {
+			log.Printf("preflight %s: %s %s: %s (fix: %s)", f.Level, orHost(f.Device), f.Check, f.Msg, f.Fix)
+		}
+	}
+
 	im, om := workers[0].Modes()
 	where := "unpinned"
 	if s.pinned {
@@ -426,4 +437,11 @@ func firstAddr(ifc *net.Interface, v4 bool) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+func orHost(device string) string {
+	if device == "" {
+		return "host"
+	}
+	return device
 }

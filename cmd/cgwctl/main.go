@@ -4,10 +4,13 @@
 //
 //	cgwctl config import [flags] aws-vpn.xml   AWS generic XML → cgw YAML
 //	cgwctl config check cgw.yaml                 validate a configuration
-//	cgwctl status|sas|routes [-socket s | -config f] [-json]   ask cgw-control
+//	cgwctl status|sas [TUNNEL]|routes [-socket s | -config f] [-json]   ask cgw-control
 //	cgwctl rekey [-ike] TUNNEL                   rekey a tunnel's Child (or IKE) SA now
 //	cgwctl initiate TUNNEL                       negotiate a tunnel that is down now
 //	cgwctl reload                                re-read cgw-control's configuration, apply the difference
+//	cgwctl monitor [-count n] [-for d]            stream IKE, BGP and route events
+//	cgwctl dataplane [-metrics addr]             per-worker runtime and drops (two reads 1 s apart)
+//	cgwctl verify [-config f | -inside i -outside o]  NIC and host preflight with fixes
 //	cgwctl completion bash                       bash completion script
 //	cgwctl -version                              version, commit, Go version
 //
@@ -54,6 +57,9 @@ var commands = []command{
 	{name: "rekey", summary: "rekey a tunnel's Child SA (-ike: its IKE SA) now", run: cmdRekey},
 	{name: "initiate", summary: "negotiate a tunnel now (one that is down, or added with startup_action add)", run: cmdInitiate},
 	{name: "reload", summary: "re-read cgw-control's configuration and apply the difference (as SIGHUP)", run: cmdReload},
+	{name: "monitor", summary: "stream events: IKE/Child SAs up, rekeyed, deleted; BGP states; route changes", run: cmdMonitor},
+	{name: "dataplane", summary: "per worker: core, queue, modes, CPU, pps in/out, drops (from cgw-dataplane's metrics)", run: cmdDataplane},
+	{name: "verify", summary: "NIC and host preflight for the dataplane, each finding with the command that fixes it", run: cmdVerify},
 }
 
 func main() {

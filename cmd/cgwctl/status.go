@@ -50,33 +50,41 @@ func (f apiFlags) client() (*status.Client, error) {
 // fetchStatus parses the common flags (-socket, -config, -json) and asks
 // cgw-control for its snapshot.
 func fetchStatus(e *env, name string, args []string) (*status.Status, bool, int) {
+	s, asJSON, _, code := fetchStatusArgs(e, name, args, 0)
+	return s, asJSON, code
+}
+
+// fetchStatusArgs is fetchStatus for a command that takes up to maxArgs
+// positional arguments (before or after the flags), which it returns.
+func fetchStatusArgs(e *env, name string, args []string, maxArgs int) (*status.Status, bool, []string, int) {
 	fs := flag.NewFlagSet("cgwctl "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if err == flag.ErrHelp {
-			return nil, false, exitOK
+			return nil, false, nil, exitOK
 		}
-		return nil, false, exitUsage
+		return nil, false, nil, exitUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "cgwctl %s: unexpected arguments %q\n", name, fs.Args())
-		return nil, false, exitUsage
+	if len(pos) > maxArgs {
+		fmt.Fprintf(e.stderr, "cgwctl %s: unexpected arguments %q\n", name, pos[maxArgs:])
+		return nil, false, nil, exitUsage
 	}
 	c, err := af.client()
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
-		return nil, false, exitProblem
+		return nil, false, nil, exitProblem
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *af.timeout)
 	defer cancel()
 	s, err := c.Status(ctx)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "cgwctl %s: %v\n", name, err)
-		return nil, false, exitProblem
+		return nil, false, nil, exitProblem
 	}
-	return s, *asJSON, -1
+	return s, *asJSON, pos, -1
 }
 
 func printJSON(w io.Writer, v any) {
@@ -122,12 +130,24 @@ func cmdStatus(e *env, args []string) int {
 	return exitOK
 }
 
-// cmdSAs prints the SAs in the layout of strongSwan's swanctl --list-sas,
+// cmdSAs prints the SAs (of one tunnel when named) in the layout of strongSwan's swanctl --list-sas,
 // which operators already read.
 func cmdSAs(e *env, args []string) int {
-	s, asJSON, code := fetchStatus(e, "sas", args)
+	s, asJSON, pos, code := fetchStatusArgs(e, "sas", args, 1)
 	if s == nil {
 		return code
+	}
+	if len(pos) == 1 {
+		t, ok := s.Tunnel(pos[0])
+		if !ok {
+			var names []string
+			for _, t := range s.Tunnels {
+				names = append(names, t.Name)
+			}
+			fmt.Fprintf(e.stderr, "cgwctl sas: no tunnel %q (tunnels: %s)\n", pos[0], strings.Join(names, ", "))
+			return exitProblem
+		}
+		s.Tunnels = []status.Tunnel{*t}
 	}
 	if asJSON {
 		printJSON(e.stdout, s.Tunnels)

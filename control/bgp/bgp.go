@@ -132,6 +132,9 @@ type Options struct {
 	// Restart State and Forwarding State bits.
 	Restarting bool
 	Logger     *slog.Logger // nil: slog.Default()
+	// OnState, if set, sees every session state change (cgwctl monitor),
+	// on GoBGP's watcher goroutine: it must not block.
+	OnState func(tunnel string, neighbor netip.Addr, from, to string)
 }
 
 // Speaker is the embedded BGP server.
@@ -581,6 +584,9 @@ func (s *Speaker) event(ev *api.WatchEventResponse) {
 		}
 		st := p.Peer.State.SessionState
 		s.log.Info("BGP session state", "tunnel", n.Name, "neighbor", addr, "from", stateName(was), "to", stateName(st))
+		if s.opt.OnState != nil && stateName(was) != stateName(st) {
+			s.opt.OnState(n.Name, addr, stateName(was), stateName(st))
+		}
 		if st != api.PeerState_ESTABLISHED {
 			if err := s.rib.WithdrawBGP(n.Tunnel); err != nil {
 				s.log.Error("withdrawing a closed session's routes", "tunnel", n.Name, "err", err)

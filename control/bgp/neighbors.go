@@ -76,7 +76,9 @@ func (s *Speaker) SetNeighbors(neighbors []Neighbor) error {
 		s.mu.Lock()
 		cur := s.byID[n.Tunnel]
 		if cur != nil {
-			cur.Neighbor = n // same session; advertise list may differ
+			// Same session (sameSession): only the advertised list may
+			// differ. Name and Tunnel are read without the lock (event).
+			cur.Advertise = n.Advertise
 		} else {
 			nb := &neighbor{Neighbor: n}
 			s.byID[n.Tunnel], s.byPeer[n.Peer] = nb, nb

@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cgw-project/cgw/bpf/maps"
@@ -32,6 +33,7 @@ import (
 	"github.com/cgw-project/cgw/control/ikev1"
 	"github.com/cgw-project/cgw/control/ikev2"
 	"github.com/cgw-project/cgw/control/rib"
+	"github.com/cgw-project/cgw/control/status"
 )
 
 // Options configure a Daemon.
@@ -89,6 +91,8 @@ type Daemon struct {
 	loopDone chan struct{}
 	mbb      mbbState   // inbound SAs installed before the peer may use them (ready.go)
 	listen   netip.Addr // the IKE sockets' address
+	hub      status.Hub // events for cgwctl monitor (events.go)
+	names    atomic.Pointer[map[uint32]string]
 	reloadMu sync.Mutex // one reload at a time
 
 	// mu guards what Status and the API read; the loop, their only
@@ -227,7 +231,8 @@ func Start(o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.rib, err = rib.New(sink{d.w}, rts, rib.Options{}); err != nil {
+	d.setNames()
+	if d.rib, err = rib.New(sink{d.w, d}, rts, rib.Options{}); err != nil {
 		return nil, err
 	}
 	// The routes a previous process installed stay in place (replaced,
@@ -254,7 +259,7 @@ func Start(o Options) (*Daemon, error) {
 			api = cfg.Gateway.Observability.GoBGPAPI
 		}
 		d.bgp, err = bgp.Start(d.rib, bgp.Options{RouterID: cfg.Gateway.Outside.Address.Addr(), GRPCAddress: api,
-			GRPCTLS: cfg.Gateway.Observability.GoBGPAPITLS, Logger: d.log.With("part", "bgp"),
+			GRPCTLS: cfg.Gateway.Observability.GoBGPAPITLS, Logger: d.log.With("part", "bgp"), OnState: d.publishBGP,
 			// Forwarding state survived the previous process (RFC 4724
 			// §4.1): ask AWS to keep our routes until our End-of-RIB.
 			Restarting: len(d.adopted) > 0 || len(d.adoptedUp) > 0}, nbs)
@@ -441,10 +446,6 @@ func (d *Daemon) tunnelEntry(t *tunnel, flags uint32) maps.Tunnel {
 	}
 	return e
 }
-
-// sink is the RIB's view of the route table: the writer, with Batch so a
-// burst of changes is one generation.
-type sink struct{ *maps.Writer }
 
 var _ rib.Batcher = sink{}
 

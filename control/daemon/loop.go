@@ -102,6 +102,7 @@ func (d *Daemon) apply(e ike.Event) {
 		t.lastErr = fmt.Sprintf("%v: %v", e.Type, err)
 		d.mu.Unlock()
 	}
+	d.publishIKE(e)
 	if d.opt.OnEvent != nil {
 		d.opt.OnEvent(e)
 	}

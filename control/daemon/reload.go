@@ -190,6 +190,7 @@ func (d *Daemon) rebuild(cfg *config.Config, p plan, errs []error) ([]*tunnel, [
 	d.mu.Lock()
 	d.tunnels, d.byName, d.cfg = tunnels, next, cfg
 	d.mu.Unlock()
+	d.setNames()
 
 	// Routing: static routes of every connection (unchanged ones are no
 	// change), then the BGP neighbours.
@@ -205,8 +206,8 @@ func (d *Daemon) rebuild(cfg *config.Config, p plan, errs []error) ([]*tunnel, [
 		if api == "" {
 			api = cfg.Gateway.Observability.GoBGPAPI
 		}
-		s, err := bgp.Start(d.rib, bgp.Options{RouterID: cfg.Gateway.Outside.Address.Addr(), GRPCAddress: api,
-			Logger: d.log.With("part", "bgp")}, nbs)
+		s, err := bgp.Start(d.rib, bgp.Options{RouterID: cfg.Gateway.Outside.Address.Addr(), GRPCAddress: api, GRPCTLS: cfg.Gateway.Observability.GoBGPAPITLS,
+			Logger: d.log.With("part", "bgp"), OnState: d.publishBGP}, nbs)
 		fail(err)
 		if err == nil {
 			d.mu.Lock()

@@ -72,13 +72,7 @@ func (c *Client) do(ctx context.Context, method, p string, v any) error {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		switch {
-		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED):
-			return fmt.Errorf("cgw-control is not running (nothing answers on %s): start it, or give the instance's socket with -socket", c.path)
-		case errors.Is(err, os.ErrPermission):
-			return fmt.Errorf("%s: permission denied (the status socket is mode 0600: run as root)", c.path)
-		}
-		return fmt.Errorf("status API %s: %w", c.path, err)
+		return c.dialError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -92,6 +86,17 @@ func (c *Client) do(ctx context.Context, method, p string, v any) error {
 		return fmt.Errorf("status API %s%s: bad answer: %w", c.path, p, err)
 	}
 	return nil
+}
+
+// dialError says what to do when the socket does not answer.
+func (c *Client) dialError(err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("cgw-control is not running (nothing answers on %s): start it, or give the instance's socket with -socket", c.path)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%s: permission denied (the status socket is mode 0600: run as root)", c.path)
+	}
+	return fmt.Errorf("status API %s: %w", c.path, err)
 }
 
 // APIError is an answer of the status API other than 2xx: Code is the

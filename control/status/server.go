@@ -92,7 +92,14 @@ func Listen(path string, src Source) (*Server, error) {
 	if r, ok := src.(Reloader); ok {
 		serveReload(mux, r)
 	}
-	s := &Server{path: path, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	if es, ok := src.(EventSource); ok {
+		serveEvents(mux, es)
+	}
+	// Shutdown ends the requests' context, so event streams end at once.
+	base, stop := context.WithCancel(context.Background())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return base }}
+	hs.RegisterOnShutdown(stop)
+	s := &Server{path: path, ln: ln, srv: hs}
 	go s.srv.Serve(ln)
 	return s, nil
 }

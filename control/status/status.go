@@ -5,7 +5,8 @@
 //
 // Endpoints: GET /v1/status (everything), /v1/tunnels, /v1/routes,
 // /v1/neighbors; POST /v1/tunnels/{name}/rekey-child, /rekey-ike,
-// /initiate (when the source is an Actor); POST /v1/reload (a Reloader).
+// /initiate (when the source is an Actor); POST /v1/reload (a Reloader);
+// GET /v1/events, a stream of JSON lines (an EventSource).
 package status
 
 import (
