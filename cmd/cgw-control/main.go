@@ -176,9 +176,7 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 	if metricsAddr != "off" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(m, buildinfo.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		if b := d.BGP(); b != nil {
-			reg.MustRegister(b.Collector())
-		}
+		reg.MustRegister(bgpMetrics{d})
 		ln, err := net.Listen("tcp", metricsAddr)
 		if err != nil {
 			stop()
@@ -221,5 +219,18 @@ func reload(log *slog.Logger, d *daemon.Daemon) {
 		}
 	default:
 		log.Info("reload applied", "config", r.Config, "added", r.Added, "removed", r.Removed, "changed", r.Changed, "unchanged", len(r.Unchanged), "errors", r.Errors)
+	}
+}
+
+// bgpMetrics is the BGP speaker's collector, looked up at each scrape: a
+// reload may start the speaker (the first BGP connection) or none may
+// run. Unchecked (it describes nothing), as its series come and go.
+type bgpMetrics struct{ d *daemon.Daemon }
+
+func (bgpMetrics) Describe(chan<- *prometheus.Desc) {}
+
+func (b bgpMetrics) Collect(ch chan<- prometheus.Metric) {
+	if s := b.d.BGP(); s != nil {
+		s.Collector().Collect(ch)
 	}
 }

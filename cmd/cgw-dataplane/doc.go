@@ -58,7 +58,10 @@
 // snapshot lacks while the maps have moved on counts it as
 // spi_not_applied and asks for a snapshot at once.
 //
-// On SIGTERM or SIGINT the programs are detached and the sockets closed;
+// SIGHUP is logged and changes nothing: tunnels, SAs and routes arrive
+// through the maps (cgw-control's reload writes them), the interfaces and
+// workers are set at start. On SIGTERM or SIGINT the programs are detached
+// and the sockets closed;
 // the pinned maps stay, so neither the SAs nor the sequence numbers are
 // lost.
 //

@@ -254,15 +254,9 @@ func Start(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	if len(nbs) > 0 {
-		api := o.GoBGPAPI
-		if api == "" {
-			api = cfg.Gateway.Observability.GoBGPAPI
-		}
-		d.bgp, err = bgp.Start(d.rib, bgp.Options{RouterID: cfg.Gateway.Outside.Address.Addr(), GRPCAddress: api,
-			GRPCTLS: cfg.Gateway.Observability.GoBGPAPITLS, Logger: d.log.With("part", "bgp"), OnState: d.publishBGP,
-			// Forwarding state survived the previous process (RFC 4724
-			// §4.1): ask AWS to keep our routes until our End-of-RIB.
-			Restarting: len(d.adopted) > 0 || len(d.adoptedUp) > 0}, nbs)
+		// Forwarding state survived the previous process (RFC 4724 §4.1):
+		// ask AWS to keep our routes until our End-of-RIB.
+		d.bgp, err = bgp.Start(d.rib, d.bgpOptions(cfg, len(d.adopted) > 0 || len(d.adoptedUp) > 0), nbs)
 		if err != nil {
 			return nil, err
 		}
@@ -311,6 +305,17 @@ func Start(o Options) (*Daemon, error) {
 	}
 	ok = true
 	return d, nil
+}
+
+// bgpOptions are the BGP speaker's options (at start, or when a reload
+// adds the first BGP connection).
+func (d *Daemon) bgpOptions(cfg *config.Config, restarting bool) bgp.Options {
+	api := d.opt.GoBGPAPI
+	if api == "" {
+		api = cfg.Gateway.Observability.GoBGPAPI
+	}
+	return bgp.Options{RouterID: cfg.Gateway.Outside.Address.Addr(), GRPCAddress: api, GRPCTLS: cfg.Gateway.Observability.GoBGPAPITLS,
+		Logger: d.log.With("part", "bgp"), OnState: d.publishBGP, Restarting: restarting}
 }
 
 // listenIKE opens UDP 500 and 4500 on the tunnels' outside address (on

@@ -202,12 +202,7 @@ func (d *Daemon) rebuild(cfg *config.Config, p plan, errs []error) ([]*tunnel, [
 	case d.bgp != nil:
 		fail(d.bgp.SetNeighbors(nbs))
 	case len(nbs) > 0:
-		api := d.opt.GoBGPAPI
-		if api == "" {
-			api = cfg.Gateway.Observability.GoBGPAPI
-		}
-		s, err := bgp.Start(d.rib, bgp.Options{RouterID: cfg.Gateway.Outside.Address.Addr(), GRPCAddress: api, GRPCTLS: cfg.Gateway.Observability.GoBGPAPITLS,
-			Logger: d.log.With("part", "bgp"), OnState: d.publishBGP}, nbs)
+		s, err := bgp.Start(d.rib, d.bgpOptions(cfg, false), nbs)
 		fail(err)
 		if err == nil {
 			d.mu.Lock()
