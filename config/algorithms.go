@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -231,36 +232,54 @@ func ParseDHGroup(s string) (int, bool) {
 	return n, true
 }
 
-// DefaultPhase1 returns AWS's default phase 1 proposal for an IKE version:
-// every algorithm AWS accepts (IKEv1 has no AEAD IKE ciphers, so GCM is
-// left out for it), lifetime 28 800 s.
+// Default proposals (RFC 8247 for IKEv2, RFC 8221 for ESP): when a
+// configuration names no algorithms, offer only strong ones that AWS
+// accepts, strongest first — AES-GCM (256, then 128), PRF/integrity
+// SHA2-384 then SHA2-256, DH groups 20 (ECP-384), 19 (ECP-256), 14
+// (MODP-2048). Not offered unless written (AWS's imported file or the
+// operator): SHA1, groups 2 and 5 (MODP-1024/1536, too small) and 22–24
+// (RFC 5114, RFC 8247 §2.4: SHOULD NOT), which WeakAlgorithms reports.
+// Few transforms also keep IKEv1's Main Mode message 1 in one small
+// datagram: it carries every cipher × hash × group combination as its
+// own transform (36 bytes each; AWS's full list was 96 of them, 3.5 kB,
+// three IP fragments).
+var (
+	defaultIntegrity = []string{SHA2384, SHA2256}
+	defaultGroups    = []int{20, 19, 14}
+)
+
+// DefaultPhase1 returns the default phase 1 proposal for an IKE version:
+// AES-GCM for IKEv2; AES-CBC for IKEv1, which has no AEAD IKE ciphers.
+// Lifetime 28 800 s (AWS's).
 func DefaultPhase1(ikeVersion int) Phase {
-	enc := []string{AES128, AES256, AES128GCM, AES256GCM}
+	enc := []string{AES256GCM, AES128GCM}
 	if ikeVersion == 1 {
-		enc = []string{AES128, AES256}
+		enc = []string{AES256, AES128}
 	}
 	return Phase{
 		Encryption: enc,
-		Integrity:  []string{SHA1, SHA2256, SHA2384, SHA2512},
-		DHGroups:   []int{2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24},
+		Integrity:  slices.Clone(defaultIntegrity),
+		DHGroups:   slices.Clone(defaultGroups),
 		Lifetime:   DefaultPhase1Lifetime,
 	}
 }
 
-// DefaultPhase2 returns AWS's default phase 2 proposal: every algorithm
-// AWS accepts, PFS groups 2, 5, 14–24, lifetime 3 600 s.
+// DefaultPhase2 returns the default phase 2 (ESP) proposal: AES-GCM, PFS
+// groups as phase 1, lifetime 3 600 s (AWS's). Its integrity list is used
+// only when a configuration names CBC ciphers without integrity.
 func DefaultPhase2() Phase {
 	return Phase{
-		Encryption: []string{AES128, AES256, AES128GCM, AES256GCM},
-		Integrity:  []string{SHA1, SHA2256, SHA2384, SHA2512},
-		DHGroups:   []int{2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24},
+		Encryption: []string{AES256GCM, AES128GCM},
+		Integrity:  slices.Clone(defaultIntegrity),
+		DHGroups:   slices.Clone(defaultGroups),
 		Lifetime:   DefaultPhase2Lifetime,
 	}
 }
 
-// DefaultAlgorithms returns AWS's default proposals for both phases of a
-// tunnel using IKE version ikeVersion: what an AWS endpoint accepts when
-// its tunnel options are left alone.
+// DefaultAlgorithms returns the default proposals for both phases of a
+// tunnel using IKE version ikeVersion (DefaultPhase1, DefaultPhase2): a
+// strong subset of what an AWS endpoint accepts when its tunnel options
+// are left alone.
 func DefaultAlgorithms(ikeVersion int) (phase1, phase2 Phase) {
 	return DefaultPhase1(ikeVersion), DefaultPhase2()
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cgw-project/cgw/crypto/transform"
@@ -100,13 +101,21 @@ func TestStrongSwanProposals(t *testing.T) {
 		p        Phase
 		ike, esp string
 	}{
-		{"AWS defaults phase 1", DefaultPhase1(2),
+		{"defaults phase 1", DefaultPhase1(2),
+			"aes256gcm16-aes128gcm16-prfsha384-prfsha256-ecp384-ecp256-modp2048",
+			"aes256gcm16-aes128gcm16-ecp384-ecp256-modp2048"},
+		{"defaults phase 2", DefaultPhase2(),
+			"aes256gcm16-aes128gcm16-prfsha384-prfsha256-ecp384-ecp256-modp2048",
+			"aes256gcm16-aes128gcm16-ecp384-ecp256-modp2048"},
+		{"IKEv1 defaults", DefaultPhase1(1), "aes256-aes128-sha384-sha256-ecp384-ecp256-modp2048", "aes256-aes128-sha384-sha256-ecp384-ecp256-modp2048"},
+		{"everything AWS accepts, phase 1", Phase{Encryption: []string{AES128, AES256, AES128GCM, AES256GCM}, Integrity: []string{SHA1, SHA2256, SHA2384, SHA2512},
+			DHGroups: []int{2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}},
 			"aes128-aes256-sha1-sha256-sha384-sha512-" + allModp1 + ",aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-" + allModp1,
 			"aes128-aes256-sha1-sha256-sha384-sha512-" + allModp1 + ",aes128gcm16-aes256gcm16-" + allModp1},
-		{"AWS defaults phase 2", DefaultPhase2(),
+		{"everything AWS accepts, phase 2", Phase{Encryption: []string{AES128, AES256, AES128GCM, AES256GCM}, Integrity: []string{SHA1, SHA2256, SHA2384, SHA2512},
+			DHGroups: []int{2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}},
 			"aes128-aes256-sha1-sha256-sha384-sha512-" + allModp2 + ",aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-" + allModp2,
 			"aes128-aes256-sha1-sha256-sha384-sha512-" + allModp2 + ",aes128gcm16-aes256gcm16-" + allModp2},
-		{"IKEv1 defaults", DefaultPhase1(1), "aes128-aes256-sha1-sha256-sha384-sha512-" + allModp1, "aes128-aes256-sha1-sha256-sha384-sha512-" + allModp1},
 		{"AWS minimum", Phase{Encryption: []string{AES128}, Integrity: []string{SHA1}, DHGroups: []int{2}},
 			"aes128-sha1-modp1024", "aes128-sha1-modp1024"},
 		{"GCM only", Phase{Encryption: []string{AES256GCM}, Integrity: []string{SHA2384}, DHGroups: []int{20}},
@@ -143,8 +152,12 @@ func TestESPSuites(t *testing.T) {
 	if got := p.ESPSuites(); !reflect.DeepEqual(got, want) {
 		t.Errorf("ESPSuites = %+v", got)
 	}
-	if n := len(DefaultPhase2().ESPSuites()); n != 2*4+2 {
-		t.Errorf("default phase 2 has %d suites, want 10", n)
+	want = []transform.Suite{
+		{Encr: transform.ENCR_AES_GCM_16, KeyBits: 256, Integ: transform.AUTH_NONE},
+		{Encr: transform.ENCR_AES_GCM_16, KeyBits: 128, Integ: transform.AUTH_NONE},
+	}
+	if got := DefaultPhase2().ESPSuites(); !reflect.DeepEqual(got, want) {
+		t.Errorf("default phase 2 suites %+v, want AES-256-GCM then AES-128-GCM", got)
 	}
 }
 
@@ -178,5 +191,49 @@ func TestAlgorithmNameLists(t *testing.T) {
 	}
 	if got := integrityNames(); got != "SHA1, SHA2-256, SHA2-384, SHA2-512" {
 		t.Errorf("integrityNames() = %q", got)
+	}
+}
+
+// The defaults offer nothing weak; SHA1 and groups 2, 5, 22–24 are kept
+// when written but each phase offering them gets a warning naming a
+// stronger choice AWS accepts.
+func TestWeakAlgorithmWarnings(t *testing.T) {
+	for _, v := range []int{1, 2} {
+		p1, p2 := DefaultAlgorithms(v)
+		for _, p := range []Phase{p1, p2} {
+			for _, i := range p.Integrity {
+				if i == SHA1 {
+					t.Errorf("IKEv%d defaults offer SHA1: %v", v, p)
+				}
+			}
+			for _, g := range p.DHGroups {
+				if WeakDHGroup(g) != "" {
+					t.Errorf("IKEv%d defaults offer group %d", v, g)
+				}
+				if dg, ok := LookupDHGroup(g); !ok || !dg.Phase1 || dg.NotAWS {
+					t.Errorf("IKEv%d defaults offer group %d, which AWS does not accept in both phases", v, g)
+				}
+			}
+		}
+	}
+	c := minimal(t)
+	t0 := &c.Connections[0].Tunnels[0]
+	t0.Phase1.Integrity = []string{SHA2256, SHA1}
+	t0.Phase1.DHGroups = []int{14, 2}
+	t0.Phase2.Integrity = []string{SHA1} // GCM-only phase 2: unused, no warning
+	t0.Phase2.DHGroups = []int{5, 24}
+	if ps := c.Validate(); len(ps) != 0 {
+		t.Fatalf("weak but AWS-accepted algorithms refused: %v", Problems(ps))
+	}
+	var got []string
+	for _, w := range c.Warnings() {
+		got = append(got, w.Path)
+		if !strings.Contains(w.Msg, "SHA2-256 or SHA2-384") && !strings.Contains(w.Msg, "use 20 (ECP-384), 19 (ECP-256) or 14 (MODP-2048)") {
+			t.Errorf("%s: %q names no stronger choice", w.Path, w.Msg)
+		}
+	}
+	want := "connections[0].tunnels[0].phase1.integrity[1] connections[0].tunnels[0].phase1.dh_groups connections[0].tunnels[0].phase2.dh_groups"
+	if strings.Join(got, " ") != want {
+		t.Errorf("warnings at %v, want %s", got, want)
 	}
 }

@@ -163,8 +163,11 @@ func (p *Phase) applyDefaults(def Phase, phase1 bool) {
 	if len(p.Encryption) == 0 {
 		p.Encryption = def.Encryption
 	}
-	if len(p.Integrity) == 0 && (phase1 || p.hasCBC()) {
-		p.Integrity = def.Integrity
+	if len(p.Integrity) == 0 {
+		p.Integrity = nil // "integrity: []" and a missing key mean the same (GCM-only phase 2)
+		if phase1 || p.hasCBC() {
+			p.Integrity = def.Integrity
+		}
 	}
 	if len(p.DHGroups) == 0 {
 		p.DHGroups = def.DHGroups

@@ -56,16 +56,16 @@ func TestMinimalDefaults(t *testing.T) {
 		want := Tunnel{
 			Name: TunnelName("vpn-1", j), AWSOutside: tu.AWSOutside, LocalOutside: netip.MustParseAddr("192.0.2.10"),
 			InsideCIDR: tu.InsideCIDR, PreSharedKey: tu.PreSharedKey, IKEVersion: 2,
+			// RFC 8247/8221: strong algorithms AWS accepts, strongest first.
 			Phase1: Phase{
-				Encryption: []string{"AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"},
-				Integrity:  []string{"SHA1", "SHA2-256", "SHA2-384", "SHA2-512"},
-				DHGroups:   []int{2, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24},
+				Encryption: []string{"AES256-GCM-16", "AES128-GCM-16"},
+				Integrity:  []string{"SHA2-384", "SHA2-256"},
+				DHGroups:   []int{20, 19, 14},
 				Lifetime:   secs(28800),
 			},
 			Phase2: Phase{
-				Encryption: []string{"AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"},
-				Integrity:  []string{"SHA1", "SHA2-256", "SHA2-384", "SHA2-512"},
-				DHGroups:   []int{2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24},
+				Encryption: []string{"AES256-GCM-16", "AES128-GCM-16"},
+				DHGroups:   []int{20, 19, 14},
 				Lifetime:   secs(3600),
 			},
 			RekeyMargin: secs(270), RekeyFuzz: 100, ReplayWindow: 1024,
@@ -89,7 +89,7 @@ func TestIKEv1DefaultsHaveNoGCM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Connections[0].Tunnels[0].Phase1.Encryption; strings.Join(got, ",") != "AES128,AES256" {
+	if got := c.Connections[0].Tunnels[0].Phase1.Encryption; strings.Join(got, ",") != "AES256,AES128" {
 		t.Errorf("IKEv1 phase 1 default encryption %v", got)
 	}
 	if ps := c.Validate(); len(ps) != 0 {
@@ -111,7 +111,7 @@ func TestCanonicalisesNames(t *testing.T) {
 	if got := strings.Join(tu.Phase1.Integrity, ","); got != "SHA2-512" {
 		t.Errorf("phase1 integrity %s", got)
 	}
-	if got := strings.Join(tu.Phase2.Integrity, ","); got != "SHA1,SHA2-256,SHA2-384,SHA2-512" {
+	if got := strings.Join(tu.Phase2.Integrity, ","); got != "SHA2-384,SHA2-256" {
 		t.Errorf("phase2 integrity defaults for CBC: %s", got)
 	}
 	if ps := c.Validate(); len(ps) != 0 {
@@ -236,7 +236,7 @@ func TestValidateRules(t *testing.T) {
 			tun(c, 0).Phase1.Encryption = []string{AES128GCM}
 			tun(c, 0).Phase1.Integrity = nil
 		}, "connections[0].tunnels[0].phase1.integrity", "PRF"},
-		{"p2 integrity empty with cbc", func(c *Config) { tun(c, 0).Phase2.Integrity = nil }, "connections[0].tunnels[0].phase2.integrity", "needs at least one integrity"},
+		{"p2 integrity empty with cbc", func(c *Config) { tun(c, 0).Phase2.Encryption, tun(c, 0).Phase2.Integrity = []string{AES256}, nil }, "connections[0].tunnels[0].phase2.integrity", "needs at least one integrity"},
 		{"p1 dh 5", func(c *Config) { tun(c, 0).Phase1.DHGroups = []int{14, 5} }, "connections[0].tunnels[0].phase1.dh_groups[1]", "2, 14–24"},
 		{"p1 dh 1", func(c *Config) { tun(c, 0).Phase1.DHGroups = []int{1} }, "connections[0].tunnels[0].phase1.dh_groups[0]", "2, 14–24"},
 		{"p2 dh 25", func(c *Config) { tun(c, 0).Phase2.DHGroups = []int{25} }, "connections[0].tunnels[0].phase2.dh_groups[0]", "2, 5, 14–24"},
