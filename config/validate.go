@@ -18,7 +18,7 @@ type Problem struct {
 	// "connections[0].tunnels[1].pre_shared_key".
 	Path string
 	// Got is the offending value as shown to the operator; a pre-shared
-	// key shows only its length and first character.
+	// key is never shown (RedactPSK).
 	Got string
 	// Msg says what is wrong and how to fix it, naming the tunnel or
 	// connection, e.g. "tunnel vpn-1-t2: pre_shared_key must be …".
@@ -111,14 +111,13 @@ func quote(s string) string {
 	return strconv.Quote(s)
 }
 
-// RedactPSK shows a pre-shared key without giving it away: its length and
-// first character.
+// RedactPSK is how a pre-shared key appears in a problem or a log: not
+// at all. Even its length or first character would narrow a guess.
 func RedactPSK(k string) string {
 	if k == "" {
-		return "an empty key"
+		return "nothing"
 	}
-	r := []rune(k)
-	return fmt.Sprintf("%d characters starting with %q", len(r), string(r[0]))
+	return "a key (not shown)"
 }
 
 // Validate checks c against AWS's customer-gateway rules and the
@@ -362,12 +361,10 @@ func (v *validator) tunnel(p, label string, t *Tunnel, cn *Connection) {
 	v.inside(p+".inside_cidr", label, t.InsideCIDR)
 
 	// Pre-shared key (AWS: 8–64 of [A-Za-z0-9._], not starting with 0).
-	k := t.PreSharedKey
-	switch {
-	case len(k) < MinPSKLen || len(k) > MaxPSKLen || !pskChars.MatchString(k):
-		v.add(p+".pre_shared_key", RedactPSK(k), "%s: pre_shared_key must be %d–%d characters of letters, digits, '.' or '_'", label, MinPSKLen, MaxPSKLen)
-	case k[0] == '0':
-		v.add(p+".pre_shared_key", RedactPSK(k), "%s: pre_shared_key must not start with '0' (AWS refuses such keys)", label)
+	// One message for every broken rule: which rule failed would tell the
+	// log's readers something about the key.
+	if k := t.PreSharedKey; len(k) < MinPSKLen || len(k) > MaxPSKLen || !pskChars.MatchString(k) || k[0] == '0' {
+		v.add(p+".pre_shared_key", RedactPSK(k), "%s: pre_shared_key must be %d–%d characters of letters, digits, '.' or '_', not starting with '0' (AWS's rules; AWS's file holds the key)", label, MinPSKLen, MaxPSKLen)
 	}
 
 	if t.IKEVersion != 1 && t.IKEVersion != 2 {

@@ -1,7 +1,11 @@
 package config
 
 import (
+	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,7 +226,7 @@ func TestValidateRules(t *testing.T) {
 		{"psk short", func(c *Config) { tun(c, 1).PreSharedKey = "abcde" }, "connections[0].tunnels[1].pre_shared_key", "tunnel vpn-1-t2: pre_shared_key must be 8–64 characters of letters, digits, '.' or '_'"},
 		{"psk long", func(c *Config) { tun(c, 0).PreSharedKey = strings.Repeat("a", 65) }, "connections[0].tunnels[0].pre_shared_key", "8–64"},
 		{"psk chars", func(c *Config) { tun(c, 0).PreSharedKey = "abcdefgh-ij" }, "connections[0].tunnels[0].pre_shared_key", "8–64"},
-		{"psk zero", func(c *Config) { tun(c, 0).PreSharedKey = "0bcdefghij" }, "connections[0].tunnels[0].pre_shared_key", "must not start with '0'"},
+		{"psk zero", func(c *Config) { tun(c, 0).PreSharedKey = "0bcdefghij" }, "connections[0].tunnels[0].pre_shared_key", "not starting with '0'"},
 		{"ike version", func(c *Config) { tun(c, 0).IKEVersion = 3 }, "connections[0].tunnels[0].ike_version", "1 or 2"},
 		{"ikev1 gcm", func(c *Config) { tun(c, 0).IKEVersion = 1 }, "connections[0].tunnels[0].phase1.encryption", "IKEv1 has no AES-GCM"},
 		{"p1 encryption empty", func(c *Config) { tun(c, 0).Phase1.Encryption = nil }, "connections[0].tunnels[0].phase1.encryption", "at least one encryption"},
@@ -344,7 +348,7 @@ func TestPSKNeverPrinted(t *testing.T) {
 			t.Errorf("problem text shows the key: %s", s)
 		}
 	}
-	if !strings.Contains(s, `(got 20 characters starting with "0")`) || !strings.Contains(s, "configuration has 2 problems:") {
+	if !strings.Contains(s, `(got a key (not shown))`) || !strings.Contains(s, "configuration has 2 problems:") {
 		t.Errorf("problem text: %s", s)
 	}
 	var ps Problems
@@ -362,11 +366,11 @@ func asProblems(err error, ps *Problems) bool {
 func TestProblemString(t *testing.T) {
 	p := Problem{Path: "connections[0].tunnels[1].pre_shared_key", Got: RedactPSK("abcde"),
 		Msg: "tunnel vpn-1-t2: pre_shared_key must be 8–64 characters of letters, digits, '.' or '_'"}
-	want := `connections[0].tunnels[1].pre_shared_key: tunnel vpn-1-t2: pre_shared_key must be 8–64 characters of letters, digits, '.' or '_' (got 5 characters starting with "a")`
+	want := `connections[0].tunnels[1].pre_shared_key: tunnel vpn-1-t2: pre_shared_key must be 8–64 characters of letters, digits, '.' or '_' (got a key (not shown))`
 	if p.String() != want {
 		t.Errorf("\n got %s\nwant %s", p, want)
 	}
-	if RedactPSK("") != "an empty key" {
+	if RedactPSK("") != "nothing" {
 		t.Errorf("empty: %s", RedactPSK(""))
 	}
 	if got := (Problems{p}).Error(); !strings.HasPrefix(got, "configuration has 1 problem:\n  connections[0]") {
@@ -465,5 +469,44 @@ func TestTestingEscapeHatches(t *testing.T) {
 	c.Gateway.Testing = Testing{}
 	if b, _ := Marshal(c); strings.Contains(string(b), "testing") {
 		t.Errorf("gateway.testing written while off:\n%s", b)
+	}
+}
+
+// TestPSKNeverShown: what loading and validating a configuration with a
+// bad pre-shared key prints (cgw-control logs it, cgwctl shows it) is the
+// same whatever the key: nothing of its length or first character leaks.
+func TestPSKNeverShown(t *testing.T) {
+	var first string
+	for _, k := range []string{"Qx", "0Kx7.mQ2_pL9vRt4wYb3n", "Kx7-mQ2", strings.Repeat("Z", 65), "9abc def"} {
+		path := filepath.Join(t.TempDir(), "cgw.yaml")
+		y := strings.Replace(minimalYAML, "Kx7.mQ2_pL9vRt4wYb3n", strconv.Quote(k), 1)
+		if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path)
+		if err != nil {
+			t.Fatalf("key %q: %v", k, err)
+		}
+		var out strings.Builder
+		log := slog.New(slog.NewTextHandler(&out, nil))
+		if err := c.Check(); err != nil {
+			log.Error(err.Error())
+		} else {
+			t.Fatalf("key %q accepted", k)
+		}
+		for _, w := range c.Warnings() {
+			log.Warn(w.Msg, "setting", w.Path, "got", w.Got)
+		}
+		got := strings.SplitN(out.String(), " level=", 2)[1] // drop the time
+		for _, leak := range []string{k, strconv.Itoa(len(k)) + " char", strconv.Quote(k[:1]), "characters starting with"} {
+			if strings.Contains(got, leak) {
+				t.Errorf("key %q: output shows %q:\n%s", k, leak, got)
+			}
+		}
+		if first == "" {
+			first = got
+		} else if got != first {
+			t.Errorf("output depends on the key:\n%s\nvs\n%s", first, got)
+		}
 	}
 }

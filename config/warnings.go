@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -9,7 +10,7 @@ import (
 // Warnings lists the settings that are valid but weaken the gateway: the
 // lab's escape hatches (gateway.testing), which must never reach a
 // gateway that talks to AWS, a GoBGP API any local user can reach, and
-// weak algorithms (WeakAlgorithms).
+// weak algorithms (weakPhase). FileWarnings checks the file itself.
 // cgw-control logs each at WARN on every start; `cgwctl config check`
 // lists them.
 func (c *Config) Warnings() []Problem {
@@ -86,4 +87,27 @@ func weakPhase(path, label, which string, ph *Phase) []Problem {
 			Msg: fmt.Sprintf("%s: %s offers weak DH groups: %s; %s", label, which, strings.Join(weak, "; "), dhUse)})
 	}
 	return ps
+}
+
+// FileWarnings checks the file c was loaded from: holding pre-shared
+// keys, it must be readable by its owner only.
+func FileWarnings(path string, c *Config) []Problem {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 || !c.hasPSK() {
+		return nil
+	}
+	m := uint32(fi.Mode().Perm())
+	return []Problem{{Path: path, Got: fmt.Sprintf("mode %04o", m),
+		Msg: fmt.Sprintf("the file holds pre-shared keys and other users can read it (mode %04o): chmod 600 %s", m, path)}}
+}
+
+func (c *Config) hasPSK() bool {
+	for _, cn := range c.Connections {
+		for _, t := range cn.Tunnels {
+			if t.PreSharedKey != "" {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -119,7 +119,7 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("%s:\n%w", cfgPath, err)
 	}
-	for _, w := range cfg.Warnings() {
+	for _, w := range append(config.FileWarnings(cfgPath, cfg), cfg.Warnings()...) {
 		log.Warn(w.Msg, "setting", w.Path, "config", cfgPath)
 	}
 	if instance == "" {

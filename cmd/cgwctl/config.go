@@ -187,7 +187,7 @@ func configCheck(e *env, args []string) int {
 	for _, cn := range c.Connections {
 		tunnels += len(cn.Tunnels)
 	}
-	ws := c.Warnings()
+	ws := append(config.FileWarnings(pos[0], c), c.Warnings()...)
 	for _, w := range ws {
 		fmt.Fprintf(e.stdout, "warning: %s: %s\n", w.Path, w.Msg)
 	}

@@ -53,7 +53,17 @@ func TestUsage(t *testing.T) {
 }
 
 func TestCheckExample(t *testing.T) {
-	code, out, errOut := runCmd(t, "config", "check", example)
+	// A private copy: git checks the example out world-readable, which
+	// would be a warning (it holds pre-shared keys).
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cgw.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "config", "check", path)
 	if code != exitOK || out != "ok: 1 connections, 2 tunnels\n" || errOut != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
@@ -76,7 +86,7 @@ func TestCheckProblems(t *testing.T) {
 	}
 	for _, want := range []string{
 		"configuration has 2 problems:",
-		`connections[0].tunnels[1].pre_shared_key: tunnel vpn-example-t2: pre_shared_key must be 8–64 characters of letters, digits, '.' or '_' (got 5 characters starting with "a")`,
+		`connections[0].tunnels[1].pre_shared_key: tunnel vpn-example-t2: pre_shared_key must be 8–64 characters of letters, digits, '.' or '_', not starting with '0' (AWS's rules; AWS's file holds the key) (got a key (not shown))`,
 		"connections[0].tunnels[0].mtu: tunnel vpn-example-t1: mtu must be 576–1446 bytes",
 	} {
 		if !strings.Contains(out, want) {
@@ -254,5 +264,25 @@ func TestCheckGoBGPAPI(t *testing.T) {
 	}
 	if code, out := check("unix:///run/cgw/cgw/gobgp.sock"); code != exitOK || strings.Contains(out, "warning") {
 		t.Errorf("unix socket API: exit %d:\n%s", code, out)
+	}
+}
+
+// A configuration others can read while it holds pre-shared keys passes
+// the check with a warning that says how to fix it.
+func TestCheckWorldReadable(t *testing.T) {
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cgw.yaml")
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o600} {
+		if err := os.WriteFile(path, b, 0o600); err != nil || os.Chmod(path, mode) != nil {
+			t.Fatal(err)
+		}
+		code, out, _ := runCmd(t, "config", "check", path)
+		warned := strings.Contains(out, "holds pre-shared keys and other users can read it") && strings.Contains(out, "chmod 600 "+path)
+		if code != exitOK || warned != (mode != 0o600) {
+			t.Errorf("mode %04o: exit %d, warned %v:\n%s", mode, code, warned, out)
+		}
 	}
 }
