@@ -77,10 +77,16 @@ import (
 	"github.com/cgw-project/cgw/control/metrics"
 	"github.com/cgw-project/cgw/control/status"
 	"github.com/cgw-project/cgw/internal/buildinfo"
+	"github.com/cgw-project/cgw/internal/harden"
 	"github.com/cgw-project/cgw/internal/logging"
 )
 
 func main() {
+	// Keys live in this process: no core files, no ptrace by non-root.
+	if err := harden.Process(); err != nil {
+		fmt.Fprintf(os.Stderr, "cgw-control: %v\n", err)
+		os.Exit(1)
+	}
 	fs := flag.NewFlagSet("cgw-control", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "YAML configuration file (required)")
 	instance := fs.String("instance", "", "pinned-map instance name (default: gateway.name or cgw)")

@@ -30,6 +30,7 @@ import (
 	"github.com/cgw-project/cgw/dataplane/tables"
 	"github.com/cgw-project/cgw/dataplane/worker"
 	"github.com/cgw-project/cgw/internal/buildinfo"
+	"github.com/cgw-project/cgw/internal/harden"
 	"github.com/cgw-project/cgw/internal/logging"
 )
 
@@ -52,6 +53,10 @@ type options struct {
 func main() {
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	log.SetPrefix("cgw-dataplane: ")
+	// SA keys live in this process: no core files, no ptrace by non-root.
+	if err := harden.Process(); err != nil {
+		log.Fatal(err)
+	}
 	var o options
 	fs := flag.NewFlagSet("cgw-dataplane", flag.ExitOnError)
 	fs.StringVar(&o.config, "config", "", "YAML configuration file")
