@@ -286,6 +286,7 @@ func run(o options) error {
 	}
 	publish := func(t *maps.Tables) {
 		v := builder.Build(t)
+		tables.WipeKeys(t) // the View's ciphers hold them now
 		tabs.Store(v)
 		for _, p := range v.Problems {
 			log.Printf("tables generation %d: %v", v.Generation, p)

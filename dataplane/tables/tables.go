@@ -182,8 +182,12 @@ type Builder struct {
 }
 
 type cached struct {
-	key maps.SA // the SA's parameters with State zeroed: a state change (active → retiring) keeps the object
-	sa  *SA
+	// key is the SA's parameters with State zeroed (a state change, active
+	// → retiring, keeps the object) and its key bytes zeroed: keys is
+	// their digest, so the cache holds no key material (keys.go).
+	key  maps.SA
+	keys [32]byte
+	sa   *SA
 }
 
 // NewBuilder returns a Builder; counters gives the live counters of an SA
@@ -289,16 +293,19 @@ func (b *Builder) sa(t *maps.Tables, idx uint32, dir maps.SADir) (*SA, error) {
 	if p.Direction != uint8(dir) {
 		return nil, fmt.Errorf("SA %d has direction %d, want %d", idx, p.Direction, dir)
 	}
+	defer WipeSAKeys(&p) // a copy of the snapshot's: keys leave Go memory as soon as the ciphers hold them
 	key := p
 	key.State = 0
-	if c, ok := b.cache[idx]; ok && c.key == key {
+	digest := keyDigest(&key)
+	WipeSAKeys(&key)
+	if c, ok := b.cache[idx]; ok && c.key == key && c.keys == digest {
 		return c.sa, nil
 	}
 	s, err := b.newSA(idx, &p)
 	if err != nil {
 		return nil, err
 	}
-	b.cache[idx] = cached{key: key, sa: s}
+	b.cache[idx] = cached{key: key, keys: digest, sa: s}
 	return s, nil
 }
 
@@ -308,6 +315,7 @@ func (b *Builder) newSA(idx uint32, p *maps.SA) (*SA, error) {
 		return nil, err
 	}
 	c, err := newCipher(suite, keymat)
+	clear(keymat) // the cipher made its own key schedule and copies
 	if err != nil {
 		return nil, err
 	}

@@ -336,3 +336,47 @@ func BenchmarkInboundLookup(b *testing.B) {
 		})
 	}
 }
+
+// TestNoKeysKept: after Build and WipeKeys no SA key byte is left in the
+// snapshot or the SA cache, and the View's SAs still work and are still
+// reused for an unchanged SA.
+func TestNoKeysKept(t *testing.T) {
+	var c counters
+	b := NewBuilder(c.get)
+	s := snapshot(t, 2)
+	v := b.Build(s)
+	WipeKeys(s)
+	zero := func(what string, sa maps.SA) {
+		t.Helper()
+		var z maps.SA
+		if sa.EncKey != z.EncKey || sa.Salt != z.Salt || sa.IntegKey != z.IntegKey {
+			t.Errorf("%s: key bytes left: enc %x salt %x integ %x", what, sa.EncKey, sa.Salt, sa.IntegKey)
+		}
+	}
+	for idx, sa := range s.SAs {
+		zero(fmt.Sprintf("snapshot SA %d", idx), sa)
+	}
+	for idx, cs := range b.cache {
+		zero(fmt.Sprintf("cached SA %d", idx), cs.key)
+	}
+	if v2 := b.Build(snapshot(t, 4)); v2.Tunnel(1).Out != v.Tunnel(1).Out {
+		t.Error("unchanged SA rebuilt after its keys were wiped from the cache")
+	}
+	ref := gcm(t, 0x2001, 1, maps.DirOutbound, 2)
+	suite, km, err := maps.Keys(&ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := transform.New(suite, km)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cipher was built before the wipe: what it seals opens with a
+	// cipher made from the SA's keys.
+	pkt := make([]byte, 8+want.IVLen()+16+want.ICVLen())
+	copy(pkt[8+want.IVLen():], "payload.........")
+	v.Tunnel(1).Out.ESP.Cipher().Seal(pkt, 7, false)
+	if err := want.Open(pkt, 7, false); err != nil {
+		t.Errorf("outbound cipher after the wipe: %v", err)
+	}
+}
