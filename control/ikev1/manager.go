@@ -44,7 +44,9 @@ type Manager struct {
 	byCky    map[[8]byte]*Tunnel // initiator cookies of live ISAKMP SAs
 	childSPI map[uint32]*Tunnel
 	closed   bool
-	wg       sync.WaitGroup
+	// unauthLog limits the logs of input dropped before authentication.
+	unauthLog logLimiter
+	wg        sync.WaitGroup
 }
 
 // New starts a Manager reading both sockets.
@@ -64,6 +66,7 @@ func New(o Options) (*Manager, error) {
 	tim := o.Timing.WithDefaults()
 	m := &Manager{opt: o, tim: tim, log: o.Log, clock: o.Clock, tunnels: map[string]*Tunnel{},
 		byPeer: map[netip.Addr]*Tunnel{}, byCky: map[[8]byte]*Tunnel{}, childSPI: map[uint32]*Tunnel{}}
+	m.unauthLog.every = time.Second
 	m.wg.Add(2)
 	go m.read(o.Conn500, false)
 	go m.read(o.Conn4500, true)
@@ -109,7 +112,7 @@ func (m *Manager) Deliver(b []byte, from netip.AddrPort, nat bool) {
 	}
 	h, err := ParseHeader(b)
 	if err != nil {
-		m.log.Debug("dropped datagram", "from", from, "err", err)
+		m.unauth("dropped datagram", "from", from, "err", err)
 		return
 	}
 	m.mu.Lock()
@@ -119,7 +122,7 @@ func (m *Manager) Deliver(b []byte, from netip.AddrPort, nat bool) {
 	}
 	m.mu.Unlock()
 	if t == nil {
-		m.log.Debug("no tunnel for datagram", "from", from)
+		m.unauth("no tunnel for datagram", "from", from)
 		return
 	}
 	t.post(datagram{b: b[:h.Length], h: h, from: from, nat: nat})

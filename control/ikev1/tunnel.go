@@ -37,10 +37,11 @@ const (
 	mmDone
 )
 
-// request is a message we retransmit until answered.
+// request is a message we retransmit until answered: a Main Mode
+// message to its exchange's address (sa), any other to the tunnel's peer.
 type request struct {
 	pkt   []byte
-	nat   bool
+	sa    *p1SA
 	tries int
 	next  time.Time
 	wait  time.Duration
@@ -51,26 +52,32 @@ type p1SA struct {
 	ckyI, ckyR [8]byte
 	initiator  bool
 	state      int
-	choice     p1Choice
-	hash       *prf.PRF
-	saiB       []byte
-	priv       dh.Private
-	gxi, gxr   []byte
-	ni, nr     []byte
-	keys       prf.IKEv1Keys
-	crypt      *Crypter
-	iv         []byte // Phase 1 CBC chain
-	p1last     []byte // last CBC block of Phase 1: seeds exchange IVs
-	created    time.Time
-	req        *request
-	lastIn     []byte // last message received, to answer retransmissions
-	lastReply  []byte
-	dpdSeq     uint32
-	dpdSince   time.Time // first unanswered R-U-THERE
-	dpdNext    time.Time
-	deleteAt   time.Time // a replaced SA: when to delete it
-	qms        map[uint32]*quick
-	infoSeen   map[uint32]bool
+	// peer and nat are where this exchange talks until it is
+	// authenticated; only then do they become the tunnel's.
+	peer      netip.AddrPort
+	nat       bool
+	gxiWait   []byte // responder: g^xi, kept until message 5 (DH deferred)
+	authFail  bool   // responder: a message 5 failed to verify (reported once)
+	choice    p1Choice
+	hash      *prf.PRF
+	saiB      []byte
+	priv      dh.Private
+	gxi, gxr  []byte
+	ni, nr    []byte
+	keys      prf.IKEv1Keys
+	crypt     *Crypter
+	iv        []byte // Phase 1 CBC chain
+	p1last    []byte // last CBC block of Phase 1: seeds exchange IVs
+	created   time.Time
+	req       *request
+	lastIn    []byte // last message received, to answer retransmissions
+	lastReply []byte
+	dpdSeq    uint32
+	dpdSince  time.Time // first unanswered R-U-THERE
+	dpdNext   time.Time
+	deleteAt  time.Time // a replaced SA: when to delete it
+	qms       map[uint32]*quick
+	infoSeen  map[uint32]bool
 }
 
 // quick is one Quick Mode exchange.
@@ -124,8 +131,12 @@ type Tunnel struct {
 	quit chan struct{}
 	done chan struct{}
 
-	p1          *p1SA
-	old         []*p1SA // replaced ISAKMP SAs awaiting deletion
+	p1  *p1SA
+	old []*p1SA // replaced ISAKMP SAs awaiting deletion
+	// cands are Main Modes the peer (or anyone using its address)
+	// started: unauthenticated, they touch nothing of the tunnel until
+	// message 5 verifies (issue #9); at most maxCands, oldest replaced.
+	cands       []*p1SA
 	peer        netip.AddrPort
 	nat         bool
 	children    []*child
@@ -208,6 +219,9 @@ func (t *Tunnel) stop(ctx context.Context) {
 	if t.do(func() {
 		t.sendDeletes()
 		t.down("shutdown", nil, false)
+		for len(t.cands) > 0 {
+			t.dropCand(t.cands[0])
+		}
 		close(ch)
 	}) {
 		select {
@@ -234,10 +248,16 @@ func nonce() []byte {
 	return b
 }
 
-func (t *Tunnel) registerCky(sa *p1SA) {
+// registerCky routes sa's messages to t; false if another tunnel's SA
+// already has the cookie (a forged message 1 cannot take it over).
+func (t *Tunnel) registerCky(sa *p1SA) bool {
 	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	if o, ok := t.m.byCky[sa.ckyI]; ok && o != t {
+		return false
+	}
 	t.m.byCky[sa.ckyI] = t
-	t.m.mu.Unlock()
+	return true
 }
 
 func (t *Tunnel) unregisterCky(sa *p1SA) {
@@ -250,8 +270,18 @@ func (t *Tunnel) unregisterCky(sa *p1SA) {
 
 // ---- sending ----
 
+// dest is where messages of exchange sa go: an authenticated SA's to the
+// tunnel's peer, an exchange in progress to its own address.
+func (t *Tunnel) dest(sa *p1SA) (netip.AddrPort, bool) {
+	if sa == nil || sa.state == mmDone {
+		return t.peer, t.nat
+	}
+	return sa.peer, sa.nat
+}
+
 func (t *Tunnel) sendReq(r *request) {
-	t.m.send(r.pkt, t.peer, r.nat)
+	to, nat := t.dest(r.sa)
+	t.m.send(r.pkt, to, nat)
 	if r.wait == 0 {
 		r.wait = t.m.tim.RetransmitTimeout
 	} else {
@@ -260,8 +290,8 @@ func (t *Tunnel) sendReq(r *request) {
 	r.next = t.now().Add(r.wait)
 }
 
-func (t *Tunnel) newReq(pkt []byte) *request {
-	r := &request{pkt: pkt, nat: t.nat}
+func (t *Tunnel) newReq(pkt []byte, sa *p1SA) *request {
+	r := &request{pkt: pkt, sa: sa}
 	t.sendReq(r)
 	return r
 }
@@ -275,7 +305,6 @@ func (t *Tunnel) retry(r *request) bool {
 		return false
 	}
 	r.tries++
-	r.nat = t.nat
 	t.emit(Event{Type: Retransmit, Count: r.tries})
 	t.sendReq(r)
 	return true
@@ -299,11 +328,12 @@ func (t *Tunnel) initiate() {
 	} else {
 		t.old = append(t.old, t.p1)
 	}
+	sa.peer, sa.nat = t.peer, t.nat
 	t.p1 = sa
 	t.registerCky(sa)
 	pkt := Encode(Header{CkyI: sa.ckyI, Exchange: ExchIdentityProt}, []Payload{{Type: PayloadSA, Body: sa.saiB},
 		{Type: PayloadVID, Body: VIDNATT}, {Type: PayloadVID, Body: VIDDPD}})
-	sa.req = t.newReq(pkt)
+	sa.req = t.newReq(pkt, sa)
 	t.m.log.Info("main mode initiated", "tunnel", t.name, "peer", t.peer)
 }
 
@@ -315,8 +345,8 @@ func (t *Tunnel) natd(sa *p1SA, a netip.AddrPort) []byte {
 }
 
 func (t *Tunnel) natdPayloads(sa *p1SA) []Payload {
-	local := netip.AddrPortFrom(t.cfg.LocalOutside, t.m.localPort(t.nat))
-	return []Payload{{Type: PayloadNATD, Body: t.natd(sa, t.peer)}, {Type: PayloadNATD, Body: t.natd(sa, local)}}
+	local := netip.AddrPortFrom(t.cfg.LocalOutside, t.m.localPort(sa.nat))
+	return []Payload{{Type: PayloadNATD, Body: t.natd(sa, sa.peer)}, {Type: PayloadNATD, Body: t.natd(sa, local)}}
 }
 
 // checkNAT compares the peer's NAT-D hashes with the addresses we see
@@ -341,8 +371,8 @@ func (t *Tunnel) checkNAT(sa *p1SA, ps []Payload, peerSaw netip.AddrPort, onNATP
 		}
 	}
 	if localNAT || peerNAT || t.cfg.NATTraversal == config.NATForce {
-		t.nat = true
-		t.peer = netip.AddrPortFrom(t.peer.Addr(), t.opt.PeerNATPort)
+		sa.nat = true
+		sa.peer = netip.AddrPortFrom(sa.peer.Addr(), t.opt.PeerNATPort)
 		t.m.log.Info("NAT-T: floating to port 4500", "tunnel", t.name, "local_nat", localNAT, "peer_nat", peerNAT)
 	}
 }
@@ -371,20 +401,27 @@ func (t *Tunnel) peerIDOK(b []byte) bool {
 	return id.Type == IDIPv4Addr || id.Type == 2 || id.Type == 3 || id.Type == 11
 }
 
-func (t *Tunnel) handle(d datagram) {
+// follow moves an address to where an authenticated message came from:
+// the peer floated (RFC 3947 §4) or moved behind a NAT, so answer on 4500
+// where it came from; on 500 only while not floated.
+func follow(peer *netip.AddrPort, nat *bool, d datagram) {
 	switch {
 	case d.nat:
-		// The peer floated (RFC 3947 §4) or moved behind a NAT: answer
-		// on 4500 where it came from.
-		t.nat, t.peer = true, d.from
-	case d.h.Exchange == ExchIdentityProt && d.h.CkyR == [8]byte{} && t.findP1(d.h) == nil:
-		// A fresh Main Mode on port 500: NAT-D decides again.
-		t.nat, t.peer = false, d.from
-	case !t.nat:
-		t.peer = d.from
+		*peer, *nat = d.from, true
+	case !*nat:
+		*peer = d.from
 	}
-	// Any IKE message from the peer shows it alive (RFC 3706 §5.3).
+}
+
+// heard records a message of the established SA whose hash verified: it
+// shows the peer alive (RFC 3706 §5.3) and where it sends from. Nothing
+// unauthenticated gets here (issue #9).
+func (t *Tunnel) heard(d datagram) {
 	t.lastInbound = t.now()
+	follow(&t.peer, &t.nat, d)
+}
+
+func (t *Tunnel) handle(d datagram) {
 	switch d.h.Exchange {
 	case ExchIdentityProt:
 		t.handleMain(d)
@@ -395,8 +432,19 @@ func (t *Tunnel) handle(d datagram) {
 	}
 }
 
-func (t *Tunnel) findP1(h Header) *p1SA {
-	for _, sa := range append([]*p1SA{t.p1}, t.old...) {
+// findP1 finds the ISAKMP SA (current or replaced) a header names.
+func (t *Tunnel) findP1(h Header) *p1SA { return findCky(h, append([]*p1SA{t.p1}, t.old...)) }
+
+// findMM is findP1 that also finds the peer's candidate Main Modes.
+func (t *Tunnel) findMM(h Header) *p1SA {
+	if sa := t.findP1(h); sa != nil {
+		return sa
+	}
+	return findCky(h, t.cands)
+}
+
+func findCky(h Header, sas []*p1SA) *p1SA {
+	for _, sa := range sas {
 		// A zero responder cookie is message 1 (or its retransmission):
 		// it belongs to the SA with that initiator cookie.
 		if sa != nil && sa.ckyI == h.CkyI && (sa.ckyR == h.CkyR || sa.ckyR == [8]byte{} || h.CkyR == [8]byte{}) {
@@ -416,18 +464,26 @@ func (t *Tunnel) failed(n uint16, err error) {
 }
 
 func (t *Tunnel) handleMain(d datagram) {
-	sa := t.findP1(d.h)
+	sa := t.findMM(d.h)
 	if sa != nil && sa.lastIn != nil && string(sa.lastIn) == string(d.b) {
+		// A retransmission: answered only to the exchange's own address,
+		// never reflected to the sender.
 		if sa.lastReply != nil {
-			t.m.send(sa.lastReply, t.peer, t.nat)
+			to, nat := t.dest(sa)
+			t.m.send(sa.lastReply, to, nat)
 		}
 		return
 	}
 	if sa == nil {
 		if d.h.CkyR != ([8]byte{}) {
+			t.m.unauth("main mode message for no exchange", "tunnel", t.name, "from", d.from)
 			return
 		}
 		t.respondMain1(d)
+		return
+	}
+	if !sa.initiator && sa.state != mmDone {
+		t.candidateMain(sa, d)
 		return
 	}
 	var err error
@@ -438,10 +494,6 @@ func (t *Tunnel) handleMain(d datagram) {
 		err = t.initMain4(sa, d)
 	case mmSent5:
 		err = t.initMain6(sa, d)
-	case mmWait3:
-		err = t.respMain3(sa, d)
-	case mmWait5:
-		err = t.respMain5(sa, d)
 	default:
 		return
 	}
@@ -473,7 +525,7 @@ func (t *Tunnel) respondMain1(d datagram) {
 	}
 	sai, err := ParseSA(p.Body)
 	if err != nil {
-		t.failed(0, err)
+		t.m.unauth("main mode message 1 dropped", "tunnel", t.name, "from", d.from, "err", err)
 		return
 	}
 	c, tr, ok := matchPhase1(sai, t.p1s)
@@ -481,22 +533,69 @@ func (t *Tunnel) respondMain1(d datagram) {
 		t.failed(NotifyNoProposalChosen, errors.New("main mode: no acceptable phase 1 proposal from the peer (check encryption, integrity, DH groups and pre-shared-key authentication)"))
 		return
 	}
-	if t.p1 != nil && t.p1.state != mmDone {
-		t.dropP1(t.p1)
-	}
+	// Anyone can send this with the peer's address: it becomes a
+	// candidate beside the tunnel's SAs and exchanges, and replaces
+	// nothing before its message 5 verifies (issue #9).
 	sa := &p1SA{ckyI: d.h.CkyI, ckyR: randCky(), state: mmWait3, choice: c, hash: lookupHash(c.hash), saiB: p.Body, created: t.now(),
-		qms: map[uint32]*quick{}, infoSeen: map[uint32]bool{}}
-	if t.p1 != nil {
-		t.old = append(t.old, t.p1)
+		peer: d.from, nat: d.nat, qms: map[uint32]*quick{}, infoSeen: map[uint32]bool{}}
+	if !t.registerCky(sa) {
+		return
 	}
-	t.p1 = sa
-	t.registerCky(sa)
+	if len(t.cands) >= maxCands {
+		t.dropCand(t.cands[0])
+	}
+	t.cands = append(t.cands, sa)
 	tr.Num = 1
 	sar := SA{Proposals: []Proposal{{Num: sai.Proposals[0].Num, Protocol: ProtoISAKMP, Transforms: []Transform{tr}}}}
 	pkt := Encode(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt},
 		[]Payload{{Type: PayloadSA, Body: sar.Encode()}, {Type: PayloadVID, Body: VIDNATT}, {Type: PayloadVID, Body: VIDDPD}})
 	sa.lastIn, sa.lastReply = d.b, pkt
-	t.m.send(pkt, t.peer, t.nat)
+	t.m.send(pkt, sa.peer, sa.nat)
+}
+
+// maxCands bounds the Main Modes the peer may have under way at once per
+// tunnel; a new one replaces the oldest (the real peer retransmits).
+const maxCands = 4
+
+func (t *Tunnel) dropCand(sa *p1SA) {
+	for i, o := range t.cands {
+		if o == sa {
+			t.cands = append(t.cands[:i], t.cands[i+1:]...)
+			t.unregisterCky(sa)
+			sa.wipe()
+			return
+		}
+	}
+}
+
+// candidateMain runs messages 3 and 5 of a Main Mode the peer started.
+// Until message 5 verifies nothing it receives is authenticated: a
+// message that does not fit is dropped and the exchange waits for the
+// right one (or expires), so a forged one cannot end it either.
+func (t *Tunnel) candidateMain(sa *p1SA, d datagram) {
+	var err error
+	switch sa.state {
+	case mmWait3:
+		err = t.respMain3(sa, d)
+	case mmWait5:
+		err = t.respMain5(sa, d)
+		if err != nil && !sa.authFail {
+			// Reported once per exchange: the operator's wrong key, or a
+			// forgery (which then needed messages 2 and 4).
+			sa.authFail = true
+			var n uint16
+			if errors.Is(err, errPSK) {
+				n = NotifyAuthFailed
+			}
+			t.failed(n, err)
+			return
+		}
+	}
+	if err != nil {
+		t.m.unauth("main mode message from the peer dropped", "tunnel", t.name, "from", d.from, "err", err)
+		return
+	}
+	sa.lastIn = d.b
 }
 
 func (t *Tunnel) keNonce(sa *p1SA) ([]Payload, error) {
@@ -542,7 +641,7 @@ func (t *Tunnel) initMain2(sa *p1SA, d datagram) error {
 	}
 	ps = append(ps, t.natdPayloads(sa)...)
 	sa.state = mmSent3
-	sa.req = t.newReq(Encode(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt}, ps))
+	sa.req = t.newReq(Encode(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt}, ps), sa)
 	return nil
 }
 
@@ -595,7 +694,7 @@ func (t *Tunnel) initMain4(sa *p1SA, d datagram) error {
 	var pkt []byte
 	pkt, sa.iv = sa.crypt.Seal(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt}, ps, sa.iv)
 	sa.state = mmSent5
-	sa.req = t.newReq(pkt)
+	sa.req = t.newReq(pkt, sa)
 	return nil
 }
 
@@ -618,43 +717,58 @@ func (t *Tunnel) initMain6(sa *p1SA, d datagram) error {
 	}
 	sa.iv, sa.p1last = next, next
 	sa.req = nil
+	follow(&sa.peer, &sa.nat, d)
 	t.established(sa)
 	return nil
 }
 
+// respMain3 answers with our KE and nonce. The shared secret waits for
+// message 5: a forged message 3 costs one key generation, not two.
 func (t *Tunnel) respMain3(sa *p1SA, d datagram) error {
 	m, err := Decode(d.b)
 	if err != nil {
 		return err
 	}
+	ke, no := Find(m.Payloads, PayloadKE), Find(m.Payloads, PayloadNonce)
+	if ke == nil || no == nil {
+		return errors.New("main mode message 3: KE or Nonce payload missing")
+	}
+	if len(no.Body) < 8 || len(no.Body) > 256 {
+		return fmt.Errorf("main mode: nonce of %d bytes (RFC 2409 §5: 8–256)", len(no.Body))
+	}
 	if _, err := t.keNonce(sa); err != nil {
 		return err
 	}
-	ke, gxy, err := sa.peerKE(m)
-	if err != nil {
-		return err
-	}
-	sa.gxi, sa.ni = ke, Find(m.Payloads, PayloadNonce).Body
-	if err := t.deriveP1(sa, gxy); err != nil {
-		return err
-	}
+	sa.gxiWait, sa.ni = ke.Body, no.Body
+	sa.peer, sa.nat = d.from, d.nat
 	ps := []Payload{{Type: PayloadKE, Body: sa.gxr}, {Type: PayloadNonce, Body: sa.nr}}
 	if Find(m.Payloads, PayloadNATD) != nil {
 		ps = append(ps, t.natdPayloads(sa)...)
 		t.checkNAT(sa, m.Payloads, d.from, d.nat)
-		t.peer = d.from // answer where message 3 came from; the initiator floats
-		t.nat = d.nat
+		sa.peer, sa.nat = d.from, d.nat // answer where message 3 came from; the initiator floats
 	}
 	pkt := Encode(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt}, ps)
 	sa.lastReply = pkt
 	sa.state = mmWait5
-	t.m.send(pkt, t.peer, t.nat)
+	t.m.send(pkt, sa.peer, sa.nat)
 	return nil
 }
 
 func (t *Tunnel) respMain5(sa *p1SA, d datagram) error {
 	if d.h.Flags&FlagEncryption == 0 {
 		return errors.New("main mode message 5 is not encrypted")
+	}
+	if sa.crypt == nil {
+		gxy, err := sa.priv.SharedSecret(sa.gxiWait)
+		if err != nil {
+			return err
+		}
+		sa.gxi = sa.gxiWait
+		err = t.deriveP1(sa, gxy)
+		clear(gxy)
+		if err != nil {
+			return err
+		}
 	}
 	m, next, err := sa.crypt.Open(d.h, d.b, sa.iv)
 	if err != nil {
@@ -673,13 +787,35 @@ func (t *Tunnel) respMain5(sa *p1SA, d datagram) error {
 	pkt, last := sa.crypt.Seal(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt},
 		[]Payload{{Type: PayloadID, Body: idb}, {Type: PayloadHash, Body: hashR}}, next)
 	sa.iv, sa.p1last = last, last
-	sa.lastReply = pkt
-	t.m.send(pkt, t.peer, t.nat)
+	sa.lastReply, sa.lastIn = pkt, d.b
+	follow(&sa.peer, &sa.nat, d)
+	t.m.send(pkt, sa.peer, sa.nat)
+	t.adopt(sa)
 	t.established(sa)
 	return nil
 }
 
+// adopt makes an authenticated candidate the tunnel's ISAKMP SA: the
+// current one is replaced (deleted after the grace period), a Main Mode
+// of ours under way is abandoned.
+func (t *Tunnel) adopt(sa *p1SA) {
+	for i, o := range t.cands {
+		if o == sa {
+			t.cands = append(t.cands[:i], t.cands[i+1:]...)
+		}
+	}
+	if t.p1 != nil && t.p1.state != mmDone {
+		t.dropP1(t.p1)
+	}
+	if t.p1 != nil {
+		t.old = append(t.old, t.p1)
+	}
+	t.p1 = sa
+}
+
 func (t *Tunnel) established(sa *p1SA) {
+	t.peer, t.nat = sa.peer, sa.nat
+	t.lastInbound = t.now()
 	sa.state = mmDone
 	sa.created = t.now()
 	sa.dpdNext = time.Time{}
@@ -806,10 +942,11 @@ func (t *Tunnel) handleInfo(d datagram) {
 	}
 	m, _, err := sa.crypt.Open(d.h, d.b, sa.crypt.ExchangeIV(sa.p1last, d.h.MsgID))
 	if err != nil || !sa.checkHash(m, msgIDBytes(d.h.MsgID)) {
-		t.m.log.Debug("informational with bad hash dropped", "tunnel", t.name)
+		t.m.unauth("informational with bad hash dropped", "tunnel", t.name, "from", d.from)
 		return
 	}
 	sa.infoSeen[d.h.MsgID] = true
+	t.heard(d)
 	for _, p := range m.Payloads[1:] {
 		switch p.Type {
 		case PayloadN:
@@ -940,7 +1077,7 @@ func (t *Tunnel) startQuick(sa *p1SA, replaces *child) {
 	var pkt []byte
 	pkt, q.iv = sa.sealHashed(ExchQuickMode, q.msgID, q.iv0, [][]byte{msgIDBytes(q.msgID)}, ps)
 	sa.qms[q.msgID] = q
-	q.req = t.newReq(pkt)
+	q.req = t.newReq(pkt, nil)
 	if replaces != nil {
 		replaces.rekeying = true
 	}
@@ -949,6 +1086,7 @@ func (t *Tunnel) startQuick(sa *p1SA, replaces *child) {
 func (t *Tunnel) handleQuick(d datagram) {
 	sa := t.findP1(d.h)
 	if sa == nil || sa.state != mmDone || d.h.Flags&FlagEncryption == 0 {
+		t.m.unauth("quick mode message for no ISAKMP SA dropped", "tunnel", t.name, "from", d.from)
 		return
 	}
 	q := sa.qms[d.h.MsgID]
@@ -961,11 +1099,20 @@ func (t *Tunnel) handleQuick(d datagram) {
 	var err error
 	switch {
 	case q == nil:
+		if n := sa.peerQuicks(); n >= maxPeerQuick {
+			t.m.unauth("quick mode from the peer refused: too many under way", "tunnel", t.name, "under_way", n)
+			return
+		}
 		err = t.respQuick1(sa, d)
 	case q.initiator && !q.done:
 		err = t.initQuick2(sa, q, d)
 	case !q.initiator && !q.done:
 		err = t.respQuick3(sa, q, d)
+	}
+	if errors.Is(err, errUnauth) {
+		// Nothing changed: the exchange waits for the real message.
+		t.m.unauth("quick mode message dropped", "tunnel", t.name, "from", d.from, "err", err)
+		return
 	}
 	if err != nil {
 		t.failed(0, err)
@@ -973,6 +1120,30 @@ func (t *Tunnel) handleQuick(d datagram) {
 			t.dropQuick(sa, q)
 		}
 	}
+}
+
+// errUnauth marks a message that failed before its hash verified.
+var errUnauth = errors.New("not authenticated")
+
+func unauthErr(what string, err error) error {
+	if err == nil {
+		return fmt.Errorf("%s: %w", what, errUnauth)
+	}
+	return fmt.Errorf("%s (%v): %w", what, err, errUnauth)
+}
+
+// maxPeerQuick caps the Quick Modes the peer may have under way at once
+// on one ISAKMP SA: each installs an inbound SA (a looping peer).
+const maxPeerQuick = 4
+
+func (sa *p1SA) peerQuicks() int {
+	n := 0
+	for _, q := range sa.qms {
+		if !q.initiator && !q.done {
+			n++
+		}
+	}
+	return n
 }
 
 // dropQuick abandons an unfinished Quick Mode, removing the pair a
@@ -1005,11 +1176,12 @@ func (t *Tunnel) respQuick1(sa *p1SA, d datagram) error {
 	iv0 := sa.crypt.ExchangeIV(sa.p1last, d.h.MsgID)
 	m, next, err := sa.crypt.Open(d.h, d.b, iv0)
 	if err != nil {
-		return err
+		return unauthErr("quick mode message 1 does not decrypt", err)
 	}
 	if !sa.checkHash(m, msgIDBytes(d.h.MsgID)) {
-		return errors.New("quick mode message 1: HASH(1) does not verify")
+		return unauthErr("quick mode message 1: HASH(1) does not verify", nil)
 	}
+	t.heard(d)
 	sp, np := Find(m.Payloads, PayloadSA), Find(m.Payloads, PayloadNonce)
 	if sp == nil || np == nil {
 		return errors.New("quick mode message 1: SA or Nonce missing")
@@ -1062,18 +1234,19 @@ func (t *Tunnel) respQuick1(sa *p1SA, d datagram) error {
 	q.iv, q.lastIn, q.lastReply = iv, d.b, pkt
 	sa.qms[q.msgID] = q
 	t.m.send(pkt, t.peer, t.nat)
-	q.req = &request{pkt: pkt, nat: t.nat, next: t.now().Add(t.m.tim.RetransmitTimeout), wait: t.m.tim.RetransmitTimeout}
+	q.req = &request{pkt: pkt, next: t.now().Add(t.m.tim.RetransmitTimeout), wait: t.m.tim.RetransmitTimeout}
 	return nil
 }
 
 func (t *Tunnel) respQuick3(sa *p1SA, q *quick, d datagram) error {
 	m, _, err := sa.crypt.Open(d.h, d.b, q.iv)
 	if err != nil {
-		return err
+		return unauthErr("quick mode message 3 does not decrypt", err)
 	}
 	if !sa.checkHash(m, []byte{0}, msgIDBytes(q.msgID), q.ni, q.nr) {
-		return errors.New("quick mode message 3: HASH(3) does not verify")
+		return unauthErr("quick mode message 3: HASH(3) does not verify", nil)
 	}
+	t.heard(d)
 	q.done, q.req, q.lastIn, q.lastReply = true, nil, d.b, nil
 	c := t.childByIn(q.inSPI)
 	if c == nil {
@@ -1094,11 +1267,12 @@ func (t *Tunnel) respQuick3(sa *p1SA, q *quick, d datagram) error {
 func (t *Tunnel) initQuick2(sa *p1SA, q *quick, d datagram) error {
 	m, next, err := sa.crypt.Open(d.h, d.b, q.iv)
 	if err != nil {
-		return err
+		return unauthErr("quick mode message 2 does not decrypt", err)
 	}
 	if !sa.checkHash(m, msgIDBytes(q.msgID), q.ni) {
-		return errors.New("quick mode message 2: HASH(2) does not verify")
+		return unauthErr("quick mode message 2: HASH(2) does not verify", nil)
 	}
+	t.heard(d)
 	sp, np := Find(m.Payloads, PayloadSA), Find(m.Payloads, PayloadNonce)
 	if sp == nil || np == nil {
 		return errors.New("quick mode message 2: SA or Nonce missing")
@@ -1318,6 +1492,11 @@ func (t *Tunnel) tick() {
 		if !o.deleteAt.IsZero() && !now.Before(o.deleteAt) {
 			t.sendInfo(o, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoISAKMP, SPIs: [][]byte{append(o.ckyI[:], o.ckyR[:]...)}}.Encode()}})
 			t.dropP1(o)
+		}
+	}
+	for _, sa := range append([]*p1SA(nil), t.cands...) {
+		if now.Sub(sa.created) > t.m.tim.HalfOpenTimeout {
+			t.dropCand(sa) // abandoned, or never the peer's
 		}
 	}
 	for _, sa := range append([]*p1SA{t.p1}, t.old...) {

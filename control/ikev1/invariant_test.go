@@ -1,0 +1,312 @@
+package ikev1
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
+)
+
+// memConn is a socket that records what is sent and never receives:
+// syncPair carries the datagrams itself.
+type memConn struct {
+	port   int
+	mu     sync.Mutex
+	out    []memPkt
+	once   sync.Once
+	closed chan struct{}
+}
+
+type memPkt struct {
+	b  []byte
+	to netip.AddrPort
+}
+
+func newMemConn(port int) *memConn { return &memConn{port: port, closed: make(chan struct{})} }
+
+func (c *memConn) ReadFrom([]byte) (int, net.Addr, error) { <-c.closed; return 0, nil, net.ErrClosed }
+func (c *memConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	c.mu.Lock()
+	c.out = append(c.out, memPkt{append([]byte(nil), b...), a.(*net.UDPAddr).AddrPort()})
+	c.mu.Unlock()
+	return len(b), nil
+}
+func (c *memConn) take() []memPkt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.out
+	c.out = nil
+	return o
+}
+func (c *memConn) Close() error                     { c.once.Do(func() { close(c.closed) }); return nil }
+func (c *memConn) LocalAddr() net.Addr              { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: c.port} }
+func (c *memConn) SetDeadline(time.Time) error      { return nil }
+func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
+
+// syncNode is one tunnel driven by hand on a fake clock (no goroutine),
+// so a test sees exactly what each datagram changed.
+type syncNode struct {
+	m           *Manager
+	t           *Tunnel
+	c500, c4500 *memConn
+}
+
+var loop = netip.MustParseAddr("127.0.0.1")
+
+func newSyncNode(tb testing.TB, clock *ike.FakeClock, cfg config.Tunnel, p500, p4500, peer500, peer4500 int) *syncNode {
+	n := &syncNode{c500: newMemConn(p500), c4500: newMemConn(p4500)}
+	m, err := New(Options{Conn500: n.c500, Conn4500: n.c4500, Clock: clock, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Timing: Timing{Grace: time.Second}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close(tb.Context()) })
+	t, err := newTunnel(m, cfg, TunnelOptions{PeerPort: uint16(peer500), PeerNATPort: uint16(peer4500)}.WithDefaults())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m.byPeer[cfg.AWSOutside] = t
+	n.m, n.t = m, t
+	return n
+}
+
+// deliver hands what from sent to to's tunnel, as Deliver would.
+func (from *syncNode) deliver(to *syncNode) int {
+	k := 0
+	for i, c := range []*memConn{from.c500, from.c4500} {
+		for _, p := range c.take() {
+			b := p.b
+			if i == 1 {
+				if len(b) < 4+HeaderLen {
+					continue // keepalive
+				}
+				b = b[4:]
+			}
+			h, err := ParseHeader(b)
+			if err != nil {
+				panic(err)
+			}
+			to.t.handle(datagram{b: b[:h.Length], h: h, from: netip.AddrPortFrom(loop, uint16(c.port)), nat: i == 1})
+			k++
+		}
+	}
+	return k
+}
+
+func pump(a, b *syncNode) {
+	for i := 0; i < 50 && a.deliver(b)+b.deliver(a) > 0; i++ {
+	}
+}
+
+// syncPair is an established tunnel between a (initiator) and b.
+func syncPair(tb testing.TB, cfg config.Tunnel) (a, b *syncNode, clock *ike.FakeClock) {
+	clock = ike.NewFakeClock(time.Unix(1_800_000_000, 0))
+	a = newSyncNode(tb, clock, cfg, 1500, 14500, 2500, 24500)
+	cb := cfg
+	cb.StartupAction = config.StartupAdd
+	b = newSyncNode(tb, clock, cb, 2500, 24500, 1500, 14500)
+	a.t.initiate()
+	pump(a, b)
+	if !a.t.up || !b.t.up {
+		tb.Fatalf("not up: a %v, b %v", a.t.up, b.t.up)
+	}
+	return a, b, clock
+}
+
+// snapshot is the tunnel state unauthenticated input must not change:
+// peer, NAT-T, ISAKMP SAs with their IVs and message IDs, Quick Modes,
+// SA pairs, DPD and timers. (The peer's unauthenticated candidate Main
+// Modes are left out: they are bounded and touch none of this.)
+func snapshot(t *Tunnel) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "peer=%v nat=%v up=%v lastIn=%v reinit=%v keep=%v\n", t.peer, t.nat, t.up, t.lastInbound, t.reinitAt, t.lastKeep)
+	for i, sa := range append([]*p1SA{t.p1}, t.old...) {
+		if sa == nil {
+			fmt.Fprintf(&b, "sa%d=nil\n", i)
+			continue
+		}
+		fmt.Fprintf(&b, "sa%d=%x/%x st=%d iv=%x last=%x dpd=%d/%v/%v del=%v seen=%d lastIn=%x\n", i, sa.ckyI, sa.ckyR, sa.state, sa.iv, sa.p1last,
+			sa.dpdSeq, sa.dpdSince, sa.dpdNext, sa.deleteAt, len(sa.infoSeen), sa.lastIn)
+		if sa.req != nil {
+			fmt.Fprintf(&b, " req tries=%d next=%v\n", sa.req.tries, sa.req.next)
+		}
+		var ids []string
+		for id, q := range sa.qms {
+			ids = append(ids, fmt.Sprintf(" qm %08x init=%v done=%v iv=%x in=%08x out=%08x", id, q.initiator, q.done, q.iv, q.inSPI, q.outSPI))
+		}
+		sort.Strings(ids)
+		b.WriteString(strings.Join(ids, "\n"))
+	}
+	for _, c := range t.children {
+		fmt.Fprintf(&b, "\nchild %08x/%08x out=%v retire=%v switch=%v rekeying=%v deleted=%v", c.sa.InSPI, c.sa.OutSPI, c == t.out, c.retireAt, c.switchAt, c.rekeying, c.deleted)
+	}
+	return b.String()
+}
+
+// protected builds an encrypted message of sa with the SA's real keys:
+// HASH over M-ID and rest (correct unless badHash), then rest, the
+// payload chain starting with type first.
+func protected(sa *p1SA, exch uint8, msgID uint32, iv []byte, first uint8, rest []byte, badHash bool) []byte {
+	h := sa.hash.Sum(sa.keys.SKEYIDa, msgIDBytes(msgID), rest)
+	if badHash {
+		h[0] ^= 1
+	}
+	body := append([]byte{first, 0, 0, byte(4 + len(h))}, h...)
+	body = append(body, rest...)
+	if r := len(body) % aes.BlockSize; r != 0 {
+		body = append(body, make([]byte, aes.BlockSize-r)...)
+	}
+	hd := Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Next: PayloadHash, Exchange: exch, Flags: FlagEncryption, MsgID: msgID, Length: uint32(HeaderLen + len(body))}
+	pkt := make([]byte, HeaderLen+len(body))
+	hd.put(pkt)
+	cipher.NewCBCEncrypter(sa.crypt.block, iv).CryptBlocks(pkt[HeaderLen:], body)
+	return pkt
+}
+
+func handleRaw(t *Tunnel, b []byte, from netip.AddrPort, nat bool) {
+	h, err := ParseHeader(b)
+	if err != nil {
+		return
+	}
+	t.handle(datagram{b: b[:h.Length], h: h, from: from, nat: nat})
+}
+
+// TestQuickModeInProgressForged: a Quick Mode message 2 with the right
+// cookies and message ID, encrypted with the real key but with a wrong
+// HASH(2), leaves our rekey under way as it was; the real one completes it.
+func TestQuickModeInProgressForged(t *testing.T) {
+	a, b, clock := syncPair(t, testTunnel("t1"))
+	a.t.rekeyChild(a.t.out)
+	sent := a.c500.take()
+	if len(sent) != 1 {
+		t.Fatalf("%d datagrams for a rekey", len(sent))
+	}
+	var q *quick
+	for _, x := range a.t.p1.qms {
+		if x.initiator && !x.done {
+			q = x
+		}
+	}
+	before := snapshot(a.t)
+	clock.Advance(time.Second)
+	forged := protected(b.t.p1, ExchQuickMode, q.msgID, q.iv, PayloadNonce, []byte{0, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8}, true)
+	handleRaw(a.t, forged, netip.MustParseAddrPort("127.0.0.1:7"), false)
+	if after := snapshot(a.t); after != before {
+		t.Fatalf("forged quick mode message 2 changed the tunnel:\n%s\nwas\n%s", after, before)
+	}
+	// The genuine exchange still completes.
+	for _, p := range sent {
+		h, _ := ParseHeader(p.b)
+		b.t.handle(datagram{b: p.b, h: h, from: netip.AddrPortFrom(loop, 1500)})
+	}
+	pump(a, b)
+	if len(a.t.children) != 2 {
+		t.Fatalf("rekey did not complete: %d pairs", len(a.t.children))
+	}
+}
+
+// FuzzUnauthenticated: an established tunnel gets arbitrary datagrams —
+// raw, with the SA's cookies, as message 1 — from the peer's address or
+// another; nothing may panic and the tunnel's state stays as it was.
+func FuzzUnauthenticated(f *testing.F) {
+	cfg := testTunnel("t1")
+	f.Add([]byte{}, uint8(0), false, false)
+	f.Add(spoofMM1(cfg), uint8(0), false, true)
+	f.Add(make([]byte, 48), uint8(1), true, true)
+	f.Add(make([]byte, 64), uint8(2), false, true)
+	f.Fuzz(func(t *testing.T, body []byte, mode uint8, nat, samePeer bool) {
+		_, b, clock := syncPair(t, cfg)
+		from := netip.AddrPortFrom(loop, 1500)
+		if nat {
+			from = netip.AddrPortFrom(loop, 14500)
+		}
+		if !samePeer {
+			from = netip.MustParseAddrPort("192.0.2.99:500")
+		}
+		sa := b.t.p1
+		var pkt []byte
+		switch mode % 3 {
+		case 0:
+			pkt = body
+		case 1, 2:
+			exch := []uint8{ExchIdentityProt, ExchInformation, ExchQuickMode}[int(mode/3)%3]
+			h := Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: exch, Next: PayloadHash, MsgID: uint32(mode) << 8}
+			if mode%3 == 1 {
+				h.Flags = FlagEncryption
+			}
+			pkt = make([]byte, HeaderLen, HeaderLen+len(body))
+			h.Length = uint32(HeaderLen + len(body))
+			h.put(pkt)
+			pkt = append(pkt, body...)
+		}
+		before := snapshot(b.t)
+		clock.Advance(time.Second)
+		handleRaw(b.t, pkt, from, nat)
+		if after := snapshot(b.t); after != before {
+			t.Fatalf("unauthenticated %x… changed the tunnel:\n%s\nwas\n%s", pkt[:min(len(pkt), 48)], after, before)
+		}
+		if len(b.t.cands) > maxCands {
+			t.Fatalf("%d candidates", len(b.t.cands))
+		}
+		b.t.tick()
+		b.t.status()
+	})
+}
+
+// FuzzEstablished: Quick Mode and Informational messages encrypted and
+// hashed with the ISAKMP SA's real keys (so they authenticate), with
+// arbitrary payloads: nothing panics and the tunnel stays sane; with the
+// hash corrupted they change nothing.
+func FuzzEstablished(f *testing.F) {
+	cfg := testTunnel("t1")
+	del := EncodePayloads([]Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{{1, 2, 3, 4}}}.Encode()}})
+	f.Add(del[4:], uint8(PayloadD), true, uint32(7), false)
+	f.Add([]byte{}, uint8(PayloadNonce), false, uint32(9), true)
+	sa2 := sampleSA().Encode()
+	f.Add(append([]byte{PayloadNonce, 0, 0, byte(4 + len(sa2))}, sa2...), uint8(PayloadSA), false, uint32(11), false)
+	f.Fuzz(func(t *testing.T, rest []byte, first uint8, info bool, msgID uint32, badHash bool) {
+		a, b, clock := syncPair(t, cfg)
+		exch := uint8(ExchQuickMode)
+		if info {
+			exch = ExchInformation
+		}
+		if msgID == 0 {
+			msgID = 1
+		}
+		// a's view of the same ISAKMP SA encrypts it, as the peer would.
+		pkt := protected(a.t.p1, exch, msgID, a.t.p1.crypt.ExchangeIV(a.t.p1.p1last, msgID), first, rest, badHash)
+		before := snapshot(b.t)
+		clock.Advance(time.Second)
+		handleRaw(b.t, pkt, netip.AddrPortFrom(loop, 1500), false)
+		if badHash {
+			if after := snapshot(b.t); after != before {
+				t.Fatalf("bad HASH changed the tunnel:\n%s\nwas\n%s", after, before)
+			}
+		}
+		b.t.tick()
+		if b.t.up && (b.t.out == nil || b.t.p1 == nil) {
+			t.Fatalf("up without an SA pair or ISAKMP SA")
+		}
+		if b.t.p1 != nil && b.t.p1.peerQuicks() > maxPeerQuick {
+			t.Fatalf("%d peer quick modes", b.t.p1.peerQuicks())
+		}
+		for _, c := range b.t.children {
+			if o := b.m.tunnelBySPI(c.sa.InSPI); o != b.t {
+				t.Fatalf("SA pair %08x's inbound SPI not held", c.sa.InSPI)
+			}
+		}
+		b.t.status()
+	})
+}
