@@ -310,3 +310,37 @@ func FuzzEstablished(f *testing.F) {
 		b.t.status()
 	})
 }
+
+// TestSPIRelease: every inbound SPI is held while its pair lives and
+// released when it is retired, a Quick Mode fails, or the tunnel goes down.
+func TestSPIRelease(t *testing.T) {
+	a, b, clock := syncPair(t, testTunnel("t1"))
+	for i := 0; i < 3; i++ {
+		a.t.rekeyChild(a.t.out)
+		pump(a, b)
+		clock.Advance(2 * time.Second) // rekeySwitchDelay, then the grace period
+		a.t.tick()
+		pump(a, b)
+		clock.Advance(2 * time.Second)
+		a.t.tick()
+		b.t.tick()
+		pump(a, b)
+	}
+	for _, n := range []*syncNode{a, b} {
+		if got, want := n.m.spis.Len(), len(n.t.children); got != want || want != 1 {
+			t.Fatalf("%d SPIs held for %d SA pairs (want 1)", got, want)
+		}
+	}
+	// A Quick Mode the peer never answers releases its SPI.
+	a.t.rekeyChild(a.t.out)
+	a.c500.take()
+	for i := 0; i < 10; i++ {
+		clock.Advance(time.Minute)
+		a.t.tick()
+		a.c500.take()
+	}
+	a.t.down("test", nil, false)
+	if n := a.m.spis.Len(); n != 0 {
+		t.Fatalf("%d SPIs held after the tunnel went down", n)
+	}
+}

@@ -38,12 +38,12 @@ type Manager struct {
 	log   *slog.Logger
 	clock Clock
 
-	mu       sync.Mutex
-	tunnels  map[string]*Tunnel
-	byPeer   map[netip.Addr]*Tunnel
-	byCky    map[[8]byte]*Tunnel // initiator cookies of live ISAKMP SAs
-	childSPI map[uint32]*Tunnel
-	closed   bool
+	mu      sync.Mutex
+	tunnels map[string]*Tunnel
+	byPeer  map[netip.Addr]*Tunnel
+	byCky   map[[8]byte]*Tunnel // initiator cookies of live ISAKMP SAs
+	spis    ike.SPIs[*Tunnel]   // inbound ESP SPIs of every tunnel's SA pairs
+	closed  bool
 	// unauthLog limits the logs of input dropped before authentication.
 	unauthLog logLimiter
 	wg        sync.WaitGroup
@@ -65,7 +65,7 @@ func New(o Options) (*Manager, error) {
 	}
 	tim := o.Timing.WithDefaults()
 	m := &Manager{opt: o, tim: tim, log: o.Log, clock: o.Clock, tunnels: map[string]*Tunnel{},
-		byPeer: map[netip.Addr]*Tunnel{}, byCky: map[[8]byte]*Tunnel{}, childSPI: map[uint32]*Tunnel{}}
+		byPeer: map[netip.Addr]*Tunnel{}, byCky: map[[8]byte]*Tunnel{}}
 	m.unauthLog.every = time.Second
 	m.wg.Add(2)
 	go m.read(o.Conn500, false)
@@ -206,7 +206,7 @@ func (m *Manager) RemoveTunnel(ctx context.Context, name string) error {
 	}
 	m.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("tunnel %s: not found", name)
+		return &NotFoundError{Tunnel: name}
 	}
 	t.stop(ctx)
 	return nil
@@ -235,42 +235,68 @@ func (m *Manager) LastInbound(spi uint32, at time.Time) {
 	}
 }
 
-// Initiate starts negotiation of a tunnel now if it has no ISAKMP SA.
+// Initiate starts negotiation of a tunnel now; a *BusyError if it has an
+// ISAKMP SA or one is being negotiated.
 func (m *Manager) Initiate(name string) error {
-	t, ok := m.Tunnel(name)
-	if !ok {
-		return fmt.Errorf("tunnel %s: not found", name)
-	}
-	t.do(func() {
-		if t.p1 == nil {
-			t.initiate()
+	return m.command(name, func(t *Tunnel) error {
+		if t.p1 != nil {
+			if t.p1.state != mmDone {
+				return &BusyError{Msg: fmt.Sprintf("tunnel %s: a Main Mode is already under way (started %s ago)", t.name, ike.Ago(t.now(), t.p1.created))}
+			}
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: already has an ISAKMP SA (%x); rekey it instead", t.name, t.p1.ckyI)}
 		}
+		t.initiate()
+		return nil
 	})
-	return nil
 }
 
-// RekeyChild starts a new Quick Mode for the tunnel now (cgwctl, tests).
+// RekeyChild starts a new Quick Mode for the tunnel now (cgwctl, tests);
+// a *BusyError says why it cannot.
 func (m *Manager) RekeyChild(name string) error {
-	t, ok := m.Tunnel(name)
-	if !ok {
-		return fmt.Errorf("tunnel %s: not found", name)
-	}
-	t.do(func() {
-		if t.out != nil {
-			t.rekeyChild(t.out)
+	return m.command(name, func(t *Tunnel) error {
+		switch {
+		case t.out == nil:
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: no active SA pair to rekey", t.name)}
+		case t.out.rekeying:
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: SA pair %08x is already being rekeyed", t.name, t.out.sa.InSPI)}
+		case t.p1 == nil || t.p1.state != mmDone:
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: no established ISAKMP SA to run Quick Mode on (a Main Mode may be under way)", t.name)}
 		}
+		t.rekeyChild(t.out)
+		return nil
 	})
-	return nil
 }
 
-// RekeyIKE replaces the tunnel's ISAKMP SA with a new Main Mode now.
+// RekeyIKE replaces the tunnel's ISAKMP SA with a new Main Mode now; a
+// *BusyError when there is none established.
 func (m *Manager) RekeyIKE(name string) error {
+	return m.command(name, func(t *Tunnel) error {
+		if t.p1 == nil || t.p1.state != mmDone {
+			return &BusyError{Msg: fmt.Sprintf("tunnel %s: no established ISAKMP SA to rekey", t.name)}
+		}
+		t.rekeyIKE()
+		return nil
+	})
+}
+
+// command runs f on the tunnel's goroutine and returns its answer, as
+// control/ikev2's commands do.
+func (m *Manager) command(name string, f func(t *Tunnel) error) error {
 	t, ok := m.Tunnel(name)
 	if !ok {
-		return fmt.Errorf("tunnel %s: not found", name)
+		return &NotFoundError{Tunnel: name}
 	}
-	t.do(func() { t.rekeyIKE() })
-	return nil
+	res := make(chan error, 1)
+	stopped := fmt.Errorf("tunnel %s: stopped (cgw-control is shutting down or the tunnel was removed)", name)
+	if !t.do(func() { res <- f(t) }) {
+		return stopped
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-t.done:
+		return stopped
+	}
 }
 
 // Status returns a snapshot of every tunnel.
@@ -308,7 +334,6 @@ func (m *Manager) Close(ctx context.Context) {
 }
 
 func (m *Manager) tunnelBySPI(spi uint32) *Tunnel {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.childSPI[spi]
+	t, _ := m.spis.Owner(spi)
+	return t
 }

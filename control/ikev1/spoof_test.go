@@ -2,6 +2,7 @@ package ikev1
 
 import (
 	"crypto/rand"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -158,4 +159,28 @@ func TestForgedProtected(t *testing.T) {
 	sameSAs(t, b, wb)
 	b.none(t, NegotiationFailed)
 	a.none(t, DPDTimeout)
+}
+
+// TestCommandErrors: operators' commands answer *NotFoundError for an
+// unknown tunnel and *BusyError when they cannot start, as control/ikev2's.
+func TestCommandErrors(t *testing.T) {
+	a, b, _ := spoofPair(t)
+	_ = b
+	var nf *NotFoundError
+	for _, f := range []func(string) error{a.m.Initiate, a.m.RekeyChild, a.m.RekeyIKE,
+		func(n string) error { return a.m.RemoveTunnel(t.Context(), n) }} {
+		if err := f("nope"); !errors.As(err, &nf) {
+			t.Fatalf("unknown tunnel: %v", err)
+		}
+	}
+	var busy *BusyError
+	if err := a.m.Initiate("t1"); !errors.As(err, &busy) {
+		t.Fatalf("Initiate on an up tunnel: %v", err)
+	}
+	if err := a.m.RekeyIKE("t1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.m.RekeyIKE("t1"); !errors.As(err, &busy) {
+		t.Fatalf("RekeyIKE during a Main Mode: %v", err)
+	}
 }

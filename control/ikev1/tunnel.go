@@ -7,12 +7,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
 )
@@ -1002,33 +1002,9 @@ func (t *Tunnel) peerDelete(sa *p1SA, d Delete) {
 
 // ---- Quick Mode ----
 
-func (t *Tunnel) newSPI() uint32 {
-	var b [4]byte
-	for {
-		rand.Read(b[:])
-		spi := binary.BigEndian.Uint32(b[:])
-		if spi < 256 {
-			continue
-		}
-		t.m.mu.Lock()
-		if _, used := t.m.childSPI[spi]; !used {
-			t.m.childSPI[spi] = t
-			t.m.mu.Unlock()
-			return spi
-		}
-		t.m.mu.Unlock()
-	}
-}
+func (t *Tunnel) newSPI() uint32 { return t.m.spis.Alloc(t) }
 
-func (t *Tunnel) releaseSPI(spis ...uint32) {
-	t.m.mu.Lock()
-	for _, s := range spis {
-		if t.m.childSPI[s] == t {
-			delete(t.m.childSPI, s)
-		}
-	}
-	t.m.mu.Unlock()
-}
+func (t *Tunnel) releaseSPI(spis ...uint32) { t.m.spis.Release(t, spis...) }
 
 func (t *Tunnel) encapMode() uint64 {
 	if t.nat {
@@ -1335,7 +1311,7 @@ func (t *Tunnel) finishRekey(c *child) {
 func (t *Tunnel) install(cs ChildSA) *child {
 	now := t.now()
 	c := &child{sa: cs, created: now, expireAt: now.Add(cs.Lifetime)}
-	c.rekeyAt = t.rekeyTime(now, cs.Lifetime)
+	c.rekeyAt = now.Add(t.rekeyAfter(cs.Lifetime))
 	if t.p1 != nil && !t.p1.initiator {
 		// IKEv1 has no rekey collision rule: the ISAKMP responder waits
 		// half its margin longer, so the initiator's Quick Mode usually
@@ -1354,21 +1330,9 @@ func (t *Tunnel) install(cs ChildSA) *child {
 	return c
 }
 
-func (t *Tunnel) rekeyTime(created time.Time, life time.Duration) time.Time {
-	margin := time.Duration(t.cfg.RekeyMargin)
-	if margin <= 0 || margin >= life {
-		margin = life / 10
-	}
-	if t.cfg.RekeyFuzz > 0 {
-		var b [2]byte
-		rand.Read(b[:])
-		f := float64(binary.BigEndian.Uint16(b[:])) / math.MaxUint16
-		margin += time.Duration(float64(margin) * float64(t.cfg.RekeyFuzz) / 100 * f)
-	}
-	if margin >= life {
-		margin = life / 2
-	}
-	return created.Add(life - margin)
+// rekeyAfter is ike.RekeyAfter with the tunnel's margin and fuzz.
+func (t *Tunnel) rekeyAfter(life time.Duration) time.Duration {
+	return ike.RekeyAfter(life, time.Duration(t.cfg.RekeyMargin), t.cfg.RekeyFuzz)
 }
 
 func (t *Tunnel) switchOut(c *child) {
@@ -1549,7 +1513,7 @@ func (t *Tunnel) tick() {
 		life := t.p1.choice.lifetime
 		at := t.p1.created.Add(life)
 		if t.p1.initiator {
-			at = t.rekeyTime(t.p1.created, life)
+			at = t.p1.created.Add(t.rekeyAfter(life))
 		}
 		if life > 0 && !now.Before(at) {
 			t.rekeyIKE()
