@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -33,11 +34,31 @@ func TestOperatorErrors(t *testing.T) {
 			}
 		})
 	}
-	s, err := resolve(options{config: cfg, xdpMode: "native", cpus: "1"})
+	g, m, err := resolve(options{config: cfg, xdpMode: "native", cpus: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.instance != "lab" || s.batch != 32 || s.metrics != "127.0.0.1:9472" || len(s.cpuList) != 1 || s.cpuList[0] != 1 {
-		t.Fatalf("settings from config + flags: %+v", s)
+	if g.Instance != "lab" || g.Batch != 32 || m != "127.0.0.1:9472" || len(g.CPUs) != 1 || g.CPUs[0] != 1 {
+		t.Fatalf("settings from config + flags: %+v, metrics %s", g, m)
+	}
+}
+
+// TestDefaultNoPinning: without -cpus or gateway.dataplane.cpus the
+// workers are not pinned (gateway.Options.CPUs empty: the gateway bounds
+// their number by the CPUs the process may use); -cpus pins.
+func TestDefaultNoPinning(t *testing.T) {
+	g, _, err := resolve(options{outside: "a", inside: "b", xdpMode: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.CPUs) != 0 {
+		t.Fatalf("default: CPUs %v, want none (unpinned)", g.CPUs)
+	}
+	g, _, err = resolve(options{outside: "a", inside: "b", xdpMode: "native", cpus: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g.CPUs, []int{1}) {
+		t.Fatalf("-cpus 1: CPUs %v", g.CPUs)
 	}
 }

@@ -1,8 +1,7 @@
-package main
+package gateway
 
 import (
 	"errors"
-	"slices"
 	"testing"
 	"time"
 
@@ -103,26 +102,6 @@ func TestRetryBusy(t *testing.T) {
 	n, err := retryBusy("test", func() error { return unix.ENODEV })
 	if n != 1 || !errors.Is(err, unix.ENODEV) {
 		t.Fatalf("ENODEV: %d attempts, %v; want 1 and ENODEV", n, err)
-	}
-}
-
-// TestDefaultNoPinning: without -cpus or gateway.dataplane.cpus the
-// workers are not pinned and their number is bounded by the CPUs the
-// process may use; -cpus pins.
-func TestDefaultNoPinning(t *testing.T) {
-	s, err := resolve(options{outside: "a", inside: "b", xdpMode: "native"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.pinned || !slices.Equal(s.cpuList, allowedCPUs()) {
-		t.Fatalf("default: pinned %v, CPUs %v; want unpinned over %v", s.pinned, s.cpuList, allowedCPUs())
-	}
-	s, err = resolve(options{outside: "a", inside: "b", xdpMode: "native", cpus: "1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !s.pinned || !slices.Equal(s.cpuList, []int{1}) {
-		t.Fatalf("-cpus 1: pinned %v, CPUs %v", s.pinned, s.cpuList)
 	}
 }
 
