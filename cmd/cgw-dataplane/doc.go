@@ -1,7 +1,7 @@
 // Command cgw-dataplane runs cgw's fast path, the library
 // dataplane/gateway, with its options from flags and the configuration
-// file, Prometheus metrics over HTTP, and SIGTERM/SIGINT to stop: XDP programs steer ESP from
-// the outside NIC and tunnel-bound traffic from the inside NIC into AF_XDP
+// file, Prometheus metrics over HTTP and SIGTERM/SIGINT to stop. XDP
+// programs steer ESP from the outside NIC and tunnel-bound traffic from the inside NIC into AF_XDP
 // sockets, and one worker per NIC queue encrypts, decrypts and forwards
 // in batches (DESIGN §2–§3). Its only contract with cgw-control is the
 // instance's pinned BPF maps under /sys/fs/bpf/cgw/<instance>/: it reads
