@@ -1,6 +1,7 @@
 package ikev1
 
 import (
+	"bytes"
 	"sync"
 	"time"
 )
@@ -44,11 +45,28 @@ func (m *Manager) unauth(msg string, args ...any) {
 	m.log.Debug(msg, args...)
 }
 
-// wipe zeroes an ISAKMP SA's secrets when it is deleted or replaced (the
-// DH private key is opaque to us: dropping it is all Go allows).
+// wipe zeroes an ISAKMP SA's secrets when it is deleted or replaced and
+// marks it dead, so nothing sends with it again. (The DH private key and
+// the AES key schedule are opaque to us: dropping them is all Go allows.)
 func (sa *p1SA) wipe() {
 	for _, b := range [][]byte{sa.keys.SKEYID, sa.keys.SKEYIDd, sa.keys.SKEYIDa, sa.keys.SKEYIDe} {
 		clear(b)
 	}
-	sa.priv = nil
+	sa.priv, sa.state, sa.req = nil, 0, nil
+	for _, q := range sa.qms {
+		q.priv = nil
+	}
+}
+
+// keymatCopy is c for an event: the receiver gets its own KEYMAT, so
+// the engine can zero its copy when the pair goes (wipeKeymat) whatever
+// the receiver still holds.
+func keymatCopy(c ChildSA) ChildSA {
+	c.InKeymat, c.OutKeymat = bytes.Clone(c.InKeymat), bytes.Clone(c.OutKeymat)
+	return c
+}
+
+func wipeKeymat(c *ChildSA) {
+	clear(c.InKeymat)
+	clear(c.OutKeymat)
 }

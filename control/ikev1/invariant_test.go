@@ -344,3 +344,51 @@ func TestSPIRelease(t *testing.T) {
 		t.Fatalf("%d SPIs held after the tunnel went down", n)
 	}
 }
+
+func zero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// TestKeysWiped: a replaced ISAKMP SA's SKEYIDs and a retired pair's
+// KEYMAT are zeroed in the engine; a candidate's too when it goes.
+func TestKeysWiped(t *testing.T) {
+	a, b, clock := syncPair(t, testTunnel("t1"))
+	old := a.t.p1
+	oldKeys := [][]byte{old.keys.SKEYID, old.keys.SKEYIDd, old.keys.SKEYIDa, old.keys.SKEYIDe}
+	pair := a.t.out
+	in, out := pair.sa.InKeymat, pair.sa.OutKeymat
+	a.t.rekeyIKE()
+	pump(a, b)
+	a.t.rekeyChild(a.t.out)
+	pump(a, b)
+	for i := 0; i < 4; i++ {
+		clock.Advance(2 * time.Second)
+		a.t.tick()
+		b.t.tick()
+		pump(a, b)
+	}
+	if a.t.p1 == old || a.t.p1 == nil || a.t.out == pair {
+		t.Fatal("rekeys did not happen")
+	}
+	for i, k := range oldKeys {
+		if !zero(k) {
+			t.Errorf("replaced ISAKMP SA: SKEYID #%d not zeroed", i)
+		}
+	}
+	if !zero(in) || !zero(out) {
+		t.Error("retired SA pair: KEYMAT not zeroed")
+	}
+	if zero(a.t.p1.keys.SKEYIDd) || zero(a.t.out.sa.InKeymat) {
+		t.Fatal("the live SAs' keys were zeroed")
+	}
+	cur, live := a.t.p1.keys.SKEYIDa, a.t.out.sa.OutKeymat
+	a.t.down("test", nil, false)
+	if !zero(cur) || !zero(live) {
+		t.Error("keys not zeroed when the tunnel went down")
+	}
+}

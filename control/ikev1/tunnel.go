@@ -381,6 +381,7 @@ func (t *Tunnel) deriveP1(sa *p1SA, gxy []byte) error {
 	sa.keys = sa.hash.IKEv1PSK([]byte(t.cfg.PreSharedKey), sa.ni, sa.nr, gxy, sa.ckyI[:], sa.ckyR[:])
 	key := sa.hash.IKEv1EncryptionKey(sa.keys.SKEYIDe, sa.choice.keyBits/8)
 	c, err := NewCrypter(key, sa.hash)
+	clear(key)
 	if err != nil {
 		return err
 	}
@@ -679,7 +680,9 @@ func (t *Tunnel) initMain4(sa *p1SA, d datagram) error {
 		return err
 	}
 	sa.gxr, sa.nr = ke, Find(m.Payloads, PayloadNonce).Body
-	if err := t.deriveP1(sa, gxy); err != nil {
+	err = t.deriveP1(sa, gxy)
+	clear(gxy)
+	if err != nil {
 		return err
 	}
 	t.checkNAT(sa, m.Payloads, d.from, d.nat)
@@ -842,6 +845,7 @@ func (t *Tunnel) established(sa *p1SA) {
 
 func (t *Tunnel) dropP1(sa *p1SA) {
 	t.unregisterCky(sa)
+	sa.wipe()
 	if t.p1 == sa {
 		t.p1 = nil
 	}
@@ -1206,6 +1210,7 @@ func (t *Tunnel) respQuick1(sa *p1SA, d datagram) error {
 		}
 	}
 	t.install(t.keymat(sa, q, gqm))
+	clear(gqm)
 	pkt, iv := sa.sealHashed(ExchQuickMode, q.msgID, next, [][]byte{msgIDBytes(q.msgID), q.ni}, ps)
 	q.iv, q.lastIn, q.lastReply = iv, d.b, pkt
 	sa.qms[q.msgID] = q
@@ -1273,6 +1278,7 @@ func (t *Tunnel) initQuick2(sa *p1SA, q *quick, d datagram) error {
 		}
 	}
 	cs := t.keymat(sa, q, gqm)
+	clear(gqm)
 	ch := t.install(cs)
 	pkt, _ := sa.sealHashed(ExchQuickMode, q.msgID, next, [][]byte{{0}, msgIDBytes(q.msgID), q.ni, q.nr}, nil)
 	// HASH(3) has no payloads after it: sealHashed hashes 0|M-ID|Ni|Nr.
@@ -1319,12 +1325,12 @@ func (t *Tunnel) install(cs ChildSA) *child {
 		c.rekeyAt = c.rekeyAt.Add(c.expireAt.Sub(c.rekeyAt) / 2)
 	}
 	if f := t.m.opt.InstallInbound; f != nil {
-		if err := f(t.name, cs); err != nil {
+		if err := f(t.name, keymatCopy(cs)); err != nil {
 			t.m.log.Warn("inbound SA install failed", "tunnel", t.name, "spi", fmt.Sprintf("%08x", cs.InSPI), "err", err)
 		}
 	}
 	t.children = append(t.children, c)
-	cc := c.sa
+	cc := keymatCopy(c.sa)
 	t.emit(Event{Type: ChildSAInstalled, Child: &cc})
 	t.m.log.Info("SA pair installed", "tunnel", t.name, "in", fmt.Sprintf("%08x", cs.InSPI), "out", fmt.Sprintf("%08x", cs.OutSPI), "suite", cs.Suite.String())
 	return c
@@ -1337,7 +1343,7 @@ func (t *Tunnel) rekeyAfter(life time.Duration) time.Duration {
 
 func (t *Tunnel) switchOut(c *child) {
 	t.out = c
-	cc := c.sa
+	cc := keymatCopy(c.sa)
 	t.emit(Event{Type: OutboundSwitch, Child: &cc})
 	if !t.up {
 		t.up = true
@@ -1375,7 +1381,8 @@ func (t *Tunnel) removeChild(c *child) {
 		}
 	}
 	t.releaseSPI(c.sa.InSPI)
-	cc := c.sa
+	cc := keymatCopy(c.sa)
+	wipeKeymat(&c.sa)
 	t.emit(Event{Type: ChildSARetired, Child: &cc})
 }
 
@@ -1431,6 +1438,7 @@ func (t *Tunnel) down(reason string, err error, restart bool) {
 	}
 	for _, o := range t.old {
 		t.unregisterCky(o)
+		o.wipe()
 	}
 	t.old = nil
 	if t.up {
