@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
@@ -46,6 +47,7 @@ type Manager struct {
 	closed  bool
 	// unauthLog limits the logs of input dropped before authentication.
 	unauthLog logLimiter
+	panics    atomic.Uint64 // tunnels restarted after a panic (Panics)
 	wg        sync.WaitGroup
 }
 
@@ -288,7 +290,11 @@ func (m *Manager) command(name string, f func(t *Tunnel) error) error {
 	}
 	res := make(chan error, 1)
 	stopped := fmt.Errorf("tunnel %s: stopped (cgw-control is shutting down or the tunnel was removed)", name)
-	if !t.do(func() { res <- f(t) }) {
+	if !t.do(func() {
+		err := fmt.Errorf("tunnel %s: the command failed with an internal error; the tunnel was restarted", name)
+		defer func() { res <- err }() // also when f panics (safely recovers)
+		err = f(t)
+	}) {
 		return stopped
 	}
 	select {

@@ -184,3 +184,39 @@ func TestCommandErrors(t *testing.T) {
 		t.Fatalf("RekeyIKE during a Main Mode: %v", err)
 	}
 }
+
+// TestPanicRestartsOneTunnel: a panic on one tunnel's goroutine is
+// recovered and counted, that tunnel comes back up, and another tunnel
+// of the same Manager keeps running.
+func TestPanicRestartsOneTunnel(t *testing.T) {
+	c := testTunnel("t1")
+	a := newNode(t, "a", Options{Timing: Timing{ReinitMin: 100 * time.Millisecond}})
+	b := newNode(t, "b", Options{})
+	connect(t, a, b, c, c)
+	other := testTunnel("t2")
+	other.AWSOutside, other.StartupAction = netip.MustParseAddr("192.0.2.1"), config.StartupAdd
+	if err := a.m.AddTunnel(other, TunnelOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(TunnelUp, 0)
+	tun, _ := a.m.Tunnel("t1")
+	tun.do(func() { panic("injected") })
+	a.wait(TunnelDown, 0)
+	a.wait(TunnelUp, 1)
+	if n := a.m.Panics(); n != 1 {
+		t.Fatalf("Panics() = %d, want 1", n)
+	}
+	// A command that panics answers instead of hanging.
+	if err := a.m.command("t1", func(*Tunnel) error { panic("injected in a command") }); err == nil {
+		t.Fatal("a panicking command answered no error")
+	}
+	a.wait(TunnelUp, 2)
+	for _, s := range a.m.Status() {
+		if s.Name == "t2" && s.State != "down" {
+			t.Fatalf("t2: %+v", s)
+		}
+	}
+	if n := a.m.Panics(); n != 2 {
+		t.Fatalf("Panics() = %d, want 2", n)
+	}
+}

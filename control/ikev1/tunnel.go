@@ -196,7 +196,7 @@ func (t *Tunnel) emit(e Event) {
 func (t *Tunnel) run() {
 	defer close(t.done)
 	if t.cfg.StartupAction == config.StartupStart {
-		t.initiate()
+		t.safely(t.initiate)
 	}
 	tick := time.NewTicker(t.m.opt.Tick)
 	defer tick.Stop()
@@ -205,11 +205,11 @@ func (t *Tunnel) run() {
 		case <-t.quit:
 			return
 		case f := <-t.cmds:
-			f()
+			t.safely(f)
 		case d := <-t.in:
-			t.handle(d)
+			t.safely(func() { t.handle(d) })
 		case <-tick.C:
-			t.tick()
+			t.safely(t.tick)
 		}
 	}
 }
@@ -217,12 +217,12 @@ func (t *Tunnel) run() {
 func (t *Tunnel) stop(ctx context.Context) {
 	ch := make(chan struct{})
 	if t.do(func() {
+		defer close(ch)
 		t.sendDeletes()
 		t.down("shutdown", nil, false)
 		for len(t.cands) > 0 {
 			t.dropCand(t.cands[0])
 		}
-		close(ch)
 	}) {
 		select {
 		case <-ch:
@@ -1577,7 +1577,11 @@ func (t *Tunnel) dpd(now time.Time) {
 // Status returns a snapshot of the tunnel.
 func (t *Tunnel) Status() TunnelStatus {
 	ch := make(chan TunnelStatus, 1)
-	if !t.do(func() { ch <- t.status() }) {
+	if !t.do(func() {
+		s := TunnelStatus{Name: t.name, State: "down"}
+		defer func() { ch <- s }() // also when status panics (safely recovers)
+		s = t.status()
+	}) {
 		return TunnelStatus{Name: t.name, State: "down"}
 	}
 	return <-ch

@@ -1,0 +1,77 @@
+package ikev1
+
+import (
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/cgw-project/cgw/config"
+)
+
+// safely runs one step of the tunnel's goroutine. A panic (a bug, or
+// input no test thought of) is recovered there: logged once with its
+// stack, counted (Manager.Panics), and this tunnel alone restarts from
+// nothing; the other tunnels, each on its own goroutine, never notice
+// (issue #9).
+func (t *Tunnel) safely(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.m.panics.Add(1)
+			t.m.log.Error("tunnel goroutine panicked: restarting the tunnel", "tunnel", t.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			t.restart(fmt.Errorf("internal error: %v", r))
+		}
+	}()
+	f()
+}
+
+// restart drops every SA of the tunnel (telling the dataplane through
+// the usual events, best effort: the state may be what panicked) and
+// starts again as a fresh tunnel would.
+func (t *Tunnel) restart(err error) {
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.m.log.Error("tunnel cleanup after a panic panicked too", "tunnel", t.name, "panic", fmt.Sprint(r))
+			}
+		}()
+		for len(t.cands) > 0 {
+			t.dropCand(t.cands[0])
+		}
+		t.down("internal error", err, false)
+	}()
+	t.forget()
+	t.p1, t.old, t.cands, t.children, t.out, t.up = nil, nil, nil, nil, nil, false
+	t.reinitAt, t.reinitWait = time.Time{}, 0
+	if t.cfg.StartupAction == config.StartupStart {
+		t.scheduleReinit()
+	}
+}
+
+// forget drops every cookie routed to t and every SPI it may still hold
+// (if down did not get that far).
+func (t *Tunnel) forget() {
+	t.m.mu.Lock()
+	for c, o := range t.m.byCky {
+		if o == t {
+			delete(t.m.byCky, c)
+		}
+	}
+	t.m.mu.Unlock()
+	for _, c := range t.children {
+		t.releaseSPI(c.sa.InSPI)
+		wipeKeymat(&c.sa)
+	}
+	for _, sa := range append(append([]*p1SA{t.p1}, t.old...), t.cands...) {
+		if sa == nil {
+			continue
+		}
+		for _, q := range sa.qms {
+			t.releaseSPI(q.inSPI)
+		}
+		sa.wipe()
+	}
+}
+
+// Panics is how many times a tunnel's goroutine panicked and was
+// restarted since New (for metrics).
+func (m *Manager) Panics() uint64 { return m.panics.Load() }
