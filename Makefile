@@ -19,7 +19,7 @@ VERSION   ?= $(shell git describe --tags --match 'v*' 2>/dev/null || git log -1 
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo +dirty)
 LDFLAGS   := -X github.com/cgw-project/cgw/internal/buildinfo.version=$(VERSION) -X github.com/cgw-project/cgw/internal/buildinfo.commit=$(COMMIT)
 
-.PHONY: all build generate deps test test-unit test-race fuzz demo lab-up lab-down bench lint clean
+.PHONY: all build generate deps test test-unit test-race fuzz demo lab-up lab-down bench lint clean install deb
 
 all: build
 
@@ -29,6 +29,39 @@ deps:
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+# Installs the gateway as a service: the daemons and cgwctl, the systemd
+# units (paths rewritten to BINDIR and SYSCONFDIR), bash completion, and
+# SYSCONFDIR/cgw/cgw.yaml from the example unless one is there already.
+# Then: cgwctl config import -o /etc/cgw/cgw.yaml <aws-file>;
+#       systemctl enable --now cgw-dataplane cgw-control
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SHAREDIR   ?= $(PREFIX)/share
+SERVICE_CMDS := cgw-dataplane cgw-control cgwctl
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SHAREDIR)/bash-completion/completions $(DESTDIR)$(SHAREDIR)/doc/cgw
+	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/cgw
+	install -m 0755 $(addprefix $(BIN)/,$(SERVICE_CMDS)) $(DESTDIR)$(BINDIR)/
+	for u in packaging/systemd/*.service; do \
+		sed -e 's|/usr/bin/|$(BINDIR)/|g' -e 's|/etc/cgw/|$(SYSCONFDIR)/cgw/|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
+	done
+	$(BIN)/cgwctl completion bash > $(DESTDIR)$(SHAREDIR)/bash-completion/completions/cgwctl
+	install -m 0644 README.md $(DESTDIR)$(SHAREDIR)/doc/cgw/
+	install -m 0644 testdata/cgw-example.yaml $(DESTDIR)$(SHAREDIR)/doc/cgw/cgw-example.yaml
+	test -e $(DESTDIR)$(SYSCONFDIR)/cgw/cgw.yaml || install -m 0600 testdata/cgw-example.yaml $(DESTDIR)$(SYSCONFDIR)/cgw/cgw.yaml
+
+# The Debian package: make install into a staging tree with PREFIX=/usr,
+# packed by tools/mkdeb (nFPM); /etc/cgw/cgw.yaml is a conffile.
+DEBROOT = $(BIN)/deb-root
+deb:
+	rm -rf $(DEBROOT)
+	$(MAKE) install DESTDIR=$(abspath $(DEBROOT)) PREFIX=/usr
+	$(GO) run ./tools/mkdeb -root $(DEBROOT) -version $(VERSION) -o $(or $(OUT),$(BIN))
 
 # Rebuilds the XDP objects and their Go bindings (bpf2go; needs clang).
 generate:

@@ -79,6 +79,7 @@ import (
 	"github.com/cgw-project/cgw/internal/buildinfo"
 	"github.com/cgw-project/cgw/internal/harden"
 	"github.com/cgw-project/cgw/internal/logging"
+	"github.com/cgw-project/cgw/internal/sdnotify"
 )
 
 func main() {
@@ -196,6 +197,30 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 	}
 	log.Info("cgw-control running", "instance", instance, "tunnels", len(d.Status().Tunnels), "status_socket", socket, "metrics", metricsAddr)
 
+	// systemd (Type=notify): ready once the status socket and metrics
+	// serve; the status line follows the tunnels and BGP sessions.
+	if _, err := sdnotify.Ready(d.Status().Summary()); err != nil {
+		log.Warn("sd_notify: " + err.Error())
+	}
+	notifyDone := make(chan struct{})
+	defer close(notifyDone)
+	go func() {
+		last := ""
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-notifyDone:
+				return
+			case <-tick.C:
+			}
+			if line := d.Status().Summary(); line != last {
+				sdnotify.Status(line)
+				last = line
+			}
+		}
+	}()
+
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGHUP)
 	got := <-sig
@@ -203,6 +228,7 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 		reload(log, d)
 		got = <-sig
 	}
+	sdnotify.Stopping(got.String())
 	if got == syscall.SIGUSR1 {
 		log.Info("SIGUSR1: exiting and leaving every SA and route in the maps (the dataplane keeps forwarding)")
 		return nil

@@ -24,6 +24,7 @@ import (
 	"github.com/cgw-project/cgw/internal/buildinfo"
 	"github.com/cgw-project/cgw/internal/harden"
 	"github.com/cgw-project/cgw/internal/logging"
+	"github.com/cgw-project/cgw/internal/sdnotify"
 )
 
 type options struct {
@@ -156,6 +157,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	opts.OnRunning = func(summary string) { sdnotify.Ready(summary) } // systemd Type=notify
 	gw, err := gateway.New(opts)
 	if err != nil {
 		return err
@@ -176,6 +178,7 @@ func run(o options) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go func() { <-ctx.Done(); sdnotify.Stopping("stopping: detaching XDP programs") }()
 	// SIGHUP (a reload, or an SSH hang-up) must not kill the dataplane:
 	// tunnels, SAs and routes arrive through the maps and need no reload.
 	hup := make(chan os.Signal, 1)

@@ -77,6 +77,9 @@ type Options struct {
 	// Gateway4/6 are the source of ICMP errors sent inside (default: the
 	// inside interface's first address of that family).
 	Gateway4, Gateway6 netip.Addr
+	// OnRunning, if set, is called once the workers run and the programs
+	// are attached, with a one-line summary (systemd's READY=1, STATUS=).
+	OnRunning func(summary string)
 }
 
 // Gateway is one running dataplane instance.
@@ -279,6 +282,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.preflight()
 	g.logStart()
+	if g.o.OnRunning != nil {
+		im, om := g.workers[0].Modes()
+		g.o.OnRunning(fmt.Sprintf("%d worker(s), inside %s (%v), outside %s (%v)", len(g.workers), g.o.Inside, im, g.o.Outside, om))
+	}
 
 	var runErr error
 	select {
