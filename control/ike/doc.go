@@ -3,8 +3,11 @@
 // rule is written once: the events an engine emits and the Child SA it
 // hands to the dataplane, the status it reports, its timers and clock, the
 // per-tunnel options, the errors an operator's command gets, the Engine
-// interface the daemon uses, inbound SPI allocation, and the rekey-time
-// policy (AWS's margin and fuzz).
+// interface the daemon uses, inbound SPI allocation, the rekey-time
+// policy (AWS's margin and fuzz), the Child SA life cycle (Lifecycle:
+// install, switch, retire, keys wiped), the UDP 500/4500 sockets (UDP),
+// rate-limited logs of unauthenticated input (LogLimiter) and the count of
+// recovered panics (Panics).
 //
 // The engines never import each other; both import this package.
 package ike

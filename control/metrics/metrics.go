@@ -31,6 +31,7 @@ type Control struct {
 
 	up, ikeSAs, childSAs, routes, staleSAs, info *prometheus.Desc
 	bytes, packets                               *prometheus.Desc
+	panics                                       *prometheus.Desc
 }
 
 // New returns the collector; src gives the snapshot for the gauges.
@@ -59,6 +60,8 @@ func New(src func() *status.Status) *Control {
 			[]string{"tunnel", "direction"}, nil),
 		packets: prometheus.NewDesc(ns+"_sa_packets_total", "Packets of the tunnel's active Child SA, from the dataplane; starts again from 0 at each rekey (the outbound count is the SA's sequence number).",
 			[]string{"tunnel", "direction"}, nil),
+		panics: prometheus.NewDesc(ns+"_panics_total", "Panics an IKE engine recovered from while handling a tunnel's message or timer; the tunnel was restarted (the log has the stack).",
+			nil, nil),
 		info: prometheus.NewDesc(ns+"_tunnel_info", "Each configured tunnel's dataplane id and VPN connection, for joins with cgw_dataplane_tunnel_* (always 1).",
 			[]string{"tunnel_id", "tunnel", "connection"}, nil),
 	}
@@ -122,7 +125,7 @@ func (c *Control) Describe(ch chan<- *prometheus.Desc) {
 	for _, v := range []*prometheus.CounterVec{c.rekeys, c.asked, c.dpd, c.retrans, c.failures, c.changes} {
 		v.Describe(ch)
 	}
-	for _, d := range []*prometheus.Desc{c.up, c.ikeSAs, c.childSAs, c.staleSAs, c.routes, c.bytes, c.packets, c.info} {
+	for _, d := range []*prometheus.Desc{c.up, c.ikeSAs, c.childSAs, c.staleSAs, c.routes, c.bytes, c.packets, c.info, c.panics} {
 		ch <- d
 	}
 }
@@ -132,6 +135,7 @@ func (c *Control) Collect(ch chan<- prometheus.Metric) {
 	for _, v := range []*prometheus.CounterVec{c.rekeys, c.asked, c.dpd, c.retrans, c.failures, c.changes} {
 		v.Collect(ch)
 	}
+	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(ike.Panics.Load()))
 	s := c.src()
 	if s == nil {
 		return

@@ -76,6 +76,7 @@ func TestCollector(t *testing.T) {
 		"cgw_control_sa_bytes_total{direction=in,tunnel=v-t1}":                          100,
 		"cgw_control_sa_packets_total{direction=out,tunnel=v-t1}":                       3,
 		"cgw_control_tunnel_info{connection=v,tunnel=v-t1,tunnel_id=1}":                 1,
+		"cgw_control_panics_total{}":                                                    float64(ike.Panics.Load()),
 	} {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
