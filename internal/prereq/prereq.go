@@ -30,6 +30,7 @@ var commands = map[string]string{
 	"ethtool":         "Debian package ethtool",
 	"nsenter":         "Debian package util-linux",
 	"unshare":         "Debian package util-linux",
+	"setpriv":         "Debian package util-linux",
 	"mount":           "Debian package mount",
 	"iperf3":          "Debian package iperf3",
 	"curl":            "Debian package curl",

@@ -1,0 +1,23 @@
+// Package adversary attacks cgw in the emulated AWS lab (bench/lab) the
+// way someone on the Internet path could: from the inet namespace, which
+// sits between the gateway and the AWS endpoints, it sends hand-made
+// packets with any source address (raw IPv4 sockets, IP_HDRINCL), reads
+// and replays frames on the wire (AF_PACKET), and checks that nothing an
+// unauthenticated sender does changes the gateway's state or gets past
+// it (issue #9, DESIGN §6). One lab serves every probe: tunnel 1 on
+// IKEv1, tunnel 2 on IKEv2, both against strongSwan with BGP over them,
+// cgw built as it ships (no race detector, so floods meet real speed).
+//
+// Each probe is one test and logs one line
+//
+//	PASS-LINE: probe=…, rate=…, measured=…, result=pass|FAIL
+//
+// from which the issue's table is made:
+//
+//	TestESPReplay           ESP captured on the wire and replayed, live and after kill -9 of cgw-dataplane: 0 delivered
+//	TestBGPAPIUnprivileged  uid nobody's `gobgp global rib add`: refused; no gRPC port with the defaults
+//
+// The tests need root, namespaces, strongSwan and BIRD, like
+// the rest of bench/; `go test -short` skips them and runs only the
+// checks of the packet builders.
+package adversary
