@@ -136,8 +136,9 @@ type Site struct {
 	Writer *maps.Writer
 	Reader *maps.Reader
 
-	proc *exec.Cmd
-	log  string
+	proc   *exec.Cmd
+	log    string
+	starts int // start lines in log before the running process's
 }
 
 // SAPair is the two directions of one tunnel's ESP SA pair, with the SA
@@ -547,6 +548,7 @@ func (t *Topology) StartDataplane(s *Site) error {
 		dir = t.Dir
 	}
 	s.log = filepath.Join(dir, "dataplane-"+s.Name+".log")
+	s.starts = strings.Count(s.DataplaneLog(), startLine)
 	lf, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -584,17 +586,22 @@ func (s *Site) DataplanePid() int {
 	return s.proc.Process.Pid
 }
 
-// WaitDataplane waits until the site's dataplane is ready: it attaches
-// its XDP programs after creating and registering its sockets, so both
-// NICs carrying a native XDP program means ready. It fails early if the
-// process exits.
+// startLine is in the line cgw-dataplane logs once its workers run.
+const startLine = " worker(s) "
+
+// WaitDataplane waits until the site's dataplane is ready: both NICs carry
+// a native XDP program and the process logged its start line (the programs
+// stay attached through pinned links across a restart, so the first alone
+// says nothing about the new process). It fails early if the process
+// exits.
 func (t *Topology) WaitDataplane(ctx context.Context, s *Site, timeout time.Duration) error {
 	end := time.Now().Add(timeout)
 	for time.Now().Before(end) && ctx.Err() == nil {
 		if s.proc == nil || !procstat.Alive(s.proc.Process.Pid, 0) {
 			return fmt.Errorf("b2b: site %s: cgw-dataplane is not running; its log:\n%s", s.Name, s.DataplaneLog())
 		}
-		if t.xdpAttached(ctx, s.Role, InsideDev) && t.xdpAttached(ctx, s.Role, OutsideDev) {
+		if strings.Count(s.DataplaneLog(), startLine) > s.starts &&
+			t.xdpAttached(ctx, s.Role, InsideDev) && t.xdpAttached(ctx, s.Role, OutsideDev) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -369,6 +369,12 @@ func TestBackToBack(t *testing.T) {
 		if err := tp.StopDataplane(tp.A, true); err != nil {
 			t.Fatal(err)
 		}
+		// The XDP links are pinned: steering outlives the process.
+		for _, dev := range []string{InsideDev, OutsideDev} {
+			if !tp.xdpAttached(ctx, SiteA, dev) {
+				t.Errorf("%s of site A has no XDP program after kill -9 of its dataplane: the links were not pinned", dev)
+			}
+		}
 		tries, err := tp.RunDataplane(ctx, tp.A, 20*time.Second)
 		if err != nil {
 			t.Fatal(err)

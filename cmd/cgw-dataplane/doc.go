@@ -42,6 +42,8 @@
 //	-copy             force AF_XDP copy mode (default: zero-copy when the driver has it)
 //	-no-slowpath      do not create the per-tunnel TUN devices
 //	-tx-budget n      copy-mode descriptors per sendto() (Linux ≥ 6.17; 0 = kernel default)
+//	-detach           detach the instance's XDP programs (remove their pinned links) and exit
+//	-detach-on-exit   detach them when stopping (default: they stay attached, see below)
 //	-log-format f     text (default, key=value) or json, on stderr
 //	-log-level l      debug, info (default), warn, error
 //	-version          print the version, commit and Go version, then exit
@@ -62,10 +64,15 @@
 //
 // SIGHUP is logged and changes nothing: tunnels, SAs and routes arrive
 // through the maps (cgw-control's reload writes them), the interfaces and
-// workers are set at start. On SIGTERM or SIGINT the programs are detached
-// and the sockets closed;
-// the pinned maps stay, so neither the SAs nor the sequence numbers are
-// lost.
+// workers are set at start. On SIGTERM or SIGINT the sockets are closed
+// and the maps stay pinned, so neither the SAs nor the sequence numbers are
+// lost. The XDP programs stay attached through links pinned beside the maps
+// (link_xdp_outside, link_xdp_inside), after a crash too: a restarted
+// dataplane updates them to its programs instead of detaching and
+// attaching, and meanwhile XDP finds no socket in the XSKMAPs (the kernel
+// removed the dead process's) and takes its fallback verdict. -detach or
+// -detach-on-exit, or removing the instance, detaches them
+// (dataplane/gateway's links.go lists the states).
 //
 // Slow path: packets the dataplane cannot forward itself go to the
 // tunnel's TUN device (cgw-t<id>, the tunnel's inside address, MTU from the

@@ -248,6 +248,23 @@ func TestSmokeBackToBack(t *testing.T) {
 	if cbi.DropReplay != 0 {
 		t.Fatalf("B dropped %d packets as replays after A restarted: sequence numbers were reused", cbi.DropReplay)
 	}
+
+	// SIGTERM leaves the programs attached (pinned links); -detach
+	// removes them.
+	a.stop(t)
+	xdp := func(dev string) bool {
+		out, _ := exec.Command("ip", "-n", a.ns, "link", "show", "dev", dev).CombinedOutput()
+		return strings.Contains(string(out), "prog/xdp")
+	}
+	if !xdp("in0") || !xdp("out0") {
+		t.Fatalf("A's XDP programs detached on SIGTERM: want them kept by their pinned links")
+	}
+	if out, err := exec.Command("nsenter", "--net=/run/netns/"+a.ns, bin, "-instance", a.instance, "-detach").CombinedOutput(); err != nil {
+		t.Fatalf("cgw-dataplane -detach: %v\n%s", err, out)
+	}
+	if xdp("in0") || xdp("out0") {
+		t.Fatalf("XDP programs still attached after cgw-dataplane -detach")
+	}
 }
 
 // metricsOf scrapes a site's dataplane metrics into name{labels} → value.

@@ -41,6 +41,8 @@ type options struct {
 	copyMode   bool
 	noSlowPath bool
 	txBudget   int
+	detach     bool // detach the instance's XDP programs and exit
+	detachExit bool // detach them when the dataplane stops
 }
 
 func main() {
@@ -67,6 +69,8 @@ func main() {
 	fs.BoolVar(&o.copyMode, "copy", false, "force AF_XDP copy mode")
 	fs.BoolVar(&o.noSlowPath, "no-slowpath", false, "do not create per-tunnel TUN devices")
 	fs.IntVar(&o.txBudget, "tx-budget", 0, "copy-mode descriptors per sendto (0: kernel default)")
+	fs.BoolVar(&o.detach, "detach", false, "detach the instance's pinned XDP programs and exit (no dataplane is started)")
+	fs.BoolVar(&o.detachExit, "detach-on-exit", false, "detach the XDP programs when stopping (default: they stay attached through pinned links for a restart)")
 	var lf logging.Flags
 	lf.Register(fs)
 	version := buildinfo.Flag(fs, "cgw-dataplane", os.Stdout)
@@ -91,6 +95,7 @@ func resolve(o options) (gateway.Options, string, error) {
 	g := gateway.Options{
 		Instance: o.instance, Outside: o.outside, Inside: o.inside, Queues: o.queues,
 		Batch: o.batch, NoCrypto: o.noCrypto, Copy: o.copyMode, NoSlowPath: o.noSlowPath, TxBudget: o.txBudget,
+		Detach: o.detachExit,
 	}
 	metricsAddr := o.metrics
 	if o.config != "" {
@@ -153,9 +158,20 @@ func resolve(o options) (gateway.Options, string, error) {
 }
 
 func run(o options) error {
+	if o.detach {
+		// Only the instance is needed: from -instance or the config.
+		o.outside, o.inside = "-", "-"
+	}
 	opts, metricsAddr, err := resolve(o)
 	if err != nil {
 		return err
+	}
+	if o.detach {
+		if err := gateway.Detach(opts.Instance); err != nil {
+			return fmt.Errorf("detaching the XDP programs of instance %s: %w", opts.Instance, err)
+		}
+		log.Printf("instance %s: XDP programs detached (pinned links removed)", opts.Instance)
+		return nil
 	}
 	opts.OnRunning = func(summary string) { sdnotify.Ready(summary) } // systemd Type=notify
 	gw, err := gateway.New(opts)
@@ -178,7 +194,7 @@ func run(o options) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	go func() { <-ctx.Done(); sdnotify.Stopping("stopping: detaching XDP programs") }()
+	go func() { <-ctx.Done(); sdnotify.Stopping("stopping") }()
 	// SIGHUP (a reload, or an SSH hang-up) must not kill the dataplane:
 	// tunnels, SAs and routes arrive through the maps and need no reload.
 	hup := make(chan os.Signal, 1)

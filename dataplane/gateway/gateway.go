@@ -31,6 +31,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -74,6 +75,10 @@ type Options struct {
 	NoSlowPath bool
 	// TxBudget is the copy-mode descriptors per sendto (0: kernel default).
 	TxBudget int
+	// Detach detaches the XDP programs when Run returns. Default: they
+	// stay attached through their pinned links, so steering survives an
+	// exit and a restart takes them over (links.go).
+	Detach bool
 	// Gateway4/6 are the source of ICMP errors sent inside (default: the
 	// inside interface's first address of that family).
 	Gateway4, Gateway6 netip.Addr
@@ -257,11 +262,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.reader.SetApplied(first.Generation)
 
 	links, err := g.attach()
-	defer func() {
+	// Closing a pinned link's fd leaves it attached; Detach unpins it.
+	release := func() {
 		for _, l := range links {
+			if g.o.Detach {
+				l.Unpin()
+			}
 			l.Close()
 		}
-	}()
+		links = nil
+	}
+	defer release()
 	if err != nil {
 		return err
 	}
@@ -290,15 +301,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-		log.Printf("%v: detaching XDP programs and stopping; the pinned maps stay", context.Cause(ctx))
+		what := "XDP programs stay attached (pinned links)"
+		if g.o.Detach {
+			what = "detaching XDP programs"
+		}
+		log.Printf("stopping (%v): %s; the pinned maps stay", context.Cause(ctx), what)
 	case runErr = <-errc:
 		log.Printf("a worker stopped: %v", runErr)
 	}
-	// Detach first: nothing more is steered to the sockets.
-	for _, l := range links {
-		l.Close()
-	}
-	links = nil
+	// The links stay pinned (attached) unless Options.Detach: a restarted
+	// dataplane takes them over; meanwhile XDP finds no socket (links.go).
+	release()
 	close(stop)
 	<-pollDone
 	for _, w := range g.workers {
@@ -312,17 +325,19 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return runErr
 }
 
-// attach attaches the outside and inside XDP programs. -no-crypto uses
-// the same programs: the inside one steers what routes to an up tunnel (a
-// route and a tunnel marked up suffice, no SA).
+// attach attaches the outside and inside XDP programs through the
+// instance's pinned links (links.go). -no-crypto uses the same programs:
+// the inside one steers what routes to an up tunnel (a route and a tunnel
+// marked up suffice, no SA).
 func (g *Gateway) attach() ([]link.Link, error) {
 	var links []link.Link
 	for _, a := range []struct {
-		role string
-		ifc  *net.Interface
-		f    func(int, bpf.XDPMode) (link.Link, error)
-	}{{"outside", g.outIf, g.objs.AttachOutside}, {"inside", g.inIf, g.objs.AttachInside}} {
-		l, err := a.f(a.ifc.Index, g.o.XDPMode)
+		role, pin string
+		ifc       *net.Interface
+		prog      *ebpf.Program
+		f         func(int, bpf.XDPMode) (link.Link, error)
+	}{{"outside", pinOutside, g.outIf, g.objs.XdpOutside, g.objs.AttachOutside}, {"inside", pinInside, g.inIf, g.objs.XdpInside, g.objs.AttachInside}} {
+		l, err := attachPinned(g.objs.Dir, a.pin, a.ifc, a.prog, g.o.XDPMode, a.f)
 		if err != nil {
 			hint := "try -xdp-mode generic if the driver has no native XDP"
 			if g.o.XDPMode == bpf.Generic {

@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/cgw-project/cgw/bpf"
+)
+
+// The XDP links are pinned beside the instance's maps (issue #9), so the
+// programs stay attached when the dataplane exits — SIGTERM, kill -9 or a
+// panic — and a restarted dataplane takes them over with one link update
+// instead of a detach and an attach. The states:
+//
+//   - running: XDP steers into this process's sockets (XSKMAPs).
+//   - stopped or crashed, links pinned (the default): the programs keep
+//     running; the kernel removed the dead process's sockets from the
+//     XSKMAPs when it released them, so there is no stale entry pointing at
+//     a dead socket — a redirect to an empty slot takes the program's
+//     fallback verdict (bpf/xdp.c decides it: for tunnel-bound traffic it
+//     must be a drop, never a pass to the kernel's forwarding).
+//   - restarting: the new process registers each queue's sockets in the
+//     XSKMAPs as it creates them (overwriting any entry), then updates the
+//     pinned links to its freshly loaded programs; traffic flows again as
+//     soon as a queue's socket is registered.
+//   - detached: only with Options.Detach (cgw-dataplane -detach) or
+//     bpf.Remove of the instance; the NICs are then plain kernel devices.
+const (
+	pinOutside = "link_xdp_outside"
+	pinInside  = "link_xdp_inside"
+)
+
+// attachPinned attaches prog to ifc through the link pinned at dir/name:
+// an existing pinned link on the same device is updated to prog; one left
+// on another (or a removed) device is unpinned and replaced.
+func attachPinned(dir, name string, ifc *net.Interface, prog *ebpf.Program, mode bpf.XDPMode,
+	attach func(int, bpf.XDPMode) (link.Link, error)) (link.Link, error) {
+	path := filepath.Join(dir, name)
+	if l, err := link.LoadPinnedLink(path, nil); err == nil {
+		info, ierr := l.Info()
+		if ierr == nil && info.XDP() != nil && int(info.XDP().Ifindex) == ifc.Index {
+			if err := l.Update(prog); err == nil {
+				return l, nil
+			} else {
+				log.Printf("XDP link %s on %s: update failed (%v): attaching again", path, ifc.Name, err)
+			}
+		}
+		l.Unpin()
+		l.Close()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		log.Printf("XDP link %s: %v: attaching again", path, err)
+		os.Remove(path)
+	}
+	l, err := attach(ifc.Index, mode)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Pin(path); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("pinning the XDP link of %s at %s: %w", ifc.Name, path, err)
+	}
+	return l, nil
+}
+
+// Detach removes the instance's pinned XDP links, detaching the programs
+// (cgw-dataplane -detach without a running dataplane).
+func Detach(instance string) error {
+	dir, err := bpf.PinDir(instance)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range []string{pinOutside, pinInside} {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
