@@ -7,12 +7,19 @@
 // R-U-THERE/ACK with sequence numbers), Delete and INITIAL-CONTACT
 // notifications.
 //
-// The Manager has control/ikev2's shape (AddTunnel, RemoveTunnel,
-// Initiate, RekeyChild, RekeyIKE, ChildNeedsRekey, LastInbound, Status,
-// Close, the InstallInbound hook) and emits ikev2's Event, ChildSA and
-// TunnelStatus types (aliased here), so cgw-control drives either engine
-// with one event loop. SplitVersions lets both engines share UDP 500 and
-// 4500 by the ISAKMP version byte.
+// The Manager implements ike.Engine (AddTunnel, RemoveTunnel, Initiate,
+// RekeyChild, RekeyIKE, ChildNeedsRekey, LastInbound, Status, Close, the
+// InstallInbound hook) and emits control/ike's Event, ChildSA and
+// TunnelStatus types, so cgw-control drives both engines with one event
+// loop; ike.SplitVersions shares UDP 500 and 4500 between them by the
+// ISAKMP version byte.
+//
+// Unauthenticated input changes nothing (issue #9): a Main Mode the peer
+// starts is a candidate beside the tunnel's SAs until its message 5
+// verifies; the peer's address, NAT-T state and DPD liveness move only on
+// messages whose hash verified; forged Quick Mode and Informational
+// messages are dropped without failing anything; logs of such drops are
+// rate-limited. A panic on a tunnel's goroutine restarts that tunnel only.
 //
 // Events for one SA pair, as ikev2's (make-before-break, DESIGN.md §2):
 // ChildSAInstalled (InstallInbound runs first, before the Quick Mode
@@ -35,7 +42,11 @@
 // (RFC 2409 Appendix B: phase 1 IV = hash(g^xi | g^xr), each Quick Mode
 // or Informational exchange hash(last phase 1 block | M-ID)); proposals.go
 // maps the configuration to Phase 1 / Quick Mode transforms; tunnel.go the
-// state machines; demux.go SplitVersions.
+// tunnel's state and dispatch; one file per exchange in the order it runs
+// (mainmode.go, quickmode.go, informational.go with DPD and Delete);
+// child.go the SA pairs' install → switch → retire; retransmit.go and
+// timers.go; guard.go and supervise.go the rate-limited logs, key
+// wiping and panic supervision.
 //
 // Timers: retransmission Timing.RetransmitTimeout × RetransmitFactorⁿ,
 // RetransmitTries times; tunnels check timers every Options.Tick.

@@ -1,0 +1,147 @@
+package ikev1
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cgw-project/cgw/control/ike"
+)
+
+// The SA pairs' life cycle: install, switch outbound, retire
+// (make-before-break, DESIGN.md §2).
+
+func (t *Tunnel) install(cs ChildSA) *child {
+	now := t.now()
+	c := &child{sa: cs, created: now, expireAt: now.Add(cs.Lifetime)}
+	c.rekeyAt = now.Add(t.rekeyAfter(cs.Lifetime))
+	if t.p1 != nil && !t.p1.initiator {
+		// IKEv1 has no rekey collision rule: the ISAKMP responder waits
+		// half its margin longer, so the initiator's Quick Mode usually
+		// comes first and replaces the pair for both.
+		c.rekeyAt = c.rekeyAt.Add(c.expireAt.Sub(c.rekeyAt) / 2)
+	}
+	if f := t.m.opt.InstallInbound; f != nil {
+		if err := f(t.name, keymatCopy(cs)); err != nil {
+			t.m.log.Warn("inbound SA install failed", "tunnel", t.name, "spi", fmt.Sprintf("%08x", cs.InSPI), "err", err)
+		}
+	}
+	t.children = append(t.children, c)
+	cc := keymatCopy(c.sa)
+	t.emit(Event{Type: ChildSAInstalled, Child: &cc})
+	t.m.log.Info("SA pair installed", "tunnel", t.name, "in", fmt.Sprintf("%08x", cs.InSPI), "out", fmt.Sprintf("%08x", cs.OutSPI), "suite", cs.Suite.String())
+	return c
+}
+
+// rekeyAfter is ike.RekeyAfter with the tunnel's margin and fuzz.
+func (t *Tunnel) rekeyAfter(life time.Duration) time.Duration {
+	return ike.RekeyAfter(life, time.Duration(t.cfg.RekeyMargin), t.cfg.RekeyFuzz)
+}
+
+func (t *Tunnel) switchOut(c *child) {
+	t.out = c
+	cc := keymatCopy(c.sa)
+	t.emit(Event{Type: OutboundSwitch, Child: &cc})
+	if !t.up {
+		t.up = true
+		info := &IKESAInfo{}
+		if t.p1 != nil {
+			copy(info.SPIi[:], t.p1.ckyI[:])
+			copy(info.SPIr[:], t.p1.ckyR[:])
+			info.Proposal = t.p1.choice.String()
+		}
+		t.emit(Event{Type: TunnelUp, IKE: info})
+	}
+}
+
+// retire removes c after the grace period (packets in flight still
+// decrypt); retireAt is checked by tick.
+func (t *Tunnel) retire(c *child) {
+	if c.retireAt.IsZero() {
+		c.retireAt = t.now().Add(t.m.tim.Grace)
+	}
+	if t.out == c {
+		t.out = nil
+		for _, o := range t.children {
+			if o != c && o.retireAt.IsZero() {
+				t.switchOut(o)
+			}
+		}
+	}
+}
+
+func (t *Tunnel) removeChild(c *child) {
+	for i, o := range t.children {
+		if o == c {
+			t.children = append(t.children[:i], t.children[i+1:]...)
+			break
+		}
+	}
+	t.releaseSPI(c.sa.InSPI)
+	cc := keymatCopy(c.sa)
+	wipeKeymat(&c.sa)
+	t.emit(Event{Type: ChildSARetired, Child: &cc})
+}
+
+func (t *Tunnel) childByIn(spi uint32) *child {
+	for _, c := range t.children {
+		if c.sa.InSPI == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+func (t *Tunnel) rekeyChild(c *child) {
+	if c == nil || c.rekeying || t.p1 == nil || t.p1.state != mmDone {
+		return
+	}
+	t.startQuick(t.p1, c)
+}
+
+func (t *Tunnel) rekeyChildSPI(spi uint32) {
+	for _, c := range t.children {
+		if c.sa.InSPI == spi || c.sa.OutSPI == spi {
+			t.rekeyChild(c)
+		}
+	}
+}
+
+func (t *Tunnel) sendDeletes() {
+	sa := t.p1
+	if sa == nil || sa.state != mmDone {
+		return
+	}
+	for _, c := range t.children {
+		t.sendInfo(sa, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{msgIDBytes(c.sa.InSPI)}}.Encode()}})
+	}
+	t.sendInfo(sa, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoISAKMP, SPIs: [][]byte{append(sa.ckyI[:], sa.ckyR[:]...)}}.Encode()}})
+}
+
+// down drops every SA; with restart the tunnel initiates again after a
+// back-off (startup action "start").
+func (t *Tunnel) down(reason string, err error, restart bool) {
+	for len(t.children) > 0 {
+		t.removeChild(t.children[0])
+	}
+	t.out = nil
+	if t.p1 != nil {
+		for _, q := range t.p1.qms {
+			if !q.done {
+				t.releaseSPI(q.inSPI)
+			}
+		}
+		t.dropP1(t.p1)
+	}
+	for _, o := range t.old {
+		t.unregisterCky(o)
+		o.wipe()
+	}
+	t.old = nil
+	if t.up {
+		t.up = false
+		t.emit(Event{Type: TunnelDown, Reason: reason, Err: err})
+	}
+	if restart {
+		t.scheduleReinit()
+	}
+}
