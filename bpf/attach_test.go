@@ -75,7 +75,7 @@ func TestAttachOnVeth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[bpf.CgwStat]uint64{bpf.CgwStatOutNoSocket: n, bpf.CgwStatOutIke: n, bpf.CgwStatInNoSocket: n}
+	want := map[bpf.CgwStat]uint64{bpf.CgwStatOutDropNoSocket: n, bpf.CgwStatOutIke: n, bpf.CgwStatInDropNoSocket: n}
 	var after [bpf.CgwStatNumStats]uint64
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		after = stats(t, o)

@@ -137,27 +137,27 @@ const (
 type CgwStat uint32
 
 const (
-	CgwStatOutRedirect   CgwStat = 0
-	CgwStatOutNoSocket   CgwStat = 1
-	CgwStatOutUnknownSpi CgwStat = 2
-	CgwStatOutNotLocal   CgwStat = 3
-	CgwStatOutIke        CgwStat = 4
-	CgwStatOutKeepalive  CgwStat = 5
-	CgwStatOutFragment   CgwStat = 6
-	CgwStatOutShort      CgwStat = 7
-	CgwStatOutArp        CgwStat = 8
-	CgwStatOutOther      CgwStat = 9
-	CgwStatInRedirect    CgwStat = 10
-	CgwStatInNoSocket    CgwStat = 11
-	CgwStatInNoMeta      CgwStat = 12
-	CgwStatInNoRoute     CgwStat = 13
-	CgwStatInTunnelDown  CgwStat = 14
-	CgwStatInLocal       CgwStat = 15
-	CgwStatInNd          CgwStat = 16
-	CgwStatInArp         CgwStat = 17
-	CgwStatInShort       CgwStat = 18
-	CgwStatInOther       CgwStat = 19
-	CgwStatNumStats      CgwStat = 20
+	CgwStatOutRedirect      CgwStat = 0
+	CgwStatOutDropNoSocket  CgwStat = 1
+	CgwStatOutUnknownSpi    CgwStat = 2
+	CgwStatOutNotLocal      CgwStat = 3
+	CgwStatOutIke           CgwStat = 4
+	CgwStatOutKeepalive     CgwStat = 5
+	CgwStatOutFragment      CgwStat = 6
+	CgwStatOutShort         CgwStat = 7
+	CgwStatOutArp           CgwStat = 8
+	CgwStatOutOther         CgwStat = 9
+	CgwStatInRedirect       CgwStat = 10
+	CgwStatInDropNoSocket   CgwStat = 11
+	CgwStatInNoMeta         CgwStat = 12
+	CgwStatInNoRoute        CgwStat = 13
+	CgwStatInDropTunnelDown CgwStat = 14
+	CgwStatInLocal          CgwStat = 15
+	CgwStatInNd             CgwStat = 16
+	CgwStatInArp            CgwStat = 17
+	CgwStatInShort          CgwStat = 18
+	CgwStatInOther          CgwStat = 19
+	CgwStatNumStats         CgwStat = 20
 )
 
 type CgwTunnel struct {

@@ -64,7 +64,9 @@ enum local {
 /* Index into xdp_stats: why each XDP program decided what it did. */
 enum stat {
 	out_redirect = 0,    /* ESP with a known SPI sent to the socket */
-	out_no_socket,       /* ... but no AF_XDP socket on this queue: passed */
+	out_drop_no_socket,  /* ... but no AF_XDP socket on this queue (dataplane
+				stopped or restarting): dropped, the kernel has
+				no SA for it (fail closed) */
 	out_unknown_spi,     /* ESP to us with an SPI we do not hold */
 	out_not_local,       /* ESP not addressed to a local outside address */
 	out_ike,             /* UDP 500, or 4500 with the non-ESP marker */
@@ -74,10 +76,11 @@ enum stat {
 	out_arp,
 	out_other,           /* anything else: passed */
 	in_redirect,         /* routed to an up tunnel, sent to the socket */
-	in_no_socket,
+	in_drop_no_socket,   /* routed to an up tunnel, no AF_XDP socket on this
+				queue: dropped, never forwarded in clear */
 	in_no_meta,          /* redirected without metadata (adjust_meta failed) */
-	in_no_route,
-	in_tunnel_down,
+	in_no_route,         /* no tunnel route: passed to the kernel */
+	in_drop_tunnel_down, /* tunnel route, every tunnel of it down: dropped */
 	in_local,            /* to a gateway address, multicast, link-local */
 	in_nd,               /* IPv6 neighbour discovery */
 	in_arp,

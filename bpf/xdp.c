@@ -1,8 +1,15 @@
 //go:build ignore
 
 // XDP steering programs for cgw (DESIGN §3). They only decide where a frame
-// goes: the AF_XDP socket of its rx queue, or the kernel (XDP_PASS). Every
-// decision is counted in xdp_stats by reason.
+// goes: the AF_XDP socket of its rx queue, the kernel (XDP_PASS), or nowhere
+// (XDP_DROP). Every decision is counted in xdp_stats by reason.
+//
+// Fail closed (DESIGN §6): a frame cgw owns — tunnel-bound on the inside,
+// ESP with one of our SPIs on the outside — is dropped when it cannot reach
+// a worker (every tunnel of its route down, or no socket on the queue
+// because the dataplane is stopped, crashed or restarting). Passing it
+// would hand it to the kernel, which has no SA and would forward a LAN
+// packet in clear along its default route.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -234,9 +241,10 @@ int xdp_outside(struct xdp_md *ctx)
 	if (!bpf_map_lookup_elem(&inbound_spi, &spi))
 		return count(out_unknown_spi, XDP_PASS);
 
-	/* With no socket on this queue the default (XDP_PASS) comes back. */
-	int act = bpf_redirect_map(&xsks_outside, ctx->rx_queue_index, XDP_PASS);
-	return count(act == XDP_REDIRECT ? out_redirect : out_no_socket, act);
+	/* No socket on this queue: the flags' XDP_DROP comes back. The kernel
+	 * has no ESP, so passing it would only feed it garbage. */
+	int act = bpf_redirect_map(&xsks_outside, ctx->rx_queue_index, XDP_DROP);
+	return count(act == XDP_REDIRECT ? out_redirect : out_drop_no_socket, act);
 }
 
 static __always_inline int tunnel_up(__u32 id)
@@ -311,6 +319,9 @@ int xdp_inside(struct xdp_md *ctx)
 	local = bpf_map_lookup_elem(&local_addrs, &dst);
 	if (local)
 		return count(in_local, XDP_PASS);
+	/* Not ours to steer. A prefix cgw routed before (withdrawn when its
+	 * tunnels went down) meets cgw-control's blackhole guard route in the
+	 * kernel (control/guard). */
 	if (!r)
 		return count(in_no_route, XDP_PASS);
 
@@ -318,7 +329,7 @@ int xdp_inside(struct xdp_md *ctx)
 	if (!tunnel_up(tid)) {
 		tid = r->backup_tunnel_id;
 		if (!tunnel_up(tid))
-			return count(in_tunnel_down, XDP_PASS);
+			return count(in_drop_tunnel_down, XDP_DROP);
 	}
 
 	/* The worker checks the magic; without it, it repeats the lookup. */
@@ -333,8 +344,10 @@ int xdp_inside(struct xdp_md *ctx)
 		count(in_no_meta, 0);
 	}
 
-	int act = bpf_redirect_map(&xsks_inside, ctx->rx_queue_index, XDP_PASS);
-	return count(act == XDP_REDIRECT ? in_redirect : in_no_socket, act);
+	/* No socket on this queue (dataplane stopped, crashed, restarting):
+	 * drop. XDP_PASS would let the kernel forward it in clear. */
+	int act = bpf_redirect_map(&xsks_inside, ctx->rx_queue_index, XDP_DROP);
+	return count(act == XDP_REDIRECT ? in_redirect : in_drop_no_socket, act);
 }
 
 // Veth peers drop redirected frames unless they run a native XDP program

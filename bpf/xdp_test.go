@@ -143,6 +143,7 @@ func TestStatNames(t *testing.T) {
 }
 
 const (
+	xdpDrop     = 1
 	xdpPass     = 2
 	xdpRedirect = 4
 )
@@ -185,9 +186,10 @@ func TestOutsideDecisions(t *testing.T) {
 		act   uint32
 		stat  bpf.CgwStat
 	}{
-		{"esp known spi, no socket", ipv4(protoESP, peer4, local4, esp(knownSPI, 64)), xdpPass, bpf.CgwStatOutNoSocket},
-		{"esp-in-udp known spi, no socket", ipv4(protoUDP, peer4, local4, udp(4500, 4500, esp(knownSPI, 64))), xdpPass, bpf.CgwStatOutNoSocket},
-		{"esp over ipv6 known spi", ipv6(protoESP, peer6, local6, esp(knownSPI, 64)), xdpPass, bpf.CgwStatOutNoSocket},
+		// Ours but no socket (dataplane stopped): the kernel has no SA.
+		{"esp known spi, no socket", ipv4(protoESP, peer4, local4, esp(knownSPI, 64)), xdpDrop, bpf.CgwStatOutDropNoSocket},
+		{"esp-in-udp known spi, no socket", ipv4(protoUDP, peer4, local4, udp(4500, 4500, esp(knownSPI, 64))), xdpDrop, bpf.CgwStatOutDropNoSocket},
+		{"esp over ipv6 known spi", ipv6(protoESP, peer6, local6, esp(knownSPI, 64)), xdpDrop, bpf.CgwStatOutDropNoSocket},
 		{"esp unknown spi", ipv4(protoESP, peer4, local4, esp(0x1234, 64)), xdpPass, bpf.CgwStatOutUnknownSpi},
 		{"esp-in-udp unknown spi", ipv4(protoUDP, peer4, local4, udp(4500, 4500, esp(0x1234, 64))), xdpPass, bpf.CgwStatOutUnknownSpi},
 		{"esp to another address", ipv4(protoESP, peer4, "192.0.2.99", esp(knownSPI, 64)), xdpPass, bpf.CgwStatOutNotLocal},
@@ -259,12 +261,18 @@ func insideFixture(t testing.TB, o *bpf.Objects) {
 	r4("198.19.5.0/24", bpf.CgwRoute{TunnelId: tunDown})
 	r4("198.19.6.0/24", bpf.CgwRoute{TunnelId: tunDown, BackupTunnelId: tunAlt})
 	r4("0.0.0.0/0", bpf.CgwRoute{TunnelId: tunUp})
-	pf := netip.MustParsePrefix("2001:db8:100::/48")
-	if err := o.RoutesV6.Put(bpf.CgwRoute6Key{Prefixlen: 48, Addr: pf.Addr().As16()}, bpf.CgwRoute{TunnelId: tunUp}); err != nil {
-		t.Fatal(err)
+	r6 := func(p string, r bpf.CgwRoute) {
+		pf := netip.MustParsePrefix(p)
+		if err := o.RoutesV6.Put(bpf.CgwRoute6Key{Prefixlen: uint32(pf.Bits()), Addr: pf.Addr().As16()}, r); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := o.LocalAddrs.Put(bpf.CgwLocalAddr{Addr: addr16("198.18.0.1")}, uint32(bpf.CgwLocalInside)); err != nil {
-		t.Fatal(err)
+	r6("2001:db8:100::/48", bpf.CgwRoute{TunnelId: tunUp})
+	r6("2001:db8:105::/48", bpf.CgwRoute{TunnelId: tunDown})
+	for _, a := range []string{"198.18.0.1", "198.19.5.254"} {
+		if err := o.LocalAddrs.Put(bpf.CgwLocalAddr{Addr: addr16(a)}, uint32(bpf.CgwLocalInside)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -290,31 +298,39 @@ func TestInsideDecisions(t *testing.T) {
 	cases := []struct {
 		name  string
 		frame []byte
+		act   uint32
 		stat  bpf.CgwStat
 		tun   uint32 // expected metadata tunnel, 0 = none
 	}{
-		{"route to up tunnel", ipv4(protoUDP, lan, "198.19.1.1", udp(1000, 2000, make([]byte, 32))), bpf.CgwStatInNoSocket, tunUp},
-		{"default route", ipv4(protoUDP, lan, "198.51.100.7", udp(1000, 2000, nil)), bpf.CgwStatInNoSocket, tunUp},
-		{"route to down tunnel", ipv4(protoUDP, lan, "198.19.5.1", udp(1000, 2000, nil)), bpf.CgwStatInTunnelDown, 0},
-		{"down tunnel with up backup", ipv4(protoUDP, lan, "198.19.6.1", udp(1000, 2000, nil)), bpf.CgwStatInNoSocket, tunAlt},
-		{"ipv6 route", ipv6(protoUDP, "2001:db8:1::50", "2001:db8:100::1", udp(1000, 2000, nil)), bpf.CgwStatInNoSocket, tunUp},
-		{"ipv6 no route", ipv6(protoUDP, "2001:db8:1::50", "2001:db8:200::1", udp(1000, 2000, nil)), bpf.CgwStatInNoRoute, 0},
-		{"ipv6 neighbour solicitation", ipv6(protoICMPv6, "2001:db8:1::50", "2001:db8:100::1", []byte{135, 0, 0, 0, 0, 0, 0, 0}), bpf.CgwStatInNd, 0},
-		{"ipv6 link-local", ipv6(protoUDP, "fe80::1", "fe80::2", udp(1, 2, nil)), bpf.CgwStatInLocal, 0},
-		{"to the gateway itself", ipv4(1, lan, "198.18.0.1", make([]byte, 16)), bpf.CgwStatInLocal, 0},
-		{"broadcast", ipv4(protoUDP, lan, "255.255.255.255", udp(68, 67, nil)), bpf.CgwStatInLocal, 0},
-		{"arp", padTo60(ether(0x0806, make([]byte, 28))), bpf.CgwStatInArp, 0},
-		{"other ethertype", padTo60(ether(0x88cc, make([]byte, 28))), bpf.CgwStatInOther, 0},
+		// Fail closed (DESIGN §6): tunnel-bound traffic with no socket
+		// (dataplane stopped) or with every tunnel down is dropped, never
+		// passed to a kernel that would forward it in clear.
+		{"route to up tunnel, no socket", ipv4(protoUDP, lan, "198.19.1.1", udp(1000, 2000, make([]byte, 32))), xdpDrop, bpf.CgwStatInDropNoSocket, tunUp},
+		{"default route, no socket", ipv4(protoUDP, lan, "198.51.100.7", udp(1000, 2000, nil)), xdpDrop, bpf.CgwStatInDropNoSocket, tunUp},
+		{"route to down tunnel", ipv4(protoUDP, lan, "198.19.5.1", udp(1000, 2000, nil)), xdpDrop, bpf.CgwStatInDropTunnelDown, 0},
+		{"route to down tunnel, icmp", ipv4(1, lan, "198.19.5.1", make([]byte, 16)), xdpDrop, bpf.CgwStatInDropTunnelDown, 0},
+		{"down tunnel with up backup", ipv4(protoUDP, lan, "198.19.6.1", udp(1000, 2000, nil)), xdpDrop, bpf.CgwStatInDropNoSocket, tunAlt},
+		{"ipv6 route, no socket", ipv6(protoUDP, "2001:db8:1::50", "2001:db8:100::1", udp(1000, 2000, nil)), xdpDrop, bpf.CgwStatInDropNoSocket, tunUp},
+		{"ipv6 route to down tunnel", ipv6(protoUDP, "2001:db8:1::50", "2001:db8:105::1", udp(1000, 2000, nil)), xdpDrop, bpf.CgwStatInDropTunnelDown, 0},
+		// Not cgw's: the kernel decides (its guard routes, control/guard).
+		{"ipv6 no route", ipv6(protoUDP, "2001:db8:1::50", "2001:db8:200::1", udp(1000, 2000, nil)), xdpPass, bpf.CgwStatInNoRoute, 0},
+		{"ipv6 neighbour solicitation", ipv6(protoICMPv6, "2001:db8:1::50", "2001:db8:100::1", []byte{135, 0, 0, 0, 0, 0, 0, 0}), xdpPass, bpf.CgwStatInNd, 0},
+		{"ipv6 link-local", ipv6(protoUDP, "fe80::1", "fe80::2", udp(1, 2, nil)), xdpPass, bpf.CgwStatInLocal, 0},
+		{"to the gateway itself", ipv4(1, lan, "198.18.0.1", make([]byte, 16)), xdpPass, bpf.CgwStatInLocal, 0},
+		{"to the gateway inside a down route", ipv4(1, lan, "198.19.5.254", make([]byte, 16)), xdpPass, bpf.CgwStatInLocal, 0},
+		{"broadcast", ipv4(protoUDP, lan, "255.255.255.255", udp(68, 67, nil)), xdpPass, bpf.CgwStatInLocal, 0},
+		{"arp", padTo60(ether(0x0806, make([]byte, 28))), xdpPass, bpf.CgwStatInArp, 0},
+		{"other ethertype", padTo60(ether(0x88cc, make([]byte, 28))), xdpPass, bpf.CgwStatInOther, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			out := run(t, o, p, c.frame, xdpPass, c.stat)
+			out := run(t, o, p, c.frame, c.act, c.stat)
 			tun, ok := meta(t, out)
 			if c.tun != 0 && (!ok || tun != c.tun) {
 				t.Errorf("metadata: tunnel %d (magic present %v), want tunnel %d", tun, ok, c.tun)
 			}
 			if c.tun == 0 && ok {
-				t.Errorf("metadata written (tunnel %d) for a passed frame", tun)
+				t.Errorf("metadata written (tunnel %d) for a frame not steered", tun)
 			}
 		})
 	}
@@ -324,6 +340,11 @@ func TestInsideDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, o, p, ipv4(protoUDP, lan, "198.51.100.7", udp(1000, 2000, nil)), xdpPass, bpf.CgwStatInNoRoute)
+	// Both tunnels of a route down: dropped, not passed.
+	if err := o.Tunnels.Put(uint32(tunAlt), bpf.CgwTunnel{Mtu: 1399}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, o, p, ipv4(protoUDP, lan, "198.19.6.1", udp(1000, 2000, nil)), xdpDrop, bpf.CgwStatInDropTunnelDown)
 }
 
 func TestInsideRedirect(t *testing.T) {

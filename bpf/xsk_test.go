@@ -194,3 +194,37 @@ func TestInsideMetadataReachesSocket(t *testing.T) {
 	}
 	t.Logf("frame at UMEM offset %d (frame %d, +%d), metadata tunnel %d", d.Addr, d.Addr/uint64(s.frameSize), d.Addr%uint64(s.frameSize), tun)
 }
+
+// A dataplane that dies closes its sockets, and the kernel removes them
+// from the XSKMAPs; with the programs still attached (pinned links) the
+// frames they steered must be dropped, not passed to the kernel in clear.
+func TestSocketGoneDrops(t *testing.T) {
+	o := load(t)
+	outsideFixture(t, o)
+	insideFixture(t, o)
+	var s *xsk
+	err := inNetns(func() (err error) {
+		if s, err = newXSK(); err != nil {
+			return err
+		}
+		for _, m := range []*ebpf.Map{o.XsksInside, o.XsksOutside} {
+			if err := m.Put(uint32(0), uint32(s.fd)); err != nil {
+				return fmt.Errorf("XSKMAP insert: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("AF_XDP socket in a private namespace: %v", err)
+	}
+	inner := ipv4(protoUDP, "198.18.0.50", "198.19.1.1", udp(1000, 2000, make([]byte, 32)))
+	espFrame := ipv4(protoUDP, peer4, local4, udp(4500, 4500, esp(knownSPI, 64)))
+	run(t, o, o.XdpInside, inner, xdpRedirect, bpf.CgwStatInRedirect)
+	run(t, o, o.XdpOutside, espFrame, xdpRedirect, bpf.CgwStatOutRedirect)
+
+	s.close() // the dataplane dies; the kernel empties the XSKMAP slots
+	run(t, o, o.XdpInside, inner, xdpDrop, bpf.CgwStatInDropNoSocket)
+	run(t, o, o.XdpOutside, espFrame, xdpDrop, bpf.CgwStatOutDropNoSocket)
+	// IKE still reaches cgw-control.
+	run(t, o, o.XdpOutside, ipv4(protoUDP, peer4, local4, udp(500, 500, make([]byte, 40))), xdpPass, bpf.CgwStatOutIke)
+}

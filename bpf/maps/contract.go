@@ -71,27 +71,27 @@ const (
 
 // XDP decision counters (xdp_stats index); String gives the reason's name.
 const (
-	StatOutRedirect   = bpf.CgwStatOutRedirect
-	StatOutNoSocket   = bpf.CgwStatOutNoSocket
-	StatOutUnknownSPI = bpf.CgwStatOutUnknownSpi
-	StatOutNotLocal   = bpf.CgwStatOutNotLocal
-	StatOutIKE        = bpf.CgwStatOutIke
-	StatOutKeepalive  = bpf.CgwStatOutKeepalive
-	StatOutFragment   = bpf.CgwStatOutFragment
-	StatOutShort      = bpf.CgwStatOutShort
-	StatOutARP        = bpf.CgwStatOutArp
-	StatOutOther      = bpf.CgwStatOutOther
-	StatInRedirect    = bpf.CgwStatInRedirect
-	StatInNoSocket    = bpf.CgwStatInNoSocket
-	StatInNoMeta      = bpf.CgwStatInNoMeta
-	StatInNoRoute     = bpf.CgwStatInNoRoute
-	StatInTunnelDown  = bpf.CgwStatInTunnelDown
-	StatInLocal       = bpf.CgwStatInLocal
-	StatInND          = bpf.CgwStatInNd
-	StatInARP         = bpf.CgwStatInArp
-	StatInShort       = bpf.CgwStatInShort
-	StatInOther       = bpf.CgwStatInOther
-	NumStats          = bpf.CgwStatNumStats
+	StatOutRedirect      = bpf.CgwStatOutRedirect
+	StatOutDropNoSocket  = bpf.CgwStatOutDropNoSocket
+	StatOutUnknownSPI    = bpf.CgwStatOutUnknownSpi
+	StatOutNotLocal      = bpf.CgwStatOutNotLocal
+	StatOutIKE           = bpf.CgwStatOutIke
+	StatOutKeepalive     = bpf.CgwStatOutKeepalive
+	StatOutFragment      = bpf.CgwStatOutFragment
+	StatOutShort         = bpf.CgwStatOutShort
+	StatOutARP           = bpf.CgwStatOutArp
+	StatOutOther         = bpf.CgwStatOutOther
+	StatInRedirect       = bpf.CgwStatInRedirect
+	StatInDropNoSocket   = bpf.CgwStatInDropNoSocket
+	StatInNoMeta         = bpf.CgwStatInNoMeta
+	StatInNoRoute        = bpf.CgwStatInNoRoute
+	StatInDropTunnelDown = bpf.CgwStatInDropTunnelDown
+	StatInLocal          = bpf.CgwStatInLocal
+	StatInND             = bpf.CgwStatInNd
+	StatInARP            = bpf.CgwStatInArp
+	StatInShort          = bpf.CgwStatInShort
+	StatInOther          = bpf.CgwStatInOther
+	NumStats             = bpf.CgwStatNumStats
 )
 
 // Objects are an instance's loaded programs and pinned maps.

@@ -413,7 +413,7 @@ func TestWriterDrivesXDP(t *testing.T) {
 	if err := w.InstallInboundSA(1, gcmSA(0x5001, 1, DirInbound)); err != nil {
 		t.Fatal(err)
 	}
-	step(StatOutNoSocket) // steered; no socket bound in this test
+	step(StatOutDropNoSocket) // ours, but no socket bound in this test: dropped
 	if err := w.RetireSA(1); err != nil {
 		t.Fatal(err)
 	}
