@@ -93,6 +93,9 @@ type Dataplane struct {
 	// BatchSize is the number of descriptors a worker handles per ring
 	// operation (default 64).
 	BatchSize int `yaml:"batch_size,omitempty"`
+	// ZeroCopy makes cgw-dataplane refuse to start unless its AF_XDP
+	// sockets bind in zero-copy mode (as -zero-copy).
+	ZeroCopy bool `yaml:"zero_copy,omitempty"`
 }
 
 // Observability holds the listening endpoints of both processes.

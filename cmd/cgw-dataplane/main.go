@@ -39,6 +39,7 @@ type options struct {
 	noCrypto   bool
 	xdpMode    string
 	copyMode   bool
+	zeroCopy   bool
 	noSlowPath bool
 	txBudget   int
 	detach     bool // detach the instance's XDP programs and exit
@@ -67,6 +68,7 @@ func main() {
 	fs.BoolVar(&o.noCrypto, "no-crypto", false, "benchmark baseline: the same stages with ESP switched off")
 	fs.StringVar(&o.xdpMode, "xdp-mode", "native", "XDP attach mode: native or generic")
 	fs.BoolVar(&o.copyMode, "copy", false, "force AF_XDP copy mode")
+	fs.BoolVar(&o.zeroCopy, "zero-copy", false, "refuse to run unless every AF_XDP socket is in zero-copy mode (default: config, else fall back to copy mode)")
 	fs.BoolVar(&o.noSlowPath, "no-slowpath", false, "do not create per-tunnel TUN devices")
 	fs.IntVar(&o.txBudget, "tx-budget", 0, "copy-mode descriptors per sendto (0: kernel default)")
 	fs.BoolVar(&o.detach, "detach", false, "detach the instance's pinned XDP programs and exit (no dataplane is started)")
@@ -94,7 +96,7 @@ func main() {
 func resolve(o options) (gateway.Options, string, error) {
 	g := gateway.Options{
 		Instance: o.instance, Outside: o.outside, Inside: o.inside, Queues: o.queues,
-		Batch: o.batch, NoCrypto: o.noCrypto, Copy: o.copyMode, NoSlowPath: o.noSlowPath, TxBudget: o.txBudget,
+		Batch: o.batch, NoCrypto: o.noCrypto, Copy: o.copyMode, ZeroCopy: o.zeroCopy, NoSlowPath: o.noSlowPath, TxBudget: o.txBudget,
 		Detach: o.detachExit,
 	}
 	metricsAddr := o.metrics
@@ -116,6 +118,7 @@ func resolve(o options) (gateway.Options, string, error) {
 		if g.Batch == 0 {
 			g.Batch = c.Dataplane.BatchSize
 		}
+		g.ZeroCopy = g.ZeroCopy || c.Dataplane.ZeroCopy
 		if metricsAddr == "" {
 			metricsAddr = c.Observability.DataplaneMetrics
 		}

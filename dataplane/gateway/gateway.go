@@ -71,6 +71,10 @@ type Options struct {
 	XDPMode bpf.XDPMode
 	// Copy forces AF_XDP copy mode (default: zero-copy when offered).
 	Copy bool
+	// ZeroCopy refuses to run unless every socket is bound in AF_XDP
+	// zero-copy mode: on a NIC host a silent fall-back to copy mode costs
+	// a copy per packet each way, far from line rate.
+	ZeroCopy bool
 	// NoSlowPath creates no per-tunnel TUN devices.
 	NoSlowPath bool
 	// TxBudget is the copy-mode descriptors per sendto (0: kernel default).
@@ -122,6 +126,9 @@ func New(o Options) (_ *Gateway, err error) {
 	if o.XDPMode != bpf.Native && o.XDPMode != bpf.Generic {
 		return nil, fmt.Errorf("XDP mode %d: want bpf.Native or bpf.Generic", o.XDPMode)
 	}
+	if o.Copy && o.ZeroCopy {
+		return nil, errors.New("copy and zero-copy modes both asked for: drop one of -copy and -zero-copy")
+	}
 	if o.NoCrypto {
 		o.NoSlowPath = true
 	}
@@ -136,6 +143,11 @@ func New(o Options) (_ *Gateway, err error) {
 	}
 	if g.inIf, err = iface("inside", o.Inside); err != nil {
 		return nil, err
+	}
+	if o.ZeroCopy {
+		if err := zeroCopyCapable(o.Outside, o.Inside); err != nil {
+			return nil, err
+		}
 	}
 	cpus := o.CPUs
 	if !g.pinned {
@@ -160,8 +172,11 @@ func New(o Options) (_ *Gateway, err error) {
 		g.slow = newSlowPath()
 	}
 	mode := afxdp.ModeAuto
-	if o.Copy {
+	switch {
+	case o.Copy:
 		mode = afxdp.ModeCopy
+	case o.ZeroCopy:
+		mode = afxdp.ModeZeroCopy
 	}
 	gw4, gw6 := o.Gateway4, o.Gateway6
 	if !gw4.IsValid() {
@@ -197,11 +212,33 @@ func New(o Options) (_ *Gateway, err error) {
 			return err
 		})
 		if err != nil {
+			if o.ZeroCopy {
+				return nil, fmt.Errorf("-zero-copy: binding queue %d of %s/%s in zero-copy mode: %w (run `cgwctl verify`; without -zero-copy the dataplane falls back to copy mode)", q, o.Inside, o.Outside, err)
+			}
 			return nil, fmt.Errorf("%w (devices %s/%s, queue %d: does each have that many RX queues? `ethtool -l`)", err, o.Inside, o.Outside, q)
 		}
 		g.workers = append(g.workers, w)
+		if in, out := w.Modes(); o.ZeroCopy && (in != afxdp.ModeZeroCopy || out != afxdp.ModeZeroCopy) {
+			return nil, fmt.Errorf("-zero-copy: worker %d got %s mode on %s and %s mode on %s, want zero-copy on both", q, in, o.Inside, out, o.Outside)
+		}
 	}
 	return g, nil
+}
+
+// zeroCopyCapable fails, naming the device and the fix, when a driver
+// says it has no AF_XDP zero-copy (kernels without the netdev netlink
+// family say nothing: the bind in zero-copy mode decides then).
+func zeroCopyCapable(devs ...string) error {
+	for _, d := range devs {
+		f, err := nic.DevXDPFeatures(d)
+		if err != nil {
+			return fmt.Errorf("-zero-copy: %w", err)
+		}
+		if f.Known && !f.ZeroCopy {
+			return fmt.Errorf("-zero-copy: %s (driver %s) has no AF_XDP zero-copy, so the dataplane would run in copy mode: use a NIC whose driver does zero-copy (ice, i40e, ixgbe, igc, mlx5_core, …) or run without -zero-copy (`cgwctl verify` lists what each device can do)", d, nic.Driver(d))
+		}
+	}
+	return nil
 }
 
 // Close releases what New created. Run calls it on return.
