@@ -1,0 +1,238 @@
+package ikev2
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ikev2/message"
+	"github.com/cgw-project/cgw/crypto/dh"
+)
+
+func (t *Tunnel) initiate() {
+	sa := &ikeSA{initiator: true, state: saInitSent, spiI: randSPI(), ni: randBytes(32),
+		peer: netipAddrPort(t.cfg.AWSOutside, t.opt.PeerPort), created: t.now(), started: t.now()}
+	t.addSA(sa)
+	t.log.Info("initiating IKE SA", "peer", sa.peer, "spi", sa.spiI)
+	t.sendInit(sa)
+}
+
+func (t *Tunnel) sendInit(sa *ikeSA) {
+	sa.group = t.ikeGroup
+	priv, pub, err := keyExchange(sa.group)
+	if err != nil {
+		t.failed(0, fmt.Errorf("tunnel %s: DH group %d: %v", t.name, sa.group, err))
+		t.removeSA(sa, "local error", nil)
+		t.scheduleReinit()
+		return
+	}
+	var zero message.SPI
+	src := message.NATDetectionHash(sa.spiI[:], zero[:], t.cfg.LocalOutside, t.m.sock.port500)
+	if t.cfg.NATTraversal == config.NATForce {
+		copy(src[:], randBytes(20)) // a hash nobody matches makes both sides float (as strongSwan's encap=yes)
+	}
+	dst := message.NATDetectionHash(sa.spiI[:], zero[:], sa.peer.Addr(), sa.peer.Port())
+	var ps []message.Payload
+	if sa.cookie != nil {
+		ps = append(ps, &message.Notify{NotifyType: message.COOKIE, Data: sa.cookie})
+	}
+	ps = append(ps, &message.SA{Proposals: preferGroup(t.ikeProps, sa.group)}, &message.KE{Group: message.DHGroup(sa.group), Data: pub},
+		&message.Nonce{Data: sa.ni})
+	if t.cfg.NATTraversal != config.NATOff {
+		ps = append(ps, &message.Notify{NotifyType: message.NAT_DETECTION_SOURCE_IP, Data: src[:]},
+			&message.Notify{NotifyType: message.NAT_DETECTION_DESTINATION_IP, Data: dst[:]})
+	}
+	m := &message.Message{Header: message.Header{SPIi: sa.spiI, Exchange: message.IKE_SA_INIT, Flags: message.FlagInitiator}, Payloads: ps}
+	raw, err := message.Encode(m)
+	if err != nil {
+		t.failed(0, fmt.Errorf("tunnel %s: encoding IKE_SA_INIT: %v", t.name, err))
+		return
+	}
+	sa.ourInit = raw
+	sa.nextMID = 0
+	sa.pend = nil
+	t.transmit(sa, &pending{exch: message.IKE_SA_INIT, raw: raw,
+		onResp: func(r *message.Message, rraw []byte) { t.initResponse(sa, priv, r, rraw) },
+		onFail: func(err error) { t.setupFailed(sa, 0, err) }})
+}
+
+// setupFailed ends a negotiation that did not produce an IKE SA.
+func (t *Tunnel) setupFailed(sa *ikeSA, n message.NotifyType, err error) {
+	if err == errSAGone {
+		return
+	}
+	t.failed(n, err)
+	t.removeSA(sa, "negotiation failed", err)
+	if t.ike == nil && !t.stopping && t.cfg.StartupAction != config.StartupAdd && sa.initiator {
+		t.scheduleReinit()
+	}
+}
+
+func (t *Tunnel) initResponse(sa *ikeSA, priv dh.Private, m *message.Message, raw []byte) {
+	if n := m.Notify(message.COOKIE); n != nil && sa.cookieTry < 3 {
+		sa.cookieTry++
+		sa.cookie = append([]byte(nil), n.Data...)
+		t.log.Info("peer asks for a cookie (§2.6); retrying")
+		t.sendInit(sa)
+		return
+	}
+	if g, ok := invalidKE(m); ok {
+		if g != sa.group && allowed(t.cfg.Phase1.DHGroups, g) {
+			t.log.Info("peer wants another DH group (INVALID_KE_PAYLOAD); retrying", "group", message.DHGroup(g))
+			t.ikeGroup = g
+			t.sendInit(sa)
+			return
+		}
+		t.setupFailed(sa, message.INVALID_KE_PAYLOAD, fmt.Errorf("tunnel %s: peer wants DH group %d, which phase 1 does not allow (%v)", t.name, g, t.cfg.Phase1.DHGroups))
+		return
+	}
+	for _, n := range m.Notifies() {
+		if n.NotifyType.IsError() {
+			err := fmt.Errorf("tunnel %s: peer refused IKE_SA_INIT with %s", t.name, n.NotifyType)
+			if n.NotifyType == message.NO_PROPOSAL_CHOSEN {
+				err = fmt.Errorf("tunnel %s: NO_PROPOSAL_CHOSEN: the peer accepts none of our phase 1 proposals; ours: %s (phase 1 must match the peer's exactly)",
+					t.name, message.FormatProposals(t.ikeProps))
+			}
+			t.setupFailed(sa, n.NotifyType, err)
+			return
+		}
+	}
+	sp, ke, no := message.Find[*message.SA](m), message.Find[*message.KE](m), message.Find[*message.Nonce](m)
+	if sp == nil || ke == nil || no == nil || len(sp.Proposals) != 1 || m.SPIr.IsZero() {
+		t.setupFailed(sa, message.INVALID_SYNTAX, fmt.Errorf("tunnel %s: IKE_SA_INIT response lacks SA, KE or Nonce", t.name))
+		return
+	}
+	prop := sp.Proposals[0]
+	if !message.Accepts(t.ikeProps, prop) || chosenDH(prop) != uint16(ke.Group) || uint16(ke.Group) != sa.group {
+		t.setupFailed(sa, message.NO_PROPOSAL_CHOSEN, fmt.Errorf("tunnel %s: peer chose %s, which we did not offer (%s)", t.name, prop, message.FormatProposals(t.ikeProps)))
+		return
+	}
+	gir, err := priv.SharedSecret(ke.Data)
+	if err != nil {
+		t.setupFailed(sa, message.INVALID_SYNTAX, fmt.Errorf("tunnel %s: peer's KE: %v", t.name, err))
+		return
+	}
+	t.m.sock.unregister(sa.spiI)
+	sa.spiR = m.SPIr
+	t.m.sock.register(sa.spiI, t)
+	sa.prop, sa.nr, sa.peerInit = prop, no.Data, raw
+	p, err := prfOf(prop)
+	if err == nil {
+		err = deriveIKE(sa, p.SKEYSEED(sa.ni, sa.nr, gir))
+	}
+	if err != nil {
+		t.setupFailed(sa, 0, fmt.Errorf("tunnel %s: deriving keys: %v", t.name, err))
+		return
+	}
+	sa.expectMID = 0
+	t.natDetect(sa, m, sa.peer, t.m.sock.port500)
+	sa.state = saAuthSent
+	t.sendAuth(sa)
+}
+
+// natDetect compares the peer's NAT_DETECTION hashes with the addresses
+// we see (§2.23) and floats to port 4500 when a NAT is in the way, when
+// NAT-T is forced, or when the peer fakes a NAT (libipsec's encap=yes).
+func (t *Tunnel) natDetect(sa *ikeSA, m *message.Message, peer netipAddrPortT, localPort uint16) {
+	src, dst := m.Notify(message.NAT_DETECTION_SOURCE_IP), m.Notify(message.NAT_DETECTION_DESTINATION_IP)
+	force := t.cfg.NATTraversal == config.NATForce
+	if src == nil || dst == nil || t.cfg.NATTraversal == config.NATOff {
+		return
+	}
+	spir := sa.spiR
+	if !sa.initiator {
+		spir = message.SPI{} // the request's hashes were made before our SPI existed
+	}
+	wantDst := message.NATDetectionHash(sa.spiI[:], spir[:], t.cfg.LocalOutside, localPort)
+	wantSrc := message.NATDetectionHash(sa.spiI[:], spir[:], peer.Addr(), peer.Port())
+	// Forced NAT-T also keeps the mapping of a NAT we cannot see alive.
+	sa.natSelf = !bytes.Equal(dst.Data, wantDst[:]) || force
+	natPeer := !bytes.Equal(src.Data, wantSrc[:])
+	if sa.natSelf || natPeer || force {
+		t.log.Info("NAT-T: using UDP 4500", "nat_local", sa.natSelf, "nat_peer", natPeer, "forced", force)
+		if sa.initiator {
+			sa.nat = true
+			sa.peer = netipAddrPort(peer.Addr(), t.opt.PeerNATPort)
+		}
+	}
+}
+
+func (t *Tunnel) respondInit(d datagram) {
+	m, err := message.Decode(d.b)
+	if err != nil {
+		return
+	}
+	reply := func(n message.Notify) {
+		if b, err := message.Encode(m.ErrorReply(n)); err == nil {
+			t.m.sock.send(b, d.from, d.nat)
+		}
+	}
+	sp, ke, no := message.Find[*message.SA](m), message.Find[*message.KE](m), message.Find[*message.Nonce](m)
+	if sp == nil || ke == nil || no == nil {
+		reply(message.Notify{NotifyType: message.INVALID_SYNTAX})
+		return
+	}
+	prop, ok := selectWithKE(t.ikeProps, sp.Proposals, uint16(ke.Group))
+	if !ok {
+		err := fmt.Errorf("tunnel %s: NO_PROPOSAL_CHOSEN: peer %s offered %s; we accept %s (phase 1 must match exactly)",
+			t.name, d.from, message.FormatProposals(sp.Proposals), message.FormatProposals(t.ikeProps))
+		t.failed(message.NO_PROPOSAL_CHOSEN, err)
+		reply(message.Notify{NotifyType: message.NO_PROPOSAL_CHOSEN})
+		return
+	}
+	if g := chosenDH(prop); g != uint16(ke.Group) {
+		t.log.Info("asking the peer for another DH group (INVALID_KE_PAYLOAD)", "offered", ke.Group, "want", message.DHGroup(g))
+		reply(message.InvalidKE(message.DHGroup(g)))
+		return
+	}
+	priv, pub, err := keyExchange(uint16(ke.Group))
+	if err != nil {
+		return
+	}
+	gir, err := priv.SharedSecret(ke.Data)
+	if err != nil {
+		reply(message.Notify{NotifyType: message.INVALID_SYNTAX})
+		return
+	}
+	sa := &ikeSA{state: saResponderInit, spiI: m.SPIi, spiR: randSPI(), ni: no.Data, nr: randBytes(32),
+		group: uint16(ke.Group), peer: d.from, nat: d.nat, created: t.now(), started: t.now(), peerInit: d.b, expectMID: 1, nextMID: 0}
+	prop.SPI = nil
+	sa.prop = prop
+	p, err := prfOf(prop)
+	if err == nil {
+		err = deriveIKE(sa, p.SKEYSEED(sa.ni, sa.nr, gir))
+	}
+	if err != nil {
+		t.failed(0, fmt.Errorf("tunnel %s: deriving keys: %v", t.name, err))
+		return
+	}
+	ps := []message.Payload{&message.SA{Proposals: []message.Proposal{prop}}, &message.KE{Group: ke.Group, Data: pub}, &message.Nonce{Data: sa.nr}}
+	if m.Notify(message.NAT_DETECTION_SOURCE_IP) != nil && t.cfg.NATTraversal != config.NATOff {
+		t.natDetect(sa, m, d.from, t.localPort(d.nat))
+		src := message.NATDetectionHash(sa.spiI[:], sa.spiR[:], t.cfg.LocalOutside, t.localPort(d.nat))
+		if t.cfg.NATTraversal == config.NATForce {
+			copy(src[:], randBytes(20))
+		}
+		dst := message.NATDetectionHash(sa.spiI[:], sa.spiR[:], d.from.Addr(), d.from.Port())
+		ps = append(ps, &message.Notify{NotifyType: message.NAT_DETECTION_SOURCE_IP, Data: src[:]},
+			&message.Notify{NotifyType: message.NAT_DETECTION_DESTINATION_IP, Data: dst[:]})
+	}
+	r := &message.Message{Header: m.Reply(), Payloads: ps}
+	r.SPIr = sa.spiR
+	raw, err := message.Encode(r)
+	if err != nil {
+		return
+	}
+	sa.ourInit, sa.lastResp, sa.hasLastResp = raw, raw, true
+	sa.halfOpen = true
+	t.m.sock.halfOpen.Add(1)
+	t.addSA(sa)
+	t.m.sock.send(raw, d.from, d.nat)
+}
+
+func (t *Tunnel) localPort(nat bool) uint16 {
+	if nat {
+		return t.m.sock.port4500
+	}
+	return t.m.sock.port500
+}
