@@ -58,12 +58,13 @@ func (l *Lifecycle) Install(c *ChildSA) {
 }
 
 // Switch makes c the outbound pair. The first switch of a tunnel that is
-// down also brings it up, with the IKE SA ike names; it reports whether it
-// did.
+// down also brings it up (TunnelUp with ike, the IKE SA it runs under;
+// nil when there is none, and then the tunnel stays down); it reports
+// whether it did.
 func (l *Lifecycle) Switch(c *ChildSA, ike *IKESAInfo) (wentUp bool) {
 	info := c.withoutKeys()
 	l.Emit(Event{Type: OutboundSwitch, Child: &info})
-	if l.up {
+	if l.up || ike == nil {
 		return false
 	}
 	l.up = true

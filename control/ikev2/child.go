@@ -1,56 +1,34 @@
 package ikev2
 
 import (
-	"crypto/rand"
-	"encoding/binary"
-	"fmt"
-	mrand "math/rand/v2"
 	"slices"
 	"time"
 
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
-func (t *Tunnel) newChildSPI() uint32 {
-	t.m.mu.Lock()
-	defer t.m.mu.Unlock()
-	for {
-		var b [4]byte
-		rand.Read(b[:])
-		spi := binary.BigEndian.Uint32(b[:])
-		if spi < 256 { // 1–255 are reserved (RFC 4303 §2.1)
-			continue
-		}
-		if _, used := t.m.childSPI[spi]; !used {
-			t.m.childSPI[spi] = t
-			return spi
-		}
-	}
-}
+// newChildSPI allocates an inbound ESP SPI for a Child SA of ours; it is
+// released when the pair is retired or its negotiation fails.
+func (t *Tunnel) newChildSPI() uint32 { return t.m.spis.Alloc(t) }
 
+// releaseSPI frees inbound SPIs (and outbound ones looked up by
+// ChildNeedsRekey) that t holds.
 func (t *Tunnel) releaseSPI(spis ...uint32) {
+	t.m.spis.Release(t, spis...)
 	t.m.mu.Lock()
-	defer t.m.mu.Unlock()
 	for _, s := range spis {
-		if t.m.childSPI[s] == t {
-			delete(t.m.childSPI, s)
+		if t.m.outSPI[s] == t {
+			delete(t.m.outSPI, s)
 		}
 	}
+	t.m.mu.Unlock()
 }
 
-// rekeyTime is lifetime − margin × (1 + fuzz% × random), as strongSwan
-// spreads rekeys so both ends rarely start at once.
+// rekeyTime is when an SA created at created with lifetime life is
+// rekeyed: the one policy both engines follow (ike.RekeyAfter).
 func (t *Tunnel) rekeyTime(created time.Time, life time.Duration) time.Time {
-	margin := t.cfg.RekeyMargin.D()
-	if margin >= life {
-		margin = life / 2
-	}
-	fuzz := time.Duration(float64(margin) * float64(t.cfg.RekeyFuzz) / 100 * mrand.Float64())
-	at := life - margin - fuzz
-	if at < life/10 {
-		at = life / 10
-	}
-	return created.Add(at)
+	return created.Add(ike.RekeyAfter(life, t.cfg.RekeyMargin.D(), t.cfg.RekeyFuzz))
 }
 
 func (t *Tunnel) newChild(sa *ikeSA) *child {
@@ -74,22 +52,17 @@ func (t *Tunnel) newChild(sa *ikeSA) *child {
 // preinstall hands c's inbound SA to Options.InstallInbound before the
 // peer may send on it (make-before-break, DESIGN §2).
 func (t *Tunnel) preinstall(c *child) {
-	if c == nil || t.m.opt.InstallInbound == nil {
-		return
-	}
-	if err := t.m.opt.InstallInbound(t.name, c.ChildSA); err != nil {
-		t.log.Warn("inbound SA not confirmed in the dataplane before the peer may use it", "spi_in", fmt.Sprintf("%08x", c.InSPI), "err", err)
+	if c != nil {
+		t.lc.Preinstall(&c.ChildSA)
 	}
 }
 
 func (t *Tunnel) install(c *child) {
 	t.children = append(t.children, c)
 	t.m.mu.Lock()
-	t.m.childSPI[c.InSPI] = t
-	t.m.childSPI[c.OutSPI] = t
+	t.m.outSPI[c.OutSPI] = t
 	t.m.mu.Unlock()
-	info := c.ChildSA
-	t.emit(Event{Type: ChildSAInstalled, Child: &info})
+	t.lc.Install(&c.ChildSA)
 }
 
 func (t *Tunnel) switchOut(c *child) {
@@ -97,12 +70,12 @@ func (t *Tunnel) switchOut(c *child) {
 		return
 	}
 	t.out = c
-	info := c.ChildSA
-	t.emit(Event{Type: OutboundSwitch, Child: &info})
-	if !t.up && t.ike != nil {
-		t.up = true
+	var info *IKESAInfo
+	if t.ike != nil {
+		info = t.ike.info()
+	}
+	if t.lc.Switch(&c.ChildSA, info) {
 		t.backoff = 0
-		t.emit(Event{Type: TunnelUp, IKE: t.ike.info()})
 	}
 }
 
@@ -115,9 +88,8 @@ func (t *Tunnel) retire(c *child) {
 	if i >= 0 {
 		t.children = slices.Delete(t.children, i, i+1)
 	}
-	t.releaseSPI(c.InSPI, c.OutSPI)
-	info := c.ChildSA
-	t.emit(Event{Type: ChildSARetired, Child: &info})
+	t.releaseSPI(c.OutSPI)
+	t.lc.Retire(&c.ChildSA) // frees the inbound SPI, zeroes the keys
 	if t.out == c {
 		t.out = nil
 		if s := t.successor(); s != nil {
@@ -159,7 +131,7 @@ func (t *Tunnel) deleteChild(c *child) {
 	}
 	graceful := func() {
 		if c.retireAt.IsZero() {
-			c.retireAt = t.now().Add(t.m.tim.Grace)
+			c.retireAt = t.lc.RetireAt(t.now())
 		}
 	}
 	if t.ike == nil {

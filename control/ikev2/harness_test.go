@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
@@ -150,7 +151,7 @@ func connect(t *testing.T, a, b *node, ca, cb config.Tunnel) {
 	}
 }
 
-func (w *wrapConn) port() uint16 { return portOf(w.LocalAddr()) }
+func (w *wrapConn) port() uint16 { return ike.PortOf(w.LocalAddr()) }
 
 // wait returns the first event (from index from on) matching ok.
 func (n *node) wait(what string, from int, ok func(Event) bool) (Event, int) {

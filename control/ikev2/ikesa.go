@@ -101,7 +101,7 @@ func (t *Tunnel) adopt(sa *ikeSA, initialContact bool) bool {
 	for _, c := range t.children {
 		if c.owner == old && !c.deleting {
 			c.deleting = true
-			c.retireAt = t.now().Add(t.m.tim.Grace)
+			c.retireAt = t.lc.RetireAt(t.now())
 		}
 	}
 	if initialContact && !concurrent {
@@ -165,7 +165,7 @@ func (t *Tunnel) removeSA(sa *ikeSA, reason string, err error) {
 	for _, c := range t.children {
 		if c.owner == sa && !c.deleting {
 			c.deleting = true
-			c.retireAt = t.now().Add(t.m.tim.Grace)
+			c.retireAt = t.lc.RetireAt(t.now())
 			if t.out == c {
 				t.switchOut(t.successor())
 			}
@@ -190,10 +190,7 @@ func (t *Tunnel) down(reason string, err error, restart bool) {
 			t.removeSA(sa, reason, nil)
 		}
 	}
-	if t.up {
-		t.up = false
-		t.emit(Event{Type: TunnelDown, Reason: reason, Err: err})
-	}
+	t.lc.Down(reason, err)
 	if len(t.sas) == 0 {
 		t.contacted = false // the next IKE SA starts afresh: INITIAL_CONTACT (§2.4)
 	}

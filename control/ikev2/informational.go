@@ -70,7 +70,7 @@ func (t *Tunnel) respInformational(sa *ikeSA, m *message.Message) ([]message.Pay
 func (t *Tunnel) peerDeletedChild(c *child) {
 	c.deleting = true
 	if c.retireAt.IsZero() {
-		c.retireAt = t.now().Add(t.m.tim.Grace)
+		c.retireAt = t.lc.RetireAt(t.now())
 	}
 	if t.out == c {
 		if s := t.successor(); s != nil {
@@ -80,10 +80,7 @@ func (t *Tunnel) peerDeletedChild(c *child) {
 		// The peer deleted our only Child SA: make a new one.
 		t.log.Info("peer deleted the last Child SA; the tunnel is down until a new one is made")
 		t.out = nil
-		if t.up {
-			t.up = false
-			t.emit(Event{Type: TunnelDown, Reason: "child SA deleted by peer"})
-		}
+		t.lc.Down("child SA deleted by peer", nil)
 		if t.cfg.StartupAction != config.StartupAdd && t.ike != nil {
 			sa := t.ike
 			t.ike = nil

@@ -50,10 +50,11 @@ type Manager struct {
 	clock Clock
 	sock  *Socket
 
-	mu       sync.Mutex
-	tunnels  map[string]*Tunnel
-	childSPI map[uint32]*Tunnel // our inbound ESP SPIs
-	closed   bool
+	mu      sync.Mutex
+	tunnels map[string]*Tunnel
+	spis    ike.SPIs[*Tunnel]  // our inbound ESP SPIs
+	outSPI  map[uint32]*Tunnel // the peer's (ChildNeedsRekey takes either)
+	closed  bool
 }
 
 // New starts a Manager on the given sockets.
@@ -71,7 +72,7 @@ func New(o Options) (*Manager, error) {
 		o.MaxHalfOpen = 1024
 	}
 	m := &Manager{opt: o, tim: o.Timing.WithDefaults(), log: o.Log, clock: o.Clock,
-		tunnels: map[string]*Tunnel{}, childSPI: map[uint32]*Tunnel{}}
+		tunnels: map[string]*Tunnel{}, outSPI: map[uint32]*Tunnel{}}
 	s, err := newSocket(o.Conn500, o.Conn4500, o.Clock, o.Log, o.CookieThreshold)
 	if err != nil {
 		return nil, err
@@ -219,9 +220,12 @@ func (m *Manager) Close(ctx context.Context) {
 }
 
 func (m *Manager) tunnelBySPI(spi uint32) *Tunnel {
+	if t, ok := m.spis.Owner(spi); ok {
+		return t
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.childSPI[spi]
+	return m.outSPI[spi]
 }
 
 func (m *Manager) emit(e Event) {

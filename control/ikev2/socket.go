@@ -4,7 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
@@ -28,11 +29,11 @@ type datagram struct {
 // It also answers IKE_SA_INIT with a COOKIE when too many SAs are half
 // open (§2.6), before any tunnel spends a DH computation.
 type Socket struct {
-	c500, c4500 net.PacketConn
-	port500     uint16
-	port4500    uint16
-	log         *slog.Logger
-	clock       Clock
+	udp      *ike.UDP
+	port500  uint16
+	port4500 uint16
+	log      *slog.Logger
+	clock    Clock
 
 	mu     sync.RWMutex
 	bySPI  map[message.SPI]*Tunnel
@@ -46,69 +47,21 @@ type Socket struct {
 	secret     [2][32]byte // current, previous
 	secretVer  byte
 	secretTime time.Time
-
-	wg sync.WaitGroup
 }
 
 func newSocket(c500, c4500 net.PacketConn, clock Clock, log *slog.Logger, cookieThreshold int) (*Socket, error) {
-	if c500 == nil || c4500 == nil {
-		return nil, errors.New("ikev2: both UDP sockets (port 500 and port 4500) are required")
-	}
-	s := &Socket{c500: c500, c4500: c4500, clock: clock, log: log,
+	s := &Socket{clock: clock, log: log,
 		bySPI: map[message.SPI]*Tunnel{}, byPeer: map[netip.Addr]*Tunnel{}, cookieThreshold: cookieThreshold}
-	s.port500 = portOf(c500.LocalAddr())
-	s.port4500 = portOf(c4500.LocalAddr())
 	if _, err := rand.Read(s.secret[0][:]); err != nil {
 		return nil, err
 	}
 	s.secretTime = clock.Now()
-	s.wg.Add(2)
-	go s.read(c500, false)
-	go s.read(c4500, true)
+	u, err := ike.NewUDP(c500, c4500, s.Deliver)
+	if err != nil {
+		return nil, fmt.Errorf("ikev2: %v", err)
+	}
+	s.udp, s.port500, s.port4500 = u, u.Port500, u.Port4500
 	return s, nil
-}
-
-func portOf(a net.Addr) uint16 {
-	if u, ok := a.(*net.UDPAddr); ok {
-		return uint16(u.Port)
-	}
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.Port()
-	}
-	return 0
-}
-
-func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
-	if u, ok := a.(*net.UDPAddr); ok {
-		ap := u.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	return ap, err == nil
-}
-
-func (s *Socket) read(c net.PacketConn, nat bool) {
-	defer s.wg.Done()
-	buf := make([]byte, 65536)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			s.log.Debug("ikev2: socket read", "err", err)
-			return
-		}
-		ap, ok := addrPortOf(from)
-		if !ok {
-			continue
-		}
-		s.Deliver(buf[:n], ap, nat)
-	}
 }
 
 // Deliver routes one received UDP payload (as read from port 500, or from
@@ -163,19 +116,9 @@ func (s *Socket) Deliver(b []byte, from netip.AddrPort, nat bool) {
 	}
 }
 
-func (s *Socket) send(b []byte, to netip.AddrPort, nat bool) error {
-	ua := net.UDPAddrFromAddrPort(to)
-	if nat {
-		_, err := s.c4500.WriteTo(message.AppendMarked(make([]byte, 0, len(b)+4), b), ua)
-		return err
-	}
-	_, err := s.c500.WriteTo(b, ua)
-	return err
-}
+func (s *Socket) send(b []byte, to netip.AddrPort, nat bool) error { return s.udp.Send(b, to, nat) }
 
-func (s *Socket) sendKeepalive(to netip.AddrPort) {
-	s.c4500.WriteTo([]byte{0xff}, net.UDPAddrFromAddrPort(to))
-}
+func (s *Socket) sendKeepalive(to netip.AddrPort) { s.udp.Keepalive(to) }
 
 func (s *Socket) register(spi message.SPI, t *Tunnel) {
 	s.mu.Lock()
@@ -189,11 +132,7 @@ func (s *Socket) unregister(spi message.SPI) {
 	s.mu.Unlock()
 }
 
-func (s *Socket) close() {
-	s.c500.Close()
-	s.c4500.Close()
-	s.wg.Wait()
-}
+func (s *Socket) close() { s.udp.Close() }
 
 // cookieSecretRotation: §2.6 recommends changing the secret often; a
 // cookie made with the previous secret is still accepted.

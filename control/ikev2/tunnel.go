@@ -34,7 +34,7 @@ type Tunnel struct {
 	ike         *ikeSA // the current IKE SA, once established
 	children    []*child
 	out         *child // the child whose outbound SA carries traffic
-	up          bool
+	lc          ike.Lifecycle
 	contacted   bool // INITIAL_CONTACT sent once (§2.4)
 	lastInbound time.Time
 	reinitAt    time.Time
@@ -50,6 +50,10 @@ func newTunnel(m *Manager, c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
 	t := &Tunnel{name: c.Name, cfg: c, opt: o, m: m, log: m.log.With("tunnel", c.Name),
 		in: make(chan datagram, 64), cmd: make(chan func(), 16), quit: make(chan struct{}), done: make(chan struct{}),
 		stopped: make(chan struct{})}
+	t.lc = ike.Lifecycle{Emit: t.emit, Release: func(spis ...uint32) { m.spis.Release(t, spis...) }, Grace: m.tim.Grace, Log: t.log}
+	if f := m.opt.InstallInbound; f != nil {
+		t.lc.InstallInbound = func(c ChildSA) error { return f(t.name, c) }
+	}
 	t.ikeProps = ikeProposals(c.Phase1)
 	t.espProps = espProposals(c.Phase2, false)
 	t.espPFS = espProposals(c.Phase2, true)
@@ -116,7 +120,7 @@ func (t *Tunnel) run() {
 // upState is the tunnel's state as the status API names it.
 func (t *Tunnel) upState() string {
 	switch {
-	case t.up:
+	case t.lc.Up():
 		return "up"
 	case t.connecting():
 		return "connecting"
