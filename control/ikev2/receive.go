@@ -1,6 +1,11 @@
 package ikev2
 
-import "github.com/cgw-project/cgw/control/ikev2/message"
+import (
+	"bytes"
+	"log/slog"
+
+	"github.com/cgw-project/cgw/control/ikev2/message"
+)
 
 func (t *Tunnel) findSA(h message.Header) *ikeSA {
 	for _, sa := range t.sas {
@@ -16,11 +21,14 @@ func (t *Tunnel) handle(d datagram) {
 	if err != nil {
 		return
 	}
+	if d.from.Addr() != t.cfg.AWSOutside {
+		return // Deliver checked it; a fuzzer or another path may not
+	}
 	if h.Exchange == message.IKE_SA_INIT && !h.IsResponse() {
 		for _, sa := range t.sas {
-			if !sa.initiator && sa.spiI == h.SPIi && sa.peer.Addr() == d.from.Addr() {
-				if sa.hasLastResp && h.MessageID == 0 {
-					t.m.sock.send(sa.lastResp, d.from, d.nat) // retransmitted request (§2.1)
+			if !sa.initiator && sa.spiI == h.SPIi {
+				if h.MessageID == 0 {
+					t.resend(sa, d, sa.peerInit, sa.ourInit)
 				}
 				return
 			}
@@ -68,8 +76,8 @@ func (t *Tunnel) handleResponse(sa *ikeSA, d datagram, h message.Header) {
 }
 
 func (t *Tunnel) handleRequest(sa *ikeSA, d datagram, h message.Header) {
-	if sa.hasLastResp && h.MessageID+1 == sa.expectMID {
-		t.m.sock.send(sa.lastResp, d.from, d.nat) // retransmitted request (§2.1)
+	if h.MessageID+1 == sa.expectMID {
+		t.resend(sa, d, sa.lastReq, sa.lastResp)
 		return
 	}
 	if h.MessageID != sa.expectMID || sa.keys == nil {
@@ -77,6 +85,11 @@ func (t *Tunnel) handleRequest(sa *ikeSA, d datagram, h message.Header) {
 	}
 	m, err := message.DecodeEncrypted(d.b, sa.keys)
 	if err != nil {
+		if !message.Verified(err) {
+			// Anyone could have sent it: no answer, no message ID used.
+			t.unauth.Log(t.log, t.now(), slog.LevelDebug, "dropping a request that fails its integrity check", "exchange", h.Exchange, "from", d.from, "err", err)
+			return
+		}
 		if n, ok := message.NotifyFor(err); ok {
 			t.respond(sa, d, h, []message.Payload{&n})
 		}
@@ -123,7 +136,26 @@ func (t *Tunnel) respond(sa *ikeSA, d datagram, h message.Header, payloads []mes
 		t.log.Error("encoding response", "exchange", h.Exchange, "err", err)
 		return
 	}
-	sa.lastResp, sa.hasLastResp = raw, true
+	sa.lastResp, sa.hasLastResp, sa.lastReq = raw, true, d.b
 	sa.expectMID = h.MessageID + 1
 	t.m.sock.send(raw, d.from, d.nat)
+}
+
+// resendBurst responses to retransmitted requests may go out at once;
+// then one a second (a peer retransmits after seconds, §2.4).
+const resendBurst = 3
+
+// resend answers a retransmission of request req, already answered with
+// resp (§2.1): only for the very same bytes (anything else with its
+// message ID is a forgery or a stale copy), only to the SA's peer, and
+// rate-limited, so a replayed request cannot make us a reflector.
+func (t *Tunnel) resend(sa *ikeSA, d datagram, req, resp []byte) {
+	if resp == nil || d.from.Addr() != sa.peer.Addr() || !bytes.Equal(d.b, req) {
+		return
+	}
+	sa.resends.Burst = resendBurst
+	if ok, _ := sa.resends.Allow(t.now()); !ok {
+		return
+	}
+	t.m.sock.send(resp, sa.peer, sa.nat)
 }

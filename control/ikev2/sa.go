@@ -55,7 +55,9 @@ type ikeSA struct {
 	nextMID     uint32 // our next request
 	expectMID   uint32 // the peer's next request
 	lastResp    []byte // cached response to the peer's last request (§2.1)
+	lastReq     []byte // that request, as received
 	hasLastResp bool
+	resends     ike.LogLimiter // of lastResp (a token bucket)
 	pend        *pending
 	queue       []*pending
 

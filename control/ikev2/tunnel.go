@@ -42,6 +42,8 @@ type Tunnel struct {
 	nextKA      time.Time
 	stopping    bool
 	stopped     chan struct{} // closed when the shutdown Delete is answered
+	// unauth limits the log lines input nobody authenticated causes.
+	unauth ike.LogLimiter
 }
 
 var errSAGone = errors.New("IKE SA deleted")

@@ -19,6 +19,23 @@ var (
 	ErrNotEncrypted = errors.New("ikev2: message has no Encrypted (SK) payload")
 )
 
+// verifiedError wraps an error DecodeEncrypted found after the message's
+// ICV verified: the peer really sent it.
+type verifiedError struct{ err error }
+
+func (e *verifiedError) Error() string { return e.err.Error() }
+func (e *verifiedError) Unwrap() error { return e.err }
+
+// Verified reports whether err (from DecodeEncrypted) was found after the
+// Encrypted payload's integrity check passed: only then may a request be
+// answered with an error notification (NotifyFor) and its message ID
+// used up. Errors before it (the header, the outer payload chain, the SK
+// length, the ICV) come from input anyone could forge: drop it silently.
+func Verified(err error) bool {
+	var v *verifiedError
+	return errors.As(err, &v)
+}
+
 type syntaxError struct{ msg string }
 
 func (e *syntaxError) Error() string        { return "ikev2: invalid syntax: " + e.msg }
@@ -54,7 +71,8 @@ func (e *CriticalPayloadError) Error() string {
 // NotifyFor maps a Decode/DecodeEncrypted error to the error notification
 // the state machine should send back (only for requests; §2.21), with its
 // Notification Data. ok is false for errors that must not be answered:
-// ErrIntegrity and errors that are not from this package.
+// ErrIntegrity and errors that are not from this package. For an
+// encrypted request, answer only an error that Verified reports.
 func NotifyFor(err error) (n Notify, ok bool) {
 	var ve *VersionError
 	var ce *CriticalPayloadError

@@ -204,8 +204,10 @@ func EncodeEncrypted(m *Message, keys *Keys) ([]byte, error) {
 // verifies and decrypts it with the direction keys selects by the I flag,
 // and returns the message with the payloads before SK (normally none)
 // followed by the inner payloads. ErrIntegrity means drop silently; other
-// errors are as for Decode (a syntax error inside an authentic message
-// deserves INVALID_SYNTAX, §2.21.2).
+// errors are as for Decode. Only an error that Verified reports as found
+// after the ICV verified (a syntax error inside an authentic message)
+// deserves an answer such as INVALID_SYNTAX (§2.21.2); any other came
+// from input nobody authenticated and changes nothing.
 func DecodeEncrypted(raw []byte, keys *Keys) (*Message, error) {
 	m, buf, err := decode(raw)
 	if err != nil {
@@ -232,7 +234,7 @@ func DecodeEncrypted(raw []byte, keys *Keys) (*Message, error) {
 	pt := buf[ivOff+c.IVLen() : len(buf)-c.ICVLen()]
 	padLen := int(pt[len(pt)-1])
 	if padLen+1 > len(pt) {
-		return m, syntaxf("Encrypted payload pad length %d exceeds the %d-byte plaintext", padLen, len(pt))
+		return m, &verifiedError{syntaxf("Encrypted payload pad length %d exceeds the %d-byte plaintext", padLen, len(pt))}
 	}
 	inner, err := decodeChain(pt[:len(pt)-1-padLen], sk.NextPayload, false)
 	if outer := m.Payloads[:len(m.Payloads)-1]; len(outer) > 0 {
@@ -240,7 +242,10 @@ func DecodeEncrypted(raw []byte, keys *Keys) (*Message, error) {
 	} else {
 		m.Payloads = inner
 	}
-	return m, err
+	if err != nil {
+		return m, &verifiedError{err}
+	}
+	return m, nil
 }
 
 type gcmCrypter struct {

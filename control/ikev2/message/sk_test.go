@@ -109,12 +109,14 @@ func TestSKTamper(t *testing.T) {
 			switch {
 			case err == nil:
 				t.Fatalf("%s: flipping byte %d went unnoticed", p, i)
+			case Verified(err):
+				t.Fatalf("%s: flipping byte %d: %v counts as verified: a forgery would be answered", p, i, err)
 			case i >= HeaderLen+4 && !errors.Is(err, ErrIntegrity):
 				t.Errorf("%s: flipping byte %d (in SK body): %v, want ErrIntegrity", p, i, err)
 			}
 		}
-		if _, err := DecodeEncrypted(raw[:len(raw)-1], keys); err == nil {
-			t.Errorf("%s: truncated message accepted", p)
+		if _, err := DecodeEncrypted(raw[:len(raw)-1], keys); err == nil || Verified(err) {
+			t.Errorf("%s: truncated message: %v, want an unverified error", p, err)
 		}
 	}
 }
@@ -139,8 +141,8 @@ func TestSKBadPadLength(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := DecodeEncrypted(b, keys)
-		if !errors.Is(err, ErrSyntax) || errors.Is(err, ErrIntegrity) {
-			t.Errorf("%s: %v, want a syntax error", p, err)
+		if !errors.Is(err, ErrSyntax) || errors.Is(err, ErrIntegrity) || !Verified(err) {
+			t.Errorf("%s: %v (verified %v), want a syntax error found after the ICV verified", p, err, Verified(err))
 		}
 	}
 }
