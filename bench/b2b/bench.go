@@ -130,7 +130,12 @@ func (l *Load) Frame(d Direction, size int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	inner = inner[14:]
+	return l.espFrame(inner[14:])
+}
+
+// espFrame is an inner IP packet as B sends it to A: encrypted with the
+// current B→A SA, in an Ethernet frame wire → A.
+func (l *Load) espFrame(inner []byte) ([]byte, error) {
 	e := l.t.SAs.BA
 	c, err := transform.New(e.Suite, e.Keymat)
 	if err != nil {
@@ -167,7 +172,7 @@ func (l *Load) Run(ctx context.Context, d Direction, size int, count uint64, gen
 		sink, genRole, genDev = l.sinkLAN, Wire, WireA
 	}
 	pid := l.t.A.DataplanePid()
-	st0, cerr := procstat.Read(pid)
+	c0, cerr := procstat.CPUTime(pid)
 	mc := make(chan pktgen.Measurement, 1)
 	ec := make(chan error, 1)
 	sctx, stop := context.WithCancel(ctx)
@@ -195,8 +200,8 @@ func (l *Load) Run(ctx context.Context, d Direction, size int, count uint64, gen
 		return Result{}, merr
 	}
 	r := Result{Size: size, Gen: g, Sink: m}
-	if st1, err := procstat.Read(pid); err == nil && cerr == nil {
-		r.CPU = st1.CPU - st0.CPU
+	if c1, err := procstat.CPUTime(pid); err == nil && cerr == nil {
+		r.CPU = c1 - c0
 	}
 	if g.Sent > m.Packets {
 		r.Dropped = g.Sent - m.Packets

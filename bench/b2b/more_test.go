@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/pktgen"
+
 	"github.com/cgw-project/cgw/crypto/transform"
 )
 
@@ -97,6 +99,20 @@ func TestBenchPath(t *testing.T) {
 				}
 				t.Logf("%v no-crypto=%v %d B: %d of %d delivered, %.0f pps", d, noCrypto, size, r.Sink.Packets, r.Gen.Sent, r.Sink.PPS())
 			}
+			// A paced trial of Simple IMIX over several flows: the 1518-byte
+			// frames cross the 1399-byte tunnel as two fragments, which the
+			// expected count includes.
+			src, _ := pktgen.ParseEndpoints("198.18.0.2-198.18.0.9:1024-1027", 9)
+			dst, _ := pktgen.ParseEndpoints("198.19.0.2-198.19.0.5:9", 9)
+			tr, err := load.Trial(ctx, TrialConfig{Dir: d, Mix: pktgen.SimpleIMIX(), Flows: pktgen.Flows{Src: src, Dst: dst, N: 16},
+				Rate: pktgen.Rate{PPS: 20000}, Duration: 500 * time.Millisecond, GenCPU: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tr.Sent == 0 || tr.Delivered == 0 || tr.Delivered > tr.Expected || tr.Expected <= tr.Sent && d == Outbound {
+				t.Errorf("%v no-crypto=%v IMIX trial: sent %d, expected %d, delivered %d", d, noCrypto, tr.Sent, tr.Expected, tr.Delivered)
+			}
+			t.Logf("%v no-crypto=%v IMIX trial: sent %d (%.0f pps), expected %d, delivered %d, %.3f CPU s", d, noCrypto, tr.Sent, tr.OfferedPPS(), tr.Expected, tr.Delivered, tr.CPUSeconds)
 		}
 		if err := tp.StopDataplane(tp.A, false); err != nil {
 			t.Fatal(err)

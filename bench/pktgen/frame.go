@@ -33,6 +33,10 @@ type Frame struct {
 	Size int
 	// Seq, if not zero, is written as the first 8 bytes of the payload.
 	Seq uint64
+	// NoDF leaves the IPv4 Don't Fragment bit clear, so a gateway
+	// fragments a packet over its tunnel MTU (RFC 4459) rather than
+	// refusing it: IMIX's 1518-byte frames through an AWS tunnel.
+	NoDF bool
 }
 
 // Build returns the frame's bytes (without FCS), with valid IPv4 and UDP
@@ -56,7 +60,9 @@ func (f Frame) Build() ([]byte, error) {
 	ip := b[ethLen : ethLen+ipv4Len]
 	ip[0] = 0x45
 	binary.BigEndian.PutUint16(ip[2:], uint16(len(b)-ethLen))
-	binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF: nothing here should need fragmenting
+	if !f.NoDF {
+		binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF: nothing here should need fragmenting
+	}
 	ip[8], ip[9] = 64, 17
 	s, d := f.Src.Addr().As4(), f.Dst.Addr().As4()
 	copy(ip[12:16], s[:])

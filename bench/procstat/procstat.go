@@ -62,3 +62,33 @@ func Alive(pid int, start uint64) bool {
 	}
 	return st.State != "Z" && st.State != "X"
 }
+
+// CPUTime is the CPU time all of pid's threads have run, in nanoseconds
+// from the scheduler's accounting (/proc/<pid>/task/*/schedstat), not
+// rounded to clock ticks as Stat.CPU is: a benchmark trial of a second
+// is read to better than a microsecond. Threads that ended before the
+// call are not counted, so read it around a run of a steady process.
+func CPUTime(pid int) (time.Duration, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var sum time.Duration
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			continue
+		}
+		ns, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("pid %d: schedstat %q: %w", pid, b, err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
+}

@@ -38,3 +38,26 @@ func TestAlive(t *testing.T) {
 		t.Fatalf("reaped pid %d still alive", cmd.Process.Pid)
 	}
 }
+
+// TestCPUTime: this process's CPU time in ns grows while it computes and
+// agrees with the tick-rounded figure.
+func TestCPUTime(t *testing.T) {
+	c0, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for i := 0; i < 20_000_000; i++ {
+		x += i ^ x
+	}
+	c1, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1 <= c0 || x == 42 {
+		t.Fatalf("CPU time did not grow while computing: %v then %v", c0, c1)
+	}
+	if _, err := CPUTime(1 << 30); err == nil {
+		t.Error("CPUTime of a pid that does not exist succeeded")
+	}
+}
