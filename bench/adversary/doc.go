@@ -14,6 +14,7 @@
 //
 // from which the issue's table is made:
 //
+//	TestSpoofedMainMode1    IKEv1 Main Mode message 1 spoofed from the AWS endpoint every 10 s for 2 min: ISAKMP SA, peer and traffic unchanged
 //	TestESPReplay           ESP captured on the wire and replayed, live and after kill -9 of cgw-dataplane: 0 delivered
 //	TestBGPAPIUnprivileged  uid nobody's `gobgp global rib add`: refused; no gRPC port with the defaults
 //
