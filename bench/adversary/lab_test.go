@@ -235,3 +235,17 @@ func startPing(l *lab.Lab, count int, every time.Duration) *pinger {
 }
 
 func (p *pinger) wait() lab.PingResult { return <-p.done }
+
+// fullRun is set by CGW_ADVERSARY_FULL=1: the probes run at the issue's
+// rates and durations (TestSpoofedMainMode1 alone takes 2 minutes);
+// without it make test runs each at a shorter schedule that keeps the
+// suite within a few minutes and attacks the same property.
+var fullRun = os.Getenv("CGW_ADVERSARY_FULL") == "1"
+
+// probeSchedule returns the full or the make-test schedule.
+func probeSchedule(fullEvery time.Duration, fullRounds int, ciEvery time.Duration, ciRounds int) (time.Duration, int) {
+	if fullRun {
+		return fullEvery, fullRounds
+	}
+	return ciEvery, ciRounds
+}
