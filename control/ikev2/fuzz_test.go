@@ -78,9 +78,7 @@ func FuzzResponder(f *testing.F) {
 		defer func() {
 			for _, sa := range tun.sas {
 				m.sock.unregister(sa.ourSPI())
-				if sa.halfOpen {
-					m.sock.halfOpen.Add(-1)
-				}
+				tun.countHalfOpen(sa, false)
 			}
 		}()
 		tun.handle(datagram{b: init, from: from})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/cgw-project/cgw/config"
@@ -59,10 +60,7 @@ func (t *Tunnel) establish(sa *ikeSA) {
 	sa.state = saEstablished
 	sa.created = now
 	sa.lastHeard = now
-	if sa.halfOpen {
-		sa.halfOpen = false
-		t.m.sock.halfOpen.Add(-1)
-	}
+	t.countHalfOpen(sa, false)
 	if life := t.cfg.Phase1.Lifetime.D(); life > 0 {
 		sa.rekeyAt = t.rekeyTime(now, life)
 		sa.expireAt = now.Add(life)
@@ -129,6 +127,21 @@ func (t *Tunnel) moveChildren(from ...*ikeSA) {
 	}
 }
 
+// countHalfOpen counts sa as half-open (on) in the Socket's and the
+// tunnel's totals, or no longer.
+func (t *Tunnel) countHalfOpen(sa *ikeSA, on bool) {
+	if sa.halfOpen == on {
+		return
+	}
+	sa.halfOpen = on
+	d := int64(1)
+	if !on {
+		d = -1
+	}
+	t.m.sock.halfOpen.Add(d)
+	t.halfOpen.Add(int32(d))
+}
+
 func (t *Tunnel) addSA(sa *ikeSA) {
 	t.sas = append(t.sas, sa)
 	t.m.sock.register(sa.ourSPI(), t)
@@ -142,10 +155,7 @@ func (t *Tunnel) removeSA(sa *ikeSA, reason string, err error) {
 	}
 	t.sas = slices.Delete(t.sas, i, i+1)
 	t.m.sock.unregister(sa.ourSPI())
-	if sa.halfOpen {
-		sa.halfOpen = false
-		t.m.sock.halfOpen.Add(-1)
-	}
+	t.countHalfOpen(sa, false)
 	fails := sa.queue
 	if sa.pend != nil {
 		fails = append([]*pending{sa.pend}, fails...)
@@ -208,6 +218,23 @@ func (t *Tunnel) down(reason string, err error, restart bool) {
 func (t *Tunnel) failed(n message.NotifyType, err error) {
 	t.log.Error(err.Error(), "notify", n)
 	t.emit(Event{Type: NegotiationFailed, Notify: uint16(n), Err: err, Reason: notifyReason(n)})
+}
+
+// failedUnauth is failed for what input nobody authenticated caused (an
+// IKE_SA_INIT anyone could send from the peer's address): a flood of it
+// costs a few log lines and events a second, not one each.
+func (t *Tunnel) failedUnauth(n message.NotifyType, err error) {
+	ok, sup := t.unauth.Allow(t.now())
+	if !ok {
+		return
+	}
+	t.log.Error(err.Error(), "notify", n, "suppressed", sup)
+	t.emit(Event{Type: NegotiationFailed, Notify: uint16(n), Err: err, Reason: notifyReason(n)})
+}
+
+// logUnauth logs, rate-limited, what input nobody authenticated caused.
+func (t *Tunnel) logUnauth(level slog.Level, msg string, args ...any) {
+	t.unauth.Log(t.log, t.now(), level, msg, args...)
 }
 
 func notifyReason(n message.NotifyType) string {

@@ -3,6 +3,7 @@ package ikev2
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2/message"
@@ -176,12 +177,12 @@ func (t *Tunnel) respondInit(d datagram) {
 	if !ok {
 		err := fmt.Errorf("tunnel %s: NO_PROPOSAL_CHOSEN: peer %s offered %s; we accept %s (phase 1 must match exactly)",
 			t.name, d.from, message.FormatProposals(sp.Proposals), message.FormatProposals(t.ikeProps))
-		t.failed(message.NO_PROPOSAL_CHOSEN, err)
+		t.failedUnauth(message.NO_PROPOSAL_CHOSEN, err)
 		reply(message.Notify{NotifyType: message.NO_PROPOSAL_CHOSEN})
 		return
 	}
 	if g := chosenDH(prop); g != uint16(ke.Group) {
-		t.log.Info("asking the peer for another DH group (INVALID_KE_PAYLOAD)", "offered", ke.Group, "want", message.DHGroup(g))
+		t.logUnauth(slog.LevelInfo, "asking the peer for another DH group (INVALID_KE_PAYLOAD)", "offered", ke.Group, "want", message.DHGroup(g))
 		reply(message.InvalidKE(message.DHGroup(g)))
 		return
 	}
@@ -203,7 +204,7 @@ func (t *Tunnel) respondInit(d datagram) {
 		err = deriveIKE(sa, p.SKEYSEED(sa.ni, sa.nr, gir))
 	}
 	if err != nil {
-		t.failed(0, fmt.Errorf("tunnel %s: deriving keys: %v", t.name, err))
+		t.failedUnauth(0, fmt.Errorf("tunnel %s: deriving keys: %v", t.name, err))
 		return
 	}
 	ps := []message.Payload{&message.SA{Proposals: []message.Proposal{prop}}, &message.KE{Group: ke.Group, Data: pub}, &message.Nonce{Data: sa.nr}}
@@ -224,10 +225,30 @@ func (t *Tunnel) respondInit(d datagram) {
 		return
 	}
 	sa.ourInit, sa.lastResp, sa.hasLastResp = raw, raw, true
-	sa.halfOpen = true
-	t.m.sock.halfOpen.Add(1)
+	t.makeHalfOpenRoom()
+	t.countHalfOpen(sa, true)
 	t.addSA(sa)
 	t.m.sock.send(raw, d.from, d.nat)
+}
+
+// maxHalfOpenPerPeer bounds the half-open SAs of one tunnel: the oldest
+// goes for a new one (past cookiePerPeer each new one returned a cookie).
+const maxHalfOpenPerPeer = 4
+
+func (t *Tunnel) makeHalfOpenRoom() {
+	var oldest *ikeSA
+	n := 0
+	for _, x := range t.sas {
+		if x.state == saResponderInit {
+			n++
+			if oldest == nil || x.started.Before(oldest.started) {
+				oldest = x
+			}
+		}
+	}
+	if n >= maxHalfOpenPerPeer {
+		t.removeSA(oldest, "replaced by a newer half-open SA", nil)
+	}
 }
 
 func (t *Tunnel) localPort(nat bool) uint16 {

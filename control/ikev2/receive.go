@@ -64,7 +64,7 @@ func (t *Tunnel) handleResponse(sa *ikeSA, d datagram, h message.Header) {
 		m, err = message.DecodeEncrypted(d.b, sa.keys)
 	}
 	if err != nil {
-		t.log.Debug("dropping undecodable response", "exchange", h.Exchange, "err", err)
+		t.logUnauth(slog.LevelDebug, "dropping undecodable response", "exchange", h.Exchange, "from", d.from, "err", err)
 		return
 	}
 	sa.lastHeard = t.now()
@@ -87,7 +87,7 @@ func (t *Tunnel) handleRequest(sa *ikeSA, d datagram, h message.Header) {
 	if err != nil {
 		if !message.Verified(err) {
 			// Anyone could have sent it: no answer, no message ID used.
-			t.unauth.Log(t.log, t.now(), slog.LevelDebug, "dropping a request that fails its integrity check", "exchange", h.Exchange, "from", d.from, "err", err)
+			t.logUnauth(slog.LevelDebug, "dropping a request that fails its integrity check", "exchange", h.Exchange, "from", d.from, "err", err)
 			return
 		}
 		if n, ok := message.NotifyFor(err); ok {

@@ -42,6 +42,7 @@ type Socket struct {
 	halfOpen        atomic.Int64
 	cookieThreshold int
 	maxHalfOpen     int
+	unknown         ike.LogLimiter // IKE_SA_INIT from unknown addresses
 
 	cookieMu   sync.Mutex
 	secret     [2][32]byte // current, previous
@@ -52,8 +53,12 @@ type Socket struct {
 func newSocket(c500, c4500 net.PacketConn, clock Clock, log *slog.Logger, cookieThreshold int) (*Socket, error) {
 	s := &Socket{clock: clock, log: log,
 		bySPI: map[message.SPI]*Tunnel{}, byPeer: map[netip.Addr]*Tunnel{}, cookieThreshold: cookieThreshold}
-	if _, err := rand.Read(s.secret[0][:]); err != nil {
-		return nil, err
+	// Both slots random: validCookie accepts the previous secret too, and
+	// one known (say all-zero) would let forged cookies validate.
+	for i := range s.secret {
+		if _, err := rand.Read(s.secret[i][:]); err != nil {
+			return nil, err
+		}
 	}
 	s.secretTime = clock.Now()
 	u, err := ike.NewUDP(c500, c4500, s.Deliver)
@@ -81,20 +86,19 @@ func (s *Socket) Deliver(b []byte, from netip.AddrPort, nat bool) {
 	}
 	var t *Tunnel
 	if h.Exchange == message.IKE_SA_INIT && !h.IsResponse() && h.SPIr.IsZero() {
+		// Only a configured peer's address: an SPI names no tunnel here,
+		// or anyone could start a negotiation in another's name.
 		s.mu.RLock()
 		t = s.byPeer[from.Addr()]
-		if t2, ok := s.bySPI[h.SPIi]; ok && t == nil {
-			t = t2
-		}
 		s.mu.RUnlock()
 		if t == nil {
-			s.log.Info("ikev2: IKE_SA_INIT from an unknown peer ignored", "peer", from)
+			s.unknown.Log(s.log, s.clock.Now(), slog.LevelInfo, "ikev2: IKE_SA_INIT from an unknown peer ignored (no tunnel has this aws_outside_address)", "peer", from)
 			return
 		}
 		if s.halfOpen.Load() >= int64(s.maxHalfOpen) {
 			return // beyond any legitimate load: not even a cookie (§2.6)
 		}
-		if !s.cookieOK(b, h, from, nat) {
+		if !s.cookieOK(b, h, from, nat, t) {
 			return
 		}
 	} else {
@@ -105,7 +109,10 @@ func (s *Socket) Deliver(b []byte, from netip.AddrPort, nat bool) {
 		s.mu.RLock()
 		t = s.bySPI[ours]
 		s.mu.RUnlock()
-		if t == nil {
+		// Our SPI is on the wire for anyone to copy: it counts only from
+		// the tunnel's peer (AWS endpoints keep their address; a NAT
+		// may change the port, §2.23).
+		if t == nil || from.Addr() != t.cfg.AWSOutside {
 			return
 		}
 	}
@@ -135,14 +142,22 @@ func (s *Socket) unregister(spi message.SPI) {
 func (s *Socket) close() { s.udp.Close() }
 
 // cookieSecretRotation: §2.6 recommends changing the secret often; a
-// cookie made with the previous secret is still accepted.
+// cookie made with the previous secret is still accepted, so one lives
+// at most two periods.
 const cookieSecretRotation = 2 * time.Minute
 
-// cookieOK reports whether an IKE_SA_INIT request may go on to its tunnel.
-// Under load (half-open SAs at the threshold) it must carry a valid
-// COOKIE; otherwise the Socket answers with one and drops the request.
-func (s *Socket) cookieOK(raw []byte, h message.Header, from netip.AddrPort, nat bool) bool {
-	if s.cookieThreshold >= 0 && s.halfOpen.Load() < int64(s.cookieThreshold) {
+// cookiePerPeer is how many half-open SAs one peer may have before its
+// IKE_SA_INIT must carry a COOKIE, whatever the total: a peer starts one
+// or two at a time, and a spoofer of its address who cannot read our
+// answers cannot return one.
+const cookiePerPeer = 2
+
+// cookieOK reports whether an IKE_SA_INIT request for t may go on to it.
+// Under load (half-open SAs at the threshold, in total or for t's peer)
+// it must carry a valid COOKIE; otherwise the Socket answers with one
+// and drops the request.
+func (s *Socket) cookieOK(raw []byte, h message.Header, from netip.AddrPort, nat bool, t *Tunnel) bool {
+	if s.cookieThreshold >= 0 && s.halfOpen.Load() < int64(s.cookieThreshold) && t.halfOpen.Load() < cookiePerPeer {
 		return true
 	}
 	m, err := message.Decode(raw)
@@ -165,16 +180,28 @@ func (s *Socket) cookieOK(raw []byte, h message.Header, from netip.AddrPort, nat
 	return false
 }
 
+// rotateLocked replaces the secret every cookieSecretRotation, as a timer
+// would, by the clock: a cookie validates for at most two periods even
+// when no new one is made in between.
+func (s *Socket) rotateLocked() {
+	now := s.clock.Now()
+	n := now.Sub(s.secretTime) / cookieSecretRotation
+	if n <= 0 {
+		return
+	}
+	for range min(n, 2) {
+		s.secret[1] = s.secret[0]
+		rand.Read(s.secret[0][:])
+		s.secretVer++
+	}
+	s.secretTime = s.secretTime.Add(n * cookieSecretRotation)
+}
+
 // makeCookie is §2.6's Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>).
 func (s *Socket) makeCookie(ni []byte, ip netip.Addr, spi message.SPI) []byte {
 	s.cookieMu.Lock()
 	defer s.cookieMu.Unlock()
-	if now := s.clock.Now(); now.Sub(s.secretTime) > cookieSecretRotation {
-		s.secret[1] = s.secret[0]
-		rand.Read(s.secret[0][:])
-		s.secretVer++
-		s.secretTime = now
-	}
+	s.rotateLocked()
 	return cookieWith(s.secretVer, s.secret[0][:], ni, ip, spi)
 }
 
@@ -192,6 +219,7 @@ func (s *Socket) validCookie(c, ni []byte, ip netip.Addr, spi message.SPI) bool 
 	}
 	s.cookieMu.Lock()
 	defer s.cookieMu.Unlock()
+	s.rotateLocked()
 	for i, ver := range []byte{s.secretVer, s.secretVer - 1} {
 		if c[0] == ver && hmac.Equal(c, cookieWith(ver, s.secret[i][:], ni, ip, spi)) {
 			return true

@@ -2,6 +2,7 @@ package ikev2
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -71,7 +72,7 @@ func (t *Tunnel) tick() {
 			continue
 		}
 		if sa.state == saResponderInit && now.Sub(sa.created) >= t.m.tim.HalfOpenTimeout {
-			t.log.Info("half-open IKE SA timed out", "spi", sa.spiI)
+			t.logUnauth(slog.LevelInfo, "half-open IKE SA timed out", "spi", sa.spiI)
 			t.removeSA(sa, "half-open timeout", nil)
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
@@ -44,6 +45,9 @@ type Tunnel struct {
 	stopped     chan struct{} // closed when the shutdown Delete is answered
 	// unauth limits the log lines input nobody authenticated causes.
 	unauth ike.LogLimiter
+	// halfOpen counts the half-open SAs in sas for the Socket's cookie
+	// decision (the only field read outside the goroutine).
+	halfOpen atomic.Int32
 }
 
 var errSAGone = errors.New("IKE SA deleted")
@@ -51,7 +55,7 @@ var errSAGone = errors.New("IKE SA deleted")
 func newTunnel(m *Manager, c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
 	t := &Tunnel{name: c.Name, cfg: c, opt: o, m: m, log: m.log.With("tunnel", c.Name),
 		in: make(chan datagram, 64), cmd: make(chan func(), 16), quit: make(chan struct{}), done: make(chan struct{}),
-		stopped: make(chan struct{})}
+		stopped: make(chan struct{}), unauth: ike.LogLimiter{Burst: 5}}
 	t.lc = ike.Lifecycle{Emit: t.emit, Release: func(spis ...uint32) { m.spis.Release(t, spis...) }, Grace: m.tim.Grace, Log: t.log}
 	if f := m.opt.InstallInbound; f != nil {
 		t.lc.InstallInbound = func(c ChildSA) error { return f(t.name, c) }

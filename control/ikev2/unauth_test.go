@@ -1,9 +1,14 @@
 package ikev2
 
 import (
+	"context"
 	"encoding/binary"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cgw-project/cgw/config"
 
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
@@ -151,5 +156,75 @@ func TestRetransmitAnswer(t *testing.T) {
 	b.inject(init, peer, false)
 	if s := b.sent(); len(s) != 1 || string(s[0].b) != string(first[0].b) {
 		t.Fatalf("retransmitted IKE_SA_INIT: %d answers, want the cached one", len(s))
+	}
+}
+
+// TestUnknownSourceNoState: our SPIs are on the wire for anyone to copy,
+// but from an address that is not the tunnel's peer they reach nothing:
+// an IKE_SA_INIT whose SPIi is one of ours makes no half-open SA, and a
+// genuine request replayed from elsewhere is neither processed nor
+// answered there.
+func TestUnknownSourceNoState(t *testing.T) {
+	a, b, _ := syncPair(t, testTunnel("t1"), Options{})
+	evil := netipAddrPort(mustAddr("192.0.2.99"), 500)
+	cfg := testTunnel("t1")
+	nsas := len(b.t.sas)
+	before := snapshot(b.t)
+	for _, spi := range []message.SPI{b.t.ike.spiR, b.t.ike.spiI} {
+		b.inject(initRequest(t, cfg, spi), evil, false)
+		b.inject(message.AppendMarked(nil, initRequest(t, cfg, spi)), netipAddrPort(evil.Addr(), 4500), true)
+	}
+	a.t.sendLiveness(a.t.ike)
+	req := a.sent()[0].b
+	b.inject(req, evil, false)
+	b.inject(forged(b.t.ike, message.INFORMATIONAL, b.t.ike.expectMID, false, randBytes(64)), evil, false)
+	if s := b.sent(); len(s) != 0 {
+		t.Fatalf("%d datagrams sent, the first to %v", len(s), s[0].to)
+	}
+	if len(b.t.sas) != nsas || b.m.sock.halfOpen.Load() != 0 {
+		t.Fatalf("IKE SAs %d (was %d), half-open %d", len(b.t.sas), nsas, b.m.sock.halfOpen.Load())
+	}
+	if after := snapshot(b.t); after != before {
+		t.Fatalf("input from %v changed the tunnel:\n%s\nwas\n%s", evil, after, before)
+	}
+	b.inject(req, netipAddrPort(loop, 1500), false)
+	if s := b.sent(); len(s) != 1 || s[0].to != netipAddrPort(loop, 1500) {
+		t.Fatalf("the genuine request from the peer: %d answers", len(s))
+	}
+}
+
+type countHandler struct{ n *atomic.Int64 }
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (h countHandler) Handle(context.Context, slog.Record) error { h.n.Add(1); return nil }
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h countHandler) WithGroup(string) slog.Handler             { return h }
+
+// TestUnauthLogsLimited: a flood of unauthenticated input of every kind
+// (IKE_SA_INIT from unknown addresses, forged requests and responses,
+// IKE_SA_INIT from the peer's address that we must refuse) costs a few
+// log lines, not one per datagram.
+func TestUnauthLogsLimited(t *testing.T) {
+	var lines atomic.Int64
+	_, b, clock := syncPair(t, testTunnel("t1"), Options{Log: slog.New(countHandler{&lines})})
+	lines.Store(0)
+	cfg := testTunnel("t1")
+	bad := cfg
+	bad.Phase1.Encryption = []string{config.AES128}
+	bad.Phase1.Integrity = []string{config.SHA1}
+	sa := b.t.ike
+	peer := netipAddrPort(loop, 1500)
+	for i := 0; i < 200; i++ {
+		b.inject(initRequest(t, cfg, randSPI()), netipAddrPort(mustAddr("192.0.2.99"), uint16(1000+i)), false)
+		b.inject(forged(sa, message.INFORMATIONAL, sa.expectMID, false, randBytes(64)), peer, false)
+		b.inject(forged(sa, message.INFORMATIONAL, sa.nextMID, true, randBytes(64)), peer, false)
+		b.inject(initRequest(t, bad, randSPI()), peer, false)
+		if i%50 == 0 {
+			clock.Advance(time.Millisecond)
+		}
+	}
+	b.sent()
+	if n := lines.Load(); n > 10 {
+		t.Fatalf("%d log lines for 800 unauthenticated datagrams in a moment", n)
 	}
 }
