@@ -28,6 +28,10 @@ type TrialConfig struct {
 	Burst    int           // default pktgen.DefaultBurst
 	GenCPU   int           // -1: any
 	Progress io.Writer     // one line a second, if set
+	// Latency, if set, sends a timestamped probe every this long through
+	// site A during the trial (outbound: B's dataplane must run) and
+	// reports their one-way times.
+	Latency time.Duration
 }
 
 // Trial runs one bounded trial and reports offered, delivered, loss and
@@ -83,6 +87,15 @@ func (l *Load) Trial(ctx context.Context, c TrialConfig) (pktgen.Trial, error) {
 	if cerr == nil {
 		mon.CPU = func() (time.Duration, error) { x, err := procstat.CPUTime(pid); return x - c0, err }
 	}
+	var probes *probeRun
+	if c.Latency > 0 {
+		if err := CheckProbeMix(c.Mix); err != nil {
+			return pktgen.Trial{}, err
+		}
+		if probes, err = l.startProbes(ctx, c.Dir, c.Latency); err != nil {
+			return pktgen.Trial{}, err
+		}
+	}
 	mon.Start()
 	var g pktgen.GenResult
 	err = pktgen.InNetns(l.t.NS(genRole), func() (err error) {
@@ -101,11 +114,15 @@ func (l *Load) Trial(ctx context.Context, c TrialConfig) (pktgen.Trial, error) {
 		last = p
 	}
 	prog := mon.Stop()
+	var lat *pktgen.Latency
+	if probes != nil {
+		lat = probes.finish()
+	}
 	if err != nil {
 		return pktgen.Trial{}, err
 	}
 	tr := pktgen.Trial{Label: c.Label, Mix: c.Mix.String(), Flows: c.Flows.N, TargetPPS: pps,
-		Sent: g.Sent, Bytes: g.Bytes, Expected: g.Expected, Delivered: last - d0, Seconds: g.Elapsed.Seconds(), Progress: prog}
+		Sent: g.Sent, Bytes: g.Bytes, Expected: g.Expected, Delivered: last - d0, Seconds: g.Elapsed.Seconds(), Progress: prog, Latency: lat}
 	if c1, err := procstat.CPUTime(pid); err == nil && cerr == nil {
 		tr.CPUSeconds = (c1 - c0).Seconds()
 	}

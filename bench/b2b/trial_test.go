@@ -1,9 +1,11 @@
 package b2b
 
 import (
+	"context"
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cgw-project/cgw/bench/pktgen"
 )
@@ -37,5 +39,53 @@ func TestFragments(t *testing.T) {
 	}
 	if got := Fragments(ip[:1000], TunnelMTU); len(got) != 1 {
 		t.Errorf("a packet under the MTU was fragmented")
+	}
+}
+
+// TestLatencyProbes: probes cross site A beside a paced IMIX load, each
+// way, and come back as one-way times; the sink does not count them.
+func TestLatencyProbes(t *testing.T) {
+	requireE2E(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tp := New(Options{Prefix: "b2bl", Dataplane: dataplaneBinary(t), LogDir: t.TempDir(), NoReplay: true})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dataplane A log:\n%s\nB:\n%s", tp.A.DataplaneLog(), tp.B.DataplaneLog())
+		}
+		if err := tp.Down(); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+	})
+	if err := tp.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Site{tp.A, tp.B} {
+		if _, err := tp.RunDataplane(ctx, s, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load, err := tp.NewLoad()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer load.Close()
+	if err := CheckProbeMix(pktgen.Fixed(ProbeFrameSize + 1)); err == nil {
+		t.Error("a mix size next to the probes' was accepted")
+	}
+	for _, d := range []Direction{Outbound, Inbound} {
+		tr, err := load.Trial(ctx, TrialConfig{Dir: d, Mix: pktgen.SimpleIMIX(), Rate: pktgen.Rate{PPS: 20000},
+			Duration: 500 * time.Millisecond, GenCPU: -1, Latency: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := tr.Latency
+		if l == nil || l.Sent < 10 || l.Received == 0 || l.Received > l.Sent || l.MinUs <= 0 || l.MaxUs < l.P99Us || l.P99Us < l.P50Us {
+			t.Fatalf("%v: latency sample %+v", d, l)
+		}
+		if tr.Delivered > tr.Expected {
+			t.Errorf("%v: the sink counted %d of %d expected: probes counted", d, tr.Delivered, tr.Expected)
+		}
+		t.Logf("%v: %d of %d probes, µs min %.0f avg %.0f p50 %.0f p99 %.0f max %.0f; load %d of %d", d, l.Received, l.Sent, l.MinUs, l.AvgUs, l.P50Us, l.P99Us, l.MaxUs, tr.Delivered, tr.Expected)
 	}
 }

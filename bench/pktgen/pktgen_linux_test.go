@@ -79,6 +79,29 @@ func TestGeneratorIntoSink(t *testing.T) {
 	}
 	t.Logf("generated %d in %v (%.2f Mpps offered); sink got %d (%.2f Mpps)", res.Sent, res.Elapsed, res.PPS()/1e6, m.Packets, m.PPS()/1e6)
 
+	// Frames of the pass length go to the stack uncounted (latency
+	// probes); others are still counted.
+	if err := sink.SetPass(len(frame)); err != nil {
+		t.Fatal(err)
+	}
+	p0, _, _ := sink.Count()
+	other := testFrame(100)
+	other.DstMAC = mac
+	of, _ := other.Build()
+	if err := InNetns(nsA.Name(), func() error {
+		if _, err := g.Run(context.Background(), frame, RunConfig{Dev: "ga", Count: 50, CPU: -1}); err != nil {
+			return err
+		}
+		_, err := g.Run(context.Background(), of, RunConfig{Dev: "ga", Count: 30, CPU: -1})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if p1, _, _ := sink.Count(); p1-p0 != 30 {
+		t.Errorf("with the pass length set to %d the sink counted %d of 50 such frames and 30 others, want only the 30", len(frame), p1-p0)
+	}
+	sink.SetPass(0)
+
 	// The generator refuses to run unbounded.
 	if _, err := g.Run(context.Background(), frame, RunConfig{Dev: "ga", CPU: -1}); err == nil {
 		t.Error("Run with Count 0 succeeded")

@@ -13,9 +13,12 @@ import (
 
 // Sink counts and drops every IPv4 frame a device receives, in XDP, and
 // passes the rest (ARP, so the sender can resolve the sink's address;
-// IPv6 autoconfiguration chatter, which would skew the count) to the stack.
+// IPv6 autoconfiguration chatter, which would skew the count) to the stack,
+// and so the IPv4 frames of the length set with SetPass: a latency
+// probe, uncounted, goes on to a socket.
 type Sink struct {
 	counts *ebpf.Map // per-CPU array, one {packets, bytes} entry
+	pass   *ebpf.Map // array, one u32: frame length to pass (0: none)
 	prog   *ebpf.Program
 	link   link.Link
 	ncpu   int
@@ -34,7 +37,12 @@ func NewSink(dev string) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pktgen: sink counter map (needs root / CAP_BPF): %w", err)
 	}
-	s := &Sink{counts: m, ncpu: ebpf.MustPossibleCPU()}
+	pm, err := ebpf.NewMap(&ebpf.MapSpec{Name: "pktgen_pass", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("pktgen: sink pass map: %w", err)
+	}
+	s := &Sink{counts: m, pass: pm, ncpu: ebpf.MustPossibleCPU()}
 	s.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name: "pktgen_sink", Type: ebpf.XDP, License: "GPL",
 		Instructions: asm.Instructions{
@@ -47,6 +55,14 @@ func NewSink(dev string) (*Sink, error) {
 			asm.JNE.Imm(asm.R3, 0x0008, "pass"), // EtherType 0x0800 (read little-endian)
 			asm.Sub.Reg(asm.R7, asm.R2),         // length (privileged pointer difference)
 			asm.StoreImm(asm.R10, -4, 0, asm.Word),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, -4),
+			asm.LoadMapPtr(asm.R1, pm.FD()),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "count"),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+			asm.JEq.Reg(asm.R1, asm.R7, "pass"), // a probe (0 never matches: a frame has ≥ 14 bytes)
+			asm.StoreImm(asm.R10, -4, 0, asm.Word).WithSymbol("count"),
 			asm.Mov.Reg(asm.R2, asm.R10),
 			asm.Add.Imm(asm.R2, -4),
 			asm.LoadMapPtr(asm.R1, m.FD()),
@@ -67,12 +83,14 @@ func NewSink(dev string) (*Sink, error) {
 	})
 	if err != nil {
 		m.Close()
+		pm.Close()
 		return nil, fmt.Errorf("pktgen: loading the sink program: %w", err)
 	}
 	s.link, err = link.AttachXDP(link.XDPOptions{Program: s.prog, Interface: ifi.Index, Flags: link.XDPDriverMode})
 	if err != nil {
 		s.prog.Close()
 		m.Close()
+		pm.Close()
 		return nil, fmt.Errorf("pktgen: attaching the sink to %s (native XDP; is another program attached?): %w", dev, err)
 	}
 	return s, nil
@@ -83,7 +101,17 @@ func (s *Sink) Close() error {
 	err := s.link.Close()
 	s.prog.Close()
 	s.counts.Close()
+	s.pass.Close()
 	return err
+}
+
+// SetPass makes the sink pass IPv4 frames of length n (without FCS) to
+// the stack uncounted; 0 passes none.
+func (s *Sink) SetPass(n int) error {
+	if err := s.pass.Put(uint32(0), uint32(n)); err != nil {
+		return fmt.Errorf("pktgen: setting the sink's probe length: %w", err)
+	}
+	return nil
 }
 
 // Count returns the frames and bytes (without FCS) received so far.

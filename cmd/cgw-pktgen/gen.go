@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"time"
@@ -131,29 +132,7 @@ func gen(ctx context.Context, args []string) error {
 }
 
 // writeTrials prints the table and writes CSV and JSON files if asked.
-func writeTrials(w *os.File, csvPath, jsonPath string, ts []pktgen.Trial) error {
+func writeTrials(w io.Writer, csvPath, jsonPath string, ts []pktgen.Trial) error {
 	pktgen.WriteTable(w, ts)
-	for _, o := range []struct {
-		path  string
-		write func(*os.File) error
-	}{
-		{csvPath, func(f *os.File) error { return pktgen.WriteCSV(f, ts) }},
-		{jsonPath, func(f *os.File) error { return pktgen.WriteJSON(f, ts) }},
-	} {
-		if o.path == "" {
-			continue
-		}
-		f, err := os.Create(o.path)
-		if err != nil {
-			return err
-		}
-		err = o.write(f)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", o.path, err)
-		}
-	}
-	return nil
+	return writeFiles(csvPath, jsonPath, func(w io.Writer) error { return pktgen.WriteCSV(w, ts) }, func(w io.Writer) error { return pktgen.WriteJSON(w, ts) })
 }

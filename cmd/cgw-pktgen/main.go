@@ -5,6 +5,7 @@
 //	                 [-src 198.18.0.2-198.18.0.200:1024-2047] [-dst 198.19.0.0/24:9,198.19.1.0/24:9] [-flows N]
 //	                 -count N [-duration 10s] [-sink-netns NS -sink-dev Y] [-pid PID] [-csv F] [-json F]
 //	cgw-pktgen sink  -netns NS -dev Y -duration 10s
+//	cgw-pktgen rfc2544 [-mixes "64 1400 imix"] [-series encrypt,decrypt] [-trial 2s] [-pdr 0.5] [-flows N] [-csv F] [-json F]
 //	cgw-pktgen bench [-sizes 64,1400] [-runs 5] [-count N] [-dataplane bin/cgw-dataplane]
 //
 // gen sends bounded, paced UDP traffic (fixed size, Simple IMIX or a custom
@@ -12,7 +13,9 @@
 // BPF_PROG_RUN live frames out of X (a veth's peer must run a native XDP
 // program to accept it), printing one progress line a second (offered,
 // and with a sink and a pid: delivered, loss, CPU) and a final table; sink
-// counts and drops in XDP on Y and prints the rate; bench builds the
+// counts and drops in XDP on Y and prints the rate; rfc2544 searches NDR
+// and PDR (RFC 2544 §26.1) through site A of the back-to-back topology,
+// with a latency sample at each rate found; bench builds the
 // back-to-back topology (bench/b2b) and measures cgw-dataplane with and
 // without ESP through the same namespaces with the same generator.
 // Addresses are from 198.18.0.0/15 only. Needs root. To keep a record in
@@ -41,6 +44,7 @@ func main() {
 		Commands: []cli.Command{
 			{Name: "gen", Summary: "send a bounded burst of one UDP frame (BPF_PROG_RUN live frames)", Run: withCtx("gen", gen)},
 			{Name: "sink", Summary: "count and drop frames in XDP and print the rate", Run: withCtx("sink", sink)},
+			{Name: "rfc2544", Summary: "RFC 2544 NDR/PDR search per series and mix, with latency, through cgw-dataplane", Run: withCtx("rfc2544", rfc2544Cmd)},
 			{Name: "bench", Summary: "cgw-dataplane with and without ESP, generator to sink", Run: withCtx("bench", bench)},
 		}}
 	code := p.Main(os.Args[1:], os.Stdout, os.Stderr)
