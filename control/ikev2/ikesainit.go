@@ -7,19 +7,19 @@ import (
 
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ikev2/message"
-	"github.com/cgw-project/cgw/crypto/dh"
 )
 
 func (t *Tunnel) initiate() {
-	sa := &ikeSA{initiator: true, state: saInitSent, spiI: randSPI(), ni: randBytes(32),
+	sa := &ikeSA{initiator: true, state: saInitSent, spiI: randSPI(), ni: randBytes(32), group: t.ikeGroup,
 		peer: netipAddrPort(t.cfg.AWSOutside, t.opt.PeerPort), created: t.now(), started: t.now()}
 	t.addSA(sa)
 	t.log.Info("initiating IKE SA", "peer", sa.peer, "spi", sa.spiI)
 	t.sendInit(sa)
 }
 
+// sendInit sends our IKE_SA_INIT request with sa's group, cookie and
+// nonce (the same Ni when a cookie or another group is asked for, §2.6).
 func (t *Tunnel) sendInit(sa *ikeSA) {
-	sa.group = t.ikeGroup
 	priv, pub, err := keyExchange(sa.group)
 	if err != nil {
 		t.failed(0, fmt.Errorf("tunnel %s: DH group %d: %v", t.name, sa.group, err))
@@ -49,13 +49,24 @@ func (t *Tunnel) sendInit(sa *ikeSA) {
 		t.failed(0, fmt.Errorf("tunnel %s: encoding IKE_SA_INIT: %v", t.name, err))
 		return
 	}
-	sa.ourInit = raw
+	sa.ourInit, sa.initPriv = raw, priv
 	sa.nextMID = 0
 	sa.pend = nil
 	t.transmit(sa, &pending{exch: message.IKE_SA_INIT, raw: raw,
-		onResp: func(r *message.Message, rraw []byte) { t.initResponse(sa, priv, r, rraw) },
-		onFail: func(err error) { t.setupFailed(sa, 0, err) }})
+		onFail: func(err error) {
+			if sa.initErr != nil && err != errSAGone {
+				// Say what the answers said, though nothing proves who sent them.
+				err = fmt.Errorf("%w; nothing else answered before IKE_SA_INIT timed out (its answers are not authenticated, so the exchange waits for a valid one, RFC 7296 §2.21.1)", sa.initErr)
+				t.setupFailed(sa, sa.initNotify, err)
+				return
+			}
+			t.setupFailed(sa, 0, err)
+		}})
 }
+
+// initRetries bounds the IKE_SA_INIT requests a COOKIE or an
+// INVALID_KE_PAYLOAD answer makes us send again, each.
+const initRetries = 3
 
 // setupFailed ends a negotiation that did not produce an IKE SA.
 func (t *Tunnel) setupFailed(sa *ikeSA, n message.NotifyType, err error) {
@@ -69,8 +80,22 @@ func (t *Tunnel) setupFailed(sa *ikeSA, n message.NotifyType, err error) {
 	}
 }
 
-func (t *Tunnel) initResponse(sa *ikeSA, priv dh.Private, m *message.Message, raw []byte) {
-	if n := m.Notify(message.COOKIE); n != nil && sa.cookieTry < 3 {
+// initResponse handles an answer to our IKE_SA_INIT. Nothing in it is
+// authenticated: one that does not complete the exchange (an error
+// notification, a proposal we did not offer, a malformed one) is noted
+// and the exchange keeps waiting for a valid answer until it times out
+// (§2.21.1); a COOKIE or INVALID_KE_PAYLOAD restarts it a bounded number
+// of times, the group changed for this exchange only.
+func (t *Tunnel) initResponse(sa *ikeSA, m *message.Message, raw []byte) {
+	ignore := func(n message.NotifyType, err error) {
+		sa.initNotify, sa.initErr = n, err
+		t.logUnauth(slog.LevelWarn, "IKE_SA_INIT answer ignored: it is not authenticated, so the exchange waits for a valid one until it times out", "err", err)
+	}
+	if n := m.Notify(message.COOKIE); n != nil {
+		if sa.cookieTry >= initRetries {
+			ignore(message.COOKIE, fmt.Errorf("tunnel %s: the peer asked for a cookie %d times", t.name, sa.cookieTry+1))
+			return
+		}
 		sa.cookieTry++
 		sa.cookie = append([]byte(nil), n.Data...)
 		t.log.Info("peer asks for a cookie (§2.6); retrying")
@@ -78,13 +103,14 @@ func (t *Tunnel) initResponse(sa *ikeSA, priv dh.Private, m *message.Message, ra
 		return
 	}
 	if g, ok := invalidKE(m); ok {
-		if g != sa.group && allowed(t.cfg.Phase1.DHGroups, g) {
-			t.log.Info("peer wants another DH group (INVALID_KE_PAYLOAD); retrying", "group", message.DHGroup(g))
-			t.ikeGroup = g
-			t.sendInit(sa)
+		if g == sa.group || !allowed(t.cfg.Phase1.DHGroups, g) || sa.keTry >= initRetries {
+			ignore(message.INVALID_KE_PAYLOAD, fmt.Errorf("tunnel %s: peer wants DH group %d; phase 1 allows %v (asked %d times)", t.name, g, t.cfg.Phase1.DHGroups, sa.keTry+1))
 			return
 		}
-		t.setupFailed(sa, message.INVALID_KE_PAYLOAD, fmt.Errorf("tunnel %s: peer wants DH group %d, which phase 1 does not allow (%v)", t.name, g, t.cfg.Phase1.DHGroups))
+		sa.keTry++
+		t.log.Info("peer wants another DH group (INVALID_KE_PAYLOAD); retrying", "group", message.DHGroup(g))
+		sa.group = g
+		t.sendInit(sa)
 		return
 	}
 	for _, n := range m.Notifies() {
@@ -94,25 +120,27 @@ func (t *Tunnel) initResponse(sa *ikeSA, priv dh.Private, m *message.Message, ra
 				err = fmt.Errorf("tunnel %s: NO_PROPOSAL_CHOSEN: the peer accepts none of our phase 1 proposals; ours: %s (phase 1 must match the peer's exactly)",
 					t.name, message.FormatProposals(t.ikeProps))
 			}
-			t.setupFailed(sa, n.NotifyType, err)
+			ignore(n.NotifyType, err)
 			return
 		}
 	}
 	sp, ke, no := message.Find[*message.SA](m), message.Find[*message.KE](m), message.Find[*message.Nonce](m)
 	if sp == nil || ke == nil || no == nil || len(sp.Proposals) != 1 || m.SPIr.IsZero() {
-		t.setupFailed(sa, message.INVALID_SYNTAX, fmt.Errorf("tunnel %s: IKE_SA_INIT response lacks SA, KE or Nonce", t.name))
+		ignore(message.INVALID_SYNTAX, fmt.Errorf("tunnel %s: IKE_SA_INIT response lacks SA, KE or Nonce", t.name))
 		return
 	}
 	prop := sp.Proposals[0]
 	if !message.Accepts(t.ikeProps, prop) || chosenDH(prop) != uint16(ke.Group) || uint16(ke.Group) != sa.group {
-		t.setupFailed(sa, message.NO_PROPOSAL_CHOSEN, fmt.Errorf("tunnel %s: peer chose %s, which we did not offer (%s)", t.name, prop, message.FormatProposals(t.ikeProps)))
+		ignore(message.NO_PROPOSAL_CHOSEN, fmt.Errorf("tunnel %s: peer chose %s, which we did not offer (%s)", t.name, prop, message.FormatProposals(t.ikeProps)))
 		return
 	}
-	gir, err := priv.SharedSecret(ke.Data)
+	gir, err := sa.initPriv.SharedSecret(ke.Data)
 	if err != nil {
-		t.setupFailed(sa, message.INVALID_SYNTAX, fmt.Errorf("tunnel %s: peer's KE: %v", t.name, err))
+		ignore(message.INVALID_SYNTAX, fmt.Errorf("tunnel %s: peer's KE: %v", t.name, err))
 		return
 	}
+	sa.pend, sa.initPriv = nil, nil
+	sa.lastHeard = t.now()
 	t.m.sock.unregister(sa.spiI)
 	sa.spiR = m.SPIr
 	t.m.sock.register(sa.spiI, t)

@@ -134,7 +134,9 @@ func TestNoProposalChosen(t *testing.T) {
 	ta, tb := testTunnel("t1"), testTunnel("t1")
 	ta.Phase1.Encryption, ta.Phase1.Integrity = []string{config.AES128}, []string{config.SHA1}
 	tb.Phase1.Encryption, tb.Phase1.Integrity = []string{config.AES256}, []string{config.SHA2512}
-	a, b := newNode(t, "cgw", Options{}), newNode(t, "aws", Options{})
+	// The refusal is not authenticated: a waits for a valid answer until
+	// IKE_SA_INIT times out (§2.21.1), here after 2 retransmissions.
+	a, b := newNode(t, "cgw", Options{Timing: Timing{RetransmitTries: 2}}), newNode(t, "aws", Options{})
 	connect(t, a, b, ta, tb)
 	eb, _ := b.waitType(NegotiationFailed, 0)
 	ea, _ := a.waitType(NegotiationFailed, 0)

@@ -377,7 +377,9 @@ func TestStrongSwanErrors(t *testing.T) {
 		tun.Phase1.Encryption, tun.Phase1.Integrity = []string{config.AES128}, []string{config.SHA1}
 		l := newSwanLab(t, aws)
 		n := &node{t: t, name: "cgw", notify: make(chan struct{}, 1)}
-		l.managerInNS(n, Options{})
+		// The refusal is not authenticated: the exchange waits for a valid
+		// answer until it times out (§2.21.1), here after 2 retransmissions.
+		l.managerInNS(n, Options{Timing: Timing{RetransmitTries: 2}})
 		defer n.m.Close(context.Background())
 		if err := n.m.AddTunnel(tun, TunnelOptions{}); err != nil {
 			t.Fatal(err)

@@ -56,13 +56,16 @@ func (t *Tunnel) handleResponse(sa *ikeSA, d datagram, h message.Header) {
 	if p == nil || h.MessageID != p.mid || h.Exchange != p.exch {
 		return // not what we wait for: a late retransmission's answer, or forged
 	}
-	var m *message.Message
-	var err error
 	if h.Exchange == message.IKE_SA_INIT {
-		m, err = message.Decode(d.b)
-	} else {
-		m, err = message.DecodeEncrypted(d.b, sa.keys)
+		m, err := message.Decode(d.b)
+		if err != nil {
+			t.logUnauth(slog.LevelDebug, "dropping undecodable response", "exchange", h.Exchange, "from", d.from, "err", err)
+			return
+		}
+		t.initResponse(sa, m, d.b)
+		return
 	}
+	m, err := message.DecodeEncrypted(d.b, sa.keys)
 	if err != nil {
 		t.logUnauth(slog.LevelDebug, "dropping undecodable response", "exchange", h.Exchange, "from", d.from, "err", err)
 		return

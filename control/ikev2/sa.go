@@ -9,6 +9,7 @@ import (
 
 	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
+	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
 )
 
@@ -49,6 +50,13 @@ type ikeSA struct {
 	group      uint16
 	cookie     []byte
 	cookieTry  int
+	keTry      int
+
+	// Our IKE_SA_INIT exchange: its DH key, and the last answer that did
+	// not complete it (reported if no valid one comes).
+	initPriv   dh.Private
+	initNotify message.NotifyType
+	initErr    error
 
 	ourInit, peerInit []byte // the IKE_SA_INIT messages, signed by AUTH (§2.15)
 
