@@ -3,6 +3,7 @@ package ikev2
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 
 	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
@@ -13,6 +14,10 @@ func (t *Tunnel) respCreateChild(sa *ikeSA, m *message.Message) ([]message.Paylo
 	sp, no := message.Find[*message.SA](m), message.Find[*message.Nonce](m)
 	if sp == nil || no == nil || len(sp.Proposals) == 0 {
 		return []message.Payload{&message.Notify{NotifyType: message.INVALID_SYNTAX}}, nil
+	}
+	if why := t.saLimit(sp.Proposals[0].Protocol == message.ProtoIKE); why != "" {
+		t.logUnauth(slog.LevelWarn, "refusing the peer's CREATE_CHILD_SA with NO_ADDITIONAL_SAS: "+why)
+		return []message.Payload{&message.Notify{NotifyType: message.NO_ADDITIONAL_SAS}}, nil
 	}
 	if sp.Proposals[0].Protocol == message.ProtoIKE {
 		return t.respRekeyIKE(sa, m, no.Data)
@@ -50,6 +55,39 @@ func (t *Tunnel) respCreateChild(sa *ikeSA, m *message.Message) ([]message.Paylo
 		// Outbound moves when the initiator deletes the old SA (it has
 		// then installed the new inbound one), or at collision resolution.
 	}
+}
+
+// maxLiveSAs bounds the Child SA pairs, and the IKE SAs, of a tunnel
+// that are not on their way out: the one in use, its rekey, a colliding
+// rekey of the peer's and one spare. A peer looping CREATE_CHILD_SA
+// (new SAs, or rekeys it never follows with a Delete) gets
+// NO_ADDITIONAL_SAS (§3.10.1) instead of state without end.
+const maxLiveSAs = 4
+
+// saLimit says why the peer may not create another IKE SA (ike) or
+// Child SA pair now ("" if it may).
+func (t *Tunnel) saLimit(ike bool) string {
+	n := 0
+	if ike {
+		for _, x := range t.sas {
+			if x.state == saEstablished && !x.deleting {
+				n++
+			}
+		}
+		if n >= maxLiveSAs {
+			return fmt.Sprintf("%d IKE SAs of tunnel %s are in use (at most %d)", n, t.name, maxLiveSAs)
+		}
+		return ""
+	}
+	for _, c := range t.children {
+		if !c.deleting {
+			n++
+		}
+	}
+	if n >= maxLiveSAs {
+		return fmt.Sprintf("%d Child SA pairs of tunnel %s are in use (at most %d)", n, t.name, maxLiveSAs)
+	}
+	return ""
 }
 
 // childRekeyBusy says why c cannot be rekeyed now ("" if it can): one
