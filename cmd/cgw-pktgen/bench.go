@@ -2,149 +2,263 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cgw-project/cgw/bench/b2b"
+	"github.com/cgw-project/cgw/bench/floor"
+	"github.com/cgw-project/cgw/bench/pktgen"
+	"github.com/cgw-project/cgw/bench/plots"
+	"github.com/cgw-project/cgw/bench/rfc2544"
 	"github.com/cgw-project/cgw/crypto/transform"
 	"github.com/cgw-project/cgw/internal/cli"
 )
 
 // bench measures cgw-dataplane on site A of the back-to-back topology,
-// generator (lan) → A → sink (wire), once as a plain AF_XDP forwarder
-// (-no-crypto: same workers, ESP off) and once as the gateway (ESP on),
-// and the gateway's decryption wire → A → lan, with the same generator
-// through the same namespaces. Only site A's one worker core is on the
-// path, so the ratios are the cost of the gateway's work on that core.
+// generator → A → sink, side by side in one run:
+//   - efficiency: packets per dataplane CPU-second of the gateway
+//     (encrypt, decrypt) against the floor 1/(t_forward + t_cipher), with
+//     t_forward from the same dataplane with ESP off (-no-crypto) and
+//     t_cipher the raw seal/open of the same bytes, per mix; the series
+//     alternate run by run under overload, so the worker runs full
+//     batches and a change in the shared machine's load hits all alike;
+//   - NDR and PDR (RFC 2544) of one worker per mix, encrypt and decrypt,
+//     with latency at each.
 func bench(ctx context.Context, args []string) error {
-	fs := cli.Flags("cgw-pktgen bench", "[flags]", "Builds the back-to-back topology and measures cgw-dataplane with and\nwithout ESP through the same namespaces with the same generator.", os.Stderr)
+	fs := cli.Flags("cgw-pktgen bench", "[flags]", "Builds the back-to-back topology and measures cgw-dataplane: efficiency against\nthe floor 1/(t_forward + t_cipher) and RFC 2544 NDR/PDR per mix, one worker.", os.Stderr)
 	dp := fs.String("dataplane", "bin/cgw-dataplane", "cgw-dataplane binary")
-	sizesF := fs.String("sizes", "64,1400", "Ethernet frame sizes with FCS")
-	runs := fs.Int("runs", 5, "bounded runs per size and mode (the median is reported)")
-	count := fs.Uint64("count", 1000000, "frames per run")
+	mixesF := fs.String("mixes", "64 1400 imix", "space-separated mixes: a size, imix, or size:weight,…")
+	runs := fs.Int("runs", 5, "efficiency runs per mix and series (medians reported)")
+	effTrial := fs.Duration("eff-trial", time.Second, "length of each efficiency run (offered as fast as the generator goes)")
+	effBurst := fs.Int("eff-burst", 8192, "frames per generator call in the efficiency runs: large, so the generator offers all it can")
 	genCPU := fs.Int("gen-cpu", 0, "CPU of the generator (-1: any)")
-	workerCPU := fs.String("worker-cpu", "1", "CPU of the dataplane worker (passed as -cpus; empty: the dataplane's default)")
+	workerCPU := fs.String("worker-cpu", "1", "CPU of site A's worker (and of the raw cipher measurement)")
 	suite := fs.String("suite", "aes128gcm16", "ESP suite")
 	prefix := fs.String("prefix", "cgwpg", "namespace prefix")
+	ndr := fs.Bool("ndr", true, "also search NDR/PDR per mix (encrypt and decrypt)")
+	out := fs.String("out", "", "directory for bench.json, efficiency.csv, rfc2544.csv and the plots (SVG)")
+	sf := addSearchFlags(fs)
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
-
-	var sizes []int
-	for _, s := range strings.Split(*sizesF, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			return fmt.Errorf("bench: -sizes: %w", err)
-		}
-		sizes = append(sizes, n)
+	mixes, err := parseMixes(*mixesF)
+	if err != nil {
+		return err
 	}
 	st, err := transform.ParseSuite(*suite)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(*dp); err != nil {
-		return fmt.Errorf("bench: cgw-dataplane binary %s: %w (make build, or pass -dataplane)", *dp, err)
+	if st != (transform.Suite{Encr: transform.ENCR_AES_GCM_16, KeyBits: 128}) {
+		return fmt.Errorf("bench: the topology's SAs are AES-GCM-16/128; -suite %s is not wired through b2b yet", *suite)
 	}
-	o := b2b.Options{Prefix: *prefix, Suite: st, Dataplane: *dp, NoReplay: true}
-	if *workerCPU != "" {
-		o.CPU = map[string]string{"A": *workerCPU}
-	}
-	t := b2b.New(o)
-	defer t.Down()
-	if err := t.Up(ctx); err != nil {
-		return err
-	}
-	load, err := t.NewLoad()
+	fl, err := sf.flowsOf()
 	if err != nil {
 		return err
 	}
-	defer load.Close()
+	cpu := -1
+	fmt.Sscan(*workerCPU, &cpu)
+	env, err := newEnv(ctx, *dp, *prefix, *workerCPU)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	var progress io.Writer = os.Stdout
+	if *sf.quiet {
+		progress = nil
+	}
 
-	// Three series per size: the plain forwarder outbound (-no-crypto),
-	// the gateway outbound (encrypt) and inbound (decrypt). They alternate
-	// run by run, so a change in the machine's load (it is shared) hits all
-	// alike; the dataplane restarts between modes.
-	const (
-		fwd = iota
-		enc
-		dec
-		nSeries
-	)
-	names := [nSeries]string{"forwarder (-no-crypto)", "gateway encrypt", "gateway decrypt"}
-	var pps, perCPU [nSeries]map[int][]float64
-	for i := range pps {
-		pps[i], perCPU[i] = map[int][]float64{}, map[int][]float64{}
-	}
-	var log strings.Builder
-	measure := func(series int, d b2b.Direction, size int, n uint64, keep bool) error {
-		r, err := load.Run(ctx, d, size, n, *genCPU)
-		if err != nil || !keep {
-			return err
-		}
-		pps[series][size] = append(pps[series][size], r.Sink.PPS())
-		perCPU[series][size] = append(perCPU[series][size], r.PerCPUSecond())
-		fmt.Fprintf(&log, "  %-24s %5d B: offered %.0f pps, delivered %.0f pps (%d of %d), %.0f per dataplane CPU-second (%v CPU)\n",
-			names[series], size, r.Gen.PPS(), r.Sink.PPS(), r.Sink.Packets, r.Gen.Sent, r.PerCPUSecond(), r.CPU)
-		return nil
-	}
-	for _, size := range sizes {
+	rep := benchReport{Machine: machineLine(), Suite: *suite,
+		Path: fmt.Sprintf("generator (CPU %d) → cgw-dataplane site A (one worker, CPU %s, AF_XDP copy mode on veth) → XDP sink; %d flow(s)", *genCPU, *workerCPU, fl.N)}
+	order := []series{allSeries["forward"], allSeries["encrypt"], allSeries["decrypt"]}
+	for _, m := range mixes {
+		row := effRow{Mix: m.String()}
+		per := map[string][]float64{}
+		wall := map[string][]float64{}
 		for i := 0; i <= *runs; i++ {
-			n, keep := *count, i > 0
-			if !keep {
-				n /= 10 // warm-up, not counted
-			}
-			for _, noCrypto := range []bool{true, false} {
-				t.Opts.NoCrypto = noCrypto
-				if _, err := t.RunDataplane(ctx, t.A, 20*time.Second); err != nil {
+			for _, s := range order {
+				if err := env.mode(ctx, s.noCrypto); err != nil {
 					return err
 				}
-				var err error
-				if noCrypto {
-					err = measure(fwd, b2b.Outbound, size, n, keep)
-				} else if err = measure(enc, b2b.Outbound, size, n, keep); err == nil {
-					err = measure(dec, b2b.Inbound, size, n, keep)
+				d := *effTrial
+				if i == 0 {
+					d = 200 * time.Millisecond // warm-up, not counted
 				}
-				t.StopDataplane(t.A, false)
+				t, err := env.load.Trial(ctx, b2b.TrialConfig{Label: s.name, Dir: s.dir, Mix: m, Flows: fl, Duration: d, GenCPU: *genCPU, Burst: *effBurst})
 				if err != nil {
 					return err
 				}
+				if i == 0 {
+					continue
+				}
+				per[s.name] = append(per[s.name], t.PerCPUSecond())
+				wall[s.name] = append(wall[s.name], t.DeliveredPPS())
+				rep.Trials = append(rep.Trials, t)
+				if progress != nil {
+					fmt.Fprintf(progress, "  %-8s %-6s run %d: offered %.0f pps, delivered %.0f pps (loss %.1f%%), %.0f per dataplane CPU-second (%.3f s CPU)\n",
+						s.name, m, i, t.OfferedPPS(), t.DeliveredPPS(), 100*t.Loss(), t.PerCPUSecond(), t.CPUSeconds)
+				}
+			}
+		}
+		row.FwdPPS, row.EncPPS, row.DecPPS = median(wall["forward"]), median(wall["encrypt"]), median(wall["decrypt"])
+		row.FwdPerCPU, row.EncPerCPU, row.DecPerCPU = median(per["forward"]), median(per["encrypt"]), median(per["decrypt"])
+		seal, open, err := mixCipherCost(st, m, cpu)
+		if err != nil {
+			return err
+		}
+		row.SealNs, row.OpenNs = float64(seal.Nanoseconds()), float64(open.Nanoseconds())
+		if row.FwdPerCPU > 0 {
+			row.FwdNs = 1e9 / row.FwdPerCPU
+		}
+		row.EffEnc = floor.Efficiency(row.EncPerCPU, row.FwdPerCPU, seal)
+		row.EffDec = floor.Efficiency(row.DecPerCPU, row.FwdPerCPU, open)
+		rep.Efficiency = append(rep.Efficiency, row)
+	}
+	if *ndr {
+		for _, s := range []series{allSeries["encrypt"], allSeries["decrypt"]} {
+			if err := env.mode(ctx, s.noCrypto); err != nil {
+				return err
+			}
+			for _, m := range mixes {
+				r, err := searchOne(ctx, env.load, sf, s, m, fl, *genCPU, progress)
+				if err != nil {
+					return err
+				}
+				rep.RFC2544 = append(rep.RFC2544, r)
 			}
 		}
 	}
-	var rep strings.Builder
-	host, _ := os.Hostname()
-	kern, _ := exec.Command("uname", "-r").Output()
-	fmt.Fprintf(&rep, "cgw-pktgen bench %s host %s kernel %s", time.Now().UTC().Format(time.RFC3339), host, kern)
-	fmt.Fprintf(&rep, "path: live-frames generator (CPU %d) → cgw-dataplane site A (worker CPU %s) → XDP sink; %d runs of %d frames per size and series, alternating, medians\n",
-		*genCPU, *workerCPU, *runs, *count)
-	fmt.Fprintf(&rep, "%6s %12s %12s %12s %7s %7s   %14s %14s %14s %7s %7s\n", "size",
-		"fwd pps", "encrypt pps", "decrypt pps", "enc/fwd", "dec/fwd",
-		"fwd pkt/CPU-s", "enc pkt/CPU-s", "dec pkt/CPU-s", "enc/fwd", "dec/fwd")
-	for _, size := range sizes {
-		var w, c [nSeries]float64
-		for i := range w {
-			w[i], c[i] = median(pps[i][size]), median(perCPU[i][size])
-		}
-		fmt.Fprintf(&rep, "%6d %12.0f %12.0f %12.0f %6.1f%% %6.1f%%   %14.0f %14.0f %14.0f %6.1f%% %6.1f%%\n", size,
-			w[fwd], w[enc], w[dec], pct(w[enc], w[fwd]), pct(w[dec], w[fwd]),
-			c[fwd], c[enc], c[dec], pct(c[enc], c[fwd]), pct(c[dec], c[fwd]))
+	rep.write(os.Stdout, *runs, *sf.pdr/100)
+	if *out == "" {
+		return nil
 	}
-	rep.WriteString("fwd: lan → A → wire with -no-crypto; encrypt: the same path with ESP; decrypt: one ESP frame of the B→A SA (anti-replay off) wire → A → lan.\n")
-	rep.WriteString("runs:\n" + log.String())
-	fmt.Print(rep.String())
-	return nil
+	return rep.save(*out)
 }
 
-func pct(a, b float64) float64 {
-	if b <= 0 {
+// benchReport is what bench measured, as bench.json holds it.
+type benchReport struct {
+	Machine    string         `json:"machine"`
+	Path       string         `json:"path"`
+	Suite      string         `json:"suite"`
+	Efficiency []effRow       `json:"efficiency"`
+	RFC2544    []rfc2544.Row  `json:"rfc2544"`
+	Trials     []pktgen.Trial `json:"efficiency_trials"`
+}
+
+// effRow is one mix's efficiency figures (medians of the runs).
+type effRow struct {
+	Mix                             string  `json:"mix"`
+	FwdPPS, EncPPS, DecPPS          float64 `json:"-"`
+	FwdPerCPU, EncPerCPU, DecPerCPU float64 `json:"-"`
+	FwdNs, SealNs, OpenNs           float64 `json:"-"`
+	EffEnc, EffDec                  float64 `json:"-"`
+}
+
+func (r effRow) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{"mix": r.Mix,
+		"forward_pps": r.FwdPPS, "encrypt_pps": r.EncPPS, "decrypt_pps": r.DecPPS,
+		"forward_pkt_per_cpu_s": r.FwdPerCPU, "encrypt_pkt_per_cpu_s": r.EncPerCPU, "decrypt_pkt_per_cpu_s": r.DecPerCPU,
+		"t_forward_ns": r.FwdNs, "t_seal_ns": r.SealNs, "t_open_ns": r.OpenNs,
+		"efficiency_encrypt": r.EffEnc, "efficiency_decrypt": r.EffDec})
+}
+
+func (rep benchReport) write(w io.Writer, runs int, pdr float64) {
+	fmt.Fprintf(w, "cgw-pktgen bench\n%s\npath: %s\n", rep.Machine, rep.Path)
+	fmt.Fprintf(w, "\nefficiency against the floor 1/(t_forward + t_cipher), %s; medians of %d runs per mix and series, alternating, offered as fast as the generator goes:\n", rep.Suite, runs)
+	fmt.Fprintf(w, "%-8s %10s %10s %10s  %12s %12s %12s  %8s %8s %8s  %7s %7s\n", "mix", "fwd pps", "enc pps", "dec pps",
+		"fwd pkt/CPUs", "enc pkt/CPUs", "dec pkt/CPUs", "t_fwd ns", "seal ns", "open ns", "enc eff", "dec eff")
+	for _, r := range rep.Efficiency {
+		fmt.Fprintf(w, "%-8s %10.0f %10.0f %10.0f  %12.0f %12.0f %12.0f  %8.0f %8.0f %8.0f  %6.1f%% %6.1f%%\n", r.Mix,
+			r.FwdPPS, r.EncPPS, r.DecPPS, r.FwdPerCPU, r.EncPerCPU, r.DecPerCPU, r.FwdNs, r.SealNs, r.OpenNs, 100*r.EffEnc, 100*r.EffDec)
+	}
+	fmt.Fprintln(w, "fwd: lan → A → wire with -no-crypto; enc: the same with ESP; dec: ESP of the B→A SA (anti-replay off) wire → A → lan. pkt/CPUs: frames delivered per second of site A's CPU time (schedstat); t_cipher: the raw AEAD per delivered frame (IMIX: weighted, 1518-byte frames as two fragments), thread CPU time on the worker's core; eff = pkt/CPUs × (t_fwd + t_cipher).")
+	if len(rep.RFC2544) > 0 {
+		fmt.Fprintf(w, "\nRFC 2544 throughput, one worker:\n")
+		rfc2544.WriteTable(w, rep.RFC2544, pdr)
+	}
+}
+
+func (rep benchReport) save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "bench.json"))
+	if err != nil {
+		return err
+	}
+	e := json.NewEncoder(f)
+	e.SetIndent("", "  ")
+	err = e.Encode(rep)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	var eff strings.Builder
+	eff.WriteString("mix,forward_pps,encrypt_pps,decrypt_pps,forward_pkt_per_cpu_s,encrypt_pkt_per_cpu_s,decrypt_pkt_per_cpu_s,t_forward_ns,t_seal_ns,t_open_ns,efficiency_encrypt,efficiency_decrypt\n")
+	for _, r := range rep.Efficiency {
+		fmt.Fprintf(&eff, "%s,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.1f,%.1f,%.1f,%.4f,%.4f\n", r.Mix, r.FwdPPS, r.EncPPS, r.DecPPS,
+			r.FwdPerCPU, r.EncPerCPU, r.DecPerCPU, r.FwdNs, r.SealNs, r.OpenNs, r.EffEnc, r.EffDec)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "efficiency.csv"), []byte(eff.String()), 0o644); err != nil {
+		return err
+	}
+	if len(rep.RFC2544) > 0 {
+		if err := writeFiles(filepath.Join(dir, "rfc2544.csv"), "", func(w io.Writer) error { return rfc2544.WriteCSV(w, rep.RFC2544) }, nil); err != nil {
+			return err
+		}
+	}
+	var effPts []plots.Efficiency
+	for _, r := range rep.Efficiency {
+		effPts = append(effPts, plots.Efficiency{Mix: r.Mix, Forward: r.FwdPerCPU, Encrypt: r.EncPerCPU, Decrypt: r.DecPerCPU,
+			FloorEnc: perSecond(r.FwdNs + r.SealNs), FloorDec: perSecond(r.FwdNs + r.OpenNs)})
+	}
+	return plots.Write(dir, rep.Machine, effPts, rep.RFC2544)
+}
+
+func perSecond(ns float64) float64 {
+	if ns <= 0 {
 		return 0
 	}
-	return 100 * a / b
+	return 1e9 / ns
+}
+
+// mixCipherCost is the raw seal and open cost per delivered frame of a
+// mix: each size's inner packet, or its fragments over the tunnel MTU,
+// weighted as the mix is.
+func mixCipherCost(st transform.Suite, m pktgen.Mix, cpu int) (seal, open time.Duration, err error) {
+	cache := map[int]floor.Cost{}
+	var sum floor.Cost
+	frames := 0
+	for i, size := range m.Sizes {
+		ip := size - 18
+		lens := []int{ip}
+		if ip > b2b.TunnelMTU {
+			step := (b2b.TunnelMTU - 20) &^ 7
+			lens = nil
+			for data := ip - 20; data > 0; data -= step {
+				lens = append(lens, 20+min(step, data))
+			}
+		}
+		for _, l := range lens {
+			c, ok := cache[l]
+			if !ok {
+				if c, err = floor.Measure(st, l, 20000, 5, cpu); err != nil {
+					return 0, 0, err
+				}
+				cache[l] = c
+			}
+			sum.Seal += c.Seal * time.Duration(m.Weights[i])
+			sum.Open += c.Open * time.Duration(m.Weights[i])
+			frames += m.Weights[i]
+		}
+	}
+	return sum.Seal / time.Duration(frames), sum.Open / time.Duration(frames), nil
 }
 
 func median(v []float64) float64 {
