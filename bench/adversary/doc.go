@@ -16,12 +16,15 @@
 //
 //	TestSpoofedMainMode1    IKEv1 Main Mode message 1 spoofed from the AWS endpoint every 10 s for 2 min: ISAKMP SA, peer and traffic unchanged
 //	TestMalformedSK         IKEv2 requests failing before or at the ICV, from a third address and spoofed from the peer: 0 bytes back, message IDs unchanged
+//	TestForgedCookieFlood   IKE_SA_INIT with forged COOKIEs at 1000/s from the peer's address: half-open SAs bounded, a legitimate initiator gets through
+//	TestSAInitFlood         IKE_SA_INIT from random sources as fast as the generator goes: log lines ≤ 1/s, pings through the tunnels answered
 //	TestESPReplay           ESP captured on the wire and replayed, live and after kill -9 of cgw-dataplane: no reply delivered twice
 //	TestBGPAPIUnprivileged  uid nobody's `gobgp global rib add`: refused; no gRPC port with the defaults
 //
 // make test runs each at a schedule that keeps the suite within a few
-// minutes (the spoofed message 1 once a second for 20 s);
-// CGW_ADVERSARY_FULL=1 runs the issue's (every 10 s for 2 minutes).
+// minutes (the spoofed message 1 once a second for 20 s, floods for 5 s);
+// CGW_ADVERSARY_FULL=1 runs the issue's (every 10 s for 2 minutes, floods
+// for 20 s and 30 s).
 //
 // The tests need root, namespaces, strongSwan and BIRD, like
 // the rest of bench/; `go test -short` skips them and runs only the
