@@ -36,6 +36,29 @@
 // the peer fakes a NAT as strongSwan's kernel-libipsec does; keepalives go
 // out every 20 s from the side behind the NAT.
 //
+// Unauthenticated input changes nothing (issue #9). A datagram reaches a
+// tunnel only from its aws_outside_address (an IKE_SA_INIT by that
+// address, anything else by our SPI and that address). A request that
+// fails before or at the integrity check (message.Verified) is dropped
+// unanswered, its message ID unused; a retransmitted request gets the
+// cached response only when byte-identical, sent to the SA's peer,
+// rate-limited. Answers to our IKE_SA_INIT are not authenticated: error
+// notifications and unusable responses leave the exchange waiting for a
+// valid one until it times out (§2.21.1); COOKIE and INVALID_KE_PAYLOAD
+// restart it a bounded number of times, the group changed for that
+// exchange only. COOKIE secrets are random in both slots and rotate by
+// the clock; a peer with 2 half-open SAs must return a cookie, and has at
+// most 4. The peer's address, NAT-T state and DPD liveness move only on
+// authenticated messages. A peer looping CREATE_CHILD_SA gets
+// NO_ADDITIONAL_SAS past 4 live SAs of a kind. Logs and events caused by
+// unauthenticated input are rate-limited (ike.LogLimiter).
+//
+// Files, in the order an exchange goes: socket.go (UDP, routing to
+// tunnels, cookies), receive.go (dispatch, responses, retransmitted
+// requests), ikesainit.go, ikeauth.go, createchild.go, rekeyike.go,
+// informational.go; retransmit.go and timers.go; ikesa.go and child.go
+// the IKE and Child SA bookkeeping; tunnel.go the state and goroutine.
+//
 // Tests: go test ./control/ikev2/ runs the in-process suites over loopback
 // UDP and, as root, the strongSwan 5.9.8 interop tests in a namespace pair
 // (go test -short skips those).
