@@ -41,6 +41,7 @@ var commands = map[string]string{
 	"tcpdump":         "Debian package tcpdump",
 	"nft":             "Debian package nftables",
 	"promtool":        "Debian package prometheus",
+	"prometheus":      "Debian package prometheus",
 	"python3":         "Debian package python3",
 	"systemd-analyze": "Debian package systemd",
 	"dpkg-deb":        "Debian package dpkg",
