@@ -94,6 +94,7 @@ func main() {
 	socket := fs.String("socket", "", "status API unix socket (default: gateway.observability.status_socket)")
 	metricsAddr := fs.String("metrics", "", "Prometheus listen address (default: config, else 127.0.0.1:9471; off disables)")
 	gobgpAPI := fs.String("gobgp-api", "", "GoBGP gRPC API: unix:///path (root only), host:port, or off (default: config, else off)")
+	removeGuards := fs.Bool("remove-guards", false, "on exit, remove the kernel's unreachable routes that keep tunnel-bound traffic from leaving in clear while cgw is down (decommissioning; by default they stay)")
 	var lf logging.Flags
 	lf.Register(fs)
 	version := buildinfo.Flag(fs, "cgw-control", os.Stdout)
@@ -109,13 +110,13 @@ func main() {
 		os.Exit(2)
 	}
 	log.Info("cgw-control starting", "version", buildinfo.Read().Version, "commit", buildinfo.Read().Commit)
-	if err := run(log, *cfgPath, *instance, *socket, *metricsAddr, *gobgpAPI); err != nil {
+	if err := run(log, *cfgPath, *instance, *socket, *metricsAddr, *gobgpAPI, *removeGuards); err != nil {
 		log.Error(err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI string) error {
+func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI string, removeGuards bool) error {
 	if cfgPath == "" {
 		return fmt.Errorf("no configuration: give -config cgw.yaml (cgwctl config import writes one from AWS's file)")
 	}
@@ -157,7 +158,7 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 		return nil
 	})
 	d, err := daemon.Start(daemon.Options{Config: cfg, Instance: instance, Log: log, GoBGPAPI: gobgpAPI, OnEvent: m.Event,
-		OnRekeyRequest: m.RekeyRequest, ConfigPath: cfgPath, OnReload: m.Init})
+		OnRekeyRequest: m.RekeyRequest, ConfigPath: cfgPath, OnReload: m.Init, RemoveGuards: removeGuards})
 	if err != nil {
 		return err
 	}

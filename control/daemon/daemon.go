@@ -32,6 +32,7 @@ import (
 	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev1"
 	"github.com/cgw-project/cgw/control/ikev2"
+	"github.com/cgw-project/cgw/control/kernelguard"
 	"github.com/cgw-project/cgw/control/rib"
 	"github.com/cgw-project/cgw/control/status"
 )
@@ -70,6 +71,10 @@ type Options struct {
 	// OnReload, if set, sees the tunnels a reload added or changed
 	// (metrics).
 	OnReload func(started []string)
+	// RemoveGuards takes the kernel guards (control/kernelguard) out at
+	// Stop; by default they stay, so the host fails closed while
+	// cgw-control is stopped.
+	RemoveGuards bool
 }
 
 // Daemon is a running control process.
@@ -83,6 +88,7 @@ type Daemon struct {
 	ike1    *ikev1.Manager // nil when no tunnel uses ike_version 1
 	rib     *rib.RIB
 	bgp     *bgp.Speaker
+	guards  *kernelguard.Routes // kernel guards (guards.go)
 	started time.Time
 
 	events   chan ike.Event
@@ -104,7 +110,9 @@ type Daemon struct {
 	adopted     []maps.RouteEntry // routes found in the map at start (rib.Adopt)
 	adoptedUp   []uint32          // tunnels kept up on a previous process's SAs
 	routesSwept bool
-	converged   time.Time // when all tunnels and sessions were first seen up
+	guardsSwept bool
+	guardWarned atomic.Int64 // unix ns of the last guard failure logged
+	converged   time.Time    // when all tunnels and sessions were first seen up
 	closing     bool
 }
 
@@ -214,6 +222,9 @@ func Start(o Options) (*Daemon, error) {
 		if d.bgp != nil {
 			d.bgp.Stop()
 		}
+		if d.guards != nil {
+			d.guards.Close()
+		}
 		d.closeAll()
 	}()
 	if d.objs, err = maps.Load(o.Instance); err != nil {
@@ -223,6 +234,12 @@ func Start(o Options) (*Daemon, error) {
 		return nil, err
 	}
 	if err := d.adopt(); err != nil {
+		return nil, err
+	}
+
+	// Kernel guards first, so every route is guarded before the dataplane
+	// sees it.
+	if err := d.openGuards(cfg); err != nil {
 		return nil, err
 	}
 
@@ -504,6 +521,7 @@ func (d *Daemon) Stop(ctx context.Context) {
 		}
 		d.retireStale(t)
 	}
+	d.closeGuards()
 	d.closeAll()
 }
 

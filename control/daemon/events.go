@@ -82,6 +82,7 @@ type sink struct {
 }
 
 func (s sink) AddRoute(p netip.Prefix, r maps.Route) error {
+	s.d.learnGuard(p)
 	err := s.Writer.AddRoute(p, r)
 	if err == nil {
 		s.d.publishRoute("add", p, r)
@@ -90,6 +91,7 @@ func (s sink) AddRoute(p netip.Prefix, r maps.Route) error {
 }
 
 func (s sink) ReplaceRoute(p netip.Prefix, r maps.Route) error {
+	s.d.learnGuard(p)
 	err := s.Writer.ReplaceRoute(p, r)
 	if err == nil {
 		s.d.publishRoute("replace", p, r)

@@ -481,7 +481,7 @@ func (d *Daemon) sweepStaleTunnels() {
 // BGP session established (plus a few seconds for the updates), or after
 // ConvergeTimeout.
 func (d *Daemon) sweepRoutes() {
-	if d.routesSwept {
+	if d.routesSwept && d.guardsSwept {
 		return
 	}
 	all := true
@@ -503,6 +503,10 @@ func (d *Daemon) sweepRoutes() {
 	now := time.Now()
 	if all && d.converged.IsZero() {
 		d.converged = now
+	}
+	d.sweepGuards(all && now.Sub(d.converged) > 5*time.Second)
+	if d.routesSwept {
+		return
 	}
 	if !(all && now.Sub(d.converged) > 5*time.Second) && now.Sub(d.started) < d.opt.ConvergeTimeout {
 		return

@@ -192,8 +192,10 @@ func (d *Daemon) rebuild(cfg *config.Config, p plan, errs []error) ([]*tunnel, [
 	d.mu.Unlock()
 	d.setNames()
 
-	// Routing: static routes of every connection (unchanged ones are no
-	// change), then the BGP neighbours.
+	// Routing: kernel guards for the new configuration, static routes of
+	// every connection (unchanged ones are no change), then the BGP
+	// neighbours.
+	d.configureGuards(cfg)
 	fail(d.rib.ConfigStatic(cfg))
 	nbs, err := bgp.NeighborsFromConfig(cfg, ids)
 	fail(err)
