@@ -14,6 +14,8 @@ fi
 
 # Debian packages, each for a reason:
 #   iproute2                 ip netns / veth / routes for the lab
+#   procps                   sysctl: forwarding and rp_filter in the lab's namespaces
+#                            (minimal Debian images lack it)
 #   strongswan-charon, strongswan-swanctl, libcharon-extra-plugins
 #                            the emulated AWS endpoints (charon + swanctl);
 #                            kernel-libipsec is in the extra plugins: this
@@ -30,7 +32,7 @@ fi
 #   prometheus               promtool and prometheus check perf/'s rules and dashboards' queries
 #   nftables                 source NAT in the lab's inet namespace (NAT-T)
 #   systemd                  systemd-analyze verify checks packaging/systemd's units
-pkgs=(iproute2 strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins bird2
+pkgs=(iproute2 procps strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins bird2
 	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl prometheus systemd)
 if [ "$need" = generate ]; then
 	pkgs+=(clang llvm libbpf-dev)

@@ -206,7 +206,7 @@ func Prereqs() []string {
 		miss = append(miss, r)
 	}
 	// curl: the dataplanes' metrics (table generation, diagnostics).
-	return append(miss, prereq.Commands("ip", "nsenter", "ethtool", "ping", "tcpdump", "tshark", "iperf3", "curl")...)
+	return append(miss, prereq.Commands("ip", "sysctl", "nsenter", "ethtool", "ping", "tcpdump", "tshark", "iperf3", "curl")...)
 }
 
 // record appends a line to the state file before the thing it names is

@@ -344,7 +344,7 @@ func Prereqs() []string {
 	if r := prereq.Root("network namespaces need CAP_SYS_ADMIN/CAP_NET_ADMIN"); r != "" {
 		miss = append(miss, r)
 	}
-	miss = append(miss, prereq.Commands("ip", "swanctl", "birdc", "iperf3", "ping", "mount", "unshare", "nsenter", "tcpdump",
+	miss = append(miss, prereq.Commands("ip", "sysctl", "swanctl", "birdc", "iperf3", "ping", "mount", "unshare", "nsenter", "tcpdump",
 		prereq.Charon, "/dev/net/tun")...)
 	if err := prereq.BIRD(); err != nil {
 		miss = append(miss, err.Error())

@@ -37,7 +37,7 @@ func Require(tb testing.TB, needs ...string) {
 	if r := prereq.Root("network namespaces; or pass -short"); r != "" {
 		missing = append(missing, r)
 	}
-	missing = append(missing, prereq.Commands(append([]string{"ip"}, needs...)...)...)
+	missing = append(missing, prereq.Commands(append([]string{"ip", "sysctl"}, needs...)...)...)
 	if len(missing) > 0 {
 		tb.Fatalf("end-to-end: needs %s", strings.Join(missing, "; and "))
 	}

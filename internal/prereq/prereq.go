@@ -32,6 +32,7 @@ var commands = map[string]string{
 	"unshare":         "Debian package util-linux",
 	"setpriv":         "Debian package util-linux",
 	"mount":           "Debian package mount",
+	"sysctl":          "Debian package procps",
 	"iperf3":          "Debian package iperf3",
 	"curl":            "Debian package curl",
 	"bird":            "Debian package bird2",
