@@ -59,8 +59,9 @@ git clone -q "$repo" "$root/root/cgw"
 say "running make $target in the fresh tree"
 unshare --mount --propagation private -- bash -euo pipefail -c '
 	root=$1 target=$2
-	# The new root a mount point of its own, as / is on a machine (charon
-	# runs under unshare --propagation private, which needs one).
+	# The new tree becomes this mount namespace's root (pivot_root, not
+	# chroot: the lab enters its own mount namespace with nsenter --mount,
+	# which resets the root to the namespace's).
 	mount --bind "$root" "$root"
 	mount -t proc proc "$root/proc"
 	mount -t sysfs sys "$root/sys"
@@ -68,9 +69,12 @@ unshare --mount --propagation private -- bash -euo pipefail -c '
 	mount -t tmpfs run "$root/run"
 	mount --rbind /dev "$root/dev"
 	mount -t tmpfs tmp "$root/tmp"
-	exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+	mkdir -p "$root/.oldroot"
+	cd "$root"
+	pivot_root . .oldroot
+	exec /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin \
 		GOPROXY="$3" GOFLAGS="$4" \
-		bash -c "cd /root/cgw && make $target"
+		bash -c "umount -l /.oldroot && cd /root/cgw && make $target"
 ' fresh "$root" "$target" "$(go env GOPROXY)" "$(go env GOFLAGS)"
 say "make $target passed on a fresh Debian 12"
