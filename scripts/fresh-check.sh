@@ -59,9 +59,9 @@ git clone -q "$repo" "$root/root/cgw"
 say "running make $target in the fresh tree"
 unshare --mount --propagation private -- bash -euo pipefail -c '
 	root=$1 target=$2
-	# The new tree becomes this mount namespace's root (pivot_root, not
+	# The new tree becomes the root of this mount namespace (pivot_root, not
 	# chroot: the lab enters its own mount namespace with nsenter --mount,
-	# which resets the root to the namespace's).
+	# which resets the root to that of the namespace).
 	mount --bind "$root" "$root"
 	mount -t proc proc "$root/proc"
 	mount -t sysfs sys "$root/sys"
