@@ -53,6 +53,18 @@ fi
 rm -rf "$root/root/cgw"
 say "clean clone of $(git -C "$repo" rev-parse --short HEAD) into $root/root/cgw"
 git clone -q "$repo" "$root/root/cgw"
+# What runs inside: the README command, then (demo) the lab taken down, so
+# no daemon outlives the check.
+cat >"$root/root/fresh-run.sh" <<'RUN'
+#!/bin/bash
+umount -l /.oldroot
+cd /root/cgw
+rc=0
+make "$1" || rc=$?
+if [ "$1" = demo ]; then make lab-down >/dev/null 2>&1 || echo "fresh-check: make lab-down failed" >&2; fi
+exit $rc
+RUN
+chmod +x "$root/root/fresh-run.sh"
 
 # Its own mount namespace: /proc, /sys, bpffs, /dev and /run go away when
 # it ends. Network namespaces are the host kernel's, as on a real machine.
@@ -75,6 +87,6 @@ unshare --mount --propagation private -- bash -euo pipefail -c '
 	exec /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin \
 		GOPROXY="$3" GOFLAGS="$4" \
-		bash -c "umount -l /.oldroot && cd /root/cgw && make $target"
+		/root/fresh-run.sh "$target"
 ' fresh "$root" "$target" "$(go env GOPROXY)" "$(go env GOFLAGS)"
 say "make $target passed on a fresh Debian 12"
