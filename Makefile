@@ -19,7 +19,7 @@ VERSION   ?= $(shell git describe --tags --match 'v*' 2>/dev/null || git log -1 
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo +dirty)
 LDFLAGS   := -X github.com/cgw-project/cgw/internal/buildinfo.version=$(VERSION) -X github.com/cgw-project/cgw/internal/buildinfo.commit=$(COMMIT)
 
-.PHONY: all build generate deps test test-unit test-race fuzz demo lab-up lab-down bench lint clean install deb
+.PHONY: all build generate deps test test-unit test-race fuzz demo lab-up lab-down bench lint clean install deb fresh-check
 
 all: build
 
@@ -107,6 +107,13 @@ bench: deps build
 	$(REC) $(BIN)/cgw-pktgen bench -dataplane $(BIN)/cgw-dataplane -mixes "64 1400 imix" -runs 5 -out perf/results/latest
 	@echo "==> through the emulated AWS lab (strongSwan on the AWS side bounds this)"
 	$(REC) $(BIN)/cgw-lab measure --prefix $(LAB)-bench --gateway standin,cgw --runs 3 -t 5s
+
+# make demo (or FRESH=test: make test) in a fresh Debian 12 made with
+# debootstrap, on a clean clone of HEAD: finds a prerequisite that
+# install-deps.sh does not install, which a used machine hides.
+FRESH ?= demo
+fresh-check:
+	scripts/fresh-check.sh $(FRESH)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
