@@ -113,6 +113,13 @@ type Options struct {
 	// UDPEncap carries ESP in UDP, port 4500 both ways (RFC 3948), as
 	// against AWS behind NAT (and always against strongSwan's libipsec).
 	UDPEncap bool
+	// Queues gives site A's two links this many queues each way (default
+	// 1), for several workers. A veth puts a frame on the receive queue of
+	// the sending CPU (mod the queues), not by flow hash: to spread load
+	// over workers, generate from several CPUs (TrialConfig.GenCPUs).
+	Queues int
+	// Workers is site A's -queues (default 1): the workers it runs.
+	Workers int
 }
 
 // NATTPort is the UDP port of ESP in UDP (RFC 3948).
@@ -274,7 +281,15 @@ func (t *Topology) Up(ctx context.Context) error {
 		{SiteB, InsideDev, BInside, VPC, VPCDev, VPCHost},
 	}
 	for _, l := range links {
-		if _, err := run(ctx, "ip", "-n", t.NS(l.ra), "link", "add", l.da, "type", "veth", "peer", "name", l.db, "netns", t.NS(l.rb)); err != nil {
+		args := []string{"ip", "-n", t.NS(l.ra), "link", "add", l.da}
+		peer := []string{"peer", "name", l.db, "netns", t.NS(l.rb)}
+		if q := t.Opts.Queues; q > 1 && (l.ra == SiteA || l.rb == SiteA) {
+			qs := []string{"numtxqueues", strconv.Itoa(q), "numrxqueues", strconv.Itoa(q)}
+			args = append(args, qs...)
+			peer = append(peer, qs...)
+		}
+		args = append(append(args, "type", "veth"), peer...)
+		if _, err := run(ctx, args...); err != nil {
 			return err
 		}
 		for _, e := range []struct {
@@ -524,8 +539,13 @@ func (t *Topology) DataplaneArgs(s *Site) []string {
 	if t.Opts.DataplaneArgs != nil {
 		return t.Opts.DataplaneArgs(s)
 	}
-	// The veths have one RX queue: one worker.
-	args := []string{"-instance", s.Instance, "-inside", InsideDev, "-outside", OutsideDev, "-queues", "1"}
+	// One worker per queue served (the veths have one RX queue unless
+	// Options.Queues says more).
+	workers := 1
+	if s == t.A && t.Opts.Workers > 1 {
+		workers = t.Opts.Workers
+	}
+	args := []string{"-instance", s.Instance, "-inside", InsideDev, "-outside", OutsideDev, "-queues", strconv.Itoa(workers)}
 	if c := t.Opts.CPU[s.Name]; c != "" {
 		args = append(args, "-cpus", c)
 	}

@@ -27,6 +27,10 @@ type TrialConfig struct {
 	Count    uint64        // bound (default: enough for Duration at Rate, else 50 M)
 	Burst    int           // default pktgen.DefaultBurst
 	GenCPU   int           // -1: any
+	// GenCPUs, if set, runs one generator per CPU listed, each with its
+	// share of Count and Rate (a veth spreads frames over its queues by
+	// sending CPU); GenCPU is then ignored.
+	GenCPUs []int
 	Progress io.Writer     // one line a second, if set
 	// Latency, if set, sends a timestamped probe every this long through
 	// site A during the trial (outbound: B's dataplane must run) and
@@ -97,11 +101,35 @@ func (l *Load) Trial(ctx context.Context, c TrialConfig) (pktgen.Trial, error) {
 		}
 	}
 	mon.Start()
+	cpus := c.GenCPUs
+	if len(cpus) == 0 {
+		cpus = []int{c.GenCPU}
+	}
+	gens := make([]pktgen.GenResult, len(cpus))
+	errs := make(chan error, len(cpus))
+	for i, cpu := range cpus {
+		go func() {
+			errs <- pktgen.InNetns(l.t.NS(genRole), func() (err error) {
+				rate := c.Rate
+				rate.PPS /= float64(len(cpus))
+				rate.BPS /= float64(len(cpus))
+				gens[i], err = l.gen.RunPlan(ctx, plan, pktgen.RunConfig{Dev: genDev, Count: c.Count / uint64(len(cpus)), Timeout: c.Duration, CPU: cpu, Rate: rate, Live: live})
+				return err
+			})
+		}()
+	}
+	for range cpus {
+		if e := <-errs; e != nil {
+			err = e
+		}
+	}
 	var g pktgen.GenResult
-	err = pktgen.InNetns(l.t.NS(genRole), func() (err error) {
-		g, err = l.gen.RunPlan(ctx, plan, pktgen.RunConfig{Dev: genDev, Count: c.Count, Timeout: c.Duration, CPU: c.GenCPU, Rate: c.Rate, Live: live})
-		return err
-	})
+	for _, x := range gens {
+		g.Sent += x.Sent
+		g.Bytes += x.Bytes
+		g.Expected += x.Expected
+		g.Elapsed = max(g.Elapsed, x.Elapsed)
+	}
 	// What has not arrived once the counter stood still for 50 ms never
 	// will; the dataplane's CPU is read at the same moment.
 	last, _, _ := sink.Count()

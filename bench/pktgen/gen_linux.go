@@ -59,7 +59,7 @@ type RunConfig struct {
 	Timeout time.Duration // stop after this long even if Count is not reached (default 60 s)
 	CPU     int           // pin the sending thread to this CPU; -1: don't
 	Rate    Rate          // target rate; zero: as fast as possible
-	Live    *Live         // if set, updated after every burst
+	Live    *Live         // if set, added to after every burst
 }
 
 // GenResult is what the generator did.
@@ -168,10 +168,10 @@ func (g *Generator) RunPlan(ctx context.Context, p Plan, c RunConfig) (GenResult
 		r.Sent += n
 		r.Bytes += n * uint64(t.WireSize())
 		r.Expected += n * uint64(t.Out)
-		if c.Live != nil {
-			c.Live.Sent.Store(r.Sent)
-			c.Live.Bytes.Store(r.Bytes)
-			c.Live.Expected.Store(r.Expected)
+		if c.Live != nil { // added to: several generators may share one
+			c.Live.Sent.Add(n)
+			c.Live.Bytes.Add(n * uint64(t.WireSize()))
+			c.Live.Expected.Add(n * uint64(t.Out))
 		}
 	}
 	r.Elapsed = time.Since(start)

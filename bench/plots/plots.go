@@ -33,12 +33,35 @@ var palette = []color.Color{
 	color.RGBA{0, 0, 0, 255}, color.RGBA{240, 228, 66, 255},
 }
 
+// Scaling is one series at 1 and 2 workers: delivered packets per
+// wall-second and per dataplane CPU-second.
+type Scaling struct {
+	Label        string
+	Wall, PerCPU [2]float64
+}
+
 // Files are the names Write produces in its directory.
-var Files = []string{"efficiency.svg", "ndr.svg", "loss.svg"}
+var Files = []string{"efficiency.svg", "ndr.svg", "loss.svg", "scaling.svg"}
 
 // Write draws every plot the data allows into dir; caption (the machine
 // line) goes under each.
-func Write(dir, caption string, eff []Efficiency, rows []rfc2544.Row) error {
+func Write(dir, caption string, eff []Efficiency, rows []rfc2544.Row, sc []Scaling) error {
+	if len(sc) > 0 {
+		var groups []string
+		vals := make([]plotter.Values, 4)
+		for _, s := range sc {
+			groups = append(groups, s.Label)
+			vals[0] = append(vals[0], s.Wall[0]/1e6)
+			vals[1] = append(vals[1], s.Wall[1]/1e6)
+			vals[2] = append(vals[2], s.PerCPU[0]/1e6)
+			vals[3] = append(vals[3], s.PerCPU[1]/1e6)
+		}
+		if err := bars(filepath.Join(dir, "scaling.svg"), "Scaling: 1 vs 2 workers (two-queue veth, two shared cores)",
+			"million packets per second / per CPU-second", "series and mix\n"+caption, groups,
+			[]string{"1 worker, per second", "2 workers, per second", "1 worker, per CPU-second", "2 workers, per CPU-second"}, vals); err != nil {
+			return err
+		}
+	}
 	if len(eff) > 0 {
 		var mixes []string
 		series := []struct {

@@ -26,7 +26,8 @@ func TestWrite(t *testing.T) {
 		{Series: "encrypt", Mix: "64", Result: rfc2544.Result{NDR: 4e5, PDR: 4.2e5, Steps: []rfc2544.Step{step(2e6, 5e5), step(4e5, 4e5)}}},
 		{Series: "decrypt", Mix: "imix", Result: rfc2544.Result{NDR: 3e5, PDR: 3.1e5, Steps: []rfc2544.Step{step(1e6, 3e5)}}},
 	}
-	if err := Write(dir, "machine: test", eff, rows); err != nil {
+	sc := []Scaling{{Label: "encrypt 1400", Wall: [2]float64{3e5, 4e5}, PerCPU: [2]float64{5e5, 4.8e5}}}
+	if err := Write(dir, "machine: test", eff, rows, sc); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range Files {

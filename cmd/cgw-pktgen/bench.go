@@ -42,6 +42,7 @@ func bench(ctx context.Context, args []string) error {
 	suite := fs.String("suite", "aes128gcm16", "ESP suite")
 	prefix := fs.String("prefix", "cgwpg", "namespace prefix")
 	ndr := fs.Bool("ndr", true, "also search NDR/PDR per mix (encrypt and decrypt)")
+	scale := fs.Bool("scaling", true, "also measure 1 vs 2 workers on a two-queue veth pair (mixes other than 64)")
 	out := fs.String("out", "", "directory for bench.json, efficiency.csv, rfc2544.csv and the plots (SVG)")
 	sf := addSearchFlags(fs)
 	if err := cli.ParseFlags(fs, args); err != nil {
@@ -68,7 +69,11 @@ func bench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer env.close()
+	defer func() {
+		if env != nil {
+			env.close()
+		}
+	}()
 	var progress io.Writer = os.Stdout
 	if *sf.quiet {
 		progress = nil
@@ -134,6 +139,19 @@ func bench(ctx context.Context, args []string) error {
 			}
 		}
 	}
+	env.close()
+	env = nil
+	if *scale {
+		var sm []pktgen.Mix
+		for _, m := range mixes {
+			if m.String() != "64" {
+				sm = append(sm, m)
+			}
+		}
+		if rep.Scaling, err = scaling(ctx, *dp, *prefix+"s", sm, fl, *runs, *effTrial, *effBurst, progress); err != nil {
+			return err
+		}
+	}
 	rep.write(os.Stdout, *runs, *sf.pdr/100)
 	if *out == "" {
 		return nil
@@ -149,6 +167,7 @@ type benchReport struct {
 	Efficiency []effRow       `json:"efficiency"`
 	RFC2544    []rfc2544.Row  `json:"rfc2544"`
 	Trials     []pktgen.Trial `json:"efficiency_trials"`
+	Scaling    []scaleRow     `json:"scaling"`
 }
 
 // effRow is one mix's efficiency figures (medians of the runs).
@@ -181,6 +200,9 @@ func (rep benchReport) write(w io.Writer, runs int, pdr float64) {
 	if len(rep.RFC2544) > 0 {
 		fmt.Fprintf(w, "\nRFC 2544 throughput, one worker:\n")
 		rfc2544.WriteTable(w, rep.RFC2544, pdr)
+	}
+	if len(rep.Scaling) > 0 {
+		writeScaling(w, rep.Scaling, runs)
 	}
 }
 
@@ -218,7 +240,11 @@ func (rep benchReport) save(dir string) error {
 		effPts = append(effPts, plots.Efficiency{Mix: r.Mix, Forward: r.FwdPerCPU, Encrypt: r.EncPerCPU, Decrypt: r.DecPerCPU,
 			FloorEnc: perSecond(r.FwdNs + r.SealNs), FloorDec: perSecond(r.FwdNs + r.OpenNs)})
 	}
-	return plots.Write(dir, rep.Machine, effPts, rep.RFC2544)
+	var sc []plots.Scaling
+	for _, r := range rep.Scaling {
+		sc = append(sc, plots.Scaling{Label: r.Series + " " + r.Mix, Wall: [2]float64{r.PPS1, r.PPS2}, PerCPU: [2]float64{r.PerCPU1, r.PerCPU2}})
+	}
+	return plots.Write(dir, rep.Machine, effPts, rep.RFC2544, sc)
 }
 
 func perSecond(ns float64) float64 {
