@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,7 +99,11 @@ func buildGoBGP(t *testing.T, dir string) string {
 // namespace) runs the stock `gobgp global rib add` against GoBGP's
 // default API address: refused, and AWS never hears of the prefix. With
 // the default configuration cgw-control listens on no TCP port but BGP's
-// and the metrics', and on no unix socket but its status API's (issue #9:
+// and the metrics', and on no unix socket but its status API's. Then the
+// API switched on as an operator would (-gobgp-api unix:///…): nobody's
+// add is refused, also with the socket's and its directory's modes
+// loosened (the handshake checks the uid), while root's lands in cgw's
+// RIB, which shows the probe sees a path that gets in (issue #9:
 // GoBGP's gRPC API let any local user add paths or stop BGP).
 func TestBGPAPIUnprivileged(t *testing.T) {
 	l, g, _ := adversaryLab(t)
@@ -120,22 +125,117 @@ func TestBGPAPIUnprivileged(t *testing.T) {
 		t.Errorf("cgw-control listens on %v with the default configuration (all: %v); only BGP, metrics and the status socket are expected", unexpected, ls)
 	}
 
+	const python3 = "/usr/bin/python3"
+	if _, err := os.Stat(python3); err != nil {
+		t.Fatalf("%s: %v (Debian package python3)", python3, err)
+	}
 	gobgp := buildGoBGP(t, t.TempDir())
 	const prefix = "198.19.99.0/24"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// setpriv drops to nobody after ip netns exec (which needs root)
-	// entered the gateway's namespace.
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.NS(lab.CGW), "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		gobgp, "global", "rib", "add", prefix)
-	b, err := cmd.CombinedOutput()
-	outText := strings.TrimSpace(string(b))
+	// gobgpAs runs the CLI in the gateway's namespace; setpriv drops to
+	// nobody after ip netns exec (which needs root) entered it.
+	gobgpAs := func(nobody bool, args ...string) (string, error) {
+		cmd := []string{"ip", "netns", "exec", l.NS(lab.CGW)}
+		if nobody {
+			cmd = append(cmd, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+		}
+		b, err := exec.CommandContext(ctx, cmd[0], append(append(cmd[1:], gobgp), args...)...).CombinedOutput()
+		return strings.TrimSpace(string(b)), err
+	}
+	outText, offErr := gobgpAs(true, "global", "rib", "add", prefix)
 	time.Sleep(2 * time.Second) // an accepted path would reach AWS within a second
 	routes, _ := l.BirdShow(ctx, "aws", "route", prefix)
 	learned := strings.Contains(routes, prefix)
-	if err == nil || learned {
-		t.Errorf("uid nobody: gobgp global rib add %s: err %v, AWS's BIRD has it: %v; output: %s", prefix, err, learned, outText)
+	if offErr == nil || learned {
+		t.Errorf("uid nobody: gobgp global rib add %s: err %v, AWS's BIRD has it: %v; output: %s", prefix, offErr, learned, outText)
 	}
-	passLine(t, "bgp-api-unprivileged", "one `gobgp global rib add` as uid nobody",
-		fmt.Sprintf("cgw-control listens on %v; gobgp as nobody: %v (%.120s); prefix at AWS: %v", ls, err, outText, learned))
+
+	// The API on, at a unix socket. Its parent is traversable by anyone,
+	// so only the socket's directory (0700, made by cgw-control), its
+	// mode (0600) and the handshake's uid check guard it.
+	open, err := os.MkdirTemp("", "cgw-adversary-api-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(open)
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(open, "gobgp", "api.sock")
+	args := g.ControlArgs
+	restartControl(t, l, g, append(append([]string(nil), args...), "-gobgp-api", "unix://"+sock))
+	defer restartControl(t, l, g, args)
+	target := []string{"--target", "unix://" + sock}
+	inRIB := func(p string) bool {
+		out, err := gobgpAs(false, append(target, "global", "rib")...)
+		if err != nil {
+			t.Fatalf("root: gobgp global rib through %s: %v: %s", sock, err, out)
+		}
+		return strings.Contains(out, p)
+	}
+	// gobgp hides connect's error behind its dial timeout: ask connect(2).
+	connectAsNobody := func() string {
+		out, _ := exec.CommandContext(ctx, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python3, "-c",
+			"import socket,sys\ntry:\n socket.socket(socket.AF_UNIX).connect(sys.argv[1]); print('connected')\nexcept OSError as e: print(e.strerror)", sock).CombinedOutput()
+		return strings.TrimSpace(string(out))
+	}
+	nobodyConn := connectAsNobody()
+	if nobodyConn != "Permission denied" {
+		t.Errorf("uid nobody: connect to %s: %q; want Permission denied", sock, nobodyConn)
+	}
+	nobodyOut, nobodyErr := gobgpAs(true, append(target, "global", "rib", "add", prefix)...)
+	nobodyIn := inRIB(prefix)
+	if nobodyErr == nil || nobodyIn {
+		t.Errorf("uid nobody, API at %s: gobgp global rib add %s: err %v, in cgw's RIB: %v; output: %s", sock, prefix, nobodyErr, nobodyIn, nobodyOut)
+	}
+	// Loosened modes: only the handshake's uid check is left.
+	const prefix2 = "198.19.98.0/24"
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{{filepath.Dir(sock), 0o755}, {sock, 0o666}} {
+		if err := os.Chmod(c.path, c.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	looseConn := connectAsNobody()
+	if looseConn != "connected" {
+		t.Errorf("uid nobody: connect to %s made 0666 in a 0755 directory: %q; want connected (else the handshake's check is not what is probed)", sock, looseConn)
+	}
+	looseOut, looseErr := gobgpAs(true, append(target, "global", "rib", "add", prefix2)...)
+	looseIn := inRIB(prefix2)
+	if looseErr == nil || looseIn {
+		t.Errorf("uid nobody, API at %s made 0666 in a 0755 directory: gobgp global rib add %s: err %v, in cgw's RIB: %v; output: %s", sock, prefix2, looseErr, looseIn, looseOut)
+	}
+	// Root's add gets in: what the probe would see of an accepted path.
+	const prefix3 = "198.19.97.0/24"
+	rootOut, rootErr := gobgpAs(false, append(target, "global", "rib", "add", prefix3)...)
+	rootIn := inRIB(prefix3)
+	if rootErr != nil || !rootIn {
+		t.Errorf("root, API at %s: gobgp global rib add %s: err %v, in cgw's RIB: %v; output: %s (the probe cannot tell a refused add from one that got in)", sock, prefix3, rootErr, rootIn, rootOut)
+	}
+	gobgpAs(false, append(target, "global", "rib", "del", prefix3)...)
+
+	passLine(t, "bgp-api-unprivileged", "`gobgp global rib add` as uid nobody: API off (default); unix socket 0600 in 0700; socket 0666 in 0755",
+		fmt.Sprintf("cgw-control listens on %v; API off: nobody %v (%.80s), prefix at AWS %v; socket: nobody's connect %q, add %v (%.80s), in RIB %v; loosened: connect %q, add %v (%.80s), in RIB %v; root's add in RIB %v",
+			ls, offErr, outText, learned, nobodyConn, nobodyErr, nobodyOut, nobodyIn, looseConn, looseErr, looseOut, looseIn, rootIn))
+}
+
+// restartControl restarts cgw-control with args and waits for a healthy
+// lab.
+func restartControl(t *testing.T, l *lab.Lab, g *lab.CGWGateway, args []string) {
+	t.Helper()
+	g.ControlArgs = args
+	if err := g.StopControl(l, syscall.SIGTERM); err != nil {
+		t.Fatalf("stopping cgw-control: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.StartControl(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := healthy(t, l, g, 90*time.Second); err != nil {
+		t.Fatalf("lab not healthy after restarting cgw-control with %v: %v", args, err)
+	}
 }
