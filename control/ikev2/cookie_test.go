@@ -107,3 +107,19 @@ func TestCookieFlood(t *testing.T) {
 		t.Fatal("the real initiator was not asked for a cookie")
 	}
 }
+
+// TestInitWithResponderSPI: an IKE_SA_INIT request must have a zero SPIr
+// (§3.1); one that carries one of our SPIs (copied from the wire) is
+// dropped, not routed by that SPI past the cookie check and the limits.
+func TestInitWithResponderSPI(t *testing.T) {
+	_, b, _ := syncPair(t, testTunnel("t1"), Options{CookieThreshold: -1})
+	b.sent()
+	for _, spi := range []message.SPI{b.t.ike.spiR, b.t.ike.spiI} {
+		raw := initRequest(t, testTunnel("t1"), randSPI())
+		copy(raw[8:16], spi[:])
+		b.inject(raw, netipAddrPort(loop, 1500), false)
+	}
+	if n, s := countHalfOpen(b.t), b.sent(); n != 0 || len(s) != 0 {
+		t.Fatalf("IKE_SA_INIT with our SPI as SPIr: %d half-open SAs, %d answers", n, len(s))
+	}
+}

@@ -252,7 +252,7 @@ func (t *Tunnel) respondInit(d datagram) {
 	if err != nil {
 		return
 	}
-	sa.ourInit, sa.lastResp, sa.hasLastResp = raw, raw, true
+	sa.ourInit = raw
 	t.makeHalfOpenRoom()
 	t.countHalfOpen(sa, true)
 	t.addSA(sa)

@@ -25,6 +25,9 @@ func (t *Tunnel) handle(d datagram) {
 		return // Deliver checked it; a fuzzer or another path may not
 	}
 	if h.Exchange == message.IKE_SA_INIT && !h.IsResponse() {
+		if !h.SPIr.IsZero() {
+			return // §3.1: zero in IKE_SA_INIT; one of ours would skip the cookie check
+		}
 		for _, sa := range t.sas {
 			if !sa.initiator && sa.spiI == h.SPIi {
 				if h.MessageID == 0 {
@@ -139,7 +142,7 @@ func (t *Tunnel) respond(sa *ikeSA, d datagram, h message.Header, payloads []mes
 		t.log.Error("encoding response", "exchange", h.Exchange, "err", err)
 		return
 	}
-	sa.lastResp, sa.hasLastResp, sa.lastReq = raw, true, d.b
+	sa.lastResp, sa.lastReq = raw, d.b
 	sa.expectMID = h.MessageID + 1
 	t.m.sock.send(raw, d.from, d.nat)
 }

@@ -60,14 +60,13 @@ type ikeSA struct {
 
 	ourInit, peerInit []byte // the IKE_SA_INIT messages, signed by AUTH (§2.15)
 
-	nextMID     uint32 // our next request
-	expectMID   uint32 // the peer's next request
-	lastResp    []byte // cached response to the peer's last request (§2.1)
-	lastReq     []byte // that request, as received
-	hasLastResp bool
-	resends     ike.LogLimiter // of lastResp (a token bucket)
-	pend        *pending
-	queue       []*pending
+	nextMID   uint32         // our next request
+	expectMID uint32         // the peer's next request
+	lastResp  []byte         // cached response to the peer's last request (§2.1)
+	lastReq   []byte         // that request, as received
+	resends   ike.LogLimiter // of lastResp (a token bucket)
+	pend      *pending
+	queue     []*pending
 
 	peer      netip.AddrPort
 	nat       bool      // on port 4500 with the non-ESP marker
