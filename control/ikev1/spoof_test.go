@@ -164,8 +164,7 @@ func TestForgedProtected(t *testing.T) {
 // TestCommandErrors: operators' commands answer *NotFoundError for an
 // unknown tunnel and *BusyError when they cannot start, as control/ikev2's.
 func TestCommandErrors(t *testing.T) {
-	a, b, _ := spoofPair(t)
-	_ = b
+	a, _, _ := spoofPair(t)
 	var nf *NotFoundError
 	for _, f := range []func(string) error{a.m.Initiate, a.m.RekeyChild, a.m.RekeyIKE,
 		func(n string) error { return a.m.RemoveTunnel(t.Context(), n) }} {
@@ -177,11 +176,17 @@ func TestCommandErrors(t *testing.T) {
 	if err := a.m.Initiate("t1"); !errors.As(err, &busy) {
 		t.Fatalf("Initiate on an up tunnel: %v", err)
 	}
-	if err := a.m.RekeyIKE("t1"); err != nil {
+	// A tunnel waiting for its peer (startup add; nothing is sent) has
+	// nothing to rekey.
+	idle := testTunnel("t2")
+	idle.AWSOutside, idle.StartupAction = netip.MustParseAddr("192.0.2.1"), config.StartupAdd
+	if err := a.m.AddTunnel(idle, TunnelOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.m.RekeyIKE("t1"); !errors.As(err, &busy) {
-		t.Fatalf("RekeyIKE during a Main Mode: %v", err)
+	for _, f := range []func(string) error{a.m.RekeyIKE, a.m.RekeyChild} {
+		if err := f("t2"); !errors.As(err, &busy) {
+			t.Fatalf("rekey of a tunnel with no SA: %v", err)
+		}
 	}
 }
 
