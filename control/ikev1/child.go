@@ -69,6 +69,20 @@ func (t *Tunnel) retire(c *child) {
 	}
 }
 
+// removeReplaced removes c at the end of its grace period and, if we
+// replaced it, only now sends the peer its Delete: OutboundSwitch reaches
+// the dataplane asynchronously (the daemon's map update, then the
+// dataplane's next table poll), so a Delete sent at the switch let the
+// peer drop the old inbound SA while our last packets on it were still
+// being sent (the lab lost a ping across a Quick Mode rekey). Until then
+// both pairs are valid at both ends.
+func (t *Tunnel) removeReplaced(c *child) {
+	if c.tellPeer && !c.deleted && t.p1 != nil && t.p1.state == mmDone {
+		t.sendInfo(t.p1, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{msgIDBytes(c.sa.InSPI)}}.Encode()}})
+	}
+	t.removeChild(c)
+}
+
 func (t *Tunnel) removeChild(c *child) {
 	for i, o := range t.children {
 		if o == c {

@@ -26,10 +26,13 @@
 // message that lets the peer use the inbound SPI: message 2 as responder,
 // 3 as initiator), OutboundSwitch (initiator: on message 2 for a new pair,
 // rekeySwitchDelay after message 3 for a rekey, so the responder has
-// installed its inbound SA; responder: on message 3), ChildSARetired (after Timing.Grace, when a newer pair
-// replaced it, the peer deleted it or it expired). The Quick Mode
-// initiator deletes the pair it replaced; so does the responder, because
-// strongSwan keeps rekeyed IKEv1 SAs until they expire. IKEv1 has no
+// installed its inbound SA; responder: on message 3), ChildSARetired
+// (after Timing.Grace, when a newer pair replaced it, the peer deleted it
+// or it expired). The Quick Mode initiator deletes the pair it replaced;
+// so does the responder, because strongSwan keeps rekeyed IKEv1 SAs until
+// they expire. That Delete goes with ChildSARetired, not with the switch:
+// the dataplane takes up a switch a little later and may still send on
+// the old pair until then, so the peer must keep it. IKEv1 has no
 // rekey collision rule, so the ISAKMP responder schedules its rekeys
 // later in the margin than the initiator.
 //

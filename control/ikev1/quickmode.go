@@ -245,8 +245,9 @@ func (t *Tunnel) respQuick3(sa *p1SA, q *quick, d datagram) error {
 	if old != nil && old != c {
 		// The peer replaced the pair. strongSwan keeps a rekeyed IKEv1 SA
 		// until it expires (charon.delete_rekeyed = no), so we retire it
-		// after the grace period and tell the peer, as its initiator would.
-		t.sendInfo(sa, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{msgIDBytes(old.sa.InSPI)}}.Encode()}})
+		// after the grace period and then tell the peer, as its initiator
+		// would.
+		old.tellPeer = true
 		t.retire(old)
 	}
 	return nil
@@ -302,8 +303,8 @@ func (t *Tunnel) initQuick2(sa *p1SA, q *quick, d datagram) error {
 	return nil
 }
 
-// finishRekey switches outbound from the replaced pair to c, tells the
-// peer the old pair is gone and retires it after the grace period.
+// finishRekey switches outbound from the replaced pair to c and retires
+// the old pair after the grace period, telling the peer then.
 func (t *Tunnel) finishRekey(c *child) {
 	old := c.replaces
 	c.switchAt, c.replaces = time.Time{}, nil
@@ -312,9 +313,7 @@ func (t *Tunnel) finishRekey(c *child) {
 	}
 	t.switchOut(c)
 	if old != nil && old.retireAt.IsZero() {
-		if t.p1 != nil {
-			t.sendInfo(t.p1, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{msgIDBytes(old.sa.InSPI)}}.Encode()}})
-		}
+		old.tellPeer = true
 		t.retire(old)
 	}
 }

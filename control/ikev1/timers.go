@@ -65,7 +65,7 @@ func (t *Tunnel) tick() {
 		case !c.switchAt.IsZero() && !now.Before(c.switchAt):
 			t.finishRekey(c)
 		case !c.retireAt.IsZero() && !now.Before(c.retireAt):
-			t.removeChild(c)
+			t.removeReplaced(c)
 		case c.retireAt.IsZero() && !now.Before(c.expireAt):
 			t.retire(c)
 		case c.retireAt.IsZero() && !c.rekeying && t.out == c && !now.Before(c.rekeyAt):

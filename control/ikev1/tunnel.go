@@ -103,6 +103,9 @@ type child struct {
 	retireAt time.Time
 	rekeying bool
 	deleted  bool
+	// tellPeer: we replaced the pair, so the peer gets a Delete for it —
+	// when we remove it, not at the switch (see removeReplaced).
+	tellPeer bool
 	// switchAt, when set, is when our Quick Mode rekey switches outbound
 	// from replaces to this pair (see initQuick2).
 	switchAt time.Time
