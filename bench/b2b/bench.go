@@ -30,6 +30,7 @@ type Load struct {
 	gen      *pktgen.Generator
 	sinkWire *pktgen.Sink     // on WireA
 	sinkLAN  *pktgen.Sink     // on LANDev
+	sinkVPC  *pktgen.Sink     // on VPCDev, while Through runs (sinkWire is then off)
 	macIn    net.HardwareAddr // site A's inside NIC
 	macOut   net.HardwareAddr // site A's outside NIC
 	macLAN   net.HardwareAddr
@@ -42,11 +43,18 @@ type Direction int
 const (
 	Outbound Direction = iota // lan → A → wire: encryption
 	Inbound                   // wire → A → lan: decryption
+	// Through is lan → A → wire → B → vpc: both gateways (encrypt at A,
+	// decrypt at B) and the wire's kernel forwarding between them; the
+	// sink is on vpc's link. For the comparison with strongSwan.
+	Through
 )
 
 func (d Direction) String() string {
-	if d == Inbound {
+	switch d {
+	case Inbound:
 		return "inbound (decrypt)"
+	case Through:
+		return "through A and B"
 	}
 	return "outbound (encrypt)"
 }
@@ -85,9 +93,36 @@ func (t *Topology) NewLoad() (*Load, error) {
 	return l, nil
 }
 
+// sinkFor returns the sink of direction d, attaching it (Through needs the
+// wire to forward, so the wire's sink is detached while it runs).
+func (l *Load) sinkFor(d Direction) (*pktgen.Sink, error) {
+	var err error
+	switch {
+	case d == Inbound:
+		return l.sinkLAN, nil
+	case d == Through:
+		if l.sinkWire != nil {
+			l.sinkWire.Close()
+			l.sinkWire = nil
+		}
+		if l.sinkVPC == nil {
+			err = pktgen.InNetns(l.t.NS(VPC), func() (err error) { l.sinkVPC, err = pktgen.NewSink(VPCDev); return err })
+		}
+		return l.sinkVPC, err
+	}
+	if l.sinkVPC != nil {
+		l.sinkVPC.Close()
+		l.sinkVPC = nil
+	}
+	if l.sinkWire == nil {
+		err = pktgen.InNetns(l.t.NS(Wire), func() (err error) { l.sinkWire, err = pktgen.NewSink(WireA); return err })
+	}
+	return l.sinkWire, err
+}
+
 // Close detaches the sinks and unloads the generator.
 func (l *Load) Close() {
-	for _, s := range []*pktgen.Sink{l.sinkWire, l.sinkLAN} {
+	for _, s := range []*pktgen.Sink{l.sinkWire, l.sinkLAN, l.sinkVPC} {
 		if s != nil {
 			s.Close()
 		}
@@ -167,9 +202,13 @@ func (l *Load) Run(ctx context.Context, d Direction, size int, count uint64, gen
 	if err != nil {
 		return Result{}, err
 	}
-	sink, genRole, genDev := l.sinkWire, LAN, LANDev
+	genRole, genDev := LAN, LANDev
 	if d == Inbound {
-		sink, genRole, genDev = l.sinkLAN, Wire, WireA
+		genRole, genDev = Wire, WireA
+	}
+	sink, err := l.sinkFor(d)
+	if err != nil {
+		return Result{}, err
 	}
 	pid := l.t.A.DataplanePid()
 	c0, cerr := procstat.CPUTime(pid)

@@ -30,12 +30,15 @@ type TrialConfig struct {
 	// GenCPUs, if set, runs one generator per CPU listed, each with its
 	// share of Count and Rate (a veth spreads frames over its queues by
 	// sending CPU); GenCPU is then ignored.
-	GenCPUs []int
-	Progress io.Writer     // one line a second, if set
+	GenCPUs  []int
+	Progress io.Writer // one line a second, if set
 	// Latency, if set, sends a timestamped probe every this long through
 	// site A during the trial (outbound: B's dataplane must run) and
 	// reports their one-way times.
 	Latency time.Duration
+	// PIDs are the processes whose CPU time the trial reports (default:
+	// site A's dataplane, and B's for Through).
+	PIDs []int
 }
 
 // Trial runs one bounded trial and reports offered, delivered, loss and
@@ -72,24 +75,45 @@ func (l *Load) Trial(ctx context.Context, c TrialConfig) (pktgen.Trial, error) {
 	if err != nil {
 		return pktgen.Trial{}, err
 	}
-	sink, genRole, genDev := l.sinkWire, LAN, LANDev
+	genRole, genDev := LAN, LANDev
+	sink, err := l.sinkFor(c.Dir)
+	if err != nil {
+		return pktgen.Trial{}, err
+	}
 	if c.Dir == Inbound {
-		sink, genRole, genDev = l.sinkLAN, Wire, WireA
+		genRole, genDev = Wire, WireA
 		if err := l.lanNeighbours(ctx, c.Flows); err != nil {
 			return pktgen.Trial{}, err
 		}
 	}
-	pid := l.t.A.DataplanePid()
+	pids := c.PIDs
+	if len(pids) == 0 {
+		pids = []int{l.t.A.DataplanePid()}
+		if c.Dir == Through {
+			pids = append(pids, l.t.B.DataplanePid())
+		}
+	}
+	cpuTime := func() (time.Duration, error) {
+		var sum time.Duration
+		for _, p := range pids {
+			x, err := procstat.CPUTime(p)
+			if err != nil {
+				return 0, err
+			}
+			sum += x
+		}
+		return sum, nil
+	}
 	d0, _, err := sink.Count()
 	if err != nil {
 		return pktgen.Trial{}, err
 	}
-	c0, cerr := procstat.CPUTime(pid)
+	c0, cerr := cpuTime()
 	live := &pktgen.Live{}
 	mon := &pktgen.Monitor{W: c.Progress, Live: live,
 		Delivered: func() (uint64, error) { p, _, err := sink.Count(); return p - d0, err }}
 	if cerr == nil {
-		mon.CPU = func() (time.Duration, error) { x, err := procstat.CPUTime(pid); return x - c0, err }
+		mon.CPU = func() (time.Duration, error) { x, err := cpuTime(); return x - c0, err }
 	}
 	var probes *probeRun
 	if c.Latency > 0 {
@@ -151,7 +175,7 @@ func (l *Load) Trial(ctx context.Context, c TrialConfig) (pktgen.Trial, error) {
 	}
 	tr := pktgen.Trial{Label: c.Label, Mix: c.Mix.String(), Flows: c.Flows.N, TargetPPS: pps,
 		Sent: g.Sent, Bytes: g.Bytes, Expected: g.Expected, Delivered: last - d0, Seconds: g.Elapsed.Seconds(), Progress: prog, Latency: lat}
-	if c1, err := procstat.CPUTime(pid); err == nil && cerr == nil {
+	if c1, err := cpuTime(); err == nil && cerr == nil {
 		tr.CPUSeconds = (c1 - c0).Seconds()
 	}
 	return tr, nil
@@ -189,7 +213,7 @@ func (l *Load) lanNeighbours(ctx context.Context, f pktgen.Flows) error {
 // encrypted with the current B→A SA.
 func (l *Load) templates(d Direction, src, dst netip.AddrPort, size int) ([]pktgen.Template, error) {
 	f := pktgen.Frame{SrcMAC: l.macLAN, DstMAC: l.macIn, Src: src, Dst: dst, Size: size, NoDF: true}
-	if d == Outbound {
+	if d != Inbound {
 		b, err := f.Build()
 		return []pktgen.Template{{Frame: b, Out: len(Fragments(b[14:], TunnelMTU))}}, err
 	}

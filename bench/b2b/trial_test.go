@@ -89,3 +89,58 @@ func TestLatencyProbes(t *testing.T) {
 		t.Logf("%v: %d of %d probes, µs min %.0f avg %.0f p50 %.0f p99 %.0f max %.0f; load %d of %d", d, l.Received, l.Sent, l.MinUs, l.AvgUs, l.P50Us, l.P99Us, l.MaxUs, tr.Delivered, tr.Expected)
 	}
 }
+
+// TestStrongSwanBaseline: the back-to-back comparison's two setups carry
+// the same paced IMIX through A and B into vpc — cgw's dataplanes, then
+// strongSwan libipsec in fresh namespaces — and TCP crosses each.
+func TestStrongSwanBaseline(t *testing.T) {
+	requireE2E(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, swan := range []bool{false, true} {
+		tp := New(Options{Prefix: "b2bw", Dataplane: dataplaneBinary(t), LogDir: t.TempDir(), NoReplay: !swan, UDPEncap: true})
+		if err := tp.Up(ctx); err != nil {
+			tp.Down()
+			t.Fatal(err)
+		}
+		var pids []int
+		if swan {
+			sw, err := tp.StartStrongSwan(ctx)
+			if err != nil {
+				tp.Down()
+				t.Fatal(err)
+			}
+			pids = sw.PIDs()
+			var pass *pktgen.Pass
+			if err := pktgen.InNetns(tp.NS(SiteA), func() (err error) { pass, err = pktgen.NewPass(InsideDev); return err }); err != nil {
+				t.Fatal(err)
+			}
+			defer pass.Close()
+		} else {
+			for _, s := range []*Site{tp.A, tp.B} {
+				if _, err := tp.RunDataplane(ctx, s, 20*time.Second); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if n, err := tp.Iperf(ctx, LAN, VPC, VPCHost, 5320, "-n", "1M"); err != nil || n == 0 {
+			t.Errorf("strongswan=%v: TCP lan→vpc: %d bytes (%v)", swan, n, err)
+		}
+		load, err := tp.NewLoad()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := load.Trial(ctx, TrialConfig{Dir: Through, Mix: pktgen.SimpleIMIX(), Rate: pktgen.Rate{PPS: 5000}, Duration: time.Second, GenCPU: -1, PIDs: pids})
+		load.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.Delivered == 0 || tr.Delivered > tr.Expected || tr.CPUSeconds <= 0 {
+			t.Errorf("strongswan=%v: through A and B: sent %d, expected %d, delivered %d, CPU %.3f s", swan, tr.Sent, tr.Expected, tr.Delivered, tr.CPUSeconds)
+		}
+		t.Logf("strongswan=%v: %d of %d delivered, %.0f per CPU-second of both gateways", swan, tr.Delivered, tr.Expected, tr.PerCPUSecond())
+		if err := tp.Down(); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+	}
+}

@@ -187,3 +187,37 @@ func (s *Sink) Measure(ctx context.Context, max, idle time.Duration) (Measuremen
 	}
 	return m, nil
 }
+
+// Pass is a native XDP program that passes every frame: a veth must run
+// one for the generator's frames to be accepted when nothing else is
+// attached (the strongSwan baseline's inside NIC).
+type Pass struct {
+	prog *ebpf.Program
+	link link.Link
+}
+
+// NewPass attaches it to dev in the calling thread's namespace.
+func NewPass(dev string) (*Pass, error) {
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return nil, fmt.Errorf("pktgen: device %q: %w", dev, err)
+	}
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "pktgen_pass", Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, xdpPass), asm.Return()}})
+	if err != nil {
+		return nil, fmt.Errorf("pktgen: loading the XDP_PASS program: %w", err)
+	}
+	l, err := link.AttachXDP(link.XDPOptions{Program: p, Interface: ifi.Index, Flags: link.XDPDriverMode})
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("pktgen: attaching XDP_PASS to %s: %w", dev, err)
+	}
+	return &Pass{prog: p, link: l}, nil
+}
+
+// Close detaches it.
+func (p *Pass) Close() error {
+	err := p.link.Close()
+	p.prog.Close()
+	return err
+}

@@ -40,12 +40,35 @@ type Scaling struct {
 	Wall, PerCPU [2]float64
 }
 
+// Compare is one mix through cgw↔cgw and strongSwan↔strongSwan: packets
+// per CPU-second of both gateways, and NDR.
+type Compare struct {
+	Mix                   string
+	CgwPerCPU, SwanPerCPU float64
+	CgwNDR, SwanNDR       float64
+}
+
 // Files are the names Write produces in its directory.
-var Files = []string{"efficiency.svg", "ndr.svg", "loss.svg", "scaling.svg"}
+var Files = []string{"efficiency.svg", "ndr.svg", "loss.svg", "scaling.svg", "strongswan.svg"}
 
 // Write draws every plot the data allows into dir; caption (the machine
 // line) goes under each.
-func Write(dir, caption string, eff []Efficiency, rows []rfc2544.Row, sc []Scaling) error {
+func Write(dir, caption string, eff []Efficiency, rows []rfc2544.Row, sc []Scaling, cmp []Compare) error {
+	if len(cmp) > 0 {
+		var groups []string
+		vals := make([]plotter.Values, 4)
+		for _, c := range cmp {
+			groups = append(groups, c.Mix)
+			for i, v := range []float64{c.CgwPerCPU, c.SwanPerCPU, c.CgwNDR, c.SwanNDR} {
+				vals[i] = append(vals[i], v/1e6)
+			}
+		}
+		if err := bars(filepath.Join(dir, "strongswan.svg"), "cgw↔cgw vs strongSwan libipsec↔libipsec, AES-GCM-128 (UDP 4500)",
+			"million packets per CPU-second of both gateways / per second", "mix\n"+caption, groups,
+			[]string{"cgw per CPU-second", "strongSwan per CPU-second", "cgw NDR", "strongSwan NDR"}, vals); err != nil {
+			return err
+		}
+	}
 	if len(sc) > 0 {
 		var groups []string
 		vals := make([]plotter.Values, 4)

@@ -27,7 +27,8 @@ func TestWrite(t *testing.T) {
 		{Series: "decrypt", Mix: "imix", Result: rfc2544.Result{NDR: 3e5, PDR: 3.1e5, Steps: []rfc2544.Step{step(1e6, 3e5)}}},
 	}
 	sc := []Scaling{{Label: "encrypt 1400", Wall: [2]float64{3e5, 4e5}, PerCPU: [2]float64{5e5, 4.8e5}}}
-	if err := Write(dir, "machine: test", eff, rows, sc); err != nil {
+	cmp := []Compare{{Mix: "64", CgwPerCPU: 1.6e5, SwanPerCPU: 3e4, CgwNDR: 6e4, SwanNDR: 9e3}}
+	if err := Write(dir, "machine: test", eff, rows, sc, cmp); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range Files {

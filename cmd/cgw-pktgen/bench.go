@@ -43,6 +43,7 @@ func bench(ctx context.Context, args []string) error {
 	prefix := fs.String("prefix", "cgwpg", "namespace prefix")
 	ndr := fs.Bool("ndr", true, "also search NDR/PDR per mix (encrypt and decrypt)")
 	scale := fs.Bool("scaling", true, "also measure 1 vs 2 workers on a two-queue veth pair (mixes other than 64)")
+	swan := fs.Bool("strongswan", true, "also compare cgw↔cgw with strongSwan-libipsec↔strongSwan-libipsec back to back")
 	out := fs.String("out", "", "directory for bench.json, efficiency.csv, rfc2544.csv and the plots (SVG)")
 	sf := addSearchFlags(fs)
 	if err := cli.ParseFlags(fs, args); err != nil {
@@ -152,6 +153,11 @@ func bench(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if *swan {
+		if rep.StrongSwan, err = compareStrongSwan(ctx, *dp, *prefix+"w", mixes, fl, *runs, *effTrial, *effBurst, sf, progress); err != nil {
+			return err
+		}
+	}
 	rep.write(os.Stdout, *runs, *sf.pdr/100)
 	if *out == "" {
 		return nil
@@ -168,6 +174,7 @@ type benchReport struct {
 	RFC2544    []rfc2544.Row  `json:"rfc2544"`
 	Trials     []pktgen.Trial `json:"efficiency_trials"`
 	Scaling    []scaleRow     `json:"scaling"`
+	StrongSwan []swanRow      `json:"strongswan"`
 }
 
 // effRow is one mix's efficiency figures (medians of the runs).
@@ -203,6 +210,9 @@ func (rep benchReport) write(w io.Writer, runs int, pdr float64) {
 	}
 	if len(rep.Scaling) > 0 {
 		writeScaling(w, rep.Scaling, runs)
+	}
+	if len(rep.StrongSwan) > 0 {
+		writeSwan(w, rep.StrongSwan, runs)
 	}
 }
 
@@ -244,7 +254,18 @@ func (rep benchReport) save(dir string) error {
 	for _, r := range rep.Scaling {
 		sc = append(sc, plots.Scaling{Label: r.Series + " " + r.Mix, Wall: [2]float64{r.PPS1, r.PPS2}, PerCPU: [2]float64{r.PerCPU1, r.PerCPU2}})
 	}
-	return plots.Write(dir, rep.Machine, effPts, rep.RFC2544, sc)
+	var cmp []plots.Compare
+	for _, r := range rep.StrongSwan {
+		if r.Setup != "cgw" {
+			continue
+		}
+		for _, q := range rep.StrongSwan {
+			if q.Setup == "strongswan" && q.Mix == r.Mix {
+				cmp = append(cmp, plots.Compare{Mix: r.Mix, CgwPerCPU: r.PerCPU, SwanPerCPU: q.PerCPU, CgwNDR: r.NDR, SwanNDR: q.NDR})
+			}
+		}
+	}
+	return plots.Write(dir, rep.Machine, effPts, rep.RFC2544, sc, cmp)
 }
 
 func perSecond(ns float64) float64 {
