@@ -2,10 +2,12 @@ package failclosed
 
 import (
 	"context"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cgw-project/cgw/bench/lab"
 	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/control/status"
 )
@@ -21,6 +23,11 @@ func TestFailClosed(t *testing.T) {
 	defer cancel()
 	l, g := upLab(t, ctx, "a")
 	wantGuards(t, ctx, l)
+	if s, err := g.Client(l).Status(ctx); err != nil {
+		t.Fatal(err)
+	} else if !slices.Contains(s.Guards, lab.VPCPrefix) {
+		t.Errorf("cgw-control's status does not list the kernel guard of %v: guards %v", lab.VPCPrefix, s.Guards)
+	}
 
 	restart := func(t *testing.T) {
 		if err := g.StartDataplane(ctx, l); err != nil {

@@ -127,6 +127,7 @@ func cmdStatus(e *env, args []string) int {
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "\n%d route(s) selected (cgwctl routes)\n", len(s.Routes))
+	fmt.Fprintf(w, "%d prefix(es) guarded in the kernel, dropped if XDP lets them through (ip route show proto 203)\n", len(s.Guards))
 	return exitOK
 }
 

@@ -75,6 +75,9 @@ type Options struct {
 	// Stop; by default they stay, so the host fails closed while
 	// cgw-control is stopped.
 	RemoveGuards bool
+	// GuardResync is how often the kernel guards are checked against the
+	// kernel and put back if missing (default 10 s).
+	GuardResync time.Duration
 }
 
 // Daemon is a running control process.
@@ -111,6 +114,7 @@ type Daemon struct {
 	adoptedUp   []uint32          // tunnels kept up on a previous process's SAs
 	routesSwept bool
 	guardsSwept bool
+	guardsSeen  time.Time    // last Resync
 	guardWarned atomic.Int64 // unix ns of the last guard failure logged
 	converged   time.Time    // when all tunnels and sessions were first seen up
 	closing     bool
@@ -174,6 +178,9 @@ func Start(o Options) (*Daemon, error) {
 	}
 	if o.ConvergeTimeout <= 0 {
 		o.ConvergeTimeout = 90 * time.Second
+	}
+	if o.GuardResync <= 0 {
+		o.GuardResync = 10 * time.Second
 	}
 	if o.RekeyRetry <= 0 {
 		o.RekeyRetry = 30 * time.Second

@@ -14,9 +14,10 @@ import (
 // for every prefix cgw routes into a tunnel and every inside /30, so the
 // kernel drops what XDP no longer handles instead of forwarding it in
 // clear. They are configured at start and on every reload, learnt from
-// each route the RIB writes (before the map write), swept of a previous
-// process's leftovers once routing has converged, and kept when
-// cgw-control exits unless Options.RemoveGuards.
+// each route the RIB writes (before the map write), checked against the
+// kernel every GuardResync, swept of a previous process's leftovers once
+// routing has converged, and kept when cgw-control exits unless
+// Options.RemoveGuards.
 
 // openGuards adopts the guards a previous process left in the kernel and
 // the routes it left in the map, then installs cfg's.
@@ -100,6 +101,18 @@ func (d *Daemon) sweepGuards(converged bool) {
 	d.guardsSwept = true
 	if n > 0 {
 		d.log.Info("kernel guards left by the previous cgw-control and no longer routed removed", "count", n)
+	}
+}
+
+// resyncGuards puts back, every GuardResync, guards removed behind cgw's
+// back (a route flush, a network manager) and retries failed ones.
+func (d *Daemon) resyncGuards() {
+	if time.Since(d.guardsSeen) < d.opt.GuardResync {
+		return
+	}
+	d.guardsSeen = time.Now()
+	if err := d.guards.Resync(); err != nil {
+		d.log.Error("kernel guards (unreachable routes)", "err", err)
 	}
 }
 

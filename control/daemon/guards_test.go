@@ -61,7 +61,7 @@ func TestGuards(t *testing.T) {
 
 	start := func(c *config.Config, remove bool) *Daemon {
 		return startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
-			ConvergeTimeout: 300 * time.Millisecond, RemoveGuards: remove, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			ConvergeTimeout: 300 * time.Millisecond, GuardResync: 200 * time.Millisecond, RemoveGuards: remove, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	}
 	stop := func(d *Daemon) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -85,6 +85,9 @@ func TestGuards(t *testing.T) {
 
 	d := start(cfg("198.19.0.0/24", 10), false)
 	want("at start", "169.254.10.0/30", "169.254.11.0/30", "198.19.0.0/24", left.String())
+	if got := fmt.Sprint(d.Status().Guards); got != "[169.254.10.0/30 169.254.11.0/30 198.19.0.0/24 198.19.7.0/24]" {
+		t.Errorf("status guards %s", got)
+	}
 	time.Sleep(time.Second) // past ConvergeTimeout
 	r, err := maps.NewReader(objs)
 	if err != nil {
@@ -99,6 +102,12 @@ func TestGuards(t *testing.T) {
 		t.Fatalf("the route left in the map was not swept at ConvergeTimeout: %v", tabs.Routes)
 	}
 	want("past ConvergeTimeout, tunnels down", "169.254.10.0/30", "169.254.11.0/30", "198.19.0.0/24", left.String())
+
+	// A flush of the guards (as a network manager removing routes it does
+	// not know would do): they are back within GuardResync.
+	ns.Run(t, "ip", "route", "flush", "proto", "203")
+	time.Sleep(500 * time.Millisecond)
+	want("after a flush", "169.254.10.0/30", "169.254.11.0/30", "198.19.0.0/24", left.String())
 
 	if res := d.ReloadConfig(cfg("198.19.9.0/24", 20)); !res.Applied || len(res.Errors) > 0 {
 		t.Fatalf("reload: %+v", res)

@@ -33,6 +33,7 @@ func (d *Daemon) loop() {
 		case <-tick.C:
 			d.pollCounters()
 			d.sweepRoutes()
+			d.resyncGuards()
 			d.sweepStaleTunnels()
 			d.sweepPending(pendingTimeout)
 		case <-d.quit:

@@ -79,6 +79,9 @@ func (d *Daemon) Status() *status.Status {
 		s.Tunnels = append(s.Tunnels, st)
 	}
 	d.mu.Unlock()
+	if d.guards != nil {
+		s.Guards = d.guards.Prefixes()
+	}
 	if d.rib != nil {
 		for _, r := range d.rib.Table() {
 			sr := status.Route{Prefix: r.Prefix, Source: r.Source.String(), Tunnel: r.Tunnel.Name, Reason: r.Reason, Pending: r.Pending, Stale: r.Stale}

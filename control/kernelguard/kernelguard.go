@@ -35,6 +35,12 @@
 //     VPC prefix that AWS no longer announces does not stay unreachable
 //     for ever.
 //
+// A guard loses to any route of the host as or more specific than it (a
+// lower metric wins among equal prefixes): it covers a VPC prefix only
+// where the host itself has nothing better than the default route, and a
+// 0.0.0.0/0 learnt from AWS not at all. That is the price of a low
+// priority, which keeps an operator's own routes working.
+//
 // The guards are kernel state, not the process's: they stay after
 // cgw-control exits, also on a clean stop, since a stopped control is one
 // of the states they cover. Remove (cgw-control -remove-guards) takes them
@@ -162,6 +168,23 @@ func (r *Routes) Configure(configured, learnt []netip.Prefix) error {
 	for _, p := range learnt {
 		r.learnt[norm(p)] = true
 	}
+	return r.resync()
+}
+
+// Resync reads the guards in the kernel again and puts back any that went
+// missing (a route flush, a network manager removing routes it does not
+// know) or removes stray ones; it also retries what failed earlier.
+func (r *Routes) Resync() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.resync()
+}
+
+// resync: see Resync. Caller holds r.mu.
+func (r *Routes) resync() error {
+	if r.h == nil {
+		return errors.New("kernel guards: closed")
+	}
 	found, err := r.list()
 	if err != nil {
 		return err
@@ -219,14 +242,7 @@ func (r *Routes) Remove() error {
 	clear(r.configured)
 	clear(r.learnt)
 	clear(r.adopted)
-	found, err := r.list()
-	if err != nil {
-		return err
-	}
-	for _, p := range found {
-		r.installed[p] = true
-	}
-	return r.sync()
+	return r.resync()
 }
 
 // Prefixes returns the guarded prefixes (those in the kernel), sorted.

@@ -27,6 +27,9 @@ type Status struct {
 	Tunnels   []Tunnel   `json:"tunnels"`
 	Routes    []Route    `json:"routes"`
 	Neighbors []Neighbor `json:"neighbors"`
+	// Guards are the prefixes the kernel guards cover (control/kernelguard:
+	// unreachable routes, proto 203, that hold when XDP is gone).
+	Guards []netip.Prefix `json:"guards,omitempty"`
 }
 
 // Tunnel is one configured tunnel.
