@@ -51,7 +51,8 @@
 // most 4. The peer's address, NAT-T state and DPD liveness move only on
 // authenticated messages. A peer looping CREATE_CHILD_SA gets
 // NO_ADDITIONAL_SAS past 4 live SAs of a kind. Logs and events caused by
-// unauthenticated input are rate-limited (ike.LogLimiter).
+// unauthenticated input are rate-limited (ike.LogLimiter). A panic on a
+// tunnel's goroutine restarts that tunnel only (supervise.go).
 //
 // Files, in the order an exchange goes: socket.go (UDP, routing to
 // tunnels, cookies), receive.go (dispatch, responses, retransmitted

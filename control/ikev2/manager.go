@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
@@ -55,6 +56,7 @@ type Manager struct {
 	spis    ike.SPIs[*Tunnel]  // our inbound ESP SPIs
 	outSPI  map[uint32]*Tunnel // the peer's (ChildNeedsRekey takes either)
 	closed  bool
+	panics  atomic.Uint64 // tunnels restarted after a panic (Panics)
 }
 
 // New starts a Manager on the given sockets.
@@ -274,7 +276,11 @@ func (m *Manager) command(name string, f func(t *Tunnel) error) error {
 	}
 	res := make(chan error, 1)
 	stopped := fmt.Errorf("tunnel %s: stopped (cgw-control is shutting down or the tunnel was removed)", name)
-	if !t.do(func() { res <- f(t) }) {
+	if !t.do(func() {
+		err := fmt.Errorf("tunnel %s: the command failed with an internal error; the tunnel was restarted", name)
+		defer func() { res <- err }() // also when f panics (safely recovers)
+		err = f(t)
+	}) {
 		return stopped
 	}
 	select {

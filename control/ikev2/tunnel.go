@@ -56,10 +56,7 @@ func newTunnel(m *Manager, c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
 	t := &Tunnel{name: c.Name, cfg: c, opt: o, m: m, log: m.log.With("tunnel", c.Name),
 		in: make(chan datagram, 64), cmd: make(chan func(), 16), quit: make(chan struct{}), done: make(chan struct{}),
 		stopped: make(chan struct{}), unauth: ike.LogLimiter{Burst: 5}}
-	t.lc = ike.Lifecycle{Emit: t.emit, Release: func(spis ...uint32) { m.spis.Release(t, spis...) }, Grace: m.tim.Grace, Log: t.log}
-	if f := m.opt.InstallInbound; f != nil {
-		t.lc.InstallInbound = func(c ChildSA) error { return f(t.name, c) }
-	}
+	t.lc = t.lifecycle()
 	t.ikeProps = ikeProposals(c.Phase1)
 	t.espProps = espProposals(c.Phase2, false)
 	t.espPFS = espProposals(c.Phase2, true)
@@ -74,6 +71,15 @@ func newTunnel(m *Manager, c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
 		t.pfsGroup = uint16(c.Phase2.DHGroups[0])
 	}
 	return t, nil
+}
+
+// lifecycle is a fresh Child SA life cycle for t.
+func (t *Tunnel) lifecycle() ike.Lifecycle {
+	l := ike.Lifecycle{Emit: t.emit, Release: func(spis ...uint32) { t.m.spis.Release(t, spis...) }, Grace: t.m.tim.Grace, Log: t.log}
+	if f := t.m.opt.InstallInbound; f != nil {
+		l.InstallInbound = func(c ChildSA) error { return f(t.name, c) }
+	}
+	return l
 }
 
 // do runs f in the tunnel's goroutine.
@@ -100,7 +106,7 @@ func (t *Tunnel) emit(e Event) {
 func (t *Tunnel) run() {
 	defer close(t.done)
 	if t.cfg.StartupAction != config.StartupAdd {
-		t.initiate()
+		t.safely(t.initiate)
 	}
 	for {
 		wait := time.Hour
@@ -110,16 +116,16 @@ func (t *Tunnel) run() {
 		tm := t.m.clock.NewTimer(wait)
 		select {
 		case d := <-t.in:
-			t.handle(d)
+			t.safely(func() { t.handle(d) })
 		case f := <-t.cmd:
-			f()
+			t.safely(f)
 		case <-tm.C():
 		case <-t.quit:
 			tm.Stop()
 			return
 		}
 		tm.Stop()
-		t.tick()
+		t.safely(t.tick)
 	}
 }
 
@@ -192,7 +198,11 @@ func (t *Tunnel) stop(ctx context.Context) {
 // Status returns a snapshot of the tunnel.
 func (t *Tunnel) Status() TunnelStatus {
 	ch := make(chan TunnelStatus, 1)
-	if !t.do(func() { ch <- t.status() }) {
+	if !t.do(func() {
+		s := TunnelStatus{Name: t.name, State: "restarting"}
+		defer func() { ch <- s }() // also when status panics (safely recovers)
+		s = t.status()
+	}) {
 		return TunnelStatus{Name: t.name, State: "stopped"}
 	}
 	return <-ch
