@@ -104,7 +104,7 @@ bench: deps build
 	$(REC) $(GO) test -run '^$$' -bench 'ESP|Overhead' -benchtime 100000x -count 5 ./dataplane/esp ./crypto/transform
 	$(REC) $(GO) test -run '^$$' -bench . -benchtime 3000x -count 5 ./dataplane/worker
 	@echo "==> generator -> cgw-dataplane -> sink, one worker: efficiency against the floor 1/(t_fwd + t_cipher), RFC 2544 NDR/PDR with latency, per mix; CSV, JSON and plots in perf/results/latest"
-	$(REC) $(BIN)/cgw-pktgen bench -dataplane $(BIN)/cgw-dataplane -mixes "64 1400 imix" -runs 5 -out perf/results/latest
+	$(REC) $(BIN)/cgw-pktgen bench -dataplane $(BIN)/cgw-dataplane -mixes "64 1400 imix" -runs 5 -quiet -out perf/results/latest
 	@echo "==> through the emulated AWS lab (strongSwan on the AWS side bounds this)"
 	$(REC) $(BIN)/cgw-lab measure --prefix $(LAB)-bench --gateway standin,cgw --runs 3 -t 5s
 

@@ -75,10 +75,7 @@ func bench(ctx context.Context, args []string) error {
 			env.close()
 		}
 	}()
-	var progress io.Writer = os.Stdout
-	if *sf.quiet {
-		progress = nil
-	}
+	var progress io.Writer = os.Stdout // a line per trial; -quiet drops the line a second
 
 	rep := benchReport{Machine: machineLine(), Suite: *suite,
 		Path: fmt.Sprintf("generator (CPU %d) → cgw-dataplane site A (one worker, CPU %s, AF_XDP copy mode on veth) → XDP sink; %d flow(s)", *genCPU, *workerCPU, fl.N)}
@@ -196,7 +193,7 @@ func (r effRow) MarshalJSON() ([]byte, error) {
 
 func (rep benchReport) write(w io.Writer, runs int, pdr float64) {
 	fmt.Fprintf(w, "cgw-pktgen bench\n%s\npath: %s\n", rep.Machine, rep.Path)
-	fmt.Fprintf(w, "\nefficiency against the floor 1/(t_forward + t_cipher), %s; medians of %d runs per mix and series, alternating, offered as fast as the generator goes:\n", rep.Suite, runs)
+	fmt.Fprintf(w, "efficiency against the floor 1/(t_forward + t_cipher), %s; medians of %d runs per mix and series, alternating, offered as fast as the generator goes:\n", rep.Suite, runs)
 	fmt.Fprintf(w, "%-8s %10s %10s %10s  %12s %12s %12s  %8s %8s %8s  %7s %7s\n", "mix", "fwd pps", "enc pps", "dec pps",
 		"fwd pkt/CPUs", "enc pkt/CPUs", "dec pkt/CPUs", "t_fwd ns", "seal ns", "open ns", "enc eff", "dec eff")
 	for _, r := range rep.Efficiency {
@@ -205,7 +202,7 @@ func (rep benchReport) write(w io.Writer, runs int, pdr float64) {
 	}
 	fmt.Fprintln(w, "fwd: lan → A → wire with -no-crypto; enc: the same with ESP; dec: ESP of the B→A SA (anti-replay off) wire → A → lan. pkt/CPUs: frames delivered per second of site A's CPU time (schedstat); t_cipher: the raw AEAD per delivered frame (IMIX: weighted, 1518-byte frames as two fragments), thread CPU time on the worker's core; eff = pkt/CPUs × (t_fwd + t_cipher).")
 	if len(rep.RFC2544) > 0 {
-		fmt.Fprintf(w, "\nRFC 2544 throughput, one worker:\n")
+		fmt.Fprintf(w, "RFC 2544 throughput, one worker:\n")
 		rfc2544.WriteTable(w, rep.RFC2544, pdr)
 	}
 	if len(rep.Scaling) > 0 {

@@ -58,7 +58,7 @@ func addSearchFlags(fs interface {
 		src:        fs.String("src", "198.18.0.2-198.18.0.201:1024-1279", "LAN endpoints of the flows (198.18.0.0/24)"),
 		dst:        fs.String("dst", "198.19.0.2-198.19.0.201:9", "VPC endpoints of the flows (198.19.0.0/24)"),
 		burst:      fs.Int("burst", pktgen.DefaultBurst, "frames per generator call"),
-		quiet:      fs.Bool("quiet", false, "no progress line a second"),
+		quiet:      fs.Bool("quiet", false, "no progress line a second during the search trials (a line per trial stays)"),
 	}
 }
 
@@ -98,7 +98,10 @@ func searchOne(ctx context.Context, load *b2b.Load, f searchFlags, s series, mix
 		return rfc2544.Row{}, err
 	}
 	measure := func(ctx context.Context, pps float64, withLat bool) (pktgen.Trial, error) {
-		c := b2b.TrialConfig{Label: s.name, Dir: s.dir, Mix: mix, Flows: fl, Rate: pktgen.Rate{PPS: pps}, Duration: *f.trial, GenCPU: genCPU, Burst: *f.burst, Progress: progress}
+		c := b2b.TrialConfig{Label: s.name, Dir: s.dir, Mix: mix, Flows: fl, Rate: pktgen.Rate{PPS: pps}, Duration: *f.trial, GenCPU: genCPU, Burst: *f.burst}
+		if !*f.quiet {
+			c.Progress = progress
+		}
 		if withLat {
 			c.Latency = latency
 		}
@@ -167,10 +170,7 @@ func rfc2544Cmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer env.close()
-	var progress io.Writer = os.Stdout
-	if *sf.quiet {
-		progress = nil
-	}
+	var progress io.Writer = os.Stdout // a line per trial; -quiet drops the line a second
 	var rows []rfc2544.Row
 	for _, s := range ss {
 		if err := env.mode(ctx, s.noCrypto); err != nil {

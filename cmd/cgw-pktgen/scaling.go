@@ -87,7 +87,7 @@ func scaling(ctx context.Context, dp, prefix string, mixes []pktgen.Mix, fl pktg
 }
 
 func writeScaling(w io.Writer, rows []scaleRow, runs int) {
-	fmt.Fprintf(w, "\nscaling, 1 vs 2 workers on a two-queue veth pair (1 worker: generator CPU 0, worker CPU 1; 2 workers: generators and workers on CPUs 0 and 1, shared); medians of %d runs, alternating:\n", runs)
+	fmt.Fprintf(w, "scaling, 1 vs 2 workers on a two-queue veth pair (1 worker: generator CPU 0, worker CPU 1; 2 workers: generators and workers on CPUs 0 and 1, shared); medians of %d runs, alternating:\n", runs)
 	fmt.Fprintf(w, "%-8s %-6s %10s %10s %7s  %12s %12s %7s\n", "series", "mix", "1w pps", "2w pps", "ratio", "1w pkt/CPUs", "2w pkt/CPUs", "ratio")
 	for _, r := range rows {
 		fmt.Fprintf(w, "%-8s %-6s %10.0f %10.0f %6.2fx  %12.0f %12.0f %6.2fx\n", r.Series, r.Mix, r.PPS1, r.PPS2, r.WallRatio, r.PerCPU1, r.PerCPU2, r.CPURatio)

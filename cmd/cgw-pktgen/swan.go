@@ -117,7 +117,7 @@ func compareStrongSwan(ctx context.Context, dp, prefix string, mixes []pktgen.Mi
 }
 
 func writeSwan(w io.Writer, rows []swanRow, runs int) {
-	fmt.Fprintf(w, "\ncgw↔cgw vs strongSwan-libipsec↔strongSwan-libipsec, back to back (lan → A → wire → B → vpc), AES-GCM-16/128 in UDP 4500, generator CPU 0, gateways not pinned; medians of %d overload runs, NDR/PDR by search:\n", runs)
+	fmt.Fprintf(w, "cgw↔cgw vs strongSwan-libipsec↔strongSwan-libipsec, back to back (lan → A → wire → B → vpc), AES-GCM-16/128 in UDP 4500, generator CPU 0, gateways not pinned; medians of %d overload runs, NDR/PDR by search:\n", runs)
 	fmt.Fprintf(w, "%-6s %14s %14s %8s  %10s %10s %8s  %10s %10s  %9s %9s\n", "mix", "cgw pkt/CPUs", "swan pkt/CPUs", "ratio", "cgw NDR", "swan NDR", "ratio", "cgw PDR", "swan PDR", "cgw TCP", "swan TCP")
 	by := map[string]map[string]swanRow{}
 	var mixes []string
