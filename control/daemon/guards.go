@@ -26,6 +26,7 @@ func (d *Daemon) openGuards(cfg *config.Config) error {
 	if d.guards, err = kernelguard.Open(kernelguard.Options{}); err != nil {
 		return err
 	}
+	d.guards.Exempt(guardExempt(cfg))
 	adopted := make([]netip.Prefix, len(d.adopted))
 	for i, r := range d.adopted {
 		adopted[i] = r.Prefix
@@ -45,12 +46,28 @@ func (d *Daemon) configureGuards(cfg *config.Config) {
 	if d.rib != nil {
 		learnt = d.bgpPrefixes()
 	}
+	d.guards.Exempt(guardExempt(cfg))
 	if err := d.guards.Configure(kernelguard.Configured(cfg), learnt); err != nil {
 		d.log.Error("kernel guards (unreachable routes)", "err", err)
 		return
 	}
 	d.log.Info("kernel guards in place: unreachable routes at a low priority for the prefixes routed into tunnels",
 		"count", len(d.guards.Prefixes()), "metric", kernelguard.Metric, "proto", int(kernelguard.Protocol))
+}
+
+// guardExempt are the addresses no guard may cover (kernelguard.Exempt):
+// our outside addresses and the AWS endpoints, which IKE must reach.
+func guardExempt(cfg *config.Config) []netip.Addr {
+	var out []netip.Addr
+	if a := cfg.Gateway.Outside.Address.Addr(); a.IsValid() {
+		out = append(out, a)
+	}
+	for _, c := range cfg.Connections {
+		for _, t := range c.Tunnels {
+			out = append(out, t.AWSOutside, t.LocalOutside)
+		}
+	}
+	return out
 }
 
 // learnGuard guards p before its route reaches the dataplane; a failure is

@@ -39,7 +39,9 @@
 // lower metric wins among equal prefixes): it covers a VPC prefix only
 // where the host itself has nothing better than the default route, and a
 // 0.0.0.0/0 learnt from AWS not at all. That is the price of a low
-// priority, which keeps an operator's own routes working.
+// priority, which keeps an operator's own routes working. Nor is a prefix
+// guarded that holds an AWS endpoint or our outside address (Exempt): the
+// guard would cut the host's IKE traffic.
 //
 // The guards are kernel state, not the process's: they stay after
 // cgw-control exits, also on a clean stop, since a stopped control is one
@@ -88,6 +90,7 @@ type Routes struct {
 	learnt     map[netip.Prefix]bool
 	adopted    map[netip.Prefix]bool
 	installed  map[netip.Prefix]bool
+	exempt     []netip.Addr // see Exempt
 }
 
 // Open reads the guards already in the kernel (a previous process's) and
@@ -203,7 +206,7 @@ func (r *Routes) Learn(p netip.Prefix) error {
 	p = norm(p)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if (r.learnt[p] || r.configured[p]) && r.installed[p] {
+	if (r.learnt[p] || r.configured[p]) && (r.installed[p] || r.exempted(p)) {
 		return nil
 	}
 	if !r.configured[p] {
@@ -263,7 +266,22 @@ func (r *Routes) Prefixes() []netip.Prefix {
 }
 
 func (r *Routes) wanted(p netip.Prefix) bool {
-	return r.configured[p] || r.learnt[p] || r.adopted[p]
+	return (r.configured[p] || r.learnt[p] || r.adopted[p]) && !r.exempted(p)
+}
+
+// Exempt names addresses no guard may cover: the AWS endpoints and our
+// outside addresses. A prefix routed into a tunnel that holds one of them
+// (a route over the tunnel's own endpoint) gets no guard, which would cut
+// the host's IKE traffic to the endpoint; XDP still handles it. Call it
+// before Configure, which applies it.
+func (r *Routes) Exempt(addrs []netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.exempt = slices.Clone(addrs)
+}
+
+func (r *Routes) exempted(p netip.Prefix) bool {
+	return slices.ContainsFunc(r.exempt, func(a netip.Addr) bool { return p.Contains(a.Unmap()) })
 }
 
 // sync installs the wanted guards that are missing and removes the
@@ -275,7 +293,7 @@ func (r *Routes) sync() error {
 	var errs []error
 	for _, set := range []map[netip.Prefix]bool{r.configured, r.learnt, r.adopted} {
 		for p := range set {
-			if r.installed[p] {
+			if r.installed[p] || r.exempted(p) {
 				continue
 			}
 			if err := r.h.RouteReplace(r.route(p)); err != nil {

@@ -107,6 +107,17 @@ func TestGuardsLifecycle(t *testing.T) {
 	}
 	want(t, ns, r2, inside, bgp)
 
+	// A prefix over an AWS endpoint gets no guard: it would cut IKE.
+	r2.Exempt([]netip.Addr{netip.MustParseAddr("203.0.113.1")})
+	over := netip.MustParsePrefix("203.0.113.0/24")
+	if err := r2.Configure([]netip.Prefix{inside, over}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Learn(netip.MustParsePrefix("203.0.113.0/28")); err != nil {
+		t.Fatal(err)
+	}
+	want(t, ns, r2, inside, bgp)
+
 	if err := r2.Remove(); err != nil {
 		t.Fatal(err)
 	}
