@@ -31,7 +31,8 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 # Installs the gateway as a service: the daemons and cgwctl, the systemd
-# units (paths rewritten to BINDIR and SYSCONFDIR), bash completion, and
+# units (paths rewritten to BINDIR and SYSCONFDIR), bash completion, the
+# man pages (packaging/man, gzip -9n: reproducible), and
 # SYSCONFDIR/cgw/cgw.yaml from the example unless one is there already.
 # Then: cgwctl config import -o /etc/cgw/cgw.yaml <aws-file>;
 #       systemctl enable --now cgw-dataplane cgw-control
@@ -43,7 +44,7 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SHAREDIR   ?= $(PREFIX)/share
 SERVICE_CMDS := cgw-dataplane cgw-control cgwctl
 install: build
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SHAREDIR)/bash-completion/completions $(DESTDIR)$(SHAREDIR)/doc/cgw
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SHAREDIR)/bash-completion/completions $(DESTDIR)$(SHAREDIR)/doc/cgw $(DESTDIR)$(SHAREDIR)/man/man8
 	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/cgw
 	install -m 0755 $(addprefix $(BIN)/,$(SERVICE_CMDS)) $(DESTDIR)$(BINDIR)/
 	for u in packaging/systemd/*.service; do \
@@ -51,6 +52,10 @@ install: build
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
 	done
 	$(BIN)/cgwctl completion bash > $(DESTDIR)$(SHAREDIR)/bash-completion/completions/cgwctl
+	for m in packaging/man/*.8; do \
+		gzip -9n -c $$m > $(DESTDIR)$(SHAREDIR)/man/man8/$$(basename $$m).gz && \
+		chmod 0644 $(DESTDIR)$(SHAREDIR)/man/man8/$$(basename $$m).gz || exit 1; \
+	done
 	install -m 0644 README.md $(DESTDIR)$(SHAREDIR)/doc/cgw/
 	install -m 0644 testdata/cgw-example.yaml $(DESTDIR)$(SHAREDIR)/doc/cgw/cgw-example.yaml
 	test -e $(DESTDIR)$(SYSCONFDIR)/cgw/cgw.yaml || install -m 0600 testdata/cgw-example.yaml $(DESTDIR)$(SYSCONFDIR)/cgw/cgw.yaml

@@ -1,10 +1,13 @@
-// Package packaging holds the systemd units (systemd/) and checks what
-// make install and make deb produce: systemd-analyze verify accepts the
-// units as installed, and the Debian package has the documented layout
-// with /etc/cgw/cgw.yaml as a conffile.
+// Package packaging holds the systemd units (systemd/) and the man pages
+// (man/), and checks what make install and make deb produce:
+// systemd-analyze verify accepts the units as installed, the Debian
+// package has the documented layout with /etc/cgw/cgw.yaml as a conffile,
+// and the man pages match the binaries' flags and commands (man_test.go).
 package packaging
 
 import (
+	"compress/gzip"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,6 +119,7 @@ func TestDeb(t *testing.T) {
 		"/usr/lib/systemd/system/cgw-control.service", "/usr/lib/systemd/system/cgw-dataplane.service",
 		"/usr/share/bash-completion/completions/cgwctl",
 		"/usr/share/doc/cgw/README.md", "/usr/share/doc/cgw/cgw-example.yaml",
+		"/usr/share/man/man8/cgw-control.8.gz", "/usr/share/man/man8/cgw-dataplane.8.gz", "/usr/share/man/man8/cgwctl.8.gz",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("package files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -123,6 +127,11 @@ func TestDeb(t *testing.T) {
 	t.Logf("%s:\n%s", filepath.Base(debs[0]), strings.Join(got, "\n"))
 	if st, err := os.Stat(filepath.Join(root, "etc/cgw/cgw.yaml")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("/etc/cgw/cgw.yaml: %v, %v; want mode 0600 (it holds pre-shared keys)", st.Mode(), err)
+	}
+	for _, p := range manPages {
+		if got, err := gunzip(filepath.Join(root, "usr/share/man/man8", p+".8.gz")); err != nil || got != readFile(t, "man/"+p+".8") {
+			t.Errorf("/usr/share/man/man8/%s.8.gz is not packaging/man/%s.8 gzipped: %v", p, p, err)
+		}
 	}
 	unit, _ := os.ReadFile(filepath.Join(root, "usr/lib/systemd/system/cgw-dataplane.service"))
 	if !strings.Contains(string(unit), "ExecStart=/usr/bin/cgw-dataplane -config /etc/cgw/cgw.yaml") {
@@ -140,4 +149,27 @@ func TestDeb(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(v), "cgwctl version v") || strings.Contains(string(v), "commit unknown") {
 		t.Errorf("packaged cgwctl -version: %q, %v", v, err)
 	}
+}
+
+func gunzip(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(z)
+	return string(b), err
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -32,8 +32,10 @@ fi
 #   prometheus               promtool and prometheus check perf/'s rules and dashboards' queries
 #   nftables                 source NAT in the lab's inet namespace (NAT-T)
 #   systemd                  systemd-analyze verify checks packaging/systemd's units
+#   groff-base               groff renders packaging/man's pages, warnings fail the test
+#                            (minimal Debian images lack it)
 pkgs=(iproute2 procps strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins bird2
-	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl prometheus systemd)
+	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl prometheus systemd groff-base)
 if [ "$need" = generate ]; then
 	pkgs+=(clang llvm libbpf-dev)
 fi

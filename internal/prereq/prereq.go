@@ -46,6 +46,7 @@ var commands = map[string]string{
 	"python3":         "Debian package python3",
 	"systemd-analyze": "Debian package systemd",
 	"dpkg-deb":        "Debian package dpkg",
+	"groff":           "Debian package groff-base",
 	"go":              "the Go toolchain on PATH",
 	Charon:            "Debian package strongswan-charon",
 	"/dev/net/tun":    "load the tun module: modprobe tun",
