@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/cgw-project/cgw/control/ikev1"
+	isakmp "github.com/cgw-project/cgw/control/ikev1/message"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
@@ -62,23 +62,23 @@ func TestMalformedSKHeaders(t *testing.T) {
 
 func TestMainMode1Decodes(t *testing.T) {
 	cky := RandomSPI()
-	m, err := ikev1.Decode(MainMode1(cky))
+	m, err := isakmp.Decode(MainMode1(cky))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Header.CkyI != cky || m.Header.CkyR != ([8]byte{}) || m.Header.Exchange != ikev1.ExchIdentityProt {
+	if m.Header.CkyI != cky || m.Header.CkyR != ([8]byte{}) || m.Header.Exchange != isakmp.ExchIdentityProt {
 		t.Fatalf("header %+v", m.Header)
 	}
-	p := ikev1.Find(m.Payloads, ikev1.PayloadSA)
+	p := isakmp.Find(m.Payloads, isakmp.PayloadSA)
 	if p == nil {
 		t.Fatal("no SA payload")
 	}
-	sa, err := ikev1.ParseSA(p.Body)
+	sa, err := isakmp.ParseSA(p.Body)
 	if err != nil || len(sa.Proposals) != 1 || len(sa.Proposals[0].Transforms) != 1 {
 		t.Fatalf("SA %+v: %v", sa, err)
 	}
 	tr := sa.Proposals[0].Transforms[0]
-	for _, a := range [][2]uint64{{ikev1.AttrEncr, ikev1.EncrAESCBC}, {ikev1.AttrKeyLength, 128}, {ikev1.AttrHash, 4}, {ikev1.AttrAuth, ikev1.AuthPSK}, {ikev1.AttrGroup, 14}} {
+	for _, a := range [][2]uint64{{isakmp.AttrEncr, isakmp.EncrAESCBC}, {isakmp.AttrKeyLength, 128}, {isakmp.AttrHash, 4}, {isakmp.AttrAuth, isakmp.AuthPSK}, {isakmp.AttrGroup, 14}} {
 		if v, ok := tr.Get(uint16(a[0])); !ok || v != a[1] {
 			t.Errorf("attribute %d = %d, want %d", a[0], v, a[1])
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/control/ike"
+	"github.com/cgw-project/cgw/control/ikev1/message"
 )
 
 // The SA pairs' life cycle: install, switch outbound, retire
@@ -78,7 +79,7 @@ func (t *Tunnel) retire(c *child) {
 // both pairs are valid at both ends.
 func (t *Tunnel) removeReplaced(c *child) {
 	if c.tellPeer && !c.deleted && t.p1 != nil && t.p1.state == mmDone {
-		t.sendInfo(t.p1, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{msgIDBytes(c.sa.InSPI)}}.Encode()}})
+		t.sendInfo(t.p1, []message.Payload{{Type: message.PayloadDelete, Body: message.Delete{Protocol: message.ProtoESP, SPIs: [][]byte{msgIDBytes(c.sa.InSPI)}}.Encode()}})
 	}
 	t.removeChild(c)
 }
@@ -126,9 +127,9 @@ func (t *Tunnel) sendDeletes() {
 		return
 	}
 	for _, c := range t.children {
-		t.sendInfo(sa, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{msgIDBytes(c.sa.InSPI)}}.Encode()}})
+		t.sendInfo(sa, []message.Payload{{Type: message.PayloadDelete, Body: message.Delete{Protocol: message.ProtoESP, SPIs: [][]byte{msgIDBytes(c.sa.InSPI)}}.Encode()}})
 	}
-	t.sendInfo(sa, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoISAKMP, SPIs: [][]byte{append(sa.ckyI[:], sa.ckyR[:]...)}}.Encode()}})
+	t.sendInfo(sa, []message.Payload{{Type: message.PayloadDelete, Body: message.Delete{Protocol: message.ProtoISAKMP, SPIs: [][]byte{append(sa.ckyI[:], sa.ckyR[:]...)}}.Encode()}})
 }
 
 // down drops every SA; with restart the tunnel initiates again after a

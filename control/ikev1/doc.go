@@ -40,10 +40,11 @@
 // margin): IKERekeyed follows, and the old SA is deleted after the grace
 // period; the SA pairs are independent of it (RFC 2409 §5.5) and stay.
 //
-// Files: isakmp.go is the ISAKMP codec (RFC 2408) with the IPsec DOI
-// (RFC 2407); crypt.go the ISAKMP SA's AES-CBC encryption and IV chain
-// (RFC 2409 Appendix B: phase 1 IV = hash(g^xi | g^xr), each Quick Mode
-// or Informational exchange hash(last phase 1 block | M-ID)); proposals.go
+// Files: the ISAKMP codec (RFC 2408) with the IPsec DOI (RFC 2407) and
+// the ISAKMP SA's AES-CBC encryption and IV chain (RFC 2409 Appendix B:
+// phase 1 IV = hash(g^xi | g^xr), each Quick Mode or Informational
+// exchange hash(last phase 1 block | M-ID)) are package message, as
+// ikev2's are ikev2/message; proposals.go
 // maps the configuration to Phase 1 / Quick Mode transforms; tunnel.go the
 // tunnel's state and dispatch; one file per exchange in the order it runs
 // (mainmode.go, quickmode.go, informational.go with DPD and Delete);

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ikev1/message"
 )
 
 const testPSK = "test.psk_0123456789"
@@ -258,7 +259,7 @@ func TestWrongPSK(t *testing.T) {
 	a, b := newNode(t, "a", Options{}), newNode(t, "b", Options{})
 	connect(t, a, b, c, cb)
 	e := b.wait(NegotiationFailed, 0)
-	if e.Err == nil || !strings.Contains(e.Err.Error(), "pre-shared key") || e.Notify != NotifyAuthFailed || e.Reason != "AUTHENTICATION_FAILED" {
+	if e.Err == nil || !strings.Contains(e.Err.Error(), "pre-shared key") || e.Notify != message.NotifyAuthFailed || e.Reason != "AUTHENTICATION_FAILED" {
 		t.Fatalf("event %v (notify %d, reason %q)", e, e.Notify, e.Reason)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ikev1/message"
 )
 
 // Informational exchanges (RFC 2408 §4.8): Delete, DPD R-U-THERE/ACK
@@ -32,29 +33,29 @@ func newMsgID() uint32 {
 
 // sealHashed builds HDR*, HASH(x), ps with HASH(x) = prf(SKEYID_a,
 // pre | payloads after HASH) (RFC 2409 §5.5, §5.7).
-func (sa *p1SA) sealHashed(exch uint8, msgID uint32, iv []byte, pre [][]byte, ps []Payload) (pkt, next []byte) {
-	rest := EncodePayloads(ps)
+func (sa *p1SA) sealHashed(exch uint8, msgID uint32, iv []byte, pre [][]byte, ps []message.Payload) (pkt, next []byte) {
+	rest := message.EncodePayloads(ps)
 	h := sa.hash.Sum(sa.keys.SKEYIDa, append(pre, rest)...)
-	all := append([]Payload{{Type: PayloadHash, Body: h}}, ps...)
-	return sa.crypt.Seal(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: exch, MsgID: msgID}, all, iv)
+	all := append([]message.Payload{{Type: message.PayloadHash, Body: h}}, ps...)
+	return sa.crypt.Seal(message.Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: exch, MsgID: msgID}, all, iv)
 }
 
 // checkHash verifies that m starts with HASH(x) over pre | the rest.
-func (sa *p1SA) checkHash(m Message, pre ...[]byte) bool {
-	if len(m.Payloads) == 0 || m.Payloads[0].Type != PayloadHash {
+func (sa *p1SA) checkHash(m message.Message, pre ...[]byte) bool {
+	if len(m.Payloads) == 0 || m.Payloads[0].Type != message.PayloadHash {
 		return false
 	}
 	h := sa.hash.Sum(sa.keys.SKEYIDa, append(pre, m.Raw[m.Payloads[0].End:])...)
 	return hmac.Equal(h, m.Payloads[0].Body)
 }
 
-func (t *Tunnel) sendInfo(sa *p1SA, ps []Payload) {
+func (t *Tunnel) sendInfo(sa *p1SA, ps []message.Payload) {
 	if sa == nil || sa.state != mmDone {
 		return
 	}
 	id := newMsgID()
 	iv := sa.crypt.ExchangeIV(sa.p1last, id)
-	pkt, _ := sa.sealHashed(ExchInformation, id, iv, [][]byte{msgIDBytes(id)}, ps)
+	pkt, _ := sa.sealHashed(message.ExchInformation, id, iv, [][]byte{msgIDBytes(id)}, ps)
 	t.m.send(pkt, t.peer, t.nat)
 }
 
@@ -63,8 +64,8 @@ func (t *Tunnel) handleInfo(d datagram) {
 	if sa == nil {
 		return
 	}
-	if d.h.Flags&FlagEncryption == 0 {
-		if m, err := Decode(d.b); err == nil && sa.state != mmDone {
+	if d.h.Flags&message.FlagEncryption == 0 {
+		if m, err := message.Decode(d.b); err == nil && sa.state != mmDone {
 			err := t.notifyErr(m, "main mode failed")
 			t.failed(0, err)
 			t.dropP1(sa)
@@ -89,21 +90,21 @@ func (t *Tunnel) handleInfo(d datagram) {
 	t.heard(d)
 	for _, p := range m.Payloads[1:] {
 		switch p.Type {
-		case PayloadN:
-			n, err := ParseNotify(p.Body)
+		case message.PayloadNotify:
+			n, err := message.ParseNotify(p.Body)
 			if err != nil {
 				continue
 			}
 			switch n.Type {
-			case NotifyRUThere:
-				t.sendInfo(sa, []Payload{{Type: PayloadN, Body: Notify{Protocol: ProtoISAKMP, Type: NotifyRUThereAck, SPI: n.SPI, Data: n.Data}.Encode()}})
-			case NotifyRUThereAck:
+			case message.NotifyRUThere:
+				t.sendInfo(sa, []message.Payload{{Type: message.PayloadNotify, Body: message.Notify{Protocol: message.ProtoISAKMP, Type: message.NotifyRUThereAck, SPI: n.SPI, Data: n.Data}.Encode()}})
+			case message.NotifyRUThereAck:
 				if len(n.Data) == 4 && binary.BigEndian.Uint32(n.Data) == sa.dpdSeq {
 					sa.dpdSince = time.Time{}
 				}
 			}
-		case PayloadD:
-			del, err := ParseDelete(p.Body)
+		case message.PayloadDelete:
+			del, err := message.ParseDelete(p.Body)
 			if err != nil {
 				continue
 			}
@@ -112,15 +113,15 @@ func (t *Tunnel) handleInfo(d datagram) {
 	}
 }
 
-func (t *Tunnel) peerDelete(sa *p1SA, d Delete) {
+func (t *Tunnel) peerDelete(sa *p1SA, d message.Delete) {
 	switch d.Protocol {
-	case ProtoISAKMP:
+	case message.ProtoISAKMP:
 		t.m.log.Info("peer deleted the ISAKMP SA", "tunnel", t.name)
 		t.dropP1(sa)
 		if t.p1 == nil && t.out == nil {
 			t.down("deleted by peer", nil, true)
 		}
-	case ProtoESP:
+	case message.ProtoESP:
 		for _, s := range d.SPIs {
 			if len(s) != 4 {
 				continue
@@ -173,6 +174,6 @@ func (t *Tunnel) dpd(now time.Time) {
 		sa.dpdSince = now
 	}
 	sa.dpdNext = now.Add(iv)
-	t.sendInfo(sa, []Payload{{Type: PayloadN, Body: Notify{Protocol: ProtoISAKMP, Type: NotifyRUThere,
+	t.sendInfo(sa, []message.Payload{{Type: message.PayloadNotify, Body: message.Notify{Protocol: message.ProtoISAKMP, Type: message.NotifyRUThere,
 		SPI: append(sa.ckyI[:], sa.ckyR[:]...), Data: binary.BigEndian.AppendUint32(nil, sa.dpdSeq)}.Encode()}})
 }

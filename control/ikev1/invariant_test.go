@@ -1,8 +1,6 @@
 package ikev1
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ike"
+	"github.com/cgw-project/cgw/control/ikev1/message"
 )
 
 // memConn is a socket that records what is sent and never receives:
@@ -89,12 +88,12 @@ func (from *syncNode) deliver(to *syncNode) int {
 		for _, p := range c.take() {
 			b := p.b
 			if i == 1 {
-				if len(b) < 4+HeaderLen {
+				if len(b) < 4+message.HeaderLen {
 					continue // keepalive
 				}
 				b = b[4:]
 			}
-			h, err := ParseHeader(b)
+			h, err := message.DecodeHeader(b)
 			if err != nil {
 				panic(err)
 			}
@@ -165,18 +164,13 @@ func protected(sa *p1SA, exch uint8, msgID uint32, iv []byte, first uint8, rest 
 	}
 	body := append([]byte{first, 0, 0, byte(4 + len(h))}, h...)
 	body = append(body, rest...)
-	if r := len(body) % aes.BlockSize; r != 0 {
-		body = append(body, make([]byte, aes.BlockSize-r)...)
-	}
-	hd := Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Next: PayloadHash, Exchange: exch, Flags: FlagEncryption, MsgID: msgID, Length: uint32(HeaderLen + len(body))}
-	pkt := make([]byte, HeaderLen+len(body))
-	hd.put(pkt)
-	cipher.NewCBCEncrypter(sa.crypt.block, iv).CryptBlocks(pkt[HeaderLen:], body)
+	hd := message.Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Next: message.PayloadHash, Exchange: exch, MsgID: msgID}
+	pkt, _ := sa.crypt.SealEncoded(hd, body, iv)
 	return pkt
 }
 
 func handleRaw(t *Tunnel, b []byte, from netip.AddrPort, nat bool) {
-	h, err := ParseHeader(b)
+	h, err := message.DecodeHeader(b)
 	if err != nil {
 		return
 	}
@@ -201,14 +195,14 @@ func TestQuickModeInProgressForged(t *testing.T) {
 	}
 	before := snapshot(a.t)
 	clock.Advance(time.Second)
-	forged := protected(b.t.p1, ExchQuickMode, q.msgID, q.iv, PayloadNonce, []byte{0, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8}, true)
+	forged := protected(b.t.p1, message.ExchQuickMode, q.msgID, q.iv, message.PayloadNonce, []byte{0, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8}, true)
 	handleRaw(a.t, forged, netip.MustParseAddrPort("127.0.0.1:7"), false)
 	if after := snapshot(a.t); after != before {
 		t.Fatalf("forged quick mode message 2 changed the tunnel:\n%s\nwas\n%s", after, before)
 	}
 	// The genuine exchange still completes.
 	for _, p := range sent {
-		h, _ := ParseHeader(p.b)
+		h, _ := message.DecodeHeader(p.b)
 		b.t.handle(datagram{b: p.b, h: h, from: netip.AddrPortFrom(loop, 1500)})
 	}
 	pump(a, b)
@@ -241,15 +235,12 @@ func FuzzUnauthenticated(f *testing.F) {
 		case 0:
 			pkt = body
 		case 1, 2:
-			exch := []uint8{ExchIdentityProt, ExchInformation, ExchQuickMode}[int(mode/3)%3]
-			h := Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: exch, Next: PayloadHash, MsgID: uint32(mode) << 8}
+			exch := []uint8{message.ExchIdentityProt, message.ExchInformation, message.ExchQuickMode}[int(mode/3)%3]
+			h := message.Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: exch, Next: message.PayloadHash, MsgID: uint32(mode) << 8}
 			if mode%3 == 1 {
-				h.Flags = FlagEncryption
+				h.Flags = message.FlagEncryption
 			}
-			pkt = make([]byte, HeaderLen, HeaderLen+len(body))
-			h.Length = uint32(HeaderLen + len(body))
-			h.put(pkt)
-			pkt = append(pkt, body...)
+			pkt = message.EncodeRaw(h, body)
 		}
 		before := snapshot(b.t)
 		clock.Advance(time.Second)
@@ -271,16 +262,19 @@ func FuzzUnauthenticated(f *testing.F) {
 // hash corrupted they change nothing.
 func FuzzEstablished(f *testing.F) {
 	cfg := testTunnel("t1")
-	del := EncodePayloads([]Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoESP, SPIs: [][]byte{{1, 2, 3, 4}}}.Encode()}})
-	f.Add(del[4:], uint8(PayloadD), true, uint32(7), false)
-	f.Add([]byte{}, uint8(PayloadNonce), false, uint32(9), true)
-	sa2 := sampleSA().Encode()
-	f.Add(append([]byte{PayloadNonce, 0, 0, byte(4 + len(sa2))}, sa2...), uint8(PayloadSA), false, uint32(11), false)
+	del := message.EncodePayloads([]message.Payload{{Type: message.PayloadDelete, Body: message.Delete{Protocol: message.ProtoESP, SPIs: [][]byte{{1, 2, 3, 4}}}.Encode()}})
+	f.Add(del[4:], uint8(message.PayloadDelete), true, uint32(7), false)
+	f.Add([]byte{}, uint8(message.PayloadNonce), false, uint32(9), true)
+	sa2 := message.SA{Proposals: []message.Proposal{{Protocol: message.ProtoESP, SPI: []byte{1, 2, 3, 4}, Transforms: []message.Transform{
+		{ID: message.ESPTransformID, Attrs: []message.Attr{{Type: message.AttrSALifeType, Value: message.LifeSecs}, {Type: message.AttrSALifeDur, Value: 100000}, {Type: message.AttrEncapMode, Value: message.EncapTunnel}, {Type: message.AttrAuthAlg, Value: 2}, {Type: message.AttrESPKeyLength, Value: 128}}},
+		{ID: message.ESPTransformID, Attrs: []message.Attr{{Type: message.AttrESPKeyLength, Value: 256}}},
+	}}}}.Encode()
+	f.Add(append([]byte{message.PayloadNonce, 0, 0, byte(4 + len(sa2))}, sa2...), uint8(message.PayloadSA), false, uint32(11), false)
 	f.Fuzz(func(t *testing.T, rest []byte, first uint8, info bool, msgID uint32, badHash bool) {
 		a, b, clock := syncPair(t, cfg)
-		exch := uint8(ExchQuickMode)
+		exch := uint8(message.ExchQuickMode)
 		if info {
-			exch = ExchInformation
+			exch = message.ExchInformation
 		}
 		if msgID == 0 {
 			msgID = 1

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ikev1/message"
 	"github.com/cgw-project/cgw/crypto/dh"
 )
 
@@ -21,11 +22,11 @@ func (t *Tunnel) initiate() {
 		return
 	}
 	sa := &p1SA{ckyI: randCky(), initiator: true, state: mmSent1, created: t.now(), qms: map[uint32]*quick{}, infoSeen: map[uint32]bool{}}
-	var trs []Transform
+	var trs []message.Transform
 	for _, c := range t.p1s {
 		trs = append(trs, c.transform())
 	}
-	sa.saiB = SA{Proposals: []Proposal{{Protocol: ProtoISAKMP, Transforms: trs}}}.Encode()
+	sa.saiB = message.SA{Proposals: []message.Proposal{{Protocol: message.ProtoISAKMP, Transforms: trs}}}.Encode()
 	if t.p1 == nil {
 		t.peer = netip.AddrPortFrom(t.cfg.AWSOutside, t.opt.PeerPort)
 		t.nat = false
@@ -35,8 +36,8 @@ func (t *Tunnel) initiate() {
 	sa.peer, sa.nat = t.peer, t.nat
 	t.p1 = sa
 	t.registerCky(sa)
-	pkt := Encode(Header{CkyI: sa.ckyI, Exchange: ExchIdentityProt}, []Payload{{Type: PayloadSA, Body: sa.saiB},
-		{Type: PayloadVID, Body: VIDNATT}, {Type: PayloadVID, Body: VIDDPD}})
+	pkt := message.Encode(message.Header{CkyI: sa.ckyI, Exchange: message.ExchIdentityProt}, []message.Payload{{Type: message.PayloadSA, Body: sa.saiB},
+		{Type: message.PayloadVendor, Body: message.VIDNATT}, {Type: message.PayloadVendor, Body: message.VIDDPD}})
 	sa.req = t.newReq(pkt, sa)
 	t.m.log.Info("main mode initiated", "tunnel", t.name, "peer", t.peer)
 }
@@ -48,18 +49,18 @@ func (t *Tunnel) natd(sa *p1SA, a netip.AddrPort) []byte {
 	return sa.hash.Hash(sa.ckyI[:], sa.ckyR[:], ip[:], p[:])
 }
 
-func (t *Tunnel) natdPayloads(sa *p1SA) []Payload {
+func (t *Tunnel) natdPayloads(sa *p1SA) []message.Payload {
 	local := netip.AddrPortFrom(t.cfg.LocalOutside, t.m.localPort(sa.nat))
-	return []Payload{{Type: PayloadNATD, Body: t.natd(sa, sa.peer)}, {Type: PayloadNATD, Body: t.natd(sa, local)}}
+	return []message.Payload{{Type: message.PayloadNATD, Body: t.natd(sa, sa.peer)}, {Type: message.PayloadNATD, Body: t.natd(sa, local)}}
 }
 
 // checkNAT compares the peer's NAT-D hashes with the addresses we see
 // (RFC 3947 §3.2) and floats to port 4500 if either side is behind a NAT
 // or NAT-T is forced.
-func (t *Tunnel) checkNAT(sa *p1SA, ps []Payload, peerSaw netip.AddrPort, onNATPort bool) {
+func (t *Tunnel) checkNAT(sa *p1SA, ps []message.Payload, peerSaw netip.AddrPort, onNATPort bool) {
 	var hs [][]byte
 	for _, p := range ps {
-		if p.Type == PayloadNATD {
+		if p.Type == message.PayloadNATD {
 			hs = append(hs, p.Body)
 		}
 	}
@@ -84,7 +85,7 @@ func (t *Tunnel) checkNAT(sa *p1SA, ps []Payload, peerSaw netip.AddrPort, onNATP
 func (t *Tunnel) deriveP1(sa *p1SA, gxy []byte) error {
 	sa.keys = sa.hash.IKEv1PSK([]byte(t.cfg.PreSharedKey), sa.ni, sa.nr, gxy, sa.ckyI[:], sa.ckyR[:])
 	key := sa.hash.IKEv1EncryptionKey(sa.keys.SKEYIDe, sa.choice.keyBits/8)
-	c, err := NewCrypter(key, sa.hash)
+	c, err := message.NewCrypter(key, sa.hash)
 	clear(key)
 	if err != nil {
 		return err
@@ -94,16 +95,16 @@ func (t *Tunnel) deriveP1(sa *p1SA, gxy []byte) error {
 	return nil
 }
 
-func (t *Tunnel) idBody() []byte { return AddrID(t.cfg.LocalOutside).Encode() }
+func (t *Tunnel) idBody() []byte { return message.AddrID(t.cfg.LocalOutside).Encode() }
 
 func (t *Tunnel) peerIDOK(b []byte) bool {
-	id, err := ParseID(b)
+	id, err := message.ParseID(b)
 	if err != nil {
 		return false
 	}
 	// AWS and strongSwan identify by address; the PSK is per tunnel, so
 	// the hash proves the peer, and the ID is only checked loosely.
-	return id.Type == IDIPv4Addr || id.Type == 2 || id.Type == 3 || id.Type == 11
+	return id.Type == message.IDIPv4Addr || id.Type == 2 || id.Type == 3 || id.Type == 11
 }
 
 func (t *Tunnel) handleMain(d datagram) {
@@ -143,7 +144,7 @@ func (t *Tunnel) handleMain(d datagram) {
 	if err != nil {
 		var n uint16
 		if errors.Is(err, errPSK) {
-			n = NotifyAuthFailed
+			n = message.NotifyAuthFailed
 		}
 		t.failed(n, err)
 		if sa.state != mmDone {
@@ -158,22 +159,22 @@ func (t *Tunnel) handleMain(d datagram) {
 }
 
 func (t *Tunnel) respondMain1(d datagram) {
-	m, err := Decode(d.b)
+	m, err := message.Decode(d.b)
 	if err != nil {
 		return
 	}
-	p := Find(m.Payloads, PayloadSA)
+	p := message.Find(m.Payloads, message.PayloadSA)
 	if p == nil {
 		return
 	}
-	sai, err := ParseSA(p.Body)
+	sai, err := message.ParseSA(p.Body)
 	if err != nil {
 		t.m.unauth("main mode message 1 dropped", "tunnel", t.name, "from", d.from, "err", err)
 		return
 	}
 	c, tr, ok := matchPhase1(sai, t.p1s)
 	if !ok {
-		t.failed(NotifyNoProposalChosen, errors.New("main mode: no acceptable phase 1 proposal from the peer (check encryption, integrity, DH groups and pre-shared-key authentication)"))
+		t.failed(message.NotifyNoProposalChosen, errors.New("main mode: no acceptable phase 1 proposal from the peer (check encryption, integrity, DH groups and pre-shared-key authentication)"))
 		return
 	}
 	// Anyone can send this with the peer's address: it becomes a
@@ -189,9 +190,9 @@ func (t *Tunnel) respondMain1(d datagram) {
 	}
 	t.cands = append(t.cands, sa)
 	tr.Num = 1
-	sar := SA{Proposals: []Proposal{{Num: sai.Proposals[0].Num, Protocol: ProtoISAKMP, Transforms: []Transform{tr}}}}
-	pkt := Encode(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt},
-		[]Payload{{Type: PayloadSA, Body: sar.Encode()}, {Type: PayloadVID, Body: VIDNATT}, {Type: PayloadVID, Body: VIDDPD}})
+	sar := message.SA{Proposals: []message.Proposal{{Num: sai.Proposals[0].Num, Protocol: message.ProtoISAKMP, Transforms: []message.Transform{tr}}}}
+	pkt := message.Encode(message.Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: message.ExchIdentityProt},
+		[]message.Payload{{Type: message.PayloadSA, Body: sar.Encode()}, {Type: message.PayloadVendor, Body: message.VIDNATT}, {Type: message.PayloadVendor, Body: message.VIDDPD}})
 	sa.lastIn, sa.lastReply = d.b, pkt
 	t.m.send(pkt, sa.peer, sa.nat)
 }
@@ -228,7 +229,7 @@ func (t *Tunnel) candidateMain(sa *p1SA, d datagram) {
 			sa.authFail = true
 			var n uint16
 			if errors.Is(err, errPSK) {
-				n = NotifyAuthFailed
+				n = message.NotifyAuthFailed
 			}
 			t.failed(n, err)
 			return
@@ -241,7 +242,7 @@ func (t *Tunnel) candidateMain(sa *p1SA, d datagram) {
 	sa.lastIn = d.b
 }
 
-func (t *Tunnel) keNonce(sa *p1SA) ([]Payload, error) {
+func (t *Tunnel) keNonce(sa *p1SA) ([]message.Payload, error) {
 	g, err := dh.Lookup(sa.choice.group)
 	if err != nil {
 		return nil, err
@@ -257,19 +258,19 @@ func (t *Tunnel) keNonce(sa *p1SA) ([]Payload, error) {
 	} else {
 		sa.gxr, sa.nr = pub, n
 	}
-	return []Payload{{Type: PayloadKE, Body: pub}, {Type: PayloadNonce, Body: n}}, nil
+	return []message.Payload{{Type: message.PayloadKE, Body: pub}, {Type: message.PayloadNonce, Body: n}}, nil
 }
 
 func (t *Tunnel) initMain2(sa *p1SA, d datagram) error {
-	m, err := Decode(d.b)
+	m, err := message.Decode(d.b)
 	if err != nil {
 		return err
 	}
-	p := Find(m.Payloads, PayloadSA)
+	p := message.Find(m.Payloads, message.PayloadSA)
 	if p == nil {
 		return t.notifyErr(m, "main mode message 2 has no SA payload")
 	}
-	sar, err := ParseSA(p.Body)
+	sar, err := message.ParseSA(p.Body)
 	if err != nil {
 		return err
 	}
@@ -284,21 +285,21 @@ func (t *Tunnel) initMain2(sa *p1SA, d datagram) error {
 	}
 	ps = append(ps, t.natdPayloads(sa)...)
 	sa.state = mmSent3
-	sa.req = t.newReq(Encode(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt}, ps), sa)
+	sa.req = t.newReq(message.Encode(message.Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: message.ExchIdentityProt}, ps), sa)
 	return nil
 }
 
-func (t *Tunnel) notifyErr(m Message, what string) error {
-	if n := Find(m.Payloads, PayloadN); n != nil {
-		if nt, err := ParseNotify(n.Body); err == nil {
+func (t *Tunnel) notifyErr(m message.Message, what string) error {
+	if n := message.Find(m.Payloads, message.PayloadNotify); n != nil {
+		if nt, err := message.ParseNotify(n.Body); err == nil {
 			return fmt.Errorf("%s; the peer sent notify %d", what, nt.Type)
 		}
 	}
 	return errors.New(what)
 }
 
-func (sa *p1SA) peerKE(m Message) ([]byte, []byte, error) {
-	ke, no := Find(m.Payloads, PayloadKE), Find(m.Payloads, PayloadNonce)
+func (sa *p1SA) peerKE(m message.Message) ([]byte, []byte, error) {
+	ke, no := message.Find(m.Payloads, message.PayloadKE), message.Find(m.Payloads, message.PayloadNonce)
 	if ke == nil || no == nil {
 		return nil, nil, errors.New("main mode: KE or Nonce payload missing")
 	}
@@ -313,7 +314,7 @@ func (sa *p1SA) peerKE(m Message) ([]byte, []byte, error) {
 }
 
 func (t *Tunnel) initMain4(sa *p1SA, d datagram) error {
-	m, err := Decode(d.b)
+	m, err := message.Decode(d.b)
 	if err != nil {
 		return err
 	}
@@ -321,7 +322,7 @@ func (t *Tunnel) initMain4(sa *p1SA, d datagram) error {
 	if err != nil {
 		return err
 	}
-	sa.gxr, sa.nr = ke, Find(m.Payloads, PayloadNonce).Body
+	sa.gxr, sa.nr = ke, message.Find(m.Payloads, message.PayloadNonce).Body
 	err = t.deriveP1(sa, gxy)
 	clear(gxy)
 	if err != nil {
@@ -330,29 +331,29 @@ func (t *Tunnel) initMain4(sa *p1SA, d datagram) error {
 	t.checkNAT(sa, m.Payloads, d.from, d.nat)
 	idb := t.idBody()
 	hashI := sa.hash.IKEv1HashI(sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI[:], sa.ckyR[:], sa.saiB, idb)
-	ps := []Payload{{Type: PayloadID, Body: idb}, {Type: PayloadHash, Body: hashI}}
+	ps := []message.Payload{{Type: message.PayloadID, Body: idb}, {Type: message.PayloadHash, Body: hashI}}
 	if len(t.old) == 0 {
 		// INITIAL-CONTACT (RFC 2407 §4.6.3.3): the peer drops SAs it
 		// still holds from before (our restart, DPD).
-		ps = append(ps, Payload{Type: PayloadN, Body: Notify{Protocol: ProtoISAKMP, Type: NotifyInitialContact, SPI: append(sa.ckyI[:], sa.ckyR[:]...)}.Encode()})
+		ps = append(ps, message.Payload{Type: message.PayloadNotify, Body: message.Notify{Protocol: message.ProtoISAKMP, Type: message.NotifyInitialContact, SPI: append(sa.ckyI[:], sa.ckyR[:]...)}.Encode()})
 	}
 	var pkt []byte
-	pkt, sa.iv = sa.crypt.Seal(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt}, ps, sa.iv)
+	pkt, sa.iv = sa.crypt.Seal(message.Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: message.ExchIdentityProt}, ps, sa.iv)
 	sa.state = mmSent5
 	sa.req = t.newReq(pkt, sa)
 	return nil
 }
 
 func (t *Tunnel) initMain6(sa *p1SA, d datagram) error {
-	if d.h.Flags&FlagEncryption == 0 {
-		m, _ := Decode(d.b)
+	if d.h.Flags&message.FlagEncryption == 0 {
+		m, _ := message.Decode(d.b)
 		return t.notifyErr(m, "main mode message 6 is not encrypted")
 	}
 	m, next, err := sa.crypt.Open(d.h, d.b, sa.iv)
 	if err != nil {
 		return fmt.Errorf("main mode message 6 does not decrypt (%v): %w", err, errPSK)
 	}
-	id, h := Find(m.Payloads, PayloadID), Find(m.Payloads, PayloadHash)
+	id, h := message.Find(m.Payloads, message.PayloadID), message.Find(m.Payloads, message.PayloadHash)
 	if id == nil || h == nil || !t.peerIDOK(id.Body) {
 		return errors.New("main mode message 6: ID or HASH payload missing (wrong pre-shared key?)")
 	}
@@ -370,11 +371,11 @@ func (t *Tunnel) initMain6(sa *p1SA, d datagram) error {
 // respMain3 answers with our KE and nonce. The shared secret waits for
 // message 5: a forged message 3 costs one key generation, not two.
 func (t *Tunnel) respMain3(sa *p1SA, d datagram) error {
-	m, err := Decode(d.b)
+	m, err := message.Decode(d.b)
 	if err != nil {
 		return err
 	}
-	ke, no := Find(m.Payloads, PayloadKE), Find(m.Payloads, PayloadNonce)
+	ke, no := message.Find(m.Payloads, message.PayloadKE), message.Find(m.Payloads, message.PayloadNonce)
 	if ke == nil || no == nil {
 		return errors.New("main mode message 3: KE or Nonce payload missing")
 	}
@@ -386,13 +387,13 @@ func (t *Tunnel) respMain3(sa *p1SA, d datagram) error {
 	}
 	sa.gxiWait, sa.ni = ke.Body, no.Body
 	sa.peer, sa.nat = d.from, d.nat
-	ps := []Payload{{Type: PayloadKE, Body: sa.gxr}, {Type: PayloadNonce, Body: sa.nr}}
-	if Find(m.Payloads, PayloadNATD) != nil {
+	ps := []message.Payload{{Type: message.PayloadKE, Body: sa.gxr}, {Type: message.PayloadNonce, Body: sa.nr}}
+	if message.Find(m.Payloads, message.PayloadNATD) != nil {
 		ps = append(ps, t.natdPayloads(sa)...)
 		t.checkNAT(sa, m.Payloads, d.from, d.nat)
 		sa.peer, sa.nat = d.from, d.nat // answer where message 3 came from; the initiator floats
 	}
-	pkt := Encode(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt}, ps)
+	pkt := message.Encode(message.Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: message.ExchIdentityProt}, ps)
 	sa.lastReply = pkt
 	sa.state = mmWait5
 	t.m.send(pkt, sa.peer, sa.nat)
@@ -400,7 +401,7 @@ func (t *Tunnel) respMain3(sa *p1SA, d datagram) error {
 }
 
 func (t *Tunnel) respMain5(sa *p1SA, d datagram) error {
-	if d.h.Flags&FlagEncryption == 0 {
+	if d.h.Flags&message.FlagEncryption == 0 {
 		return errors.New("main mode message 5 is not encrypted")
 	}
 	if sa.crypt == nil {
@@ -419,7 +420,7 @@ func (t *Tunnel) respMain5(sa *p1SA, d datagram) error {
 	if err != nil {
 		return fmt.Errorf("main mode message 5 does not decrypt (%v): %w", err, errPSK)
 	}
-	id, h := Find(m.Payloads, PayloadID), Find(m.Payloads, PayloadHash)
+	id, h := message.Find(m.Payloads, message.PayloadID), message.Find(m.Payloads, message.PayloadHash)
 	if id == nil || h == nil || !t.peerIDOK(id.Body) {
 		return errors.New("main mode message 5: ID or HASH payload missing (wrong pre-shared key?)")
 	}
@@ -429,8 +430,8 @@ func (t *Tunnel) respMain5(sa *p1SA, d datagram) error {
 	}
 	idb := t.idBody()
 	hashR := sa.hash.IKEv1HashR(sa.keys.SKEYID, sa.gxi, sa.gxr, sa.ckyI[:], sa.ckyR[:], sa.saiB, idb)
-	pkt, last := sa.crypt.Seal(Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: ExchIdentityProt},
-		[]Payload{{Type: PayloadID, Body: idb}, {Type: PayloadHash, Body: hashR}}, next)
+	pkt, last := sa.crypt.Seal(message.Header{CkyI: sa.ckyI, CkyR: sa.ckyR, Exchange: message.ExchIdentityProt},
+		[]message.Payload{{Type: message.PayloadID, Body: idb}, {Type: message.PayloadHash, Body: hashR}}, next)
 	sa.iv, sa.p1last = last, last
 	sa.lastReply, sa.lastIn = pkt, d.b
 	follow(&sa.peer, &sa.nat, d)

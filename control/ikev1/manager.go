@@ -14,6 +14,7 @@ import (
 
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ike"
+	"github.com/cgw-project/cgw/control/ikev1/message"
 )
 
 // Options configure a Manager; the fields mean what the IKEv2 engine's do.
@@ -107,19 +108,19 @@ func (m *Manager) read(c net.PacketConn, nat bool) {
 // keepalives are ignored.
 func (m *Manager) Deliver(b []byte, from netip.AddrPort, nat bool) {
 	if nat {
-		if len(b) < 4+HeaderLen || b[0]|b[1]|b[2]|b[3] != 0 {
+		if len(b) < 4+message.HeaderLen || b[0]|b[1]|b[2]|b[3] != 0 {
 			return
 		}
 		b = b[4:]
 	}
-	h, err := ParseHeader(b)
+	h, err := message.DecodeHeader(b)
 	if err != nil {
 		m.unauth("dropped datagram", "from", from, "err", err)
 		return
 	}
 	m.mu.Lock()
 	t := m.byCky[h.CkyI]
-	if t == nil && h.Exchange == ExchIdentityProt && h.CkyR == ([8]byte{}) {
+	if t == nil && h.Exchange == message.ExchIdentityProt && h.CkyR == ([8]byte{}) {
 		t = m.byPeer[from.Addr()]
 	}
 	m.mu.Unlock()

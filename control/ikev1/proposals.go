@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ikev1/message"
 	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
 	"github.com/cgw-project/cgw/crypto/transform"
@@ -63,9 +64,9 @@ func (c p1Choice) String() string {
 	return fmt.Sprintf("aes%d-%s-%s", c.keyBits, h, g)
 }
 
-func (c p1Choice) transform() Transform {
-	return Transform{ID: KeyIKE, Attrs: []Attr{{AttrEncr, EncrAESCBC}, {AttrKeyLength, uint64(c.keyBits)}, {AttrHash, c.hash},
-		{AttrAuth, AuthPSK}, {AttrGroup, uint64(c.group)}, {AttrLifeType, LifeSecs}, {AttrLifeDur, uint64(c.lifetime / time.Second)}}}
+func (c p1Choice) transform() message.Transform {
+	return message.Transform{ID: message.KeyIKE, Attrs: []message.Attr{{Type: message.AttrEncr, Value: message.EncrAESCBC}, {Type: message.AttrKeyLength, Value: uint64(c.keyBits)}, {Type: message.AttrHash, Value: c.hash},
+		{Type: message.AttrAuth, Value: message.AuthPSK}, {Type: message.AttrGroup, Value: uint64(c.group)}, {Type: message.AttrLifeType, Value: message.LifeSecs}, {Type: message.AttrLifeDur, Value: uint64(c.lifetime / time.Second)}}}
 }
 
 // phase1Choices lists our Phase 1 transforms: every cipher × hash × group
@@ -90,23 +91,23 @@ func phase1Choices(p config.Phase) []p1Choice {
 }
 
 // matchPhase1 returns the first of the peer's transforms that we accept.
-func matchPhase1(sa SA, ours []p1Choice) (p1Choice, Transform, bool) {
+func matchPhase1(sa message.SA, ours []p1Choice) (p1Choice, message.Transform, bool) {
 	for _, pr := range sa.Proposals {
-		if pr.Protocol != ProtoISAKMP {
+		if pr.Protocol != message.ProtoISAKMP {
 			continue
 		}
 		for _, tr := range pr.Transforms {
-			enc, _ := tr.Get(AttrEncr)
-			kl, _ := tr.Get(AttrKeyLength)
-			h, _ := tr.Get(AttrHash)
-			au, _ := tr.Get(AttrAuth)
-			g, _ := tr.Get(AttrGroup)
-			if tr.ID != KeyIKE || enc != EncrAESCBC || au != AuthPSK {
+			enc, _ := tr.Get(message.AttrEncr)
+			kl, _ := tr.Get(message.AttrKeyLength)
+			h, _ := tr.Get(message.AttrHash)
+			au, _ := tr.Get(message.AttrAuth)
+			g, _ := tr.Get(message.AttrGroup)
+			if tr.ID != message.KeyIKE || enc != message.EncrAESCBC || au != message.AuthPSK {
 				continue
 			}
 			for _, c := range ours {
 				if uint64(c.keyBits) == kl && c.hash == h && uint64(c.group) == g {
-					if d, ok := tr.Get(AttrLifeDur); ok && d > 0 {
+					if d, ok := tr.Get(message.AttrLifeDur); ok && d > 0 {
 						c.lifetime = min(c.lifetime, time.Duration(d)*time.Second)
 					}
 					return c, tr, true
@@ -114,7 +115,7 @@ func matchPhase1(sa SA, ours []p1Choice) (p1Choice, Transform, bool) {
 			}
 		}
 	}
-	return p1Choice{}, Transform{}, false
+	return p1Choice{}, message.Transform{}, false
 }
 
 // p2Choice is one Quick Mode transform.
@@ -124,21 +125,21 @@ type p2Choice struct {
 	lifetime time.Duration
 }
 
-func (c p2Choice) transform(encap uint64) Transform {
-	id := uint8(ESPTransformID)
+func (c p2Choice) transform(encap uint64) message.Transform {
+	id := uint8(message.ESPTransformID)
 	if c.suite.AEAD() {
-		id = ESPAESGCM16
+		id = message.ESPAESGCM16
 	}
-	as := []Attr{{AttrSALifeType, LifeSecs}, {AttrSALifeDur, uint64(c.lifetime / time.Second)}}
+	as := []message.Attr{{Type: message.AttrSALifeType, Value: message.LifeSecs}, {Type: message.AttrSALifeDur, Value: uint64(c.lifetime / time.Second)}}
 	if c.group != 0 {
-		as = append(as, Attr{AttrGroupDesc, uint64(c.group)})
+		as = append(as, message.Attr{Type: message.AttrGroupDesc, Value: uint64(c.group)})
 	}
-	as = append(as, Attr{AttrEncapMode, encap})
+	as = append(as, message.Attr{Type: message.AttrEncapMode, Value: encap})
 	if a, ok := espAuthAttr(c.suite.Integ); ok {
-		as = append(as, Attr{AttrAuthAlg, a})
+		as = append(as, message.Attr{Type: message.AttrAuthAlg, Value: a})
 	}
-	as = append(as, Attr{AttrESPKeyLength, uint64(c.suite.KeyBits)})
-	return Transform{ID: id, Attrs: as}
+	as = append(as, message.Attr{Type: message.AttrESPKeyLength, Value: uint64(c.suite.KeyBits)})
+	return message.Transform{ID: id, Attrs: as}
 }
 
 // phase2Choices lists our ESP transforms; with PFS every one carries the
@@ -158,25 +159,25 @@ func phase2Choices(p config.Phase) []p2Choice {
 // matchPhase2 returns the first of the peer's ESP transforms we accept.
 // keLen >= 0 is the length of the peer's KE data: the chosen PFS group
 // must be the one it was made for (one KE serves the whole offer).
-func matchPhase2(sa SA, p config.Phase, keLen int) (p2Choice, []byte, uint64, bool) {
+func matchPhase2(sa message.SA, p config.Phase, keLen int) (p2Choice, []byte, uint64, bool) {
 	suites := p.ESPSuites()
 	for _, pr := range sa.Proposals {
-		if pr.Protocol != ProtoESP || len(pr.SPI) != 4 {
+		if pr.Protocol != message.ProtoESP || len(pr.SPI) != 4 {
 			continue
 		}
 		for _, tr := range pr.Transforms {
 			var s transform.Suite
-			kl, _ := tr.Get(AttrESPKeyLength)
+			kl, _ := tr.Get(message.AttrESPKeyLength)
 			s.KeyBits = int(kl)
 			switch tr.ID {
-			case ESPTransformID:
+			case message.ESPTransformID:
 				s.Encr = transform.ENCR_AES_CBC
-				a, _ := tr.Get(AttrAuthAlg)
+				a, _ := tr.Get(message.AttrAuthAlg)
 				var ok bool
 				if s.Integ, ok = espAuthInteg(a); !ok {
 					continue
 				}
-			case ESPAESGCM16:
+			case message.ESPAESGCM16:
 				s.Encr = transform.ENCR_AES_GCM_16
 			default:
 				continue
@@ -188,7 +189,7 @@ func matchPhase2(sa SA, p config.Phase, keLen int) (p2Choice, []byte, uint64, bo
 			if !okSuite {
 				continue
 			}
-			g, _ := tr.Get(AttrGroupDesc)
+			g, _ := tr.Get(message.AttrGroupDesc)
 			okGroup := g == 0 && len(p.DHGroups) == 0
 			for _, x := range p.DHGroups {
 				okGroup = okGroup || uint64(x) == g
@@ -201,10 +202,10 @@ func matchPhase2(sa SA, p config.Phase, keLen int) (p2Choice, []byte, uint64, bo
 				continue
 			}
 			life := time.Duration(p.Lifetime)
-			if d, ok := tr.Get(AttrSALifeDur); ok && d > 0 {
+			if d, ok := tr.Get(message.AttrSALifeDur); ok && d > 0 {
 				life = min(life, time.Duration(d)*time.Second)
 			}
-			encap, _ := tr.Get(AttrEncapMode)
+			encap, _ := tr.Get(message.AttrEncapMode)
 			return p2Choice{suite: s, group: dh.ID(g), lifetime: life}, pr.SPI, encap, true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cgw-project/cgw/control/ikev1/message"
 	"github.com/cgw-project/cgw/crypto/dh"
 )
 
@@ -19,13 +20,13 @@ func (t *Tunnel) releaseSPI(spis ...uint32) { t.m.spis.Release(t, spis...) }
 
 func (t *Tunnel) encapMode() uint64 {
 	if t.nat {
-		return EncapUDPTunnel
+		return message.EncapUDPTunnel
 	}
-	return EncapTunnel
+	return message.EncapTunnel
 }
 
-func (t *Tunnel) idPayloads() []Payload {
-	return []Payload{{Type: PayloadID, Body: SubnetID(t.opt.LocalTS[0]).Encode()}, {Type: PayloadID, Body: SubnetID(t.opt.RemoteTS[0]).Encode()}}
+func (t *Tunnel) idPayloads() []message.Payload {
+	return []message.Payload{{Type: message.PayloadID, Body: message.SubnetID(t.opt.LocalTS[0]).Encode()}, {Type: message.PayloadID, Body: message.SubnetID(t.opt.RemoteTS[0]).Encode()}}
 }
 
 func (t *Tunnel) startQuick(sa *p1SA, replaces *child) {
@@ -39,12 +40,12 @@ func (t *Tunnel) startQuick(sa *p1SA, replaces *child) {
 	}
 	cs := phase2Choices(t.cfg.Phase2)
 	q := &quick{msgID: newMsgID(), initiator: true, choice: cs[0], ni: nonce(), inSPI: t.newSPI(), replaces: replaces}
-	var trs []Transform
+	var trs []message.Transform
 	for _, c := range cs {
 		trs = append(trs, c.transform(t.encapMode()))
 	}
-	ps := []Payload{{Type: PayloadSA, Body: SA{Proposals: []Proposal{{Protocol: ProtoESP, SPI: binary.BigEndian.AppendUint32(nil, q.inSPI), Transforms: trs}}}.Encode()},
-		{Type: PayloadNonce, Body: q.ni}}
+	ps := []message.Payload{{Type: message.PayloadSA, Body: message.SA{Proposals: []message.Proposal{{Protocol: message.ProtoESP, SPI: binary.BigEndian.AppendUint32(nil, q.inSPI), Transforms: trs}}}.Encode()},
+		{Type: message.PayloadNonce, Body: q.ni}}
 	if g := cs[0].group; g != 0 {
 		grp, err := dh.Lookup(g)
 		if err != nil {
@@ -57,12 +58,12 @@ func (t *Tunnel) startQuick(sa *p1SA, replaces *child) {
 			return
 		}
 		q.priv = priv
-		ps = append(ps, Payload{Type: PayloadKE, Body: pub})
+		ps = append(ps, message.Payload{Type: message.PayloadKE, Body: pub})
 	}
 	ps = append(ps, t.idPayloads()...)
 	q.iv0 = sa.crypt.ExchangeIV(sa.p1last, q.msgID)
 	var pkt []byte
-	pkt, q.iv = sa.sealHashed(ExchQuickMode, q.msgID, q.iv0, [][]byte{msgIDBytes(q.msgID)}, ps)
+	pkt, q.iv = sa.sealHashed(message.ExchQuickMode, q.msgID, q.iv0, [][]byte{msgIDBytes(q.msgID)}, ps)
 	sa.qms[q.msgID] = q
 	q.req = t.newReq(pkt, nil)
 	if replaces != nil {
@@ -72,7 +73,7 @@ func (t *Tunnel) startQuick(sa *p1SA, replaces *child) {
 
 func (t *Tunnel) handleQuick(d datagram) {
 	sa := t.findP1(d.h)
-	if sa == nil || sa.state != mmDone || d.h.Flags&FlagEncryption == 0 {
+	if sa == nil || sa.state != mmDone || d.h.Flags&message.FlagEncryption == 0 {
 		t.m.unauth("quick mode message for no ISAKMP SA dropped", "tunnel", t.name, "from", d.from)
 		return
 	}
@@ -149,8 +150,8 @@ func (t *Tunnel) dropQuick(sa *p1SA, q *quick) {
 
 func (t *Tunnel) keymat(sa *p1SA, q *quick, gqm []byte) ChildSA {
 	n := q.choice.suite.KeymatLen()
-	in := sa.hash.IKEv1QuickKeymat(sa.keys.SKEYIDd, gqm, ProtoESP, msgIDBytes(q.inSPI), q.ni, q.nr, n)
-	out := sa.hash.IKEv1QuickKeymat(sa.keys.SKEYIDd, gqm, ProtoESP, msgIDBytes(q.outSPI), q.ni, q.nr, n)
+	in := sa.hash.IKEv1QuickKeymat(sa.keys.SKEYIDd, gqm, message.ProtoESP, msgIDBytes(q.inSPI), q.ni, q.nr, n)
+	out := sa.hash.IKEv1QuickKeymat(sa.keys.SKEYIDd, gqm, message.ProtoESP, msgIDBytes(q.outSPI), q.ni, q.nr, n)
 	c := ChildSA{InSPI: q.inSPI, OutSPI: q.outSPI, Suite: q.choice.suite, InKeymat: in, OutKeymat: out,
 		Encap: t.nat, Local: t.cfg.LocalOutside, Peer: t.peer.Addr(), ReplayWindow: t.cfg.ReplayWindow, Lifetime: q.choice.lifetime}
 	if t.nat {
@@ -169,28 +170,28 @@ func (t *Tunnel) respQuick1(sa *p1SA, d datagram) error {
 		return unauthErr("quick mode message 1: HASH(1) does not verify", nil)
 	}
 	t.heard(d)
-	sp, np := Find(m.Payloads, PayloadSA), Find(m.Payloads, PayloadNonce)
+	sp, np := message.Find(m.Payloads, message.PayloadSA), message.Find(m.Payloads, message.PayloadNonce)
 	if sp == nil || np == nil {
 		return errors.New("quick mode message 1: SA or Nonce missing")
 	}
-	sai, err := ParseSA(sp.Body)
+	sai, err := message.ParseSA(sp.Body)
 	if err != nil {
 		return err
 	}
 	keLen := -1
-	if ke := Find(m.Payloads, PayloadKE); ke != nil {
+	if ke := message.Find(m.Payloads, message.PayloadKE); ke != nil {
 		keLen = len(ke.Body)
 	}
 	c, spi, encap, ok := matchPhase2(sai, t.cfg.Phase2, keLen)
 	if !ok {
-		t.sendInfo(sa, []Payload{{Type: PayloadN, Body: Notify{Protocol: ProtoESP, Type: NotifyNoProposalChosen}.Encode()}})
+		t.sendInfo(sa, []message.Payload{{Type: message.PayloadNotify, Body: message.Notify{Protocol: message.ProtoESP, Type: message.NotifyNoProposalChosen}.Encode()}})
 		return errors.New("quick mode: no acceptable ESP proposal from the peer (check phase 2 encryption, integrity and PFS groups)")
 	}
-	q := &quick{msgID: d.h.MsgID, choice: c, ni: np.Body, nr: nonce(), outSPI: binary.BigEndian.Uint32(spi), encap: encap != EncapTunnel}
+	q := &quick{msgID: d.h.MsgID, choice: c, ni: np.Body, nr: nonce(), outSPI: binary.BigEndian.Uint32(spi), encap: encap != message.EncapTunnel}
 	var gqm []byte
 	var kePub []byte
 	if c.group != 0 {
-		ke := Find(m.Payloads, PayloadKE)
+		ke := message.Find(m.Payloads, message.PayloadKE)
 		if ke == nil {
 			return errors.New("quick mode: PFS group chosen but no KE payload")
 		}
@@ -206,19 +207,19 @@ func (t *Tunnel) respQuick1(sa *p1SA, d datagram) error {
 	}
 	q.inSPI = t.newSPI()
 	tr := c.transform(encap)
-	ps := []Payload{{Type: PayloadSA, Body: SA{Proposals: []Proposal{{Num: sai.Proposals[0].Num, Protocol: ProtoESP, SPI: binary.BigEndian.AppendUint32(nil, q.inSPI), Transforms: []Transform{tr}}}}.Encode()},
-		{Type: PayloadNonce, Body: q.nr}}
+	ps := []message.Payload{{Type: message.PayloadSA, Body: message.SA{Proposals: []message.Proposal{{Num: sai.Proposals[0].Num, Protocol: message.ProtoESP, SPI: binary.BigEndian.AppendUint32(nil, q.inSPI), Transforms: []message.Transform{tr}}}}.Encode()},
+		{Type: message.PayloadNonce, Body: q.nr}}
 	if kePub != nil {
-		ps = append(ps, Payload{Type: PayloadKE, Body: kePub})
+		ps = append(ps, message.Payload{Type: message.PayloadKE, Body: kePub})
 	}
 	for _, p := range m.Payloads {
-		if p.Type == PayloadID {
-			ps = append(ps, Payload{Type: PayloadID, Body: p.Body})
+		if p.Type == message.PayloadID {
+			ps = append(ps, message.Payload{Type: message.PayloadID, Body: p.Body})
 		}
 	}
 	t.install(t.keymat(sa, q, gqm))
 	clear(gqm)
-	pkt, iv := sa.sealHashed(ExchQuickMode, q.msgID, next, [][]byte{msgIDBytes(q.msgID), q.ni}, ps)
+	pkt, iv := sa.sealHashed(message.ExchQuickMode, q.msgID, next, [][]byte{msgIDBytes(q.msgID), q.ni}, ps)
 	q.iv, q.lastIn, q.lastReply = iv, d.b, pkt
 	sa.qms[q.msgID] = q
 	t.m.send(pkt, t.peer, t.nat)
@@ -262,11 +263,11 @@ func (t *Tunnel) initQuick2(sa *p1SA, q *quick, d datagram) error {
 		return unauthErr("quick mode message 2: HASH(2) does not verify", nil)
 	}
 	t.heard(d)
-	sp, np := Find(m.Payloads, PayloadSA), Find(m.Payloads, PayloadNonce)
+	sp, np := message.Find(m.Payloads, message.PayloadSA), message.Find(m.Payloads, message.PayloadNonce)
 	if sp == nil || np == nil {
 		return errors.New("quick mode message 2: SA or Nonce missing")
 	}
-	sar, err := ParseSA(sp.Body)
+	sar, err := message.ParseSA(sp.Body)
 	if err != nil {
 		return err
 	}
@@ -274,10 +275,10 @@ func (t *Tunnel) initQuick2(sa *p1SA, q *quick, d datagram) error {
 	if !ok {
 		return errors.New("quick mode: the peer chose an ESP transform we did not offer")
 	}
-	q.choice, q.nr, q.outSPI, q.encap = c, np.Body, binary.BigEndian.Uint32(spi), encap != EncapTunnel
+	q.choice, q.nr, q.outSPI, q.encap = c, np.Body, binary.BigEndian.Uint32(spi), encap != message.EncapTunnel
 	var gqm []byte
 	if q.priv != nil {
-		ke := Find(m.Payloads, PayloadKE)
+		ke := message.Find(m.Payloads, message.PayloadKE)
 		if ke == nil {
 			return errors.New("quick mode: PFS offered but the peer sent no KE payload")
 		}
@@ -288,7 +289,7 @@ func (t *Tunnel) initQuick2(sa *p1SA, q *quick, d datagram) error {
 	cs := t.keymat(sa, q, gqm)
 	clear(gqm)
 	ch := t.install(cs)
-	pkt, _ := sa.sealHashed(ExchQuickMode, q.msgID, next, [][]byte{{0}, msgIDBytes(q.msgID), q.ni, q.nr}, nil)
+	pkt, _ := sa.sealHashed(message.ExchQuickMode, q.msgID, next, [][]byte{{0}, msgIDBytes(q.msgID), q.ni, q.nr}, nil)
 	// HASH(3) has no payloads after it: sealHashed hashes 0|M-ID|Ni|Nr.
 	q.done, q.req, q.lastIn, q.lastReply = true, nil, d.b, pkt
 	t.m.send(pkt, t.peer, t.nat)

@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ikev1/message"
 )
 
 // spoofMM1 is a Main Mode message 1 for cfg's proposals with a fresh
 // initiator cookie, as anyone can forge it with the peer's address.
 func spoofMM1(cfg config.Tunnel) []byte {
-	var trs []Transform
+	var trs []message.Transform
 	for _, c := range phase1Choices(cfg.Phase1) {
 		trs = append(trs, c.transform())
 	}
-	return Encode(Header{CkyI: randCky(), Exchange: ExchIdentityProt}, []Payload{
-		{Type: PayloadSA, Body: SA{Proposals: []Proposal{{Protocol: ProtoISAKMP, Transforms: trs}}}.Encode()},
-		{Type: PayloadVID, Body: VIDNATT}, {Type: PayloadVID, Body: VIDDPD}})
+	return message.Encode(message.Header{CkyI: randCky(), Exchange: message.ExchIdentityProt}, []message.Payload{
+		{Type: message.PayloadSA, Body: message.SA{Proposals: []message.Proposal{{Protocol: message.ProtoISAKMP, Transforms: trs}}}.Encode()},
+		{Type: message.PayloadVendor, Body: message.VIDNATT}, {Type: message.PayloadVendor, Body: message.VIDDPD}})
 }
 
 // established is what an attacker without the key must not change.
@@ -141,15 +142,12 @@ func TestForgedProtected(t *testing.T) {
 	wa, wb := established(t, a), established(t, b)
 	spoofer := listen(t)
 	from := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port(spoofer))
-	for _, exch := range []uint8{ExchQuickMode, ExchInformation, ExchIdentityProt} {
+	for _, exch := range []uint8{message.ExchQuickMode, message.ExchInformation, message.ExchIdentityProt} {
 		for i := 0; i < 5; i++ {
 			body := make([]byte, 16*(i+1))
 			rand.Read(body)
-			h := Header{CkyI: wb.IKE.SPIi, CkyR: wb.IKE.SPIr, Exchange: exch, Flags: FlagEncryption, MsgID: newMsgID(), Next: PayloadHash}
-			pkt := make([]byte, HeaderLen, HeaderLen+len(body))
-			h.Length = uint32(HeaderLen + len(body))
-			h.put(pkt)
-			pkt = append(pkt, body...)
+			h := message.Header{CkyI: wb.IKE.SPIi, CkyR: wb.IKE.SPIr, Exchange: exch, Flags: message.FlagEncryption, MsgID: newMsgID(), Next: message.PayloadHash}
+			pkt := message.EncodeRaw(h, body)
 			b.m.Deliver(pkt, from, false)
 			b.m.Deliver(append([]byte{0, 0, 0, 0}, pkt...), from, true)
 		}

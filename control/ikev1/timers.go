@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"github.com/cgw-project/cgw/control/ikev1/message"
 )
 
 // The tunnel's timers: re-initiation, retransmission, expiry, rekeys,
@@ -19,7 +21,7 @@ func (t *Tunnel) tick() {
 	}
 	for _, o := range append([]*p1SA(nil), t.old...) {
 		if !o.deleteAt.IsZero() && !now.Before(o.deleteAt) {
-			t.sendInfo(o, []Payload{{Type: PayloadD, Body: Delete{Protocol: ProtoISAKMP, SPIs: [][]byte{append(o.ckyI[:], o.ckyR[:]...)}}.Encode()}})
+			t.sendInfo(o, []message.Payload{{Type: message.PayloadDelete, Body: message.Delete{Protocol: message.ProtoISAKMP, SPIs: [][]byte{append(o.ckyI[:], o.ckyR[:]...)}}.Encode()}})
 			t.dropP1(o)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ikev1/message"
 	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
 )
@@ -18,7 +19,7 @@ var errPSK = errors.New("the pre-shared keys differ (check pre_shared_key agains
 
 type datagram struct {
 	b    []byte
-	h    Header
+	h    message.Header
 	from netip.AddrPort
 	nat  bool
 }
@@ -61,7 +62,7 @@ type p1SA struct {
 	gxi, gxr  []byte
 	ni, nr    []byte
 	keys      prf.IKEv1Keys
-	crypt     *Crypter
+	crypt     *message.Crypter
 	iv        []byte // Phase 1 CBC chain
 	p1last    []byte // last CBC block of Phase 1: seeds exchange IVs
 	created   time.Time
@@ -289,27 +290,27 @@ func (t *Tunnel) heard(d datagram) {
 
 func (t *Tunnel) handle(d datagram) {
 	switch d.h.Exchange {
-	case ExchIdentityProt:
+	case message.ExchIdentityProt:
 		t.handleMain(d)
-	case ExchQuickMode:
+	case message.ExchQuickMode:
 		t.handleQuick(d)
-	case ExchInformation:
+	case message.ExchInformation:
 		t.handleInfo(d)
 	}
 }
 
 // findP1 finds the ISAKMP SA (current or replaced) a header names.
-func (t *Tunnel) findP1(h Header) *p1SA { return findCky(h, append([]*p1SA{t.p1}, t.old...)) }
+func (t *Tunnel) findP1(h message.Header) *p1SA { return findCky(h, append([]*p1SA{t.p1}, t.old...)) }
 
 // findMM is findP1 that also finds the peer's candidate Main Modes.
-func (t *Tunnel) findMM(h Header) *p1SA {
+func (t *Tunnel) findMM(h message.Header) *p1SA {
 	if sa := t.findP1(h); sa != nil {
 		return sa
 	}
 	return findCky(h, t.cands)
 }
 
-func findCky(h Header, sas []*p1SA) *p1SA {
+func findCky(h message.Header, sas []*p1SA) *p1SA {
 	for _, sa := range sas {
 		// A zero responder cookie is message 1 (or its retransmission):
 		// it belongs to the SA with that initiator cookie.
@@ -324,7 +325,7 @@ func (t *Tunnel) failed(n uint16, err error) {
 	t.m.log.Warn("negotiation failed", "tunnel", t.name, "err", err, "notify", n)
 	reason := "timeout or local error"
 	if n != 0 {
-		reason = NotifyName(n)
+		reason = message.NotifyName(n)
 	}
 	t.emit(Event{Type: NegotiationFailed, Notify: n, Err: err, Reason: reason})
 }

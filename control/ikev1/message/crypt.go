@@ -1,4 +1,4 @@
-package ikev1
+package message
 
 import (
 	"crypto/aes"
@@ -43,12 +43,18 @@ func (c *Crypter) ExchangeIV(p1last []byte, msgID uint32) []byte {
 // zeros to the block size and CBC-encrypted under iv. It returns the
 // packet and the next IV (its last ciphertext block).
 func (c *Crypter) Seal(h Header, ps []Payload, iv []byte) (pkt, next []byte) {
-	body := EncodePayloads(ps)
-	if r := len(body) % aes.BlockSize; r != 0 {
-		body = append(body, make([]byte, aes.BlockSize-r)...)
-	}
 	if len(ps) > 0 {
 		h.Next = ps[0].Type
+	}
+	return c.SealEncoded(h, EncodePayloads(ps), iv)
+}
+
+// SealEncoded is Seal for a payload chain already encoded (h.Next names
+// its first payload); tests use it to protect chains Encode would not
+// write.
+func (c *Crypter) SealEncoded(h Header, body, iv []byte) (pkt, next []byte) {
+	if r := len(body) % aes.BlockSize; r != 0 {
+		body = append(body, make([]byte, aes.BlockSize-r)...)
 	}
 	h.Flags |= FlagEncryption
 	pkt = make([]byte, HeaderLen+len(body))
@@ -74,21 +80,4 @@ func (c *Crypter) Open(h Header, pkt, iv []byte) (m Message, next []byte, err er
 	}
 	next = append([]byte(nil), ct[len(ct)-aes.BlockSize:]...)
 	return Message{Header: h, Payloads: ps, Raw: pt[:end]}, next, nil
-}
-
-// Decode parses an unencrypted message.
-func Decode(pkt []byte) (Message, error) {
-	h, err := ParseHeader(pkt)
-	if err != nil {
-		return Message{}, err
-	}
-	if h.Flags&FlagEncryption != 0 {
-		return Message{}, malformed("encrypted message where a clear one was expected")
-	}
-	body := pkt[HeaderLen:h.Length]
-	ps, end, err := ParsePayloads(h.Next, body)
-	if err != nil {
-		return Message{}, err
-	}
-	return Message{Header: h, Payloads: ps, Raw: body[:end]}, nil
 }
