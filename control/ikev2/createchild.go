@@ -170,6 +170,7 @@ func (t *Tunnel) rekeyChild(old *child) {
 				}
 			}
 			var gir []byte
+			defer func() { clear(gir) }()
 			if g != 0 {
 				ke := message.Find[*message.KE](m)
 				var err error

@@ -227,6 +227,7 @@ func (t *Tunnel) childAsResponder(sa *ikeSA, m *message.Message, ours []message.
 		return nerr(message.NO_PROPOSAL_CHOSEN, err)
 	}
 	var gir, pub []byte
+	defer func() { clear(gir) }()
 	if g != 0 {
 		var p dh.Private
 		if p, pub, err = keyExchange(g); err == nil {

@@ -25,8 +25,10 @@ func keyExchange(g uint16) (dh.Private, []byte, error) {
 
 func allowed(groups []int, g uint16) bool { return slices.Contains(groups, int(g)) }
 
-// deriveIKE computes an IKE SA's keys from SKEYSEED (§2.14).
+// deriveIKE computes an IKE SA's keys from SKEYSEED (§2.14), which it
+// then zeroes.
 func deriveIKE(sa *ikeSA, skeyseed []byte) error {
+	defer clear(skeyseed)
 	p, err := prfOf(sa.prop)
 	if err != nil {
 		return err
@@ -155,6 +157,7 @@ func (t *Tunnel) removeSA(sa *ikeSA, reason string, err error) {
 	}
 	t.sas = slices.Delete(t.sas, i, i+1)
 	t.m.sock.unregister(sa.ourSPI())
+	defer sa.wipe() // after the pending exchanges' onFail, which may read them
 	t.countHalfOpen(sa, false)
 	fails := sa.queue
 	if sa.pend != nil {

@@ -135,6 +135,7 @@ func (t *Tunnel) initResponse(sa *ikeSA, m *message.Message, raw []byte) {
 		return
 	}
 	gir, err := sa.initPriv.SharedSecret(ke.Data)
+	defer clear(gir)
 	if err != nil {
 		ignore(message.INVALID_SYNTAX, fmt.Errorf("tunnel %s: peer's KE: %v", t.name, err))
 		return
@@ -219,6 +220,7 @@ func (t *Tunnel) respondInit(d datagram) {
 		return
 	}
 	gir, err := priv.SharedSecret(ke.Data)
+	defer clear(gir)
 	if err != nil {
 		reply(message.Notify{NotifyType: message.INVALID_SYNTAX})
 		return

@@ -78,6 +78,7 @@ func (t *Tunnel) rekeyIKE(sa *ikeSA) {
 				return
 			}
 			gir, err := priv.SharedSecret(ke.Data)
+			defer clear(gir)
 			if err != nil {
 				retry()
 				return
@@ -141,6 +142,7 @@ func (t *Tunnel) respRekeyIKE(sa *ikeSA, m *message.Message, ni []byte) ([]messa
 	}
 	priv, pub, err := keyExchange(g)
 	var gir []byte
+	defer func() { clear(gir) }()
 	if err == nil {
 		gir, err = priv.SharedSecret(ke.Data)
 	}

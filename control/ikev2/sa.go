@@ -84,6 +84,15 @@ type ikeSA struct {
 	deleting      bool
 }
 
+// wipe zeroes sa's secrets once it is gone (its ciphers in keys are
+// opaque to us: dropping them is all Go allows).
+func (sa *ikeSA) wipe() {
+	for _, b := range [][]byte{sa.sk.SKd, sa.sk.SKai, sa.sk.SKar, sa.sk.SKei, sa.sk.SKer, sa.sk.SKpi, sa.sk.SKpr} {
+		clear(b)
+	}
+	sa.initPriv = nil
+}
+
 func (sa *ikeSA) ourSPI() message.SPI {
 	if sa.initiator {
 		return sa.spiI

@@ -48,3 +48,53 @@ func TestPanicRestartsOneTunnel(t *testing.T) {
 		}
 	}
 }
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// TestIKEKeysWiped: an IKE SA's SK_d, SK_a, SK_e and SK_p are zeroed
+// when it goes (replaced by a rekey, or the tunnel goes down); the live
+// SA's are not.
+func TestIKEKeysWiped(t *testing.T) {
+	a, b, _ := syncPair(t, testTunnel("t1"), Options{})
+	secrets := func(sa *ikeSA) [][]byte {
+		k := sa.sk
+		var out [][]byte
+		for _, b := range [][]byte{k.SKd, k.SKai, k.SKar, k.SKei, k.SKer, k.SKpi, k.SKpr} {
+			if len(b) > 0 { // no SK_a with an AEAD
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+	oldA, oldB := a.t.ike, b.t.ike
+	was := append(secrets(oldA), secrets(oldB)...)
+	a.t.rekeyIKE(oldA)
+	pump(a, b)
+	if a.t.ike == oldA || b.t.ike == oldB || len(a.t.sas) != 1 || len(b.t.sas) != 1 {
+		t.Fatalf("IKE rekey did not complete: %d/%d IKE SAs", len(a.t.sas), len(b.t.sas))
+	}
+	for i, k := range was {
+		if !allZero(k) {
+			t.Errorf("replaced IKE SA: key #%d of %d not zeroed", i, len(was))
+		}
+	}
+	cur := secrets(a.t.ike)
+	for i, k := range cur {
+		if allZero(k) {
+			t.Fatalf("the live IKE SA's key #%d was zeroed", i)
+		}
+	}
+	a.t.down("test", nil, false)
+	for i, k := range cur {
+		if !allZero(k) {
+			t.Errorf("IKE SA of a tunnel gone down: key #%d not zeroed", i)
+		}
+	}
+}
