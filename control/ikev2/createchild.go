@@ -150,7 +150,8 @@ func (t *Tunnel) rekeyChild(old *child) {
 			if want, ok := invalidKE(m); ok {
 				t.releaseSPI(inSPI)
 				old.rekeying = false
-				if want != g && allowed(t.cfg.Phase2.DHGroups, want) {
+				if want != g && allowed(t.cfg.Phase2.DHGroups, want) && old.keTry < initRetries {
+					old.keTry++ // a peer switching groups back and forth ends here
 					t.pfsGroup = want
 					t.rekeyChild(old)
 				} else {

@@ -75,3 +75,40 @@ func TestCreateChildCap(t *testing.T) {
 		t.Fatal("tunnel down")
 	}
 }
+
+// TestRekeyInvalidKEBounded: a peer that answers every rekey of ours with
+// INVALID_KE_PAYLOAD, switching between groups we allow, gets a few
+// retries, not a loop without end.
+func TestRekeyInvalidKEBounded(t *testing.T) {
+	cfg := testTunnel("t1")
+	cfg.Phase1.DHGroups, cfg.Phase2.DHGroups = []int{20, 19}, []int{20, 19}
+	for _, ike := range []bool{false, true} {
+		a, b, _ := syncPair(t, cfg, Options{})
+		if ike {
+			a.t.rekeyIKE(a.t.ike)
+		} else {
+			a.t.rekeyChild(a.t.out)
+		}
+		requests := 0
+		for i := 0; i < 10; i++ {
+			s := a.sent()
+			if len(s) == 0 {
+				break
+			}
+			requests += len(s)
+			h, err := message.DecodeHeader(s[0].b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := message.InvalidKE(message.DHGroup(19 + i%2))
+			raw, err := message.EncodeEncrypted(&message.Message{Header: h.Reply(), Payloads: []message.Payload{&n}}, b.t.ike.keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.inject(raw, netipAddrPort(loop, 2500), false)
+		}
+		if requests > 1+3 {
+			t.Fatalf("IKE %v: %d rekey requests for INVALID_KE_PAYLOAD answers switching groups", ike, requests)
+		}
+	}
+}

@@ -53,7 +53,8 @@ func (t *Tunnel) rekeyIKE(sa *ikeSA) {
 			if want, ok := invalidKE(m); ok {
 				t.m.sock.unregister(spi)
 				sa.rekeyInFlight = false
-				if want != g && allowed(t.cfg.Phase1.DHGroups, want) {
+				if want != g && allowed(t.cfg.Phase1.DHGroups, want) && sa.rekeyKETry < initRetries {
+					sa.rekeyKETry++ // a peer switching groups back and forth ends here
 					sa.group = want
 					t.rekeyIKE(sa)
 				} else {

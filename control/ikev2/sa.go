@@ -79,6 +79,7 @@ type ikeSA struct {
 	lastHeard time.Time
 
 	rekeyInFlight bool
+	rekeyKETry    int       // INVALID_KE_PAYLOAD answers to our rekeys followed
 	rekeyStarted  time.Time // when rekeyInFlight was set (status API's answer)
 	ours, theirs  *rekeyRec // rekeys of this SA, for collisions (§2.8.1)
 	deleting      bool
@@ -129,6 +130,7 @@ type child struct {
 	expireAt time.Time
 	retireAt time.Time
 	rekeying bool
+	keTry    int // INVALID_KE_PAYLOAD answers to our rekeys followed
 	deleting bool
 	retired  bool
 	// rekeyStarted is when rekeying was set (status API's answer).
