@@ -2,47 +2,14 @@ package ikev1
 
 import (
 	"bytes"
-	"sync"
-	"time"
+	"log/slog"
 )
 
-// logLimiter lets through one log line per interval for input that
-// failed before authentication (forged, replayed, for no tunnel), so a
-// flood costs a line a second, not one per datagram; it counts the rest.
-// (A stand-in until control/ike has a shared one.)
-type logLimiter struct {
-	mu         sync.Mutex
-	every      time.Duration
-	next       time.Time
-	suppressed int
-}
-
-// allow reports whether a line may be written now and how many were
-// suppressed since the last one.
-func (l *logLimiter) allow(now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Before(l.next) {
-		l.suppressed++
-		return false, 0
-	}
-	l.next = now.Add(l.every)
-	n := l.suppressed
-	l.suppressed = 0
-	return true, n
-}
-
-// unauth logs (rate-limited, at debug level) why unauthenticated input was
-// dropped.
+// unauth logs why unauthenticated input (forged, replayed, for no
+// tunnel) was dropped: at debug level, a line a second at most for the
+// whole engine, with the count of those suppressed (ike.LogLimiter).
 func (m *Manager) unauth(msg string, args ...any) {
-	ok, n := m.unauthLog.allow(m.clock.Now())
-	if !ok {
-		return
-	}
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	m.log.Debug(msg, args...)
+	m.unauthLog.Log(m.log, m.clock.Now(), slog.LevelDebug, msg, args...)
 }
 
 // wipe zeroes an ISAKMP SA's secrets when it is deleted or replaced and

@@ -1,6 +1,7 @@
 package ikev1
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,17 +47,14 @@ type Manager struct {
 	byCky   map[[8]byte]*Tunnel // initiator cookies of live ISAKMP SAs
 	spis    ike.SPIs[*Tunnel]   // inbound ESP SPIs of every tunnel's SA pairs
 	closed  bool
+	udp     *ike.UDP
 	// unauthLog limits the logs of input dropped before authentication.
-	unauthLog logLimiter
+	unauthLog ike.LogLimiter
 	panics    atomic.Uint64 // tunnels restarted after a panic (Panics)
-	wg        sync.WaitGroup
 }
 
 // New starts a Manager reading both sockets.
 func New(o Options) (*Manager, error) {
-	if o.Conn500 == nil || o.Conn4500 == nil {
-		return nil, errors.New("ikev1: Conn500 and Conn4500 are both required")
-	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -69,38 +67,13 @@ func New(o Options) (*Manager, error) {
 	tim := o.Timing.WithDefaults()
 	m := &Manager{opt: o, tim: tim, log: o.Log, clock: o.Clock, tunnels: map[string]*Tunnel{},
 		byPeer: map[netip.Addr]*Tunnel{}, byCky: map[[8]byte]*Tunnel{}}
-	m.unauthLog.every = time.Second
-	m.wg.Add(2)
-	go m.read(o.Conn500, false)
-	go m.read(o.Conn4500, true)
-	return m, nil
-}
-
-func (m *Manager) read(c net.PacketConn, nat bool) {
-	defer m.wg.Done()
-	buf := make([]byte, 65536)
-	for {
-		n, a, err := c.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			m.mu.Lock()
-			closed := m.closed
-			m.mu.Unlock()
-			if closed {
-				return
-			}
-			continue
-		}
-		ua, ok := a.(*net.UDPAddr)
-		if !ok {
-			continue
-		}
-		from := ua.AddrPort()
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		m.Deliver(append([]byte(nil), buf[:n]...), from, nat)
+	// The read buffer is reused: the tunnel's goroutine gets a copy.
+	u, err := ike.NewUDP(o.Conn500, o.Conn4500, func(b []byte, from netip.AddrPort, nat bool) { m.Deliver(bytes.Clone(b), from, nat) })
+	if err != nil {
+		return nil, fmt.Errorf("ikev1: %w", err)
 	}
+	m.udp = u
+	return m, nil
 }
 
 // Deliver hands one received datagram to its tunnel (tests, fuzzing).
@@ -132,26 +105,12 @@ func (m *Manager) Deliver(b []byte, from netip.AddrPort, nat bool) {
 }
 
 func (m *Manager) send(b []byte, to netip.AddrPort, nat bool) {
-	c := m.opt.Conn500
-	if nat {
-		c = m.opt.Conn4500
-		b = append([]byte{0, 0, 0, 0}, b...)
-	}
-	if _, err := c.WriteTo(b, net.UDPAddrFromAddrPort(to)); err != nil {
+	if err := m.udp.Send(b, to, nat); err != nil {
 		m.log.Debug("send failed", "to", to, "err", err)
 	}
 }
 
-func (m *Manager) localPort(nat bool) uint16 {
-	c := m.opt.Conn500
-	if nat {
-		c = m.opt.Conn4500
-	}
-	if ua, ok := c.LocalAddr().(*net.UDPAddr); ok {
-		return uint16(ua.Port)
-	}
-	return 0
-}
+func (m *Manager) localPort(nat bool) uint16 { return m.udp.LocalPort(nat) }
 
 func (m *Manager) emit(e Event) {
 	if m.opt.Events != nil {
@@ -335,9 +294,7 @@ func (m *Manager) Close(ctx context.Context) {
 		go func() { defer wg.Done(); t.stop(ctx) }()
 	}
 	wg.Wait()
-	m.opt.Conn500.Close()
-	m.opt.Conn4500.Close()
-	m.wg.Wait()
+	m.udp.Close()
 }
 
 func (m *Manager) tunnelBySPI(spi uint32) *Tunnel {

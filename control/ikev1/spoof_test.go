@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev1/message"
 )
 
@@ -189,9 +190,11 @@ func TestCommandErrors(t *testing.T) {
 }
 
 // TestPanicRestartsOneTunnel: a panic on one tunnel's goroutine is
-// recovered and counted, that tunnel comes back up, and another tunnel
-// of the same Manager keeps running.
+// recovered and counted (Manager.Panics and the process's ike.Panics,
+// the metric), that tunnel comes back up, and another tunnel of the same
+// Manager keeps running.
 func TestPanicRestartsOneTunnel(t *testing.T) {
+	p0 := ike.Panics.Load()
 	c := testTunnel("t1")
 	a := newNode(t, "a", Options{Timing: Timing{ReinitMin: 100 * time.Millisecond}})
 	b := newNode(t, "b", Options{})
@@ -221,5 +224,8 @@ func TestPanicRestartsOneTunnel(t *testing.T) {
 	}
 	if n := a.m.Panics(); n != 2 {
 		t.Fatalf("Panics() = %d, want 2", n)
+	}
+	if n := ike.Panics.Load() - p0; n != 2 {
+		t.Fatalf("ike.Panics (cgw_control_panics_total) counted %d of the 2 panics", n)
 	}
 }

@@ -2,22 +2,23 @@ package ikev1
 
 import (
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 )
 
 // safely runs one step of the tunnel's goroutine. A panic (a bug, or
 // input no test thought of) is recovered there: logged once with its
-// stack, counted (Manager.Panics), and this tunnel alone restarts from
-// nothing; the other tunnels, each on its own goroutine, never notice
-// (issue #9).
+// stack, counted (Manager.Panics, and ike.Panics: the process's
+// cgw_control_panics_total, shared with ikev2), and this tunnel alone
+// restarts from nothing; the other tunnels, each on its own goroutine,
+// never notice (issue #9).
 func (t *Tunnel) safely(f func()) {
 	defer func() {
 		if r := recover(); r != nil {
 			t.m.panics.Add(1)
-			t.m.log.Error("tunnel goroutine panicked: restarting the tunnel", "tunnel", t.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			ike.Panics.Recovered(t.m.log, r, "tunnel", t.name)
 			t.restart(fmt.Errorf("internal error: %v", r))
 		}
 	}()

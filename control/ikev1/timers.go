@@ -2,7 +2,6 @@ package ikev1
 
 import (
 	"errors"
-	"net"
 	"time"
 
 	"github.com/cgw-project/cgw/control/ikev1/message"
@@ -92,6 +91,6 @@ func (t *Tunnel) tick() {
 	t.dpd(now)
 	if t.nat && t.p1 != nil && now.Sub(t.lastKeep) >= t.m.tim.Keepalive {
 		t.lastKeep = now
-		t.m.opt.Conn4500.WriteTo([]byte{0xff}, net.UDPAddrFromAddrPort(t.peer))
+		t.m.udp.Keepalive(t.peer)
 	}
 }
