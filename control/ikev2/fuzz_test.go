@@ -2,10 +2,12 @@ package ikev2
 
 import (
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/cgw-project/cgw/config"
@@ -37,7 +39,8 @@ func initRequest(tb testing.TB, tun config.Tunnel, spi message.SPI) []byte {
 
 // FuzzResponder feeds arbitrary datagrams to a responder tunnel, on both
 // ports, after a genuine IKE_SA_INIT so later messages find a half-open
-// SA: nothing may panic.
+// SA: nothing may panic, and that SA does not change (nothing the
+// fuzzer makes authenticates).
 func FuzzResponder(f *testing.F) {
 	cfg := testTunnel("t1")
 	cfg.StartupAction = config.StartupAdd
@@ -82,6 +85,14 @@ func FuzzResponder(f *testing.F) {
 			}
 		}()
 		tun.handle(datagram{b: init, from: from})
+		if len(tun.sas) != 1 {
+			t.Fatalf("%d SAs after the IKE_SA_INIT", len(tun.sas))
+		}
+		sa := tun.sas[0]
+		state := func() string {
+			return fmt.Sprintf("st=%v mid=%d/%d resp=%s req=%s peer=%v nat=%v", sa.state, sa.nextMID, sa.expectMID, digest(sa.lastResp), digest(sa.lastReq), sa.peer, sa.nat)
+		}
+		before := state()
 		d := datagram{b: b, from: from, nat: nat}
 		if nat {
 			kind, ike := message.Classify4500(b)
@@ -91,6 +102,13 @@ func FuzzResponder(f *testing.F) {
 			d.b = ike
 		}
 		tun.handle(d)
+		// Nothing the fuzzer makes authenticates: the half-open SA is as it was.
+		if after := state(); after != before && slices.Contains(tun.sas, sa) {
+			t.Fatalf("%x… changed the half-open SA: %s, was %s", b[:min(len(b), 48)], after, before)
+		}
+		if tun.halfOpen.Load() > maxHalfOpenPerPeer {
+			t.Fatalf("%d half-open SAs", tun.halfOpen.Load())
+		}
 		tun.tick()
 	})
 }
