@@ -21,14 +21,9 @@ func (t *Tunnel) install(cs ChildSA) *child {
 		// comes first and replaces the pair for both.
 		c.rekeyAt = c.rekeyAt.Add(c.expireAt.Sub(c.rekeyAt) / 2)
 	}
-	if f := t.m.opt.InstallInbound; f != nil {
-		if err := f(t.name, keymatCopy(cs)); err != nil {
-			t.m.log.Warn("inbound SA install failed", "tunnel", t.name, "spi", fmt.Sprintf("%08x", cs.InSPI), "err", err)
-		}
-	}
+	t.lc.Preinstall(&c.sa)
 	t.children = append(t.children, c)
-	cc := keymatCopy(c.sa)
-	t.emit(Event{Type: ChildSAInstalled, Child: &cc})
+	t.lc.Install(&c.sa)
 	t.m.log.Info("SA pair installed", "tunnel", t.name, "in", fmt.Sprintf("%08x", cs.InSPI), "out", fmt.Sprintf("%08x", cs.OutSPI), "suite", cs.Suite.String())
 	return c
 }
@@ -38,27 +33,34 @@ func (t *Tunnel) rekeyAfter(life time.Duration) time.Duration {
 	return ike.RekeyAfter(life, time.Duration(t.cfg.RekeyMargin), t.cfg.RekeyFuzz)
 }
 
+// lifecycle is a fresh SA pair life cycle for t (ike.Lifecycle, as
+// ikev2's): events, InstallInbound, SPI release and key wiping.
+func (t *Tunnel) lifecycle() ike.Lifecycle {
+	l := ike.Lifecycle{Emit: t.emit, Release: t.releaseSPI, Grace: t.m.tim.Grace, Log: t.m.log.With("tunnel", t.name)}
+	if f := t.m.opt.InstallInbound; f != nil {
+		l.InstallInbound = func(c ChildSA) error { return f(t.name, c) }
+	}
+	return l
+}
+
+// switchOut makes c the outbound pair; the first one brings the tunnel up
+// (TunnelUp with the ISAKMP SA it was negotiated under).
 func (t *Tunnel) switchOut(c *child) {
 	t.out = c
-	cc := keymatCopy(c.sa)
-	t.emit(Event{Type: OutboundSwitch, Child: &cc})
-	if !t.up {
-		t.up = true
-		info := &IKESAInfo{}
-		if t.p1 != nil {
-			copy(info.SPIi[:], t.p1.ckyI[:])
-			copy(info.SPIr[:], t.p1.ckyR[:])
-			info.Proposal = t.p1.choice.String()
-		}
-		t.emit(Event{Type: TunnelUp, IKE: info})
+	info := &IKESAInfo{}
+	if t.p1 != nil {
+		copy(info.SPIi[:], t.p1.ckyI[:])
+		copy(info.SPIr[:], t.p1.ckyR[:])
+		info.Proposal = t.p1.choice.String()
 	}
+	t.lc.Switch(&c.sa, info)
 }
 
 // retire removes c after the grace period (packets in flight still
 // decrypt); retireAt is checked by tick.
 func (t *Tunnel) retire(c *child) {
 	if c.retireAt.IsZero() {
-		c.retireAt = t.now().Add(t.m.tim.Grace)
+		c.retireAt = t.lc.RetireAt(t.now())
 	}
 	if t.out == c {
 		t.out = nil
@@ -91,10 +93,7 @@ func (t *Tunnel) removeChild(c *child) {
 			break
 		}
 	}
-	t.releaseSPI(c.sa.InSPI)
-	cc := keymatCopy(c.sa)
-	wipeKeymat(&c.sa)
-	t.emit(Event{Type: ChildSARetired, Child: &cc})
+	t.lc.Retire(&c.sa) // frees the inbound SPI, zeroes the KEYMAT
 }
 
 func (t *Tunnel) childByIn(spi uint32) *child {
@@ -152,10 +151,7 @@ func (t *Tunnel) down(reason string, err error, restart bool) {
 		o.wipe()
 	}
 	t.old = nil
-	if t.up {
-		t.up = false
-		t.emit(Event{Type: TunnelDown, Reason: reason, Err: err})
-	}
+	t.lc.Down(reason, err)
 	if restart {
 		t.scheduleReinit()
 	}

@@ -38,8 +38,8 @@ func TestReplacedPairDeletedAtRetire(t *testing.T) {
 	b.t.tick()
 	pump(a, b)
 	for name, n := range map[string]*syncNode{"a": a, "b": b} {
-		if len(n.t.children) != 1 || n.t.out != n.t.children[0] || !n.t.up {
-			t.Errorf("%s: %d pairs after the rekey, up %v; want the new pair alone, active", name, len(n.t.children), n.t.up)
+		if len(n.t.children) != 1 || n.t.out != n.t.children[0] || !n.t.lc.Up() {
+			t.Errorf("%s: %d pairs after the rekey, up %v; want the new pair alone, active", name, len(n.t.children), n.t.lc.Up())
 		}
 	}
 }

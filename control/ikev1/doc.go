@@ -21,7 +21,8 @@
 // messages are dropped without failing anything; logs of such drops are
 // rate-limited. A panic on a tunnel's goroutine restarts that tunnel only.
 //
-// Events for one SA pair, as ikev2's (make-before-break, DESIGN.md §2):
+// Events for one SA pair, from ike.Lifecycle as ikev2's (make-before-break,
+// DESIGN.md §2; only ChildSAInstalled and InstallInbound carry KEYMAT):
 // ChildSAInstalled (InstallInbound runs first, before the Quick Mode
 // message that lets the peer use the inbound SPI: message 2 as responder,
 // 3 as initiator), OutboundSwitch (initiator: on message 2 for a new pair,

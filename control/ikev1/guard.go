@@ -1,7 +1,6 @@
 package ikev1
 
 import (
-	"bytes"
 	"log/slog"
 )
 
@@ -23,17 +22,4 @@ func (sa *p1SA) wipe() {
 	for _, q := range sa.qms {
 		q.priv = nil
 	}
-}
-
-// keymatCopy is c for an event: the receiver gets its own KEYMAT, so
-// the engine can zero its copy when the pair goes (wipeKeymat) whatever
-// the receiver still holds.
-func keymatCopy(c ChildSA) ChildSA {
-	c.InKeymat, c.OutKeymat = bytes.Clone(c.InKeymat), bytes.Clone(c.OutKeymat)
-	return c
-}
-
-func wipeKeymat(c *ChildSA) {
-	clear(c.InKeymat)
-	clear(c.OutKeymat)
 }

@@ -400,10 +400,17 @@ func TestStrongSwanReauth(t *testing.T) {
 	if st.State != "up" || st.IKE == nil || st.IKE.Initiator {
 		t.Fatalf("status after charon's reauth: %+v", st)
 	}
+	// The keys are in the pair's ChildSAInstalled event only (ike.Lifecycle).
 	var active *ChildSA
 	n.mu.Lock()
+	var spi uint32
 	for _, e := range n.events {
 		if e.Type == OutboundSwitch {
+			spi = e.Child.InSPI
+		}
+	}
+	for _, e := range n.events {
+		if e.Type == ChildSAInstalled && e.Child.InSPI == spi {
 			active = e.Child
 		}
 	}

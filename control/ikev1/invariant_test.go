@@ -118,8 +118,8 @@ func syncPair(tb testing.TB, cfg config.Tunnel) (a, b *syncNode, clock *ike.Fake
 	b = newSyncNode(tb, clock, cb, 2500, 24500, 1500, 14500)
 	a.t.initiate()
 	pump(a, b)
-	if !a.t.up || !b.t.up {
-		tb.Fatalf("not up: a %v, b %v", a.t.up, b.t.up)
+	if !a.t.lc.Up() || !b.t.lc.Up() {
+		tb.Fatalf("not up: a %v, b %v", a.t.lc.Up(), b.t.lc.Up())
 	}
 	return a, b, clock
 }
@@ -130,7 +130,7 @@ func syncPair(tb testing.TB, cfg config.Tunnel) (a, b *syncNode, clock *ike.Fake
 // Modes are left out: they are bounded and touch none of this.)
 func snapshot(t *Tunnel) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "peer=%v nat=%v up=%v lastIn=%v reinit=%v keep=%v\n", t.peer, t.nat, t.up, t.lastInbound, t.reinitAt, t.lastKeep)
+	fmt.Fprintf(&b, "peer=%v nat=%v up=%v lastIn=%v reinit=%v keep=%v\n", t.peer, t.nat, t.lc.Up(), t.lastInbound, t.reinitAt, t.lastKeep)
 	for i, sa := range append([]*p1SA{t.p1}, t.old...) {
 		if sa == nil {
 			fmt.Fprintf(&b, "sa%d=nil\n", i)
@@ -290,7 +290,7 @@ func FuzzEstablished(f *testing.F) {
 			}
 		}
 		b.t.tick()
-		if b.t.up && (b.t.out == nil || b.t.p1 == nil) {
+		if b.t.lc.Up() && (b.t.out == nil || b.t.p1 == nil) {
 			t.Fatalf("up without an SA pair or ISAKMP SA")
 		}
 		if b.t.p1 != nil && b.t.p1.peerQuicks() > maxPeerQuick {

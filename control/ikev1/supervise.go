@@ -41,7 +41,8 @@ func (t *Tunnel) restart(err error) {
 		t.down("internal error", err, false)
 	}()
 	t.forget()
-	t.p1, t.old, t.cands, t.children, t.out, t.up = nil, nil, nil, nil, nil, false
+	t.p1, t.old, t.cands, t.children, t.out = nil, nil, nil, nil, nil
+	t.lc = t.lifecycle() // down, if it got that far, reported the tunnel down
 	t.reinitAt, t.reinitWait = time.Time{}, 0
 	if t.cfg.StartupAction == config.StartupStart {
 		t.scheduleReinit()
@@ -60,7 +61,7 @@ func (t *Tunnel) forget() {
 	t.m.mu.Unlock()
 	for _, c := range t.children {
 		t.releaseSPI(c.sa.InSPI)
-		wipeKeymat(&c.sa)
+		c.sa.Wipe()
 	}
 	for _, sa := range append(append([]*p1SA{t.p1}, t.old...), t.cands...) {
 		if sa == nil {

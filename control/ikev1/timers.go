@@ -85,7 +85,7 @@ func (t *Tunnel) tick() {
 			t.rekeyIKE()
 		}
 	}
-	if t.up && t.out == nil {
+	if t.lc.Up() && t.out == nil {
 		t.down("SA pair expired without a successor", nil, true)
 	}
 	t.dpd(now)

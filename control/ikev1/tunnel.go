@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev1/message"
 	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
@@ -141,7 +142,7 @@ type Tunnel struct {
 	nat         bool
 	children    []*child
 	out         *child
-	up          bool
+	lc          ike.Lifecycle // the SA pairs' events; up once one carries traffic
 	lastInbound time.Time
 	lastKeep    time.Time
 	reinitAt    time.Time
@@ -152,6 +153,7 @@ type Tunnel struct {
 func newTunnel(m *Manager, c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
 	t := &Tunnel{m: m, cfg: c, opt: o, name: c.Name, cmds: make(chan func(), 16), in: make(chan datagram, 64),
 		quit: make(chan struct{}), done: make(chan struct{}), peer: netip.AddrPortFrom(c.AWSOutside, o.PeerPort)}
+	t.lc = t.lifecycle()
 	t.p1s = phase1Choices(c.Phase1)
 	if len(t.p1s) == 0 {
 		return nil, fmt.Errorf("tunnel %s: phase 1 has no IKEv1 proposal (IKEv1 needs AES-CBC with SHA1/SHA2 and a DH group)", c.Name)
@@ -347,7 +349,7 @@ func (t *Tunnel) status() TunnelStatus {
 	now := t.now()
 	s := TunnelStatus{Name: t.name, Peer: t.peer, Encap: t.nat, State: "down"}
 	switch {
-	case t.up:
+	case t.lc.Up():
 		s.State = "up"
 	case t.p1 != nil:
 		s.State = "connecting"
