@@ -37,8 +37,8 @@ func TestZeroAllocs(t *testing.T) {
 					}
 					// Warm up pools.
 					reset()
-					out.EncapBatch(bufs, offs, lens, res)
-					in.DecapBatch(bufs, offs, lens, res)
+					encapBatch(out, bufs, offs, lens, res)
+					decapBatch(in, bufs, offs, lens, res)
 
 					b, off := frame(p)
 					enc := testing.AllocsPerRun(200, func() {
@@ -73,15 +73,15 @@ func TestZeroAllocs(t *testing.T) {
 					}
 					batchAllocs := testing.AllocsPerRun(50, func() {
 						reset()
-						if n := out.EncapBatch(bufs, offs, lens, res); n != batch {
+						if n := encapBatch(out, bufs, offs, lens, res); n != batch {
 							t.Fatal(res)
 						}
-						if n := in.DecapBatch(bufs, offs, lens, res); n != batch {
+						if n := decapBatch(in, bufs, offs, lens, res); n != batch {
 							t.Fatal(res)
 						}
 					})
 					if batchAllocs != 0 {
-						t.Errorf("EncapBatch+DecapBatch: %v allocs per batch, want 0", batchAllocs)
+						t.Errorf("encapBatch+decapBatch: %v allocs per batch, want 0", batchAllocs)
 					}
 					// The rejection paths too.
 					copy(b[off:], p)

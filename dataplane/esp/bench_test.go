@@ -94,7 +94,7 @@ func median(d []time.Duration) float64 {
 }
 
 // BenchmarkESP measures, for every suite and inner size, Encap (in
-// batches of 32 via EncapBatch) and Decap (DecapBatch, with the replay
+// batches of 32 via encapBatch) and Decap (decapBatch, with the replay
 // window) against the raw cipher on the same bytes, interleaved in chunks
 // in the same run so machine noise hits both alike. ns/op is this
 // package's cost per packet; raw-ns/op the bare cipher's; ratio-vs-raw and
@@ -132,7 +132,7 @@ func benchESP(b *testing.B, s transform.Suite, n int, decap bool) {
 	}
 	encapAll := func() {
 		for i := 0; i < chunk; i += batch {
-			if out.EncapBatch(bufs[i:i+batch], offs[i:i+batch], lens[i:i+batch], res[i:i+batch]) != batch {
+			if encapBatch(out, bufs[i:i+batch], offs[i:i+batch], lens[i:i+batch], res[i:i+batch]) != batch {
 				b.Fatal(res[i])
 			}
 		}
@@ -150,7 +150,7 @@ func benchESP(b *testing.B, s transform.Suite, n int, decap bool) {
 			encapAll()
 			t0 := time.Now()
 			for i := 0; i < chunk; i += batch {
-				if in.DecapBatch(bufs[i:i+batch], offs[i:i+batch], lens[i:i+batch], res[i:i+batch]) != batch {
+				if decapBatch(in, bufs[i:i+batch], offs[i:i+batch], lens[i:i+batch], res[i:i+batch]) != batch {
 					b.Fatal(res[i])
 				}
 			}

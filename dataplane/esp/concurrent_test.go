@@ -39,8 +39,8 @@ func TestSharedSA(t *testing.T) {
 						bufs[i], offs[i] = frame(inners[k])
 						lens[i] = len(inners[k])
 					}
-					if n := out.EncapBatch(bufs, offs, lens, res); n != batch {
-						t.Errorf("worker %d: EncapBatch %d of %d: %v", w, n, batch, res)
+					if n := encapBatch(out, bufs, offs, lens, res); n != batch {
+						t.Errorf("worker %d: encapBatch %d of %d: %v", w, n, batch, res)
 						return
 					}
 					for i := range bufs {

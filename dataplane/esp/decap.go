@@ -188,25 +188,6 @@ func (sa *SA) decapESP(sc *transform.Scratch, buf []byte, espStart, espEnd int) 
 	return start, start + n, OK
 }
 
-// DecapBatch decapsulates a batch of outer packets,
-// bufs[i][offs[i]:offs[i]+lens[i]] from the outer IPv4 header, all for this
-// SA. On success offs[i] and lens[i] are rewritten to the inner packet;
-// res[i] gets each packet's Reason. It returns how many succeeded.
-func (sa *SA) DecapBatch(bufs [][]byte, offs, lens []int, res []Reason) int {
-	nb := len(bufs)
-	offs, lens, res = offs[:nb], lens[:nb], res[:nb]
-	done := 0
-	for i, b := range bufs {
-		s, e, r := sa.Decap(b, offs[i], lens[i])
-		res[i] = r
-		if r == OK {
-			offs[i], lens[i] = s, e-s
-			done++
-		}
-	}
-	return done
-}
-
 // replayReason maps a replay verdict other than OK to a drop reason.
 func replayReason(r replay.Result) Reason {
 	switch r {

@@ -125,34 +125,3 @@ func (sa *SA) encap(sc *transform.Scratch, buf []byte, off, n int, seq uint64) (
 	packet.IPv4HeaderChecksum(h)
 	return start, end, OK
 }
-
-// EncapBatch encapsulates a batch: packet i is bufs[i][offs[i]:offs[i]+lens[i]].
-// It reserves the batch's sequence numbers with one ReserveSeq, then on
-// success rewrites offs[i] and lens[i] to the outer packet. res[i] gets
-// each packet's Reason (all SeqExhausted when the SA must be rekeyed). It
-// returns how many packets were encapsulated. A packet that fails still
-// consumed its sequence number: gaps are allowed, reuse is not.
-func (sa *SA) EncapBatch(bufs [][]byte, offs, lens []int, res []Reason) int {
-	nb := len(bufs)
-	offs, lens, res = offs[:nb], lens[:nb], res[:nb]
-	if nb == 0 {
-		return 0
-	}
-	first, ok := sa.ReserveSeq(nb)
-	if !ok {
-		for i := range res {
-			res[i] = SeqExhausted
-		}
-		return 0
-	}
-	done := 0
-	for i, b := range bufs {
-		s, e, r := sa.Encap(b, offs[i], lens[i], first+uint64(i))
-		res[i] = r
-		if r == OK {
-			offs[i], lens[i] = s, e-s
-			done++
-		}
-	}
-	return done
-}

@@ -113,8 +113,8 @@ func TestRoundTrip(t *testing.T) {
 					}
 					res := make([]Reason, len(bufs))
 					first := out.LastSeq() + 1
-					if got := out.EncapBatch(bufs, offs, lens, res); got != len(bufs) {
-						t.Fatalf("EncapBatch encapsulated %d of %d: %v", got, len(bufs), res)
+					if got := encapBatch(out, bufs, offs, lens, res); got != len(bufs) {
+						t.Fatalf("encapBatch encapsulated %d of %d: %v", got, len(bufs), res)
 					}
 					for i := range bufs {
 						checkOuter(t, out, o, bufs[i][offs[i]:offs[i]+lens[i]], inners[i], first+uint64(i), df[i], tos[i])
@@ -122,8 +122,8 @@ func TestRoundTrip(t *testing.T) {
 							t.Fatalf("outer starts at %d, want %d", offs[i], MaxHeadroom-out.Headroom())
 						}
 					}
-					if got := in.DecapBatch(bufs, offs, lens, res); got != len(bufs) {
-						t.Fatalf("DecapBatch decapsulated %d of %d: %v", got, len(bufs), res)
+					if got := decapBatch(in, bufs, offs, lens, res); got != len(bufs) {
+						t.Fatalf("decapBatch decapsulated %d of %d: %v", got, len(bufs), res)
 					}
 					for i := range bufs {
 						if offs[i] != MaxHeadroom || !bytes.Equal(bufs[i][offs[i]:offs[i]+lens[i]], inners[i]) {

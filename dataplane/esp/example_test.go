@@ -10,8 +10,8 @@ import (
 )
 
 // A worker's view: frames carry MaxHeadroom bytes in front of the inner
-// packet and MaxTailroom behind it; EncapBatch builds the outer packets in
-// place; on the receiving side Locate finds the SPI for the SA lookup and
+// packet and MaxTailroom behind it; ReserveSeq takes a batch's sequence
+// numbers and Encap builds each outer packet in place; on the receiving side Locate finds the SPI for the SA lookup and
 // DecapESP returns the inner packet in place.
 func Example() {
 	suite := transform.Suite{Encr: transform.ENCR_AES_GCM_16, KeyBits: 128}
@@ -37,12 +37,11 @@ func Example() {
 	inner := []byte{0x45, 0, 0, 20, 0, 0, 0x40, 0, 64, 59, 0, 0, 198, 18, 0, 2, 198, 19, 0, 2}
 	frame := make([]byte, esp.MaxHeadroom+len(inner)+esp.MaxTailroom)
 	copy(frame[esp.MaxHeadroom:], inner)
-	bufs, offs, lens := [][]byte{frame}, []int{esp.MaxHeadroom}, []int{len(inner)}
-	res := make([]esp.Reason, 1)
-	out.EncapBatch(bufs, offs, lens, res)
-	fmt.Println("encap:", res[0], "outer bytes:", lens[0])
+	seq, _ := out.ReserveSeq(1) // a batch's numbers at once
+	start, end, r := out.Encap(frame, esp.MaxHeadroom, len(inner), seq)
+	fmt.Println("encap:", r, "outer bytes:", end-start)
 
-	pkt := frame[offs[0] : offs[0]+lens[0]]
+	pkt := frame[start:end]
 	espStart, espEnd, spi, r := esp.Locate(pkt)
 	fmt.Printf("locate: %v spi %#x\n", r, spi)
 	// ... look the SA up by spi ...

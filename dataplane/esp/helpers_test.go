@@ -141,3 +141,43 @@ func splitKeymat(s transform.Suite, km []byte) (encKey, authKey []byte) {
 	}
 	return km[:s.KeyBits/8], km[s.KeyBits/8:]
 }
+
+// encapBatch encapsulates a batch as the worker does (packet i is
+// bufs[i][offs[i]:offs[i]+lens[i]]): one ReserveSeq for the batch, then
+// Encap per packet, offs[i] and lens[i] rewritten to the outer packet on
+// success. res[i] gets each packet's Reason (all SeqExhausted when the SA
+// must be rekeyed). It returns how many were encapsulated.
+func encapBatch(sa *SA, bufs [][]byte, offs, lens []int, res []Reason) int {
+	if len(bufs) == 0 {
+		return 0
+	}
+	first, ok := sa.ReserveSeq(len(bufs))
+	done := 0
+	for i, b := range bufs {
+		if !ok {
+			res[i] = SeqExhausted
+			continue
+		}
+		s, e, r := sa.Encap(b, offs[i], lens[i], first+uint64(i))
+		if res[i] = r; r == OK {
+			offs[i], lens[i] = s, e-s
+			done++
+		}
+	}
+	return done
+}
+
+// decapBatch decapsulates a batch of outer packets for sa, rewriting
+// offs[i] and lens[i] to the inner packet on success; res[i] gets each
+// packet's Reason. It returns how many succeeded.
+func decapBatch(sa *SA, bufs [][]byte, offs, lens []int, res []Reason) int {
+	done := 0
+	for i, b := range bufs {
+		s, e, r := sa.Decap(b, offs[i], lens[i])
+		if res[i] = r; r == OK {
+			offs[i], lens[i] = s, e-s
+			done++
+		}
+	}
+	return done
+}

@@ -36,6 +36,7 @@ const (
 	TooBig       // outer packet would exceed 65535 bytes
 	NotIP        // inner packet is neither a plausible IPv4 nor IPv6 packet
 	SeqExhausted // the SA used up its sequence numbers and must be rekeyed (RFC 4303 §3.3.3)
+	SAExpired    // the SA reached a hard lifetime limit (RFC 4301 §4.4.2.1; checked by the caller, which holds the limits) and must be rekeyed
 
 	NumReasons // number of reasons, for sizing counter arrays
 )
@@ -63,6 +64,7 @@ var reasonNames = [NumReasons]string{
 	TooBig:        "too_big",
 	NotIP:         "inner_not_ip",
 	SeqExhausted:  "seq_exhausted",
+	SAExpired:     "sa_expired",
 }
 
 // String is a short snake_case name suitable as a metrics label.

@@ -9,13 +9,14 @@
 // inner packet is never moved. Decapsulation verifies and decrypts in place
 // and returns where the inner packet lies.
 //
-// Entry points, batch first (wireguard-go style: parallel slices of
-// buffers, offsets and lengths, rewritten in place):
+// Entry points, per packet; a worker reserves a batch's sequence numbers
+// at once:
 //
-//	out.EncapBatch(bufs, offs, lens, res)  // inner → outer; frames need MaxHeadroom/MaxTailroom
-//	esp.Locate(pkt)                        // outer IPv4 [+UDP] → ESP bounds and SPI, for the SA lookup
-//	in.DecapESP(buf, espStart, espEnd)     // ESP → inner, after the lookup
-//	in.DecapBatch(bufs, offs, lens, res)   // outer → inner when the SA is already known
+//	first, ok := out.ReserveSeq(n)     // n sequence numbers, one atomic add
+//	out.Encap(buf, off, n, first+i)    // inner → outer; frames need MaxHeadroom/MaxTailroom
+//	esp.Locate(pkt)                    // outer IPv4 [+UDP] → ESP bounds and SPI, for the SA lookup
+//	in.DecapESP(buf, espStart, espEnd) // ESP → inner, after the lookup
+//	in.Decap(buf, off, n)              // outer → inner when the SA is already known
 //
 // A worker that owns a transform.Scratch passes it to EncapWith and
 // DecapESPWith (per packet), which spares the GCM cipher a sync.Pool round

@@ -48,12 +48,12 @@ func TestReserveSeqWrapStop(t *testing.T) {
 		if _, ok := out.ReserveSeq(1); ok {
 			t.Fatalf("esn=%v: ReserveSeq(1) after MustRekey succeeded", esn)
 		}
-		// EncapBatch reports SeqExhausted for the whole batch.
+		// encapBatch reports SeqExhausted for the whole batch.
 		p := inner4(64, 0, false, 0)
 		b, off := frame(p)
 		res := make([]Reason, 1)
-		if n := out.EncapBatch([][]byte{b}, []int{off}, []int{len(p)}, res); n != 0 || res[0] != SeqExhausted {
-			t.Fatalf("esn=%v: EncapBatch after exhaustion = %d, %v", esn, n, res[0])
+		if n := encapBatch(out, [][]byte{b}, []int{off}, []int{len(p)}, res); n != 0 || res[0] != SeqExhausted {
+			t.Fatalf("esn=%v: encapBatch after exhaustion = %d, %v", esn, n, res[0])
 		}
 	}
 }

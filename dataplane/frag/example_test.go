@@ -12,7 +12,7 @@ import (
 // Frames are slices of one UMEM; a frame address is recovered from an
 // output slice by its position in the UMEM, so the stage never needs to
 // know about descriptors.
-func ExampleFragmenter_Batch() {
+func ExampleFragmenter_Packet() {
 	f, err := frag.New(frag.Config{MTU: 1399, Gateway4: netip.MustParseAddr("198.18.0.1")})
 	if err != nil {
 		panic(err)
@@ -34,21 +34,26 @@ func ExampleFragmenter_Batch() {
 		}
 	}
 	free := [][]byte{frame(2), frame(3), frame(4)} // from the worker's free list
-	res := make([]frag.Reason, len(pkts))
-	tunnel := make([][]byte, 8)
-	errs := make([][]byte, 4) // at most 4 ICMP errors per batch
-
-	nt, ne, used := f.Batch(pkts, res, free, tunnel, errs)
-	fmt.Println(res, nt, ne, used)
-	for _, p := range tunnel[:nt] {
-		fmt.Println("to ESP: frame", (len(umem)-cap(p))/frameSize, "length", len(p))
-	}
-	for _, p := range errs[:ne] {
-		fmt.Println("back to the LAN: frame", (len(umem)-cap(p))/frameSize, "length", len(p))
+	for _, p := range pkts {
+		out := append([][]byte(nil), free...)
+		first, n, r := f.Packet(p, out)
+		fmt.Println(r)
+		switch r {
+		case frag.Fragmented:
+			fmt.Println("to ESP: frame", (len(umem)-cap(p))/frameSize, "length", first)
+			for _, q := range out[:n] {
+				fmt.Println("to ESP: frame", (len(umem)-cap(q))/frameSize, "length", len(q))
+			}
+			free = free[n:]
+		case frag.FragNeeded:
+			fmt.Println("back to the LAN: frame", (len(umem)-cap(out[0]))/frameSize, "length", len(out[0]))
+			free = free[1:]
+		}
 	}
 	// Output:
-	// [fragmented icmp_frag_needed] 2 1 2
+	// fragmented
 	// to ESP: frame 0 length 1396
 	// to ESP: frame 2 length 124
+	// icmp_frag_needed
 	// back to the LAN: frame 3 length 576
 }

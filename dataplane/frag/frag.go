@@ -41,7 +41,7 @@ const (
 	FragNeeded                 // IPv4 with DF: dropped, ICMP type 3 code 4 built for the sender
 	PacketTooBig               // IPv6: dropped, ICMPv6 type 2 built for the sender
 	TooBigSilent               // too big and no ICMP error allowed (RFC 1122 §3.2.2, RFC 4443 §2.4(e)): dropped
-	ErrorLimited               // too big, ICMP error allowed but the batch's error slots were used up (RFC 1812 §4.3.2.8 rate limit): dropped
+	ErrorLimited               // too big, ICMP error built but the caller had no room left to send it this batch (RFC 1812 §4.3.2.8 rate limit): dropped
 	NoFrames                   // not enough free frames, frame room or output slots: dropped
 	Malformed                  // too big and its header does not parse (length, IHL, options): dropped
 	NotIP                      // neither IPv4 nor IPv6: dropped
@@ -94,9 +94,7 @@ type Fragmenter struct {
 	has4    bool
 	has6    bool
 	icmpID  uint16 // IPv4 ID of the ICMP errors this worker sends
-	// Counts counts packets by Reason; DFCleared counts packets whose DF
-	// bit was cleared to fragment them (also counted as Fragmented).
-	Counts    [NumReasons]uint64
+	// DFCleared counts packets whose DF bit was cleared to fragment them.
 	DFCleared uint64
 }
 

@@ -380,55 +380,6 @@ func TestNewChecks(t *testing.T) {
 	}
 }
 
-func TestBatch(t *testing.T) {
-	r := rand.New(rand.NewPCG(17, 18))
-	f := newF(t, Config{})
-	small := build4(r, pkt4Spec{payload: 100})
-	big := build4(r, pkt4Spec{payload: 3000})
-	bigDF := build4(r, pkt4Spec{payload: 2000, df: true})
-	big6 := build6(r, src6, 17, nil, 2000, 0)
-	pkts := [][]byte{clone(small), clone(big), clone(bigDF), clone(big6), {0x00}, clone(bigDF)}
-	res := make([]Reason, len(pkts))
-	free := frames(8, 2048)
-	tunnel := make([][]byte, 16)
-	errs := make([][]byte, 2)
-	nt, ne, used := f.Batch(pkts, res, free, tunnel, errs)
-	wantRes := []Reason{Fits, Fragmented, FragNeeded, PacketTooBig, NotIP, ErrorLimited}
-	for i := range res {
-		if res[i] != wantRes[i] {
-			t.Fatalf("packet %d: %v, want %v", i, res[i], wantRes[i])
-		}
-	}
-	if nt != 4 || ne != 2 || used != 4 {
-		t.Fatalf("nt %d ne %d used %d; want 4, 2, 4", nt, ne, used)
-	}
-	if !bytes.Equal(tunnel[0], small) || &tunnel[1][0] != &pkts[1][0] || &tunnel[2][0] != &free[0][0] || &tunnel[3][0] != &free[1][0] {
-		t.Fatal("tunnel outputs not in order: small, first fragment in place, then fragments in free[0], free[1]")
-	}
-	if err := reassemble(tunnel[1:4], big, 1399, false); err != nil {
-		t.Fatal(err)
-	}
-	if &errs[0][0] != &free[2][0] || &errs[1][0] != &free[3][0] {
-		t.Fatal("errors not built in free[2], free[3]")
-	}
-	checkFragNeeded(t, errs[0], bigDF, [4]byte{198, 18, 0, 1}, 1399)
-	checkTooBig(t, errs[1], big6, 1399)
-	if f.Counts[Fits] != 1 || f.Counts[Fragmented] != 1 || f.Counts[ErrorLimited] != 1 || f.Counts[NotIP] != 1 {
-		t.Fatalf("counts %v", f.Counts)
-	}
-	// Out of tunnel slots and free frames: dropped as NoFrames.
-	f = newF(t, Config{})
-	pkts = [][]byte{clone(big), clone(small), clone(small)}
-	nt, _, used = f.Batch(pkts, res, frames(1, 2048), make([][]byte, 2), nil)
-	if res[0] != NoFrames || res[1] != Fits || res[2] != Fits || nt != 2 || used != 0 {
-		t.Fatalf("scarce frames: %v nt %d used %d", res[:3], nt, used)
-	}
-	nt, _, _ = f.Batch(pkts[1:], res, nil, make([][]byte, 1), nil)
-	if res[0] != Fits || res[1] != NoFrames || nt != 1 {
-		t.Fatalf("scarce tunnel slots: %v", res[:2])
-	}
-}
-
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
 func TestZeroAllocs(t *testing.T) {
@@ -438,21 +389,18 @@ func TestZeroAllocs(t *testing.T) {
 	bigDF := build4(r, pkt4Spec{payload: 1480, df: true})
 	big6 := build6(r, src6, 17, nil, 1460, 0)
 	bufs := [][]byte{make([]byte, 2048), make([]byte, 2048), make([]byte, 2048)}
-	pkts := make([][]byte, 3)
 	res := make([]Reason, 3)
-	free := make([][]byte, 4)
-	tunnel := make([][]byte, 8)
-	errs := make([][]byte, 4)
+	out := make([][]byte, 4)
 	frameMem := frames(4, 2048)
+	pkts := [][]byte{big, bigDF, big6}
 	a := testing.AllocsPerRun(500, func() {
-		pkts[0] = bufs[0][:copy(bufs[0], big)]
-		pkts[1] = bufs[1][:copy(bufs[1], bigDF)]
-		pkts[2] = bufs[2][:copy(bufs[2], big6)]
-		copy(free, frameMem)
-		f.Batch(pkts, res, free, tunnel, errs)
+		for i, p := range pkts {
+			copy(out, frameMem)
+			_, _, res[i] = f.Packet(bufs[i][:copy(bufs[i], p)], out)
+		}
 	})
 	if a != 0 {
-		t.Fatalf("%v allocations per batch, want 0", a)
+		t.Fatalf("%v allocations per 3 packets, want 0", a)
 	}
 	if res[0] != Fragmented || res[1] != FragNeeded || res[2] != PacketTooBig {
 		t.Fatalf("results %v", res)

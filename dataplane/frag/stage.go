@@ -20,22 +20,16 @@ import (
 //     ICMP error to send back towards the packet's source.
 //   - anything else: drop pkt; first = n = 0.
 func (f *Fragmenter) Packet(pkt []byte, out [][]byte) (first, n int, r Reason) {
-	return f.packet(pkt, out, true)
-}
-
-// packet is Packet; errOK false means no ICMP error may be sent now (the
-// batch's error slots are used up).
-func (f *Fragmenter) packet(pkt []byte, out [][]byte, errOK bool) (first, n int, r Reason) {
 	switch packet.Version(pkt) {
 	case 4:
-		return f.packet4(pkt, out, errOK)
+		return f.packet4(pkt, out)
 	case 6:
-		return f.packet6(pkt, out, errOK)
+		return f.packet6(pkt, out)
 	}
 	return 0, 0, NotIP
 }
 
-func (f *Fragmenter) packet4(pkt []byte, out [][]byte, errOK bool) (first, n int, r Reason) {
+func (f *Fragmenter) packet4(pkt []byte, out [][]byte) (first, n int, r Reason) {
 	hl, tl, ok := header4(pkt)
 	if !ok {
 		return 0, 0, Malformed
@@ -46,7 +40,7 @@ func (f *Fragmenter) packet4(pkt []byte, out [][]byte, errOK bool) (first, n int
 	keepDF := uint16(packet.IPv4FlagDF)
 	if binary.BigEndian.Uint16(pkt[packet.IPv4OffFlagsFrag:])&packet.IPv4FlagDF != 0 {
 		if !f.clearDF {
-			if r = f.fragNeeded(pkt, hl, tl, out, errOK); r == FragNeeded {
+			if r = f.fragNeeded(pkt, hl, tl, out); r == FragNeeded {
 				return 0, 1, r
 			}
 			return 0, 0, r
@@ -67,12 +61,9 @@ func (f *Fragmenter) packet4(pkt []byte, out [][]byte, errOK bool) (first, n int
 	return first, n, Fragmented
 }
 
-func (f *Fragmenter) fragNeeded(pkt []byte, hl, tl int, out [][]byte, errOK bool) Reason {
+func (f *Fragmenter) fragNeeded(pkt []byte, hl, tl int, out [][]byte) Reason {
 	if !f.has4 || !mayAnswer4(pkt, hl, tl) {
 		return TooBigSilent
-	}
-	if !errOK {
-		return ErrorLimited
 	}
 	if len(out) == 0 {
 		return NoFrames
@@ -86,7 +77,7 @@ func (f *Fragmenter) fragNeeded(pkt []byte, hl, tl int, out [][]byte, errOK bool
 	return FragNeeded
 }
 
-func (f *Fragmenter) packet6(pkt []byte, out [][]byte, errOK bool) (first, n int, r Reason) {
+func (f *Fragmenter) packet6(pkt []byte, out [][]byte) (first, n int, r Reason) {
 	if len(pkt) < packet.IPv6HeaderLen {
 		return 0, 0, Malformed
 	}
@@ -101,9 +92,6 @@ func (f *Fragmenter) packet6(pkt []byte, out [][]byte, errOK bool) (first, n int
 	if !f.has6 || !mayAnswer6(pkt, end) {
 		return 0, 0, TooBigSilent
 	}
-	if !errOK {
-		return 0, 0, ErrorLimited
-	}
 	if len(out) == 0 {
 		return 0, 0, NoFrames
 	}
@@ -113,51 +101,4 @@ func (f *Fragmenter) packet6(pkt []byte, out [][]byte, errOK bool) (first, n int
 	}
 	out[0] = out[0][:k]
 	return 0, 1, PacketTooBig
-}
-
-// Batch runs the stage over a batch of inner packets pkts (each starting
-// at its IP header). Packets for the tunnel are written to tunnel from
-// index 0, in order: a packet that fits (trimmed to its IP length), or the
-// first fragment (still in its own frame) followed by its other fragments.
-// ICMP errors, to be sent back towards the senders, are written to errs.
-// Frames for extra fragments and errors are taken from free in order:
-// free[:used] are consumed, each now referenced by exactly one output
-// slice. res[i] gets packet i's Reason; when it is neither Fits nor
-// Fragmented no output refers to pkts[i]'s frame, which the caller
-// recycles. len(errs) caps ICMP errors per batch, the stage's rate limit
-// (RFC 1812 §4.3.2.8); packets over it count as ErrorLimited. A packet
-// whose output does not fit tunnel or free is dropped as NoFrames.
-func (f *Fragmenter) Batch(pkts [][]byte, res []Reason, free [][]byte, tunnel, errs [][]byte) (nt, ne, used int) {
-	for i, p := range pkts {
-		if nt == len(tunnel) {
-			res[i] = NoFrames
-			f.Counts[NoFrames]++
-			continue
-		}
-		// Extra fragments may use the free frames and tunnel slots left
-		// after this packet's first fragment; an error uses one free frame
-		// and one errs slot.
-		out := free[used:]
-		if k := len(tunnel) - nt - 1; len(out) > k {
-			out = out[:k]
-		}
-		first, n, r := f.packet(p, out, ne < len(errs))
-		res[i] = r
-		f.Counts[r]++
-		switch r {
-		case Fits:
-			tunnel[nt] = p[:first]
-			nt++
-		case Fragmented:
-			tunnel[nt] = p[:first]
-			nt++
-			nt += copy(tunnel[nt:], out[:n])
-			used += n
-		case FragNeeded, PacketTooBig:
-			errs[ne] = out[0]
-			ne++
-			used++
-		}
-	}
-	return nt, ne, used
 }

@@ -16,17 +16,16 @@ const (
 	StageRoute                 // tunnel lookup when the metadata is missing; tunnel up, outbound SA usable
 	StageTTL                   // TTL / hop limit decrement
 	StageFrag                  // size against the tunnel MTU (reasons: frag.Reason)
-	StageEncap                 // sequence numbers and ESP encapsulation (reasons: esp.Reason)
+	StageEncap                 // SA lifetime, sequence numbers and ESP encapsulation (reasons: esp.Reason)
 	StageNeighOut              // next-hop MAC of the outer destination
 	// Inbound (outside → inside).
 	StageLocate   // outer headers → ESP and SPI (reasons: esp.Reason)
 	StageSPI      // SPI → SA
 	StageDecap    // replay, ICV, decryption, padding (reasons: esp.Reason)
 	StageInner    // inner packet sanity
-	StageNeighIn  // next-hop MAC of the inner destination
+	StageNeighIn  // next-hop MAC of the inner destination (-no-crypto; otherwise a miss goes to the slow path)
 	StageSlowPath // hand-off to the tunnel's kernel interface
 	StageTx       // transmit rings
-	StageForward  // -no-crypto forwarding
 
 	NumStages
 )
@@ -36,7 +35,6 @@ var stageNames = [NumStages]string{
 	StageEncap: "esp_encap", StageNeighOut: "neigh_outside", StageLocate: "esp_locate",
 	StageSPI: "spi_lookup", StageDecap: "esp_decap", StageInner: "inner",
 	StageNeighIn: "neigh_inside", StageSlowPath: "slow_path", StageTx: "tx",
-	StageForward: "forward",
 }
 
 // String is the stage's metrics label.
@@ -52,34 +50,32 @@ func (s Stage) String() string {
 type Reason uint8
 
 const (
-	_                Reason = iota
-	ShortFrame              // shorter than the headers it claims
-	NotIP                   // EtherType neither IPv4 nor IPv6 (or IPv6 where only IPv4 is carried)
-	BadIP                   // IP header invalid: version, header length, total length, checksum
-	NoRoute                 // no route to a tunnel (metadata missing and the lookup failed)
-	TunnelDown              // tunnel absent or down
-	NoSA                    // tunnel has no usable outbound SA
-	SAExpired               // outbound SA reached a hard lifetime limit; control must rekey
-	TTLExceeded             // TTL or hop limit would reach 0
-	NoNeighbour             // next-hop MAC unknown (resolution requested from the kernel)
-	WrongInterface          // next hop is not on the device this direction sends to
-	UnknownSPI              // SPI not in the table (it was retired after XDP steered the packet)
-	NoSlowPath              // packet for the kernel but no slow path for the tunnel
-	SlowPathFull            // the kernel interface refused the packet
-	RingFull                // TX ring full
-	NoFrames                // no free UMEM frame
-	SelectorMismatch        // inner source outside the tunnel's remote selectors
-	SPINotApplied           // SPI not in the worker's tables yet, but the maps have moved on (an SA just installed): a snapshot was asked for
+	_              Reason = iota
+	ShortFrame            // shorter than the headers it claims
+	NotIP                 // EtherType neither IPv4 nor IPv6 (or IPv6 where only IPv4 is carried)
+	BadIP                 // IP header invalid: version, header length, total length, checksum
+	NoRoute               // no route to a tunnel (metadata missing and the lookup failed)
+	TunnelDown            // tunnel absent or down
+	NoSA                  // tunnel has no usable outbound SA
+	TTLExceeded           // TTL or hop limit would reach 0
+	NoNeighbour           // next-hop MAC unknown (resolution requested from the kernel)
+	WrongInterface        // next hop is not on the device this direction sends to
+	UnknownSPI            // SPI not in the table (it was retired after XDP steered the packet)
+	NoSlowPath            // packet for the kernel but no slow path for the tunnel
+	SlowPathFull          // the kernel interface refused the packet
+	RingFull              // TX ring full
+	NoFrames              // no free UMEM frame
+	SPINotApplied         // SPI not in the worker's tables yet, but the maps have moved on (an SA just installed): a snapshot was asked for
 
 	NumReasons
 )
 
 var reasonNames = [NumReasons]string{
 	ShortFrame: "short_frame", NotIP: "not_ip", BadIP: "bad_ip", NoRoute: "no_route",
-	TunnelDown: "tunnel_down", NoSA: "no_sa", SAExpired: "sa_expired",
+	TunnelDown: "tunnel_down", NoSA: "no_sa",
 	TTLExceeded: "ttl_exceeded", NoNeighbour: "no_neighbour", WrongInterface: "wrong_interface",
 	UnknownSPI: "unknown_spi", NoSlowPath: "no_slow_path", SlowPathFull: "slow_path_full",
-	RingFull: "ring_full", NoFrames: "no_frames", SelectorMismatch: "selector_mismatch",
+	RingFull: "ring_full", NoFrames: "no_frames",
 	SPINotApplied: "spi_not_applied",
 }
 

@@ -236,6 +236,18 @@ func (g *gateway) frameOf(t testing.TB, dst, src [6]byte, ip []byte) Packet {
 	return Packet{Buf: fb, Addr: a, Off: memDataOff, Len: EthLen + len(ip)}
 }
 
+// setMeta writes the inside XDP program's metadata in front of pk: the
+// tunnel it routed the frame to (0: no metadata).
+func setMeta(pk *Packet, tunnel uint32) {
+	m := pk.Buf[pk.Off-metaLen : pk.Off]
+	magic := maps.MetaMagic
+	if tunnel == 0 {
+		magic = 0
+	}
+	binary.NativeEndian.PutUint32(m[0:], tunnel)
+	binary.NativeEndian.PutUint32(m[4:], magic)
+}
+
 // move copies transmitted frames of one gateway into frames of another,
 // as a wire would, and frees them at the sender.
 func move(t testing.TB, from, to *gateway, pkts []Packet) []Packet {

@@ -30,8 +30,9 @@ func FuzzPipeline(f *testing.F) {
 		fb := g.frames.Frame(fa)
 		copy(fb[memDataOff:], frame)
 		pk := Packet{Buf: fb, Addr: fa, Off: memDataOff, Len: len(frame)}
+		setMeta(&pk, 0)
 		if mode%3 == 1 {
-			pk.Tunnel = 1
+			setMeta(&pk, 1)
 		}
 		batch := append(g.p.NewBatch(), pk)
 		g.out.Reset()

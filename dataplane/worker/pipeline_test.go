@@ -116,7 +116,7 @@ func TestOutboundDrops(t *testing.T) {
 	// Metadata names the tunnel: the route stage checks it is up.
 	batch := a.p.NewBatch()
 	pk := a.frameOf(t, macIn, macLAN, ipv4(lanHost, vpcHost, 100, 64, false, 1))
-	pk.Tunnel = 1
+	setMeta(&pk, 1)
 	a.out.Reset()
 	a.p.Outbound(a.view(), append(batch, pk), a.out)
 	if a.drops()["route/tunnel_down"] != 1 {
@@ -224,7 +224,7 @@ func TestLocalToSlowPath(t *testing.T) {
 	a.out.Reset()
 	batch := a.p.NewBatch()
 	pk := a.frameOf(t, macIn, macLAN, ipv4(netip.MustParseAddr("169.254.10.1"), insideT1, 80, 64, false, 2))
-	pk.Tunnel = 1
+	setMeta(&pk, 1)
 	a.p.Outbound(a.view(), append(batch, pk), a.out)
 	recvIn(t, b, move(t, a, b, a.out.Outside))
 	if len(b.out.Inside) != 0 || len(b.slow.pkts[1]) != 1 || b.p.C.SlowToKernel != 1 {
@@ -241,9 +241,9 @@ func TestFromKernel(t *testing.T) {
 	fa, _ := a.frames.Alloc()
 	fb := a.frames.Frame(fa)
 	copy(fb[memDataOff:], ip)
-	batch := append(a.p.NewBatch(), Packet{Buf: fb, Addr: fa, Off: memDataOff, Len: len(ip), Tunnel: 1})
+	batch := append(a.p.NewBatch(), Packet{Buf: fb, Addr: fa, Off: memDataOff, Len: len(ip)})
 	a.out.Reset()
-	a.p.FromKernel(a.view(), batch, a.out)
+	a.p.FromKernel(a.view(), 1, batch, a.out)
 	if len(a.out.Outside) != 1 {
 		t.Fatalf("from kernel: drops %v", a.drops())
 	}
@@ -390,7 +390,7 @@ func TestOutboundSAExhausted(t *testing.T) {
 	a.tabs.Store(a.b.Build(a.tb))
 	a.ctr[2].Packets = 5
 	sendOut(t, a, ipv4(lanHost, vpcHost, 100, 64, false, 1))
-	if len(a.out.Outside) != 0 || a.drops()["route/sa_expired"] != 1 {
+	if len(a.out.Outside) != 0 || a.drops()["esp_encap/sa_expired"] != 1 {
 		t.Fatalf("hard limit: %d sent, drops %v", len(a.out.Outside), a.drops())
 	}
 
@@ -413,11 +413,11 @@ func TestFromKernelRefusesJunk(t *testing.T) {
 		fa, _ := a.frames.Alloc()
 		fb := a.frames.Frame(fa)
 		copy(fb[memDataOff:], junk)
-		batch = append(batch, Packet{Buf: fb, Addr: fa, Off: memDataOff, Len: len(junk), Tunnel: 1})
+		batch = append(batch, Packet{Buf: fb, Addr: fa, Off: memDataOff, Len: len(junk)})
 	}
 	a.out.Reset()
-	a.p.FromKernel(a.view(), batch, a.out)
-	if len(a.out.Outside) != 0 || a.drops()["route/bad_ip"] != 3 {
+	a.p.FromKernel(a.view(), 1, batch, a.out)
+	if len(a.out.Outside) != 0 || a.drops()["parse/bad_ip"] != 3 {
 		t.Fatalf("junk from the kernel: %d sent, drops %v", len(a.out.Outside), a.drops())
 	}
 }
@@ -441,7 +441,7 @@ func TestInboundMixedBatch(t *testing.T) {
 		ipv4(lanHost, vpcHost, 100, 64, false, 6),
 	} {
 		pk := a.frameOf(t, macIn, macLAN, ip)
-		pk.Tunnel = 1 // as the inside XDP program's metadata says
+		setMeta(&pk, 1) // as the inside XDP program would
 		out = append(out, pk)
 	}
 	a.out.Reset()

@@ -11,7 +11,6 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/dataplane/afxdp"
 	"github.com/cgw-project/cgw/dataplane/tables"
 )
@@ -184,7 +183,6 @@ func (w *Worker) Run() error {
 		}
 	}
 	refill()
-	magic := uint32(maps.MetaMagic)
 	idle := 0
 	for !w.stop.Load() {
 		v := w.tables.Load()
@@ -195,16 +193,7 @@ func (w *Worker) Run() error {
 			work += n
 			pkts = pkts[:0]
 			for _, d := range descs[:n] {
-				pk := w.packet(d)
-				if m := w.umem.Metadata(d, 8); m != nil && binary.NativeEndian.Uint32(m[4:]) == magic {
-					pk.Tunnel = binary.NativeEndian.Uint32(m[0:])
-					// Clear the magic: the frame's headroom is reused and
-					// stale metadata must not name a tunnel later.
-					binary.NativeEndian.PutUint32(m[4:], 0)
-				} else {
-					w.p.C.NoMetadata++
-				}
-				pkts = append(pkts, pk)
+				pkts = append(pkts, w.packet(d))
 			}
 			out.Reset()
 			if v == nil {
@@ -305,10 +294,10 @@ func (w *Worker) fromKernel(v *tables.View, kb *KernelBatch, pkts []Packet, out 
 			}
 			fb := w.umem.Frame(a)
 			n := copy(fb[off:], kb.Bufs[i][:kb.Sizes[i]])
-			pkts = append(pkts, Packet{Buf: fb, Addr: a, Off: off, Len: n, Tunnel: kb.Tunnel})
+			pkts = append(pkts, Packet{Buf: fb, Addr: a, Off: off, Len: n})
 		}
 		out.Reset()
-		w.p.FromKernel(v, pkts, out)
+		w.p.FromKernel(v, kb.Tunnel, pkts, out)
 		w.transmit(w.out, out.Outside, txd)
 		w.transmit(w.in, out.Inside, txd)
 	}
