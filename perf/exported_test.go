@@ -175,6 +175,7 @@ func (f fakeWorker) SocketStats() (afxdp.Stats, afxdp.Stats, error) {
 }
 func (f fakeWorker) Placement() (int, int)          { return 0, 0 }
 func (f fakeWorker) CPUTime() (time.Duration, bool) { return time.Second, true }
+func (f fakeWorker) Panics() uint64                 { return 1 }
 
 func fakeDataplane(t *testing.T) prometheus.Collector {
 	tabs := new(tables.Tables)

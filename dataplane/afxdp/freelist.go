@@ -22,6 +22,12 @@ func newFreeList(frames int, frameShift uint) freeList {
 
 func (f *freeList) len() int { return len(f.stack) }
 
+// has reports whether the frame holding addr is in the list.
+func (f *freeList) has(addr uint64) bool {
+	i := addr >> f.frameShift
+	return i < uint64(cap(f.stack)) && f.inList[i/64]&(1<<(i%64)) != 0
+}
+
 // push adds the frame holding addr (any address inside it) and reports
 // whether it was accepted; a frame already in the list is refused and
 // counted.

@@ -212,6 +212,21 @@ func TestFreeList(t *testing.T) {
 	}
 }
 
+// TestReclaim: Reclaim returns a frame that is not free and ignores one
+// that is, without counting a double free (a worker recovering from a
+// panic reclaims frames the pipeline may have freed already).
+func TestReclaim(t *testing.T) {
+	u := newUMEM(make([]byte, 4*2048), UMEMConfig{Frames: 4, FrameSize: 2048})
+	a, _ := u.Alloc()
+	b, _ := u.Alloc()
+	u.Free(a)
+	u.Reclaim(a + 100) // free already
+	u.Reclaim(b + 100) // in use
+	if u.FreeFrames() != 4 || u.free.doubleFree != 0 {
+		t.Fatalf("free frames %d (want 4), double frees %d (want 0)", u.FreeFrames(), u.free.doubleFree)
+	}
+}
+
 func TestFreeListNoAlloc(t *testing.T) {
 	f := newFreeList(64, 12)
 	for i := 0; i < 64; i++ {

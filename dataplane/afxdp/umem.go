@@ -140,6 +140,16 @@ func (u *UMEM) Alloc() (addr uint64, ok bool) { return u.free.pop() }
 // counted in Stats.DoubleFree.
 func (u *UMEM) Free(addr uint64) { u.free.push(addr) }
 
+// Reclaim returns the frame holding addr to the free list unless it is
+// there already (not counted as a double free): a worker recovering from
+// a panic gives back the frames of the batch it was handling, some of
+// which the pipeline had freed.
+func (u *UMEM) Reclaim(addr uint64) {
+	if !u.free.has(addr) {
+		u.free.push(addr)
+	}
+}
+
 // FrameBase returns the address of the frame holding addr.
 func (u *UMEM) FrameBase(addr uint64) uint64 { return addr &^ u.frameMask }
 

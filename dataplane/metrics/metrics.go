@@ -27,6 +27,7 @@ type Worker interface {
 	SocketStats() (inside, outside afxdp.Stats, err error)
 	Placement() (cpu, queue int)    // cpu -1: not pinned
 	CPUTime() (time.Duration, bool) // the worker thread's CPU time
+	Panics() uint64                 // panics recovered (the worker restarted)
 }
 
 // NIC is one device the dataplane attached to.
@@ -79,6 +80,7 @@ var (
 	dNeighResolv = prometheus.NewDesc(ns+"neighbour_resolve_requests_total", "Resolutions asked of the kernel for unknown next hops.", nil, nil)
 	dWorkerInfo  = prometheus.NewDesc(ns+"worker_info", "Each worker's core (-1: not pinned) and NIC queue, for joins (always 1).", []string{"worker", "cpu", "queue"}, nil)
 	dWorkerCPU   = prometheus.NewDesc(ns+"worker_cpu_seconds_total", "CPU time of each worker's thread (schedstat, nanosecond resolution).", []string{"worker"}, nil)
+	dPanics      = prometheus.NewDesc(ns+"worker_panics_total", "Panics a worker recovered from: its batch was dropped and it restarted on its queue (the stack of the first is in the log).", []string{"worker"}, nil)
 	dNIC         = prometheus.NewDesc(ns+"nic_info", "The devices the dataplane attached to: role (inside, outside), interface, driver and XDP attach mode (native, generic) (always 1).", []string{"device", "interface", "driver", "xdp_mode"}, nil)
 )
 
@@ -86,7 +88,7 @@ var (
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dPackets, dBytes, dTunPackets, dTunBytes, dDrops, dBatch, dRingFull, dWakeups,
 		dMode, dSockDrops, dGeneration, dTunnels, dXDP, dSlow, dICMP, dFragments, dNoMeta, dLateView, dNeigh, dNeighResolv,
-		dWorkerInfo, dWorkerCPU, dNIC} {
+		dWorkerInfo, dWorkerCPU, dPanics, dNIC} {
 		ch <- d
 	}
 }
@@ -136,6 +138,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dFragments, load(&k.Fragments), id)
 		counter(dNoMeta, load(&k.NoMetadata), id)
 		counter(dLateView, load(&k.LateView), id)
+		counter(dPanics, w.Panics(), id)
 
 		cpu, queue := w.Placement()
 		ch <- prometheus.MustNewConstMetric(dWorkerInfo, prometheus.GaugeValue, 1, id, strconv.Itoa(cpu), strconv.Itoa(queue))

@@ -41,6 +41,7 @@ func (f fakeWorker) SocketStats() (afxdp.Stats, afxdp.Stats, error) {
 }
 func (f fakeWorker) Placement() (int, int)          { return 1, 3 }
 func (f fakeWorker) CPUTime() (time.Duration, bool) { return 1500 * time.Millisecond, true }
+func (f fakeWorker) Panics() uint64                 { return 2 }
 
 func TestCollector(t *testing.T) {
 	tabs := new(tables.Tables)
@@ -101,6 +102,7 @@ func TestCollector(t *testing.T) {
 		"cgw_dataplane_drops_total{reason=spi_not_applied,stage=spi_lookup,worker=3}":        2,
 		"cgw_dataplane_worker_info{cpu=1,queue=3,worker=3}":                                  1,
 		"cgw_dataplane_worker_cpu_seconds_total{worker=3}":                                   1.5,
+		"cgw_dataplane_worker_panics_total{worker=3}":                                        2,
 		"cgw_dataplane_nic_info{device=outside,driver=ixgbe,interface=eth0,xdp_mode=native}": 1,
 	} {
 		if got[k] != v {

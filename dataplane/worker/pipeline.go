@@ -302,3 +302,9 @@ func dstAddr(ip []byte) netip.Addr {
 	}
 	return netip.AddrFrom16([16]byte(ip[24:40]))
 }
+
+// abort forgets what a batch interrupted by a panic left queued (the
+// worker reclaims its frames).
+func (p *Pipeline) abort() {
+	p.slowP, p.slowMiss, p.accts = p.slowP[:0], p.slowMiss[:0], p.accts[:0]
+}

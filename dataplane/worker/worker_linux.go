@@ -44,6 +44,7 @@ type Worker struct {
 	tid     atomic.Int32 // the OS thread Run locked (CPUTime)
 	stop    atomic.Bool
 	done    chan struct{}
+	sup     supervision
 }
 
 // KernelBatch carries packets a tunnel's kernel interface produced (read
@@ -153,7 +154,9 @@ func (w *Worker) Kernel(b *KernelBatch) bool {
 // wakeup, short enough not to burn an idle core.
 const spinRounds = 256
 
-// Run is the worker loop; it returns after Stop. It pins its thread.
+// Run is the worker loop; it returns after Stop. It pins its thread. A
+// panic in the loop is recovered and the loop restarted on the same
+// queue (supervise_linux.go): one worker's bug does not stop the others.
 func (w *Worker) Run() error {
 	defer close(w.done)
 	runtime.LockOSThread()
@@ -167,14 +170,39 @@ func (w *Worker) Run() error {
 			return fmt.Errorf("worker %d: pinning to CPU %d: %w (is the CPU online? check gateway.dataplane.cpus)", w.cfg.ID, w.cfg.CPU, err)
 		}
 	}
-	batch := w.p.cfg.Batch
-	descs := make([]afxdp.Desc, batch)
-	pkts := w.p.NewBatch()
+	l := w.newLoop()
+	for !w.serve(l) {
+	}
+	return nil
+}
+
+// loop is the state of Run's loop, kept across a restart after a panic.
+type loop struct {
+	descs []afxdp.Desc
+	pkts  []Packet
+	out   *Output
+	txd   []afxdp.Desc
+	fds   []unix.PollFd
+	// busy: pkts and out hold the frames of a batch between receive and
+	// transmit, which a panic would otherwise leak.
+	busy bool
+}
+
+func (w *Worker) newLoop() *loop {
 	out := w.p.NewOutput()
-	txd := make([]afxdp.Desc, cap(out.Outside))
-	fds := []unix.PollFd{{Fd: int32(w.in.Fd()), Events: unix.POLLIN}, {Fd: int32(w.out.Fd()), Events: unix.POLLIN}, {Fd: int32(w.evfd), Events: unix.POLLIN}}
+	return &loop{
+		descs: make([]afxdp.Desc, w.p.cfg.Batch),
+		pkts:  w.p.NewBatch(),
+		out:   out,
+		txd:   make([]afxdp.Desc, cap(out.Outside)),
+		fds:   []unix.PollFd{{Fd: int32(w.in.Fd()), Events: unix.POLLIN}, {Fd: int32(w.out.Fd()), Events: unix.POLLIN}, {Fd: int32(w.evfd), Events: unix.POLLIN}},
+	}
+}
+
+// run is the loop proper, until Stop.
+func (w *Worker) run(l *loop) {
 	var evbuf [8]byte
-	reserve := batch * maxFragments
+	reserve := w.p.cfg.Batch * maxFragments
 	refill := func() {
 		for _, s := range [...]*afxdp.Socket{w.out, w.in} {
 			if free := w.umem.FreeFrames() - reserve; free > 0 {
@@ -189,43 +217,37 @@ func (w *Worker) Run() error {
 		work := 0
 
 		// Inside → outside.
-		if n := w.in.Receive(descs); n > 0 {
+		if n := w.in.Receive(l.descs); n > 0 {
 			work += n
-			pkts = pkts[:0]
-			for _, d := range descs[:n] {
-				pkts = append(pkts, w.packet(d))
-			}
-			out.Reset()
+			w.receive(l, n)
 			if v == nil {
-				w.freeAll(pkts)
+				w.freeAll(l.pkts)
 			} else {
-				w.p.Outbound(v, pkts, out)
+				w.p.Outbound(v, l.pkts, l.out)
 			}
-			w.transmit(w.out, out.Outside, txd)
-			w.transmit(w.in, out.Inside, txd)
+			l.busy = false
+			w.transmit(w.out, l.out.Outside, l.txd)
+			w.transmit(w.in, l.out.Inside, l.txd)
 		}
 
 		// Outside → inside.
-		if n := w.out.Receive(descs); n > 0 {
+		if n := w.out.Receive(l.descs); n > 0 {
 			work += n
-			pkts = pkts[:0]
-			for _, d := range descs[:n] {
-				pkts = append(pkts, w.packet(d))
-			}
-			out.Reset()
+			w.receive(l, n)
 			if v == nil {
-				w.freeAll(pkts)
+				w.freeAll(l.pkts)
 			} else {
-				w.p.Inbound(v, pkts, out)
+				w.p.Inbound(v, l.pkts, l.out)
 			}
-			w.transmit(w.in, out.Inside, txd)
+			l.busy = false
+			w.transmit(w.in, l.out.Inside, l.txd)
 		}
 
 		// The kernel's own packets into the tunnels.
 		select {
 		case kb := <-w.kernel:
 			work += kb.N
-			w.fromKernel(v, kb, pkts, out, txd)
+			w.fromKernel(v, kb, l)
 		default:
 		}
 
@@ -243,11 +265,21 @@ func (w *Worker) Run() error {
 		}
 		idle = 0
 		w.p.C.Wakeups++
-		if _, err := unix.Poll(fds, 100); err == nil && fds[2].Revents != 0 {
+		if _, err := unix.Poll(l.fds, 100); err == nil && l.fds[2].Revents != 0 {
 			unix.Read(w.evfd, evbuf[:])
 		}
 	}
-	return nil
+}
+
+// receive makes the n descriptors received into l's batch.
+func (w *Worker) receive(l *loop, n int) {
+	l.pkts = l.pkts[:0]
+	for _, d := range l.descs[:n] {
+		l.pkts = append(l.pkts, w.packet(d))
+	}
+	l.out.Reset()
+	l.busy = true
+	w.hook()
 }
 
 func (w *Worker) packet(d afxdp.Desc) Packet {
@@ -278,14 +310,16 @@ func (w *Worker) transmit(s *afxdp.Socket, pkts []Packet, txd []afxdp.Desc) {
 	}
 }
 
-func (w *Worker) fromKernel(v *tables.View, kb *KernelBatch, pkts []Packet, out *Output, txd []afxdp.Desc) {
+func (w *Worker) fromKernel(v *tables.View, kb *KernelBatch, l *loop) {
 	defer func() { kb.Done <- kb }()
 	if v == nil {
 		return
 	}
 	off := w.umem.DataOffset()
 	for start := 0; start < kb.N; start += w.p.cfg.Batch {
-		pkts = pkts[:0]
+		l.pkts = l.pkts[:0]
+		l.out.Reset()
+		l.busy = true
 		for i := start; i < kb.N && i < start+w.p.cfg.Batch; i++ {
 			a, ok := w.umem.Alloc()
 			if !ok {
@@ -294,12 +328,12 @@ func (w *Worker) fromKernel(v *tables.View, kb *KernelBatch, pkts []Packet, out 
 			}
 			fb := w.umem.Frame(a)
 			n := copy(fb[off:], kb.Bufs[i][:kb.Sizes[i]])
-			pkts = append(pkts, Packet{Buf: fb, Addr: a, Off: off, Len: n})
+			l.pkts = append(l.pkts, Packet{Buf: fb, Addr: a, Off: off, Len: n})
 		}
-		out.Reset()
-		w.p.FromKernel(v, kb.Tunnel, pkts, out)
-		w.transmit(w.out, out.Outside, txd)
-		w.transmit(w.in, out.Inside, txd)
+		w.p.FromKernel(v, kb.Tunnel, l.pkts, l.out)
+		l.busy = false
+		w.transmit(w.out, l.out.Outside, l.txd)
+		w.transmit(w.in, l.out.Inside, l.txd)
 	}
 }
 
