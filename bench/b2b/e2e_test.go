@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -399,4 +400,100 @@ func TestBackToBack(t *testing.T) {
 			t.Errorf("outbound sequence %d after the restart, was %d: it must continue (never reuse a GCM nonce)", c.Seq, seqBefore)
 		}
 	})
+
+	// Anti-replay across a crash (issue #9): ESP captured on the wire
+	// before a kill -9 of B's dataplane and replayed at B after its
+	// restart is not delivered, and B's outbound SA never reuses a
+	// sequence number across the crash.
+	t.Run("ReplayAfterCrash", func(t *testing.T) {
+		c := tp.capture(t, ctx, "replay-before")
+		if r, err := tp.Ping(ctx, LAN, VPCHost, 5, "-i", "0.1"); err != nil || r.Received != 5 {
+			t.Fatalf("ping lan→vpc before the crash: %d/%d (%v)", r.Received, r.Sent, err)
+		}
+		c.Stop()
+		before, err := ReadPcap(c.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ab, baSeqs := espOf(before, tp.SAs.AB.SPI), espSeqs(before, tp.SAs.BA.SPI)
+		if len(ab) < 5 || len(baSeqs) < 5 {
+			t.Fatalf("captured %d ESP packets A→B and %d B→A, want 5 each", len(ab), len(baSeqs))
+		}
+		if err := tp.StopDataplane(tp.B, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tp.RunDataplane(ctx, tp.B, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		c0, err := tp.B.Writer.ReadSACounters(tp.SAs.IndexAB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tp.SendRaw(Wire, ab...); err != nil {
+			t.Fatal(err)
+		}
+		c1 := c0
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if c1, _ = tp.B.Writer.ReadSACounters(tp.SAs.IndexAB); c1.DropReplay-c0.DropReplay >= uint64(len(ab)) {
+				break
+			}
+		}
+		if c1.Packets != c0.Packets || c1.DropReplay-c0.DropReplay != uint64(len(ab)) {
+			t.Errorf("%d captured ESP packets replayed at B after kill -9 and restart: %d accepted, %d refused as replays; want none accepted, all refused",
+				len(ab), c1.Packets-c0.Packets, c1.DropReplay-c0.DropReplay)
+		}
+
+		c = tp.capture(t, ctx, "replay-after")
+		if r, err := tp.Ping(ctx, LAN, VPCHost, 5, "-i", "0.1"); err != nil || r.Received < 4 {
+			t.Errorf("ping lan→vpc after the restart: %d/%d (%v)", r.Received, r.Sent, err)
+		}
+		c.Stop()
+		after, err := ReadPcap(c.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := slices.Max(baSeqs)
+		for _, q := range espSeqs(after, tp.SAs.BA.SPI) {
+			if q <= last {
+				t.Errorf("B sent sequence number %d after its restart, at or below %d sent before the crash: reused", q, last)
+			}
+		}
+	})
+}
+
+// espAt returns where the ESP header of an IPv4 packet starts (raw ESP
+// or ESP in UDP 4500), or -1.
+func espAt(p []byte) int {
+	if len(p) < 20 {
+		return -1
+	}
+	hl := int(p[0]&0x0f) * 4
+	switch {
+	case p[9] == 50 && len(p) >= hl+8:
+		return hl
+	case p[9] == 17 && len(p) >= hl+16 && binary.BigEndian.Uint16(p[hl+2:]) == 4500 && binary.BigEndian.Uint32(p[hl+8:]) != 0:
+		return hl + 8
+	}
+	return -1
+}
+
+// espOf returns the captured ESP packets of one SPI.
+func espOf(pkts [][]byte, spi uint32) [][]byte {
+	var out [][]byte
+	for _, p := range pkts {
+		if o := espAt(p); o >= 0 && binary.BigEndian.Uint32(p[o:]) == spi {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// espSeqs returns the sequence numbers (low 32 bits) of one SPI's
+// captured ESP packets.
+func espSeqs(pkts [][]byte, spi uint32) []uint32 {
+	var out []uint32
+	for _, p := range espOf(pkts, spi) {
+		out = append(out, binary.BigEndian.Uint32(p[espAt(p)+4:]))
+	}
+	return out
 }

@@ -359,27 +359,14 @@ func (b *Builder) newSA(idx uint32, p *maps.SA) (*SA, error) {
 	return s, nil
 }
 
-// resumeReplay marks every sequence number up to hi, the highest one a
-// previous run of the dataplane authenticated under this SA (sa_counters
-// .seq, raised once per batch), as seen: a restarted dataplane must not
-// accept a replay of what it already delivered (RFC 4303 §3.4.3). A few
-// packets still in flight from before the restart are lost instead; that
-// is the safe side. Without ESN numbers stop at 2^32-1; past 2^32 with
-// ESN the window cannot be primed from empty (replay.Window infers the
-// high half from what it has seen) and starts fresh — an SA rekeys long
-// before that.
-func resumeReplay(w *replay.Window, hi uint64) {
-	if hi == 0 || hi >= 1<<32 {
-		return
-	}
-	lo := uint64(1)
-	if n := uint64(w.Size()); hi > n {
-		lo = hi - n + 1
-	}
-	for s := lo; s <= hi; s++ {
-		w.Update(s)
-	}
-}
+// resumeReplay primes a new SA's window with hi, the highest sequence
+// number a previous run of the dataplane authenticated under this SA
+// (sa_counters.seq, raised once per batch before the batch is delivered):
+// a restarted dataplane must not accept a replay of what it already
+// delivered (RFC 4303 §3.4.3), and with ESN it resumes in hi's epoch.
+// A few packets still in flight from before the restart are lost
+// instead; that is the safe side.
+func resumeReplay(w *replay.Window, hi uint64) { w.Resume(hi) }
 
 // Tables holds the current View for the workers.
 type Tables struct {
