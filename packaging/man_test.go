@@ -60,7 +60,11 @@ func TestManFlags(t *testing.T) {
 	}
 	for _, d := range []string{"cgw-control", "cgw-dataplane"} {
 		page := readPage(t, d)
-		have := helpFlags(help(d, "-h"))
+		out := help(d, "-h")
+		if !strings.Contains(out, "See "+d+"(8)") {
+			t.Errorf("%s -h does not point to its manual, %s(8):\n%s", d, d, out)
+		}
+		have := helpFlags(out)
 		if len(have) < 5 {
 			t.Fatalf("%s -h lists only the flags %q: did its format change?", d, have)
 		}

@@ -77,6 +77,7 @@ import (
 	"github.com/cgw-project/cgw/control/metrics"
 	"github.com/cgw-project/cgw/control/status"
 	"github.com/cgw-project/cgw/internal/buildinfo"
+	"github.com/cgw-project/cgw/internal/cli"
 	"github.com/cgw-project/cgw/internal/harden"
 	"github.com/cgw-project/cgw/internal/logging"
 	"github.com/cgw-project/cgw/internal/sdnotify"
@@ -98,6 +99,7 @@ func main() {
 	var lf logging.Flags
 	lf.Register(fs)
 	version := buildinfo.Flag(fs, "cgw-control", os.Stdout)
+	cli.ManUsage(fs, synopsis, description, "cgw-control(8)")
 	fs.Parse(os.Args[1:])
 	version()
 	if fs.NArg() > 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/dataplane/gateway"
 	"github.com/cgw-project/cgw/internal/buildinfo"
+	"github.com/cgw-project/cgw/internal/cli"
 	"github.com/cgw-project/cgw/internal/harden"
 	"github.com/cgw-project/cgw/internal/logging"
 	"github.com/cgw-project/cgw/internal/sdnotify"
@@ -76,6 +77,7 @@ func main() {
 	var lf logging.Flags
 	lf.Register(fs)
 	version := buildinfo.Flag(fs, "cgw-dataplane", os.Stdout)
+	cli.ManUsage(fs, synopsis, description, "cgw-dataplane(8)")
 	fs.Parse(os.Args[1:])
 	version()
 	// The log package's lines go through slog from here (-log-format).

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -173,5 +174,22 @@ func TestRunE(t *testing.T) {
 		if code := run(io.Discard, &e, tc.args); code != tc.code || e.String() != tc.errs && !strings.HasPrefix(e.String(), tc.errs) || tc.errs == "" && e.Len() > 0 {
 			t.Errorf("%q: exit %d, stderr %q; want %d, %q", tc.args, code, e.String(), tc.code, tc.errs)
 		}
+	}
+}
+
+// TestManUsage: a daemon's -h says what it is, how to call it, its
+// flags and where the manual is.
+func TestManUsage(t *testing.T) {
+	fs := flag.NewFlagSet("cgw-thing", flag.ContinueOnError)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	fs.String("config", "", "YAML configuration `file`")
+	ManUsage(fs, "-config cgw.yaml [flags]", "does the thing.\n", "cgw-thing(8)")
+	if err := fs.Parse([]string{"-h"}); err != flag.ErrHelp {
+		t.Fatalf("-h: %v", err)
+	}
+	want := "cgw-thing: does the thing.\n\nusage: cgw-thing -config cgw.yaml [flags]\n\nflags:\n  -config file\n    \tYAML configuration file\n\nSee cgw-thing(8): every flag in full, signals, files, exit status.\n"
+	if out.String() != want {
+		t.Errorf("-h printed:\n%s\nwant:\n%s", out.String(), want)
 	}
 }
