@@ -18,6 +18,9 @@
 //	-gobgp-api addr  GoBGP gRPC API (default gateway.observability.gobgp_api, else off):
 //	                 unix:///path (root only), host:port (beyond loopback only with
 //	                 gateway.observability.gobgp_api_tls); off or - disables
+//	-guard-state f   file keeping the learnt kernel guards across reboots (default
+//	                 $STATE_DIRECTORY/<instance>.guards under systemd, else none; off)
+//	-remove-guards   remove the kernel guards on exit (decommissioning)
 //	-log-level l     debug, info (default), warn, error
 //	-log-format f    text (default, key=value) or json
 //	-version         print the version, commit and Go version, then exit
@@ -35,6 +38,10 @@
 // and route in the maps, so the dataplane keeps forwarding while a new
 // cgw-control (an upgrade) starts; the new one re-establishes the tunnels
 // and then removes what the old one left. A crash behaves like SIGUSR1.
+// In every case the kernel guards stay (control/kernelguard: unreachable
+// routes, proto 203, for the prefixes routed into tunnels), so traffic
+// the dataplane no longer handles is dropped, not sent in clear; only
+// -remove-guards takes them out.
 //
 // In a network namespace start it with "nsenter --net=/run/netns/<ns>",
 // not "ip netns exec": see cmd/cgw-dataplane's documentation (the pinned
@@ -64,6 +71,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -95,6 +104,7 @@ func main() {
 	socket := fs.String("socket", "", "status API unix socket (default: gateway.observability.status_socket)")
 	metricsAddr := fs.String("metrics", "", "Prometheus listen address (default: config, else 127.0.0.1:9471; off disables)")
 	gobgpAPI := fs.String("gobgp-api", "", "GoBGP gRPC API: unix:///path (root only), host:port, or off (default: config, else off)")
+	guardState := fs.String("guard-state", "", "file keeping the learnt kernel guards across a reboot (default: $STATE_DIRECTORY/<instance>.guards under systemd, else none; off disables)")
 	removeGuards := fs.Bool("remove-guards", false, "on exit, remove the kernel's unreachable routes that keep tunnel-bound traffic from leaving in clear while cgw is down (decommissioning; by default they stay)")
 	var lf logging.Flags
 	lf.Register(fs)
@@ -112,13 +122,13 @@ func main() {
 		os.Exit(2)
 	}
 	log.Info("cgw-control starting", "version", buildinfo.Read().Version, "commit", buildinfo.Read().Commit)
-	if err := run(log, *cfgPath, *instance, *socket, *metricsAddr, *gobgpAPI, *removeGuards); err != nil {
+	if err := run(log, *cfgPath, *instance, *socket, *metricsAddr, *gobgpAPI, *guardState, *removeGuards); err != nil {
 		log.Error(err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI string, removeGuards bool) error {
+func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI, guardState string, removeGuards bool) error {
 	if cfgPath == "" {
 		return fmt.Errorf("no configuration: give -config cgw.yaml (cgwctl config import writes one from AWS's file)")
 	}
@@ -160,7 +170,8 @@ func run(log *slog.Logger, cfgPath, instance, socket, metricsAddr, gobgpAPI stri
 		return nil
 	})
 	d, err := daemon.Start(daemon.Options{Config: cfg, Instance: instance, Log: log, GoBGPAPI: gobgpAPI, OnEvent: m.Event,
-		OnRekeyRequest: m.RekeyRequest, ConfigPath: cfgPath, OnReload: m.Init, RemoveGuards: removeGuards})
+		OnRekeyRequest: m.RekeyRequest, ConfigPath: cfgPath, OnReload: m.Init, RemoveGuards: removeGuards,
+		GuardState: guardStatePath(guardState, instance)})
 	if err != nil {
 		return err
 	}
@@ -268,4 +279,19 @@ func (b bgpMetrics) Collect(ch chan<- prometheus.Metric) {
 	if s := b.d.BGP(); s != nil {
 		s.Collector().Collect(ch)
 	}
+}
+
+// guardStatePath is -guard-state: as given, off, or under the unit's
+// StateDirectory (systemd sets STATE_DIRECTORY).
+func guardStatePath(flag, instance string) string {
+	switch {
+	case flag == "off":
+		return ""
+	case flag != "":
+		return flag
+	}
+	if dir, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); dir != "" {
+		return filepath.Join(dir, instance+".guards")
+	}
+	return ""
 }

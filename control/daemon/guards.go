@@ -23,8 +23,10 @@ import (
 // the routes it left in the map, then installs cfg's.
 func (d *Daemon) openGuards(cfg *config.Config) error {
 	var err error
-	if d.guards, err = kernelguard.Open(kernelguard.Options{}); err != nil {
+	if d.guards, err = kernelguard.Open(kernelguard.Options{State: d.opt.GuardState}); err != nil && d.guards == nil {
 		return err
+	} else if err != nil {
+		d.log.Error("kernel guards: the state file is unreadable; guarding what the kernel and the configuration hold", "err", err)
 	}
 	d.guards.Exempt(guardExempt(cfg))
 	adopted := make([]netip.Prefix, len(d.adopted))

@@ -46,8 +46,11 @@
 // The guards are kernel state, not the process's: they stay after
 // cgw-control exits, also on a clean stop, since a stopped control is one
 // of the states they cover. Remove (cgw-control -remove-guards) takes them
-// out when cgw is decommissioned. They do not survive a reboot: until
-// cgw-control has started, nothing guards the prefixes.
+// out when cgw is decommissioned. The routing table does not survive a
+// reboot; the state file (Options.State) does: the learnt and adopted
+// prefixes it lists are guarded again as soon as cgw-control starts, not
+// once BGP has learnt them again. Until cgw-control has started after a
+// boot, nothing guards them.
 package kernelguard
 
 import (
@@ -78,6 +81,9 @@ const (
 type Options struct {
 	// Table is the routing table (default main).
 	Table int
+	// State, if set, is a file that keeps the learnt prefixes across a
+	// reboot (state.go); they are adopted at Open.
+	State string
 }
 
 // Routes is the set of guards cgw-control keeps in the kernel of its
@@ -91,10 +97,13 @@ type Routes struct {
 	adopted    map[netip.Prefix]bool
 	installed  map[netip.Prefix]bool
 	exempt     []netip.Addr // see Exempt
+	state      string       // Options.State
+	saved      string       // what the state file holds
 }
 
 // Open reads the guards already in the kernel (a previous process's) and
-// adopts them; it installs nothing yet.
+// the state file, and adopts them; it installs nothing yet. An unreadable
+// state file is an error returned with a usable Routes.
 func Open(o Options) (*Routes, error) {
 	if o.Table == 0 {
 		o.Table = unix.RT_TABLE_MAIN
@@ -104,7 +113,7 @@ func Open(o Options) (*Routes, error) {
 		return nil, fmt.Errorf("kernel guards: opening rtnetlink: %w", err)
 	}
 	r := &Routes{h: h, table: o.Table, configured: map[netip.Prefix]bool{}, learnt: map[netip.Prefix]bool{},
-		adopted: map[netip.Prefix]bool{}, installed: map[netip.Prefix]bool{}}
+		adopted: map[netip.Prefix]bool{}, installed: map[netip.Prefix]bool{}, state: o.State}
 	found, err := r.list()
 	if err != nil {
 		h.Close()
@@ -114,7 +123,13 @@ func Open(o Options) (*Routes, error) {
 		r.adopted[p] = true
 		r.installed[p] = true
 	}
-	return r, nil
+	// Installed by the first sync (Adopt, Configure). An unreadable file
+	// only loses what a reboot took: it is rewritten at the next change.
+	saved, err := readState(r.state)
+	for _, p := range saved {
+		r.adopted[p] = true
+	}
+	return r, err
 }
 
 // Close releases the netlink handle; the guards stay in the kernel.
@@ -256,12 +271,7 @@ func (r *Routes) Prefixes() []netip.Prefix {
 	for p := range r.installed {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
+	sortPrefixes(out)
 	return out
 }
 
@@ -320,7 +330,7 @@ func (r *Routes) sync() error {
 		// Typically no CAP_NET_ADMIN in this network namespace.
 		errs = append(errs, errors.New("traffic for these prefixes is not guarded when XDP is detached (cgw-control needs CAP_NET_ADMIN)"))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, r.save())...)
 }
 
 func (r *Routes) route(p netip.Prefix) *netlink.Route {

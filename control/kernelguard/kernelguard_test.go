@@ -2,6 +2,8 @@ package kernelguard_test
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -122,6 +124,49 @@ func TestGuardsLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, ns, r2)
+}
+
+// TestGuardsAfterReboot: the learnt prefixes are guarded again by a
+// process started after a reboot (a fresh namespace: an empty routing
+// table) from the state file, until the sweep finds nothing routes them.
+func TestGuardsAfterReboot(t *testing.T) {
+	netnstest.Require(t)
+	state := filepath.Join(t.TempDir(), "guards")
+	openState := func(ns *netnstest.NS) *kernelguard.Routes {
+		t.Helper()
+		var r *kernelguard.Routes
+		if err := ns.Do(func() (err error) { r, err = kernelguard.Open(kernelguard.Options{State: state}); return err }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		return r
+	}
+	before := netnstest.New(t, "cgwbh")
+	r := openState(before)
+	if err := r.Configure([]netip.Prefix{inside}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Learn(bgp); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if b, _ := os.ReadFile(state); string(b) != bgp.String()+"\n" {
+		t.Fatalf("state file %q; want the learnt prefix only", b)
+	}
+
+	after := netnstest.New(t, "cgwbh")
+	r = openState(after)
+	if err := r.Configure([]netip.Prefix{inside}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want(t, after, r, inside, bgp)
+	if _, err := r.SweepAdopted(nil); err != nil {
+		t.Fatal(err)
+	}
+	want(t, after, r, inside)
+	if b, _ := os.ReadFile(state); len(b) != 0 {
+		t.Errorf("state file after the sweep: %q; want empty", b)
+	}
 }
 
 // TestGuardWinsOverDefaultOnly checks what the guards are for: for a
