@@ -28,7 +28,7 @@
 //	                  pinning, so the scheduler places the workers and two dataplanes on one
 //	                  host do not both land on CPU 0
 //	-batch n          descriptors per ring operation (default 64)
-//	-metrics addr     Prometheus listen address (default 127.0.0.1:9472; "" or "off" disables)
+//	-metrics addr     Prometheus listen address (default: config, else 127.0.0.1:9472; "off" disables)
 //	-no-crypto        benchmark baseline: the same workers and stages with ESP switched off.
 //	                  Outbound runs parse, route, TTL, MSS clamp, fragmentation and the outside
 //	                  next hop of the tunnel's remote (its outbound SA's, else the tunnel
