@@ -47,8 +47,8 @@ func TestUnitsVerify(t *testing.T) {
 	root := t.TempDir()
 	makeTarget(t, "install", "PREFIX="+root, "SYSCONFDIR="+filepath.Join(root, "etc"))
 	units, _ := filepath.Glob(filepath.Join(root, "lib/systemd/system/*.service"))
-	if len(units) != 2 {
-		t.Fatalf("installed units: %v; want cgw-control.service and cgw-dataplane.service", units)
+	if len(units) != 3 {
+		t.Fatalf("installed units: %v; want cgw-control.service, cgw-dataplane.service and cgw-guards.service", units)
 	}
 	cmd := exec.Command("systemd-analyze", append([]string{"verify", "--man=no"}, units...)...)
 	out, err := cmd.CombinedOutput()
@@ -59,7 +59,8 @@ func TestUnitsVerify(t *testing.T) {
 	for _, u := range units {
 		b, _ := os.ReadFile(u)
 		if !strings.Contains(string(b), "ExecStart="+filepath.Join(root, "bin")+"/cgw-") ||
-			!strings.Contains(string(b), "-config "+filepath.Join(root, "etc/cgw/cgw.yaml")) {
+			// cgw-guards.service reads no configuration, only the state files.
+			!strings.Contains(string(b), "-config "+filepath.Join(root, "etc/cgw/cgw.yaml")) && filepath.Base(u) != "cgw-guards.service" {
 			t.Errorf("%s: ExecStart not rewritten to the install prefix:\n%s", u, b)
 		}
 	}
@@ -73,7 +74,14 @@ func TestUnitsPolicy(t *testing.T) {
 			"CAP_NET_ADMIN", "CAP_BPF", "CAP_NET_RAW", "CAP_IPC_LOCK", "Before=cgw-control.service"},
 		"systemd/cgw-control.service": {"Type=notify", "Restart=on-failure", "RuntimeDirectory=cgw", "RuntimeDirectoryPreserve=yes",
 			"ProtectSystem=strict", "ReadWritePaths=/sys/fs/bpf/cgw", "NoNewPrivileges=yes", "LimitCORE=0",
-			"CAP_NET_BIND_SERVICE", "After=network-online.target cgw-dataplane.service", "Wants=network-online.target cgw-dataplane.service"},
+			"CAP_NET_BIND_SERVICE", "After=network-online.target cgw-dataplane.service cgw-guards.service",
+			"Wants=network-online.target cgw-dataplane.service cgw-guards.service", "StateDirectory=cgw"},
+		// At early boot, before the network: the guards from the state
+		// files cgw-control keeps in its StateDirectory (/var/lib/cgw).
+		"systemd/cgw-guards.service": {"Type=oneshot", "RemainAfterExit=yes", "DefaultDependencies=no",
+			"RequiresMountsFor=/var/lib/cgw", "Wants=network-pre.target", "Before=network-pre.target",
+			"ExecStart=/usr/bin/cgw-control -restore-guards -guard-state /var/lib/cgw", "CapabilityBoundingSet=CAP_NET_ADMIN\n",
+			"ProtectSystem=strict", "NoNewPrivileges=yes", "LimitCORE=0"},
 	} {
 		b, err := os.ReadFile(unit)
 		if err != nil {
@@ -116,7 +124,7 @@ func TestDeb(t *testing.T) {
 	want := []string{
 		"/etc/cgw/cgw.yaml",
 		"/usr/bin/cgw-control", "/usr/bin/cgw-dataplane", "/usr/bin/cgwctl",
-		"/usr/lib/systemd/system/cgw-control.service", "/usr/lib/systemd/system/cgw-dataplane.service",
+		"/usr/lib/systemd/system/cgw-control.service", "/usr/lib/systemd/system/cgw-dataplane.service", "/usr/lib/systemd/system/cgw-guards.service",
 		"/usr/share/bash-completion/completions/cgwctl",
 		"/usr/share/doc/cgw/README.md", "/usr/share/doc/cgw/cgw-example.yaml",
 		"/usr/share/man/man8/cgw-control.8.gz", "/usr/share/man/man8/cgw-dataplane.8.gz", "/usr/share/man/man8/cgwctl.8.gz",
@@ -136,6 +144,10 @@ func TestDeb(t *testing.T) {
 	unit, _ := os.ReadFile(filepath.Join(root, "usr/lib/systemd/system/cgw-dataplane.service"))
 	if !strings.Contains(string(unit), "ExecStart=/usr/bin/cgw-dataplane -config /etc/cgw/cgw.yaml") {
 		t.Errorf("cgw-dataplane.service ExecStart:\n%s", unit)
+	}
+	guards, _ := os.ReadFile(filepath.Join(root, "usr/lib/systemd/system/cgw-guards.service"))
+	if !strings.Contains(string(guards), "ExecStart=/usr/bin/cgw-control -restore-guards -guard-state /var/lib/cgw\n") {
+		t.Errorf("cgw-guards.service ExecStart:\n%s", guards)
 	}
 	ctrl := t.TempDir()
 	if b, err := exec.Command("dpkg-deb", "-e", debs[0], ctrl).CombinedOutput(); err != nil {

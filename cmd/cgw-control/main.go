@@ -18,9 +18,12 @@
 //	-gobgp-api addr  GoBGP gRPC API (default gateway.observability.gobgp_api, else off):
 //	                 unix:///path (root only), host:port (beyond loopback only with
 //	                 gateway.observability.gobgp_api_tls); off or - disables
-//	-guard-state f   file keeping the learnt kernel guards across reboots (default
+//	-guard-state f   file keeping the guarded prefixes across reboots (default
 //	                 $STATE_DIRECTORY/<instance>.guards under systemd, else none; off)
 //	-remove-guards   remove the kernel guards on exit (decommissioning)
+//	-restore-guards  install the guards of the -guard-state file, or of every
+//	                 *.guards file of that directory, and exit (early boot:
+//	                 cgw-guards.service)
 //	-log-level l     debug, info (default), warn, error
 //	-log-format f    text (default, key=value) or json
 //	-version         print the version, commit and Go version, then exit
@@ -41,7 +44,9 @@
 // In every case the kernel guards stay (control/kernelguard: unreachable
 // routes, proto 203, for the prefixes routed into tunnels), so traffic
 // the dataplane no longer handles is dropped, not sent in clear; only
-// -remove-guards takes them out.
+// -remove-guards takes them out. After a reboot, cgw-guards.service
+// (cgw-control -restore-guards) puts them back from the state file
+// before the network is up.
 //
 // In a network namespace start it with "nsenter --net=/run/netns/<ns>",
 // not "ip netns exec": see cmd/cgw-dataplane's documentation (the pinned
@@ -104,7 +109,8 @@ func main() {
 	socket := fs.String("socket", "", "status API unix socket (default: gateway.observability.status_socket)")
 	metricsAddr := fs.String("metrics", "", "Prometheus listen address (default: config, else 127.0.0.1:9471; off disables)")
 	gobgpAPI := fs.String("gobgp-api", "", "GoBGP gRPC API: unix:///path (root only), host:port, or off (default: config, else off)")
-	guardState := fs.String("guard-state", "", "file keeping the learnt kernel guards across a reboot (default: $STATE_DIRECTORY/<instance>.guards under systemd, else none; off disables)")
+	guardState := fs.String("guard-state", "", "file keeping the guarded prefixes across a reboot (default: $STATE_DIRECTORY/<instance>.guards under systemd, else none; off disables)")
+	restore := fs.Bool("restore-guards", false, "install the kernel guards listed in the -guard-state file (or in every *.guards file of that directory; default $STATE_DIRECTORY) and exit: cgw-guards.service runs it at early boot")
 	removeGuards := fs.Bool("remove-guards", false, "on exit, remove the kernel's unreachable routes that keep tunnel-bound traffic from leaving in clear while cgw is down (decommissioning; by default they stay)")
 	var lf logging.Flags
 	lf.Register(fs)
@@ -120,6 +126,13 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cgw-control: %v\n", err)
 		os.Exit(2)
+	}
+	if *restore {
+		if err := restoreGuards(log, *guardState); err != nil {
+			log.Error(err.Error())
+			os.Exit(1)
+		}
+		return
 	}
 	log.Info("cgw-control starting", "version", buildinfo.Read().Version, "commit", buildinfo.Read().Commit)
 	if err := run(log, *cfgPath, *instance, *socket, *metricsAddr, *gobgpAPI, *guardState, *removeGuards); err != nil {

@@ -3,7 +3,7 @@ package main
 import "testing"
 
 // TestGuardStatePath: under systemd (StateDirectory=cgw sets
-// STATE_DIRECTORY) the learnt guards are kept by default; -guard-state
+// STATE_DIRECTORY) the guarded prefixes are kept by default; -guard-state
 // overrides or turns it off; elsewhere (a lab) nothing is written.
 func TestGuardStatePath(t *testing.T) {
 	t.Setenv("STATE_DIRECTORY", "/var/lib/cgw")

@@ -75,7 +75,7 @@ type Options struct {
 	// Stop; by default they stay, so the host fails closed while
 	// cgw-control is stopped.
 	RemoveGuards bool
-	// GuardState is the file that keeps the learnt guards across a reboot
+	// GuardState is the file that keeps the guarded prefixes across a reboot
 	// (kernelguard.Options.State); empty: none.
 	GuardState string
 	// GuardResync is how often the kernel guards are checked against the

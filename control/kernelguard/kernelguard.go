@@ -47,10 +47,10 @@
 // cgw-control exits, also on a clean stop, since a stopped control is one
 // of the states they cover. Remove (cgw-control -remove-guards) takes them
 // out when cgw is decommissioned. The routing table does not survive a
-// reboot; the state file (Options.State) does: the learnt and adopted
-// prefixes it lists are guarded again as soon as cgw-control starts, not
-// once BGP has learnt them again. Until cgw-control has started after a
-// boot, nothing guards them.
+// reboot; the state file (Options.State) does: the prefixes it lists are
+// guarded again at early boot, before the network is up (Restore:
+// cgw-guards.service runs cgw-control -restore-guards), and adopted when
+// cgw-control starts, not once BGP has learnt them again.
 package kernelguard
 
 import (
@@ -81,7 +81,7 @@ const (
 type Options struct {
 	// Table is the routing table (default main).
 	Table int
-	// State, if set, is a file that keeps the learnt prefixes across a
+	// State, if set, is a file that keeps the guarded prefixes across a
 	// reboot (state.go); they are adopted at Open.
 	State string
 }

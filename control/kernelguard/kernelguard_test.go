@@ -126,7 +126,7 @@ func TestGuardsLifecycle(t *testing.T) {
 	want(t, ns, r2)
 }
 
-// TestGuardsAfterReboot: the learnt prefixes are guarded again by a
+// TestGuardsAfterReboot: the guarded prefixes are guarded again by a
 // process started after a reboot (a fresh namespace: an empty routing
 // table) from the state file, until the sweep finds nothing routes them.
 func TestGuardsAfterReboot(t *testing.T) {
@@ -150,8 +150,8 @@ func TestGuardsAfterReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
-	if b, _ := os.ReadFile(state); string(b) != bgp.String()+"\n" {
-		t.Fatalf("state file %q; want the learnt prefix only", b)
+	if b, _ := os.ReadFile(state); string(b) != inside.String()+"\n"+bgp.String()+"\n" {
+		t.Fatalf("state file %q; want the configured and the learnt prefix", b)
 	}
 
 	after := netnstest.New(t, "cgwbh")
@@ -164,8 +164,8 @@ func TestGuardsAfterReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, after, r, inside)
-	if b, _ := os.ReadFile(state); len(b) != 0 {
-		t.Errorf("state file after the sweep: %q; want empty", b)
+	if b, _ := os.ReadFile(state); string(b) != inside.String()+"\n" {
+		t.Errorf("state file after the sweep: %q; want the configured prefix only", b)
 	}
 }
 

@@ -12,41 +12,61 @@ import (
 	"strings"
 )
 
-// The state file lists the learnt and adopted prefixes, one a line, so
-// that after a reboot (which empties the routing table) the guards are
-// back as soon as cgw-control starts, not only once BGP has learnt the
-// prefixes again over tunnels that are not up yet. Configured prefixes
-// come from the configuration and are not listed.
+// The state file lists every guarded prefix (configured, learnt and
+// adopted), one a line, so that after a reboot (which empties the routing
+// table) the guards are back before cgw-control starts (Restore, run by
+// cgw-guards.service at early boot) and adopted when it starts, not only
+// once BGP has learnt the prefixes again over tunnels that are not up yet.
+// The configured ones are listed too: at boot the configuration is not
+// read, and a static-routes VPN has no other prefixes.
 
 // readState returns the prefixes of a state file; a missing file lists
-// none, and a line that is not a prefix is skipped.
+// none. A line that is not a prefix is an error naming it, returned with
+// the prefixes of the other lines (they are still worth guarding).
 func readState(path string) ([]netip.Prefix, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kernel guards: reading %s: %w", path, err)
+		return nil, fmt.Errorf("kernel guards: reading the state file: %w", err)
 	}
 	defer f.Close()
 	var out []netip.Prefix
+	var bad []string
 	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if p, err := netip.ParsePrefix(strings.TrimSpace(sc.Text())); err == nil {
-			out = append(out, norm(p))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
 		}
+		p, err := netip.ParsePrefix(line)
+		if err != nil {
+			if len(bad) < 3 {
+				bad = append(bad, fmt.Sprintf("line %d %q", n, line))
+			}
+			continue
+		}
+		out = append(out, norm(p))
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return out, fmt.Errorf("kernel guards: reading the state file %s: %w", path, err)
+	}
+	if len(bad) > 0 {
+		return out, fmt.Errorf("kernel guards: state file %s: %s: not a prefix (it lists one prefix a line, e.g. 198.19.0.0/16; "+
+			"fix or delete the line: cgw-control rewrites the file from what it guards)", path, strings.Join(bad, ", "))
+	}
+	return out, nil
 }
 
-// save writes the learnt and adopted prefixes to the state file when they
-// changed since the last write. Caller holds r.mu.
+// save writes the guarded prefixes to the state file when they changed
+// since the last write. Caller holds r.mu.
 func (r *Routes) save() error {
 	if r.state == "" {
 		return nil
 	}
 	var ps []netip.Prefix
-	for _, set := range []map[netip.Prefix]bool{r.learnt, r.adopted} {
+	for _, set := range []map[netip.Prefix]bool{r.configured, r.learnt, r.adopted} {
 		for p := range set {
 			if !r.exempted(p) && !slices.Contains(ps, p) {
 				ps = append(ps, p)
