@@ -72,6 +72,30 @@ scrape_configs:
 	return p, nil
 }
 
+// WaitScraping returns once Prometheus has scraped the dataplane at
+// least twice (a rate needs two samples), or the error that says why not:
+// on a loaded machine it can take seconds to start, and a run it did not
+// see would leave the dashboard's queries empty.
+func (p *Prometheus) WaitScraping(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var n int
+	var err error
+	for {
+		if n, err = p.Query(ctx, `count_over_time(up{job="cgw-dataplane"}[1m]) >= 2 and up{job="cgw-dataplane"} == 1`); err == nil && n > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("the target 127.0.0.1:9472 is not up (cgw-dataplane's -metrics)")
+			}
+			return fmt.Errorf("b2b: prometheus did not scrape the dataplane within %v: %v; its log:\n%s", timeout, err, p.Log())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // Stop ends Prometheus by pid.
 func (p *Prometheus) Stop() {
 	p.cmd.Process.Signal(syscall.SIGTERM)

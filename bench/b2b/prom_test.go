@@ -37,6 +37,9 @@ func TestBenchDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prom.Stop()
+	if err := prom.WaitScraping(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	load, err := tp.NewLoad()
 	if err != nil {
 		t.Fatal(err)
