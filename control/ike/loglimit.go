@@ -4,65 +4,213 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// LogLimiter is a token bucket for log lines that input nobody
-// authenticated causes (forged, replayed or malformed datagrams, unknown
-// sources): a flood costs a few lines a second, not one per datagram, and
-// the next line that gets through says how many were suppressed.
-// The zero value lets one line a second through.
-type LogLimiter struct {
+// TokenBucket lets Burst events through at once and then one every Every,
+// counting those it refuses. The zero value lets one a second through.
+// LogLimiter is one for log lines; a TokenBucket limits other things
+// (answers to retransmitted requests) and draws on no shared budget.
+type TokenBucket struct {
 	// Every is the time one token takes to come back (default 1 s).
 	Every time.Duration
-	// Burst is how many lines may go out at once (default 1).
+	// Burst is how many may go at once (default 1).
 	Burst int
 
 	mu         sync.Mutex
-	tokens     float64
-	last       time.Time
-	started    bool
+	b          bucket
 	suppressed int
 }
 
-// Allow reports whether a line may be written at now and, if so, how many
-// were suppressed since the last one that was.
-func (l *LogLimiter) Allow(now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	every, burst := l.Every, l.Burst
+// Allow reports whether one more may go at now and, if so, how many were
+// refused since the last one that went.
+func (t *TokenBucket) Allow(now time.Time) (bool, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b.refill(now, t.Every, t.Burst)
+	if t.b.tokens < 1 {
+		t.suppressed++
+		return false, 0
+	}
+	t.b.tokens--
+	n := t.suppressed
+	t.suppressed = 0
+	return true, n
+}
+
+// bucket is the state of a token bucket; its owner's mutex guards it.
+type bucket struct {
+	tokens  float64
+	last    time.Time
+	started bool
+}
+
+// refill adds the tokens that came back since the last call: one every
+// every (default 1 s), up to burst (default 1).
+func (b *bucket) refill(now time.Time, every time.Duration, burst int) {
 	if every <= 0 {
 		every = time.Second
 	}
 	if burst <= 0 {
 		burst = 1
 	}
-	if !l.started {
-		l.started, l.tokens, l.last = true, float64(burst), now
+	if !b.started {
+		b.started, b.tokens, b.last = true, float64(burst), now
 	}
-	if dt := now.Sub(l.last); dt > 0 {
-		l.tokens = min(l.tokens+float64(dt)/float64(every), float64(burst))
-		l.last = now
+	if dt := now.Sub(b.last); dt > 0 {
+		b.tokens = min(b.tokens+float64(dt)/float64(every), float64(burst))
+		b.last = now
 	}
-	if l.tokens < 1 {
+}
+
+// LogLimiter limits the log lines that input nobody authenticated causes
+// (forged, replayed or malformed datagrams, unknown sources): a flood
+// costs a few lines a second, not one per datagram, and the next line
+// that gets through says how many were suppressed. Each limiter (a
+// tunnel's, an engine's) is a token bucket of its own, and every line
+// also draws on a LogBudget shared by all of them (by default
+// UnauthLogs, process-wide): with many tunnels flooded at once the
+// process still writes at most the budget's lines. The zero value lets
+// one line a second through.
+type LogLimiter struct {
+	// Every is the time one token takes to come back (default 1 s).
+	Every time.Duration
+	// Burst is how many lines may go out at once (default 1).
+	Burst int
+	// Budget is the shared budget (nil: UnauthLogs).
+	Budget *LogBudget
+
+	mu         sync.Mutex
+	b          bucket
+	suppressed int
+}
+
+// LogBudget is a token bucket shared by LogLimiters. The lines refused,
+// by a limiter or by the budget, are summed up at most every
+// SummaryEvery in one line ("N log lines suppressed") that takes the place
+// of the next line let through: a tunnel that never gets a line through
+// again would otherwise never report what it dropped.
+type LogBudget struct {
+	// Every is the time one line takes to come back (default 1 s).
+	Every time.Duration
+	// Burst is how many lines may go out at once (default 5).
+	Burst int
+	// SummaryEvery is the least time between summaries (default 10 s).
+	SummaryEvery time.Duration
+
+	suppressed atomic.Int64 // since the last summary: the drop path only adds
+
+	mu         sync.Mutex
+	b          bucket
+	summarized time.Time // the last summary, or the start
+}
+
+// UnauthLogs is the process-wide budget of log lines about
+// unauthenticated input, over every tunnel of both IKE engines: a line a
+// second, 5 at once (issue #9: at most a line a second under a flood).
+var UnauthLogs = &LogBudget{Every: time.Second, Burst: 5}
+
+// Allow reports whether a line may be written at now, by this limiter and
+// by its budget, and if so how many of this limiter's lines were
+// suppressed since the last one that was. Refused lines cost a lock and
+// an atomic add, no allocation.
+func (l *LogLimiter) Allow(now time.Time) (bool, int) {
+	b := l.budget()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.refill(now, l.Every, l.Burst)
+	if l.b.tokens < 1 || !b.take(now) {
 		l.suppressed++
+		b.suppressed.Add(1)
 		return false, 0
 	}
-	l.tokens--
+	l.b.tokens--
 	n := l.suppressed
 	l.suppressed = 0
 	return true, n
 }
 
-// Log writes msg at level if the bucket allows it at now, adding
-// "suppressed" when lines were dropped since the last one.
+// Log writes msg at level if the limiter allows it at now, adding
+// "suppressed" when this limiter dropped lines since its last one. When
+// the budget's summary is due, the summary takes the line's place (it
+// names msg as "last"), so summaries never add to the rate. A level the
+// logger does not write costs nothing from either bucket.
 func (l *LogLimiter) Log(log *slog.Logger, now time.Time, level slog.Level, msg string, args ...any) {
+	ctx := context.Background()
+	if !log.Enabled(ctx, level) {
+		return
+	}
 	ok, n := l.Allow(now)
 	if !ok {
+		return
+	}
+	b := l.budget()
+	if total, since := b.summary(now); total > 0 {
+		log.Log(ctx, max(level, slog.LevelInfo), "log lines about unauthenticated input suppressed, over every tunnel "+
+			"(forged or malformed IKE datagrams, unknown sources: the process logs them at a bounded rate)",
+			"suppressed", total+1, "during", since.Round(time.Second), "every", b.every(), "burst", b.burst(), "last", msg)
 		return
 	}
 	if n > 0 {
 		args = append(args, "suppressed", n)
 	}
-	log.Log(context.Background(), level, msg, args...)
+	log.Log(ctx, level, msg, args...)
+}
+
+func (l *LogLimiter) budget() *LogBudget {
+	if l.Budget != nil {
+		return l.Budget
+	}
+	return UnauthLogs
+}
+
+func (b *LogBudget) every() time.Duration {
+	if b.Every <= 0 {
+		return time.Second
+	}
+	return b.Every
+}
+
+func (b *LogBudget) burst() int {
+	if b.Burst <= 0 {
+		return 5
+	}
+	return b.Burst
+}
+
+// take takes a line's token if there is one. A time more than a second
+// before the last one is another clock (the fake clocks of tests; callers
+// racing to the lock with time.Now differ by far less), on which the
+// budget starts afresh; a smaller step back adds nothing.
+func (b *LogBudget) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.b.started || now.Before(b.b.last.Add(-time.Second)) {
+		b.b = bucket{}
+		b.summarized = now
+	}
+	b.b.refill(now, b.every(), b.burst())
+	if b.b.tokens < 1 {
+		return false
+	}
+	b.b.tokens--
+	return true
+}
+
+// summary returns how many lines were suppressed since the last summary,
+// and over how long, when one is due at now.
+func (b *LogBudget) summary(now time.Time) (int64, time.Duration) {
+	every := b.SummaryEvery
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.summarized) < every || b.suppressed.Load() == 0 {
+		return 0, 0
+	}
+	since := now.Sub(b.summarized)
+	b.summarized = now
+	return b.suppressed.Swap(0), since
 }

@@ -60,11 +60,11 @@ type ikeSA struct {
 
 	ourInit, peerInit []byte // the IKE_SA_INIT messages, signed by AUTH (§2.15)
 
-	nextMID   uint32         // our next request
-	expectMID uint32         // the peer's next request
-	lastResp  []byte         // cached response to the peer's last request (§2.1)
-	lastReq   []byte         // that request, as received
-	resends   ike.LogLimiter // of lastResp (a token bucket)
+	nextMID   uint32          // our next request
+	expectMID uint32          // the peer's next request
+	lastResp  []byte          // cached response to the peer's last request (§2.1)
+	lastReq   []byte          // that request, as received
+	resends   ike.TokenBucket // of lastResp: not a log budget
 	pend      *pending
 	queue     []*pending
 
