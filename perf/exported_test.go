@@ -254,7 +254,9 @@ func fakeControl() prometheus.Collector {
 			Children: []status.ChildSA{{Active: true, In: status.Counters{Packets: 1, Bytes: 1}, Out: status.Counters{Packets: 1, Bytes: 1}}},
 			Stale:    []uint32{9},
 		}},
-		Routes: []status.Route{{Source: "bgp"}, {Source: "static"}},
+		Routes:        []status.Route{{Source: "bgp"}, {Source: "static"}},
+		Guards:        []netip.Prefix{netip.MustParsePrefix("169.254.10.0/30"), netip.MustParsePrefix("198.19.0.0/16")},
+		GuardsAdopted: 1, GuardRepairs: 1, GuardErrors: 1,
 	}
 	c := ctlmetrics.New(func() *status.Status { return st })
 	for _, ty := range []ike.EventType{ike.TunnelUp, ike.ChildSAInstalled, ike.IKERekeyed, ike.DPDTimeout, ike.Retransmit, ike.TunnelDown} {

@@ -128,6 +128,10 @@ func cmdStatus(e *env, args []string) int {
 	}
 	fmt.Fprintf(w, "\n%d route(s) selected (cgwctl routes)\n", len(s.Routes))
 	fmt.Fprintf(w, "%d prefix(es) guarded in the kernel, dropped if XDP lets them through (ip route show proto 203)\n", len(s.Guards))
+	if s.GuardRepairs > 0 || s.GuardErrors > 0 {
+		// Something removes them, or the kernel refuses them (perf/runbooks.md).
+		fmt.Fprintf(w, "  %d put back after being removed behind cgw's back, %d refused by the kernel (see cgw-control's log)\n", s.GuardRepairs, s.GuardErrors)
+	}
 	return exitOK
 }
 

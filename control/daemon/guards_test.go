@@ -103,11 +103,19 @@ func TestGuards(t *testing.T) {
 	}
 	want("past ConvergeTimeout, tunnels down", "169.254.10.0/30", "169.254.11.0/30", "198.19.0.0/24", left.String())
 
+	if st := d.Status(); st.GuardsAdopted != 1 || st.GuardRepairs != 0 || st.GuardErrors != 0 {
+		t.Errorf("status before the flush: %d adopted, %d repairs, %d errors; want 1 (%v), 0, 0", st.GuardsAdopted, st.GuardRepairs, st.GuardErrors, left)
+	}
+
 	// A flush of the guards (as a network manager removing routes it does
-	// not know would do): they are back within GuardResync.
+	// not know would do): they are back within GuardResync, counted
+	// (cgw_control_kernel_guard_repairs_total).
 	ns.Run(t, "ip", "route", "flush", "proto", "203")
 	time.Sleep(500 * time.Millisecond)
 	want("after a flush", "169.254.10.0/30", "169.254.11.0/30", "198.19.0.0/24", left.String())
+	if st := d.Status(); st.GuardRepairs != 4 || st.GuardErrors != 0 {
+		t.Errorf("status after the flush: %d repairs, %d errors; want 4, 0", st.GuardRepairs, st.GuardErrors)
+	}
 
 	if res := d.ReloadConfig(cfg("198.19.9.0/24", 20)); !res.Applied || len(res.Errors) > 0 {
 		t.Fatalf("reload: %+v", res)

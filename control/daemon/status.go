@@ -81,6 +81,8 @@ func (d *Daemon) Status() *status.Status {
 	d.mu.Unlock()
 	if d.guards != nil {
 		s.Guards = d.guards.Prefixes()
+		g := d.guards.Stats()
+		s.GuardsAdopted, s.GuardRepairs, s.GuardErrors = g.Adopted, g.Repairs, g.Errors
 	}
 	if d.rib != nil {
 		for _, r := range d.rib.Table() {

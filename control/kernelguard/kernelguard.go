@@ -99,6 +99,35 @@ type Routes struct {
 	exempt     []netip.Addr // see Exempt
 	state      string       // Options.State
 	saved      string       // what the state file holds
+	repairs    uint64       // Stats.Repairs
+	errors     uint64       // Stats.Errors
+}
+
+// Stats says what the guards are and what keeping them took.
+type Stats struct {
+	Installed int // guards in the kernel
+	// Adopted are those of them kept only as adopted (a previous
+	// process's, or the state file's after a reboot): nothing configured
+	// or learnt them yet, and SweepAdopted removes them.
+	Adopted int
+	// Repairs counts guards found missing from the kernel (a route flush,
+	// a network manager removing routes it does not know) and put back.
+	Repairs uint64
+	// Errors counts route installs and removals the kernel refused.
+	Errors uint64
+}
+
+// Stats returns the guards' counts.
+func (r *Routes) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Stats{Installed: len(r.installed), Repairs: r.repairs, Errors: r.errors}
+	for p := range r.installed {
+		if r.adopted[p] && !r.configured[p] && !r.learnt[p] {
+			s.Adopted++
+		}
+	}
+	return s
 }
 
 // Open reads the guards already in the kernel (a previous process's) and
@@ -207,11 +236,19 @@ func (r *Routes) resync() error {
 	if err != nil {
 		return err
 	}
+	gone := r.installed
 	r.installed = map[netip.Prefix]bool{}
 	for _, p := range found {
 		r.installed[p] = true
+		delete(gone, p)
 	}
-	return r.sync()
+	err = r.sync()
+	for p := range gone {
+		if r.installed[p] {
+			r.repairs++
+		}
+	}
+	return err
 }
 
 // Learn guards p, a prefix the RIB routes into a tunnel, from now on (a
@@ -323,6 +360,7 @@ func (r *Routes) sync() error {
 		}
 		delete(r.installed, p)
 	}
+	r.errors += uint64(len(errs))
 	if len(errs) > 3 {
 		errs = append(errs[:3], fmt.Errorf("and %d more", len(errs)-3))
 	}

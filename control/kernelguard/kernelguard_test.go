@@ -215,3 +215,48 @@ func TestGuardWinsOverDefaultOnly(t *testing.T) {
 		t.Errorf("a LAN packet to 198.51.100.7 (no tunnel) is routed %q; want out of out0", got)
 	}
 }
+
+// TestGuardStats: Stats counts the guards, the adopted ones nothing has
+// configured or learnt yet, and the guards a resync found missing and put
+// back (cgw_control_kernel_guard_repairs_total); a guard removed on
+// purpose is not a repair.
+func TestGuardStats(t *testing.T) {
+	netnstest.Require(t)
+	ns := netnstest.New(t, "cgwbh")
+	r := open(t, ns)
+	if err := r.Configure([]netip.Prefix{vpc, inside, vpc6}, []netip.Prefix{bgp}); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s != (kernelguard.Stats{Installed: 4}) {
+		t.Fatalf("after Configure: %+v", s)
+	}
+	ns.Run(t, "ip", "route", "flush", "proto", "203")
+	ns.Run(t, "ip", "-6", "route", "flush", "proto", "203")
+	if err := r.Resync(); err != nil {
+		t.Fatal(err)
+	}
+	want(t, ns, r, vpc, inside, vpc6, bgp)
+	if s := r.Stats(); s.Repairs != 4 || s.Errors != 0 {
+		t.Fatalf("after a flush and a resync: %+v; want 4 repairs", s)
+	}
+	if err := r.Configure([]netip.Prefix{inside}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Resync(); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s != (kernelguard.Stats{Installed: 2, Repairs: 4}) {
+		t.Fatalf("after unconfiguring two: %+v; want 2 installed, still 4 repairs", s)
+	}
+	r.Close()
+	r2 := open(t, ns)
+	if s := r2.Stats(); s != (kernelguard.Stats{Installed: 2, Adopted: 2}) {
+		t.Fatalf("a successor: %+v; want both adopted", s)
+	}
+	if err := r2.Configure([]netip.Prefix{inside}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := r2.Stats(); s != (kernelguard.Stats{Installed: 2, Adopted: 1}) {
+		t.Fatalf("a successor, configured: %+v; want %v only adopted", s, bgp)
+	}
+}

@@ -1,7 +1,8 @@
 // Package metrics exposes cgw-control as cgw_control_* Prometheus metrics:
 // counters fed by IKE events (rekeys, DPD timeouts, retransmissions,
 // negotiation failures by notify type) and gauges read from the status
-// snapshot at scrape time (tunnel state, IKE and Child SA counts, routes).
+// snapshot at scrape time (tunnel state, IKE and Child SA counts, routes,
+// kernel guards).
 // The BGP collector of control/bgp is registered next to it.
 package metrics
 
@@ -32,6 +33,7 @@ type Control struct {
 	up, ikeSAs, childSAs, routes, staleSAs, info *prometheus.Desc
 	bytes, packets                               *prometheus.Desc
 	panics                                       *prometheus.Desc
+	guards, guardRepairs, guardErrors            *prometheus.Desc
 }
 
 // New returns the collector; src gives the snapshot for the gauges.
@@ -61,6 +63,12 @@ func New(src func() *status.Status) *Control {
 		packets: prometheus.NewDesc(ns+"_sa_packets_total", "Packets of the tunnel's active Child SA, from the dataplane; starts again from 0 at each rekey (the outbound count is the SA's sequence number).",
 			[]string{"tunnel", "direction"}, nil),
 		panics: prometheus.NewDesc(ns+"_panics_total", "Panics an IKE engine recovered from while handling a tunnel's message or timer; the tunnel was restarted (the log has the stack).",
+			nil, nil),
+		guards: prometheus.NewDesc(ns+"_kernel_guards", "Kernel guards (unreachable routes, proto 203, that drop tunnel-bound traffic XDP does not take), by state: installed (configured or routed by this process) or adopted (a previous process's or the state file's, kept until routing has converged).",
+			[]string{"state"}, nil),
+		guardRepairs: prometheus.NewDesc(ns+"_kernel_guard_repairs_total", "Kernel guards found missing (a route flush, a network manager removing routes it does not know) and put back by the periodic resync.",
+			nil, nil),
+		guardErrors: prometheus.NewDesc(ns+"_kernel_guard_errors_total", "Kernel guard installs and removals the kernel refused (typically no CAP_NET_ADMIN): those prefixes are not guarded.",
 			nil, nil),
 		info: prometheus.NewDesc(ns+"_tunnel_info", "Each configured tunnel's dataplane id and VPN connection, for joins with cgw_dataplane_tunnel_* (always 1).",
 			[]string{"tunnel_id", "tunnel", "connection"}, nil),
@@ -125,7 +133,8 @@ func (c *Control) Describe(ch chan<- *prometheus.Desc) {
 	for _, v := range []*prometheus.CounterVec{c.rekeys, c.asked, c.dpd, c.retrans, c.failures, c.changes} {
 		v.Describe(ch)
 	}
-	for _, d := range []*prometheus.Desc{c.up, c.ikeSAs, c.childSAs, c.staleSAs, c.routes, c.bytes, c.packets, c.info, c.panics} {
+	for _, d := range []*prometheus.Desc{c.up, c.ikeSAs, c.childSAs, c.staleSAs, c.routes, c.bytes, c.packets, c.info, c.panics,
+		c.guards, c.guardRepairs, c.guardErrors} {
 		ch <- d
 	}
 }
@@ -176,4 +185,8 @@ func (c *Control) Collect(ch chan<- prometheus.Metric) {
 	for src, n := range by {
 		g(c.routes, float64(n), src)
 	}
+	g(c.guards, float64(len(s.Guards)-s.GuardsAdopted), "installed")
+	g(c.guards, float64(s.GuardsAdopted), "adopted")
+	ch <- prometheus.MustNewConstMetric(c.guardRepairs, prometheus.CounterValue, float64(s.GuardRepairs))
+	ch <- prometheus.MustNewConstMetric(c.guardErrors, prometheus.CounterValue, float64(s.GuardErrors))
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -22,7 +23,9 @@ func TestCollector(t *testing.T) {
 				Children: []status.ChildSA{{Active: true, In: status.Counters{Bytes: 100, Packets: 2}, Out: status.Counters{Bytes: 300, Packets: 3}}}},
 			{Name: "v-t2", Connection: "v", State: "connecting", Stale: []uint32{7, 8}},
 		},
-		Routes: []status.Route{{Source: "bgp"}, {Source: "bgp"}, {Source: "static"}},
+		Routes:        []status.Route{{Source: "bgp"}, {Source: "bgp"}, {Source: "static"}},
+		Guards:        []netip.Prefix{netip.MustParsePrefix("169.254.10.0/30"), netip.MustParsePrefix("198.19.0.0/16"), netip.MustParsePrefix("198.18.128.0/24")},
+		GuardsAdopted: 1, GuardRepairs: 2, GuardErrors: 1,
 	}
 	c := New(func() *status.Status { return st })
 	for _, e := range []ike.Event{
@@ -77,6 +80,10 @@ func TestCollector(t *testing.T) {
 		"cgw_control_sa_packets_total{direction=out,tunnel=v-t1}":                       3,
 		"cgw_control_tunnel_info{connection=v,tunnel=v-t1,tunnel_id=1}":                 1,
 		"cgw_control_panics_total{}":                                                    float64(ike.Panics.Load()),
+		"cgw_control_kernel_guards{state=installed}":                                    2,
+		"cgw_control_kernel_guards{state=adopted}":                                      1,
+		"cgw_control_kernel_guard_repairs_total{}":                                      2,
+		"cgw_control_kernel_guard_errors_total{}":                                       1,
 	} {
 		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)

@@ -30,6 +30,13 @@ type Status struct {
 	// Guards are the prefixes the kernel guards cover (control/kernelguard:
 	// unreachable routes, proto 203, that hold when XDP is gone).
 	Guards []netip.Prefix `json:"guards,omitempty"`
+	// GuardsAdopted counts the guards kept only as adopted (a previous
+	// process's or the state file's) until routing has converged;
+	// GuardRepairs the guards found missing from the kernel and put back;
+	// GuardErrors the route installs and removals the kernel refused.
+	GuardsAdopted int    `json:"guards_adopted,omitempty"`
+	GuardRepairs  uint64 `json:"guard_repairs,omitempty"`
+	GuardErrors   uint64 `json:"guard_errors,omitempty"`
 }
 
 // Tunnel is one configured tunnel.
