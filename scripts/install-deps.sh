@@ -26,6 +26,8 @@ fi
 #   bird2                    the emulated virtual private gateway's BGP
 #   iperf3 iputils-ping      traffic through the lab
 #   tshark python3-scapy     independent decryption/encryption of our ESP
+#   python3-cryptography     scapy's AES-GCM, AES-CBC and HMACs (a Recommends
+#                            of python3-scapy: without it scapy has only NULL)
 #   tcpdump                  looking at the wire
 #   ethtool                  switching checksum offload off on lab veths
 #   curl                     scraping the metrics endpoints in end-to-end tests
@@ -35,7 +37,7 @@ fi
 #   groff-base               groff renders packaging/man's pages, warnings fail the test
 #                            (minimal Debian images lack it)
 pkgs=(iproute2 procps strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins bird2
-	iperf3 iputils-ping tshark python3-scapy tcpdump ethtool nftables curl prometheus systemd groff-base)
+	iperf3 iputils-ping tshark python3-scapy python3-cryptography tcpdump ethtool nftables curl prometheus systemd groff-base)
 if [ "$need" = generate ]; then
 	pkgs+=(clang llvm libbpf-dev)
 fi

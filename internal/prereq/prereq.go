@@ -120,7 +120,11 @@ func birdVersion(out string) error {
 	return nil
 }
 
-// Scapy checks that Debian's python3 imports scapy (the ESP cross-check).
+// Scapy checks that Debian's python3 imports scapy and that its ESP can
+// do the suites the cross-check uses: scapy offers AES-GCM, AES-CBC and
+// the HMACs only when python3-cryptography is installed (a Recommends of
+// python3-scapy, so --no-install-recommends leaves it out and scapy falls
+// back to NULL).
 func Scapy() error {
 	const py = "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {
@@ -129,6 +133,16 @@ func Scapy() error {
 	out, err := exec.Command(py, "-c", "import scapy.layers.ipsec").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s cannot import scapy (Debian package python3-scapy): %v: %s", py, err, strings.TrimSpace(string(out)))
+	}
+	const probe = `from scapy.layers.ipsec import CRYPT_ALGOS as C, AUTH_ALGOS as A
+need = ["AES-GCM", "AES-CBC", "HMAC-SHA1-96", "SHA2-256-128", "SHA2-384-192", "SHA2-512-256"]
+print(" ".join(n for n in need if n not in C and n not in A))`
+	out, err = exec.Command(py, "-c", probe).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: asking scapy for its ESP algorithms: %v: %s", py, err, strings.TrimSpace(string(out)))
+	}
+	if miss := strings.TrimSpace(string(out)); miss != "" {
+		return fmt.Errorf("scapy's ESP lacks %s: install the Debian package python3-cryptography", miss)
 	}
 	return nil
 }
