@@ -103,6 +103,7 @@ type LogBudget struct {
 
 	mu         sync.Mutex
 	b          bucket
+	mono       bool      // the last time had a monotonic clock reading
 	summarized time.Time // the last summary, or the start
 }
 
@@ -179,17 +180,20 @@ func (b *LogBudget) burst() int {
 	return b.Burst
 }
 
-// take takes a line's token if there is one. A time more than a second
-// before the last one is another clock (the fake clocks of tests; callers
-// racing to the lock with time.Now differ by far less), on which the
-// budget starts afresh; a smaller step back adds nothing.
+// take takes a line's token if there is one. Callers racing to the lock
+// may come a little back in time: that adds nothing. A time more than a
+// second back where one of the two has no monotonic clock reading (a
+// test's fake clock; time.Now always has one) is another clock, on which
+// the budget starts afresh.
 func (b *LogBudget) take(now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.b.started || now.Before(b.b.last.Add(-time.Second)) {
+	mono := now != now.Round(0) // Round(0) strips the monotonic reading
+	if !b.b.started || !(mono && b.mono) && now.Before(b.b.last.Add(-time.Second)) {
 		b.b = bucket{}
 		b.summarized = now
 	}
+	b.mono = mono
 	b.b.refill(now, b.every(), b.burst())
 	if b.b.tokens < 1 {
 		return false

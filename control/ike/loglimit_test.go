@@ -225,3 +225,27 @@ func BenchmarkLogLimiterDrop(b *testing.B) {
 		})
 	})
 }
+
+// TestLogBudgetLateCaller: a caller that read time.Now long before it got
+// to the budget (descheduled under load) comes back in time; that must not
+// refill the budget, whereas a fake clock set back (another test's) starts
+// it afresh.
+func TestLogBudgetLateCaller(t *testing.T) {
+	b := &LogBudget{Burst: 5}
+	now := time.Now()
+	for i := range 5 {
+		if ok, _ := (&LogLimiter{Budget: b}).Allow(now.Add(5 * time.Second)); !ok {
+			t.Fatalf("line %d of the burst refused", i)
+		}
+	}
+	if ok, _ := (&LogLimiter{Budget: b}).Allow(now); ok {
+		t.Fatal("a line read from the clock 5 s before the last one refilled the spent budget")
+	}
+	fake := time.Unix(1_800_000_000, 0)
+	for range 5 {
+		(&LogLimiter{Budget: b}).Allow(fake.Add(time.Minute))
+	}
+	if ok, _ := (&LogLimiter{Budget: b}).Allow(fake); !ok {
+		t.Fatal("a fake clock set back a minute (another test's) did not start the budget afresh")
+	}
+}
