@@ -6,8 +6,11 @@
 // interface the daemon uses, inbound SPI allocation, the rekey-time
 // policy (AWS's margin and fuzz), the Child SA life cycle (Lifecycle:
 // install, switch, retire, keys wiped), the UDP 500/4500 sockets (UDP),
-// rate-limited logs of unauthenticated input (LogLimiter) and the count of
-// recovered panics (Panics).
+// rate-limited logs of unauthenticated input (LogLimiter), the count of
+// recovered panics (Panics), and the Manager's core: the tunnels by name,
+// peer address and SPI with the operators' commands on them (Tunnels),
+// each tunnel's goroutine (Loop) and its restart after a panic
+// (Supervisor). An engine keeps only its protocol.
 //
 // The engines never import each other; both import this package.
 package ike

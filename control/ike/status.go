@@ -9,7 +9,7 @@ import (
 // TunnelStatus is a tunnel's state for cgwctl.
 type TunnelStatus struct {
 	Name     string
-	State    string // "up", "connecting", "down"
+	State    string // "up", "connecting", "down"; "restarting", "stopped" (Loop.Status)
 	Peer     netip.AddrPort
 	Encap    bool
 	IKE      *IKEStatus

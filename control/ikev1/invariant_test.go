@@ -76,7 +76,7 @@ func newSyncNode(tb testing.TB, clock *ike.FakeClock, cfg config.Tunnel, p500, p
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m.byPeer[cfg.AWSOutside] = t
+	m.tunnels.Route(cfg.AWSOutside, t)
 	n.m, n.t = m, t
 	return n
 }
@@ -297,7 +297,7 @@ func FuzzEstablished(f *testing.F) {
 			t.Fatalf("%d peer quick modes", b.t.p1.peerQuicks())
 		}
 		for _, c := range b.t.children {
-			if o := b.m.tunnelBySPI(c.sa.InSPI); o != b.t {
+			if o, _ := b.m.spis.Owner(c.sa.InSPI); o != b.t {
 				t.Fatalf("SA pair %08x's inbound SPI not held", c.sa.InSPI)
 			}
 		}

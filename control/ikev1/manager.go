@@ -3,7 +3,6 @@ package ikev1
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,12 +40,10 @@ type Manager struct {
 	log   *slog.Logger
 	clock Clock
 
+	tunnels *ike.Tunnels[*Tunnel, datagram]
 	mu      sync.Mutex
-	tunnels map[string]*Tunnel
-	byPeer  map[netip.Addr]*Tunnel
 	byCky   map[[8]byte]*Tunnel // initiator cookies of live ISAKMP SAs
 	spis    ike.SPIs[*Tunnel]   // inbound ESP SPIs of every tunnel's SA pairs
-	closed  bool
 	udp     *ike.UDP
 	// unauthLog limits the logs of input dropped before authentication.
 	unauthLog ike.LogLimiter
@@ -65,8 +62,9 @@ func New(o Options) (*Manager, error) {
 		o.Tick = 100 * time.Millisecond
 	}
 	tim := o.Timing.WithDefaults()
-	m := &Manager{opt: o, tim: tim, log: o.Log, clock: o.Clock, tunnels: map[string]*Tunnel{},
-		byPeer: map[netip.Addr]*Tunnel{}, byCky: map[[8]byte]*Tunnel{}}
+	m := &Manager{opt: o, tim: tim, log: o.Log, clock: o.Clock, byCky: map[[8]byte]*Tunnel{}}
+	m.tunnels = ike.NewTunnels(ike.Hooks[*Tunnel, datagram]{Engine: "ikev1", Loop: func(t *Tunnel) *ike.Loop[datagram] { return t.loop },
+		Run: (*Tunnel).run, Stop: (*Tunnel).stop, BySPI: m.spis.Owner})
 	// The read buffer is reused: the tunnel's goroutine gets a copy.
 	u, err := ike.NewUDP(o.Conn500, o.Conn4500, func(b []byte, from netip.AddrPort, nat bool) { m.Deliver(bytes.Clone(b), from, nat) })
 	if err != nil {
@@ -93,15 +91,15 @@ func (m *Manager) Deliver(b []byte, from netip.AddrPort, nat bool) {
 	}
 	m.mu.Lock()
 	t := m.byCky[h.CkyI]
-	if t == nil && h.Exchange == message.ExchIdentityProt && h.CkyR == ([8]byte{}) {
-		t = m.byPeer[from.Addr()]
-	}
 	m.mu.Unlock()
+	if t == nil && h.Exchange == message.ExchIdentityProt && h.CkyR == ([8]byte{}) {
+		t, _ = m.tunnels.ByPeer(from.Addr())
+	}
 	if t == nil {
 		m.unauth("no tunnel for datagram", "from", from)
 		return
 	}
-	t.post(datagram{b: b[:h.Length], h: h, from: from, nat: nat})
+	t.loop.Post(datagram{b: b[:h.Length], h: h, from: from, nat: nat})
 }
 
 func (m *Manager) send(b []byte, to netip.AddrPort, nat bool) {
@@ -121,86 +119,44 @@ func (m *Manager) emit(e Event) {
 // AddTunnel starts running tunnel c (ike_version 1). With startup action
 // "start" it initiates at once; otherwise it waits for the peer.
 func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) error {
-	if c.IKEVersion != 1 {
-		return fmt.Errorf("tunnel %s: ike_version %d is not handled by the IKEv1 engine", c.Name, c.IKEVersion)
-	}
-	if !c.AWSOutside.Is4() || !c.LocalOutside.Is4() {
-		return fmt.Errorf("tunnel %s: aws_outside_address and local_outside_address must both be IPv4 addresses", c.Name)
-	}
-	if c.PreSharedKey == "" {
-		return fmt.Errorf("tunnel %s: pre_shared_key is empty", c.Name)
+	if err := ike.CheckTunnel(c, 1, true); err != nil {
+		return err
 	}
 	t, err := newTunnel(m, c, o.WithDefaults())
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return errors.New("ikev1: manager is closed")
-	}
-	if _, dup := m.tunnels[c.Name]; dup {
-		m.mu.Unlock()
-		return fmt.Errorf("tunnel %s: already added", c.Name)
-	}
-	m.tunnels[c.Name] = t
-	m.byPeer[c.AWSOutside] = t
-	m.mu.Unlock()
-	go t.run()
-	return nil
+	return m.tunnels.Add(c.Name, c.AWSOutside, t)
 }
 
 // Tunnel returns a tunnel by name.
-func (m *Manager) Tunnel(name string) (*Tunnel, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t, ok := m.tunnels[name]
-	return t, ok
-}
+func (m *Manager) Tunnel(name string) (*Tunnel, bool) { return m.tunnels.Tunnel(name) }
 
 // RemoveTunnel deletes the tunnel's SAs (telling the peer) and stops it.
 func (m *Manager) RemoveTunnel(ctx context.Context, name string) error {
-	m.mu.Lock()
-	t, ok := m.tunnels[name]
-	delete(m.tunnels, name)
-	if ok && m.byPeer[t.cfg.AWSOutside] == t {
-		delete(m.byPeer, t.cfg.AWSOutside)
-	}
-	m.mu.Unlock()
-	if !ok {
-		return &NotFoundError{Tunnel: name}
-	}
-	t.stop(ctx)
-	return nil
+	return m.tunnels.Remove(ctx, name)
 }
 
 // ChildNeedsRekey asks for a new Quick Mode for the SA pair with inbound
 // or outbound SPI spi.
 func (m *Manager) ChildNeedsRekey(spi uint32) bool {
-	t := m.tunnelBySPI(spi)
-	if t == nil {
-		return false
-	}
-	t.do(func() { t.rekeyChildSPI(spi) })
-	return true
+	return m.tunnels.OnSPI(spi, func(t *Tunnel) { t.rekeyChildSPI(spi) })
 }
 
 // LastInbound tells DPD that ESP for inbound SPI spi was last received at
 // at.
 func (m *Manager) LastInbound(spi uint32, at time.Time) {
-	if t := m.tunnelBySPI(spi); t != nil {
-		t.do(func() {
-			if at.After(t.lastInbound) {
-				t.lastInbound = at
-			}
-		})
-	}
+	m.tunnels.OnSPI(spi, func(t *Tunnel) {
+		if at.After(t.lastInbound) {
+			t.lastInbound = at
+		}
+	})
 }
 
 // Initiate starts negotiation of a tunnel now; a *BusyError if it has an
 // ISAKMP SA or one is being negotiated.
 func (m *Manager) Initiate(name string) error {
-	return m.command(name, func(t *Tunnel) error {
+	return m.tunnels.Command(name, func(t *Tunnel) error {
 		if t.p1 != nil {
 			if t.p1.state != mmDone {
 				return &BusyError{Msg: fmt.Sprintf("tunnel %s: a Main Mode is already under way (started %s ago)", t.name, ike.Ago(t.now(), t.p1.created))}
@@ -215,7 +171,7 @@ func (m *Manager) Initiate(name string) error {
 // RekeyChild starts a new Quick Mode for the tunnel now (cgwctl, tests);
 // a *BusyError says why it cannot.
 func (m *Manager) RekeyChild(name string) error {
-	return m.command(name, func(t *Tunnel) error {
+	return m.tunnels.Command(name, func(t *Tunnel) error {
 		switch {
 		case t.out == nil:
 			return &BusyError{Msg: fmt.Sprintf("tunnel %s: no active SA pair to rekey", t.name)}
@@ -232,7 +188,7 @@ func (m *Manager) RekeyChild(name string) error {
 // RekeyIKE replaces the tunnel's ISAKMP SA with a new Main Mode now; a
 // *BusyError when there is none established.
 func (m *Manager) RekeyIKE(name string) error {
-	return m.command(name, func(t *Tunnel) error {
+	return m.tunnels.Command(name, func(t *Tunnel) error {
 		if t.p1 == nil || t.p1.state != mmDone {
 			return &BusyError{Msg: fmt.Sprintf("tunnel %s: no established ISAKMP SA to rekey", t.name)}
 		}
@@ -241,63 +197,12 @@ func (m *Manager) RekeyIKE(name string) error {
 	})
 }
 
-// command runs f on the tunnel's goroutine and returns its answer, as
-// control/ikev2's commands do.
-func (m *Manager) command(name string, f func(t *Tunnel) error) error {
-	t, ok := m.Tunnel(name)
-	if !ok {
-		return &NotFoundError{Tunnel: name}
-	}
-	res := make(chan error, 1)
-	stopped := fmt.Errorf("tunnel %s: stopped (cgw-control is shutting down or the tunnel was removed)", name)
-	if !t.do(func() {
-		err := fmt.Errorf("tunnel %s: the command failed with an internal error; the tunnel was restarted", name)
-		defer func() { res <- err }() // also when f panics (safely recovers)
-		err = f(t)
-	}) {
-		return stopped
-	}
-	select {
-	case err := <-res:
-		return err
-	case <-t.done:
-		return stopped
-	}
-}
-
 // Status returns a snapshot of every tunnel.
-func (m *Manager) Status() []TunnelStatus {
-	m.mu.Lock()
-	ts := make([]*Tunnel, 0, len(m.tunnels))
-	for _, t := range m.tunnels {
-		ts = append(ts, t)
-	}
-	m.mu.Unlock()
-	var out []TunnelStatus
-	for _, t := range ts {
-		out = append(out, t.Status())
-	}
-	return out
-}
+func (m *Manager) Status() []TunnelStatus { return m.tunnels.Status((*Tunnel).Status) }
 
 // Close deletes every tunnel's SAs (telling the peer), stops the tunnels
 // and closes the sockets.
 func (m *Manager) Close(ctx context.Context) {
-	m.mu.Lock()
-	m.closed = true
-	ts := m.tunnels
-	m.tunnels = map[string]*Tunnel{}
-	m.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, t := range ts {
-		wg.Add(1)
-		go func() { defer wg.Done(); t.stop(ctx) }()
-	}
-	wg.Wait()
+	m.tunnels.Close(ctx)
 	m.udp.Close()
-}
-
-func (m *Manager) tunnelBySPI(spi uint32) *Tunnel {
-	t, _ := m.spis.Owner(spi)
-	return t
 }

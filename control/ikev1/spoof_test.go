@@ -213,7 +213,7 @@ func TestPanicRestartsOneTunnel(t *testing.T) {
 		t.Fatalf("Panics() = %d, want 1", n)
 	}
 	// A command that panics answers instead of hanging.
-	if err := a.m.command("t1", func(*Tunnel) error { panic("injected in a command") }); err == nil {
+	if err := a.m.tunnels.Command("t1", func(*Tunnel) error { panic("injected in a command") }); err == nil {
 		t.Fatal("a panicking command answered no error")
 	}
 	a.wait(TunnelUp, 2)

@@ -1,45 +1,29 @@
 package ikev1
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ike"
 )
 
-// safely runs one step of the tunnel's goroutine. A panic (a bug, or
-// input no test thought of) is recovered there: logged once with its
-// stack, counted (Manager.Panics, and ike.Panics: the process's
-// cgw_control_panics_total, shared with ikev2), and this tunnel alone
-// restarts from nothing; the other tunnels, each on its own goroutine,
-// never notice (issue #9).
-func (t *Tunnel) safely(f func()) {
-	defer func() {
-		if r := recover(); r != nil {
-			t.m.panics.Add(1)
-			ike.Panics.Recovered(t.m.log, r, "tunnel", t.name)
-			t.restart(fmt.Errorf("internal error: %v", r))
-		}
-	}()
-	f()
+// supervisor restarts t alone after a panic on its goroutine
+// (ike.Supervisor).
+func (t *Tunnel) supervisor() ike.Supervisor {
+	return ike.Supervisor{Log: t.m.log.With("tunnel", t.name), Count: &t.m.panics, Cleanup: t.cleanup, Reset: t.reset}
 }
 
-// restart drops every SA of the tunnel (telling the dataplane through
-// the usual events, best effort: the state may be what panicked) and
-// starts again as a fresh tunnel would.
-func (t *Tunnel) restart(err error) {
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				t.m.log.Error("tunnel cleanup after a panic panicked too", "tunnel", t.name, "panic", fmt.Sprint(r))
-			}
-		}()
-		for len(t.cands) > 0 {
-			t.dropCand(t.cands[0])
-		}
-		t.down("internal error", err, false)
-	}()
+// cleanup drops every SA of the tunnel, telling the dataplane through the
+// usual events.
+func (t *Tunnel) cleanup(err error) {
+	for len(t.cands) > 0 {
+		t.dropCand(t.cands[0])
+	}
+	t.down("internal error", err, false)
+}
+
+// reset starts again as a fresh tunnel would.
+func (t *Tunnel) reset() {
 	t.forget()
 	t.p1, t.old, t.cands, t.children, t.out = nil, nil, nil, nil, nil
 	t.lc = t.lifecycle() // down, if it got that far, reported the tunnel down

@@ -127,10 +127,7 @@ type Tunnel struct {
 	cfg  config.Tunnel
 	opt  TunnelOptions
 	name string
-	cmds chan func()
-	in   chan datagram
-	quit chan struct{}
-	done chan struct{}
+	loop *ike.Loop[datagram]
 
 	p1  *p1SA
 	old []*p1SA // replaced ISAKMP SAs awaiting deletion
@@ -151,8 +148,8 @@ type Tunnel struct {
 }
 
 func newTunnel(m *Manager, c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
-	t := &Tunnel{m: m, cfg: c, opt: o, name: c.Name, cmds: make(chan func(), 16), in: make(chan datagram, 64),
-		quit: make(chan struct{}), done: make(chan struct{}), peer: netip.AddrPortFrom(c.AWSOutside, o.PeerPort)}
+	t := &Tunnel{m: m, cfg: c, opt: o, name: c.Name, peer: netip.AddrPortFrom(c.AWSOutside, o.PeerPort)}
+	t.loop = ike.NewLoop[datagram](t.supervisor())
 	t.lc = t.lifecycle()
 	t.p1s = phase1Choices(c.Phase1)
 	if len(t.p1s) == 0 {
@@ -172,21 +169,8 @@ func newTunnel(m *Manager, c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
 // Name is the tunnel's name.
 func (t *Tunnel) Name() string { return t.name }
 
-func (t *Tunnel) post(d datagram) {
-	select {
-	case t.in <- d:
-	default:
-	}
-}
-
-func (t *Tunnel) do(f func()) bool {
-	select {
-	case t.cmds <- f:
-		return true
-	case <-t.done:
-		return false
-	}
-}
+// do runs f in the tunnel's goroutine.
+func (t *Tunnel) do(f func()) bool { return t.loop.Do(f) }
 
 func (t *Tunnel) now() time.Time { return t.m.clock.Now() }
 
@@ -195,25 +179,14 @@ func (t *Tunnel) emit(e Event) {
 	t.m.emit(e)
 }
 
+// run is the tunnel's goroutine. IKEv1's timers keep no list of their
+// deadlines: tick polls them every Options.Tick.
 func (t *Tunnel) run() {
-	defer close(t.done)
+	s := ike.Steps[datagram]{Handle: t.handle, Tick: t.tick, Every: t.m.opt.Tick}
 	if t.cfg.StartupAction == config.StartupStart {
-		t.safely(t.initiate)
+		s.Start = t.initiate
 	}
-	tick := time.NewTicker(t.m.opt.Tick)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.quit:
-			return
-		case f := <-t.cmds:
-			t.safely(f)
-		case d := <-t.in:
-			t.safely(func() { t.handle(d) })
-		case <-tick.C:
-			t.safely(t.tick)
-		}
-	}
+	t.loop.Run(s)
 }
 
 func (t *Tunnel) stop(ctx context.Context) {
@@ -231,12 +204,7 @@ func (t *Tunnel) stop(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
-	select {
-	case <-t.quit:
-	default:
-		close(t.quit)
-	}
-	<-t.done
+	t.loop.Stop()
 }
 
 func randCky() (c [8]byte) {
@@ -333,17 +301,7 @@ func (t *Tunnel) failed(n uint16, err error) {
 }
 
 // Status returns a snapshot of the tunnel.
-func (t *Tunnel) Status() TunnelStatus {
-	ch := make(chan TunnelStatus, 1)
-	if !t.do(func() {
-		s := TunnelStatus{Name: t.name, State: "down"}
-		defer func() { ch <- s }() // also when status panics (safely recovers)
-		s = t.status()
-	}) {
-		return TunnelStatus{Name: t.name, State: "down"}
-	}
-	return <-ch
-}
+func (t *Tunnel) Status() TunnelStatus { return t.loop.Status(t.name, t.status) }
 
 func (t *Tunnel) status() TunnelStatus {
 	now := t.now()

@@ -2,7 +2,6 @@ package ikev2
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,12 +50,11 @@ type Manager struct {
 	clock Clock
 	sock  *Socket
 
+	tunnels *ike.Tunnels[*Tunnel, datagram]
+	spis    ike.SPIs[*Tunnel] // our inbound ESP SPIs
 	mu      sync.Mutex
-	tunnels map[string]*Tunnel
-	spis    ike.SPIs[*Tunnel]  // our inbound ESP SPIs
 	outSPI  map[uint32]*Tunnel // the peer's (ChildNeedsRekey takes either)
-	closed  bool
-	panics  atomic.Uint64 // tunnels restarted after a panic (Panics)
+	panics  atomic.Uint64      // tunnels restarted after a panic (Panics)
 }
 
 // New starts a Manager on the given sockets.
@@ -73,9 +71,10 @@ func New(o Options) (*Manager, error) {
 	if o.MaxHalfOpen <= 0 {
 		o.MaxHalfOpen = 1024
 	}
-	m := &Manager{opt: o, tim: o.Timing.WithDefaults(), log: o.Log, clock: o.Clock,
-		tunnels: map[string]*Tunnel{}, outSPI: map[uint32]*Tunnel{}}
-	s, err := newSocket(o.Conn500, o.Conn4500, o.Clock, o.Log, o.CookieThreshold)
+	m := &Manager{opt: o, tim: o.Timing.WithDefaults(), log: o.Log, clock: o.Clock, outSPI: map[uint32]*Tunnel{}}
+	m.tunnels = ike.NewTunnels(ike.Hooks[*Tunnel, datagram]{Engine: "ikev2", Loop: func(t *Tunnel) *ike.Loop[datagram] { return t.loop },
+		Run: (*Tunnel).run, Stop: (*Tunnel).stop, BySPI: m.tunnelBySPI})
+	s, err := newSocket(o.Conn500, o.Conn4500, m.tunnels, o.Clock, o.Log, o.CookieThreshold)
 	if err != nil {
 		return nil, err
 	}
@@ -90,92 +89,46 @@ func (m *Manager) Socket() *Socket { return m.sock }
 // AddTunnel starts running tunnel c. With startup action "start" it
 // initiates at once; otherwise it waits for the peer.
 func (m *Manager) AddTunnel(c config.Tunnel, o TunnelOptions) error {
-	if c.IKEVersion != 0 && c.IKEVersion != 2 {
-		return fmt.Errorf("tunnel %s: ike_version %d is not handled by the IKEv2 engine", c.Name, c.IKEVersion)
-	}
-	if !c.AWSOutside.IsValid() || !c.LocalOutside.IsValid() {
-		return fmt.Errorf("tunnel %s: aws_outside_address and local_outside_address must both be set", c.Name)
-	}
-	if c.PreSharedKey == "" {
-		return fmt.Errorf("tunnel %s: pre_shared_key is empty", c.Name)
+	if err := ike.CheckTunnel(c, 2, false); err != nil {
+		return err
 	}
 	t, err := newTunnel(m, c, o.WithDefaults())
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return errors.New("ikev2: manager is closed")
-	}
-	if _, dup := m.tunnels[c.Name]; dup {
-		m.mu.Unlock()
-		return fmt.Errorf("tunnel %s: already added", c.Name)
-	}
-	m.tunnels[c.Name] = t
-	m.mu.Unlock()
-	m.sock.mu.Lock()
-	m.sock.byPeer[c.AWSOutside] = t
-	m.sock.mu.Unlock()
-	go t.run()
-	return nil
+	return m.tunnels.Add(c.Name, c.AWSOutside, t)
 }
 
 // Tunnel returns a tunnel by name.
-func (m *Manager) Tunnel(name string) (*Tunnel, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t, ok := m.tunnels[name]
-	return t, ok
-}
+func (m *Manager) Tunnel(name string) (*Tunnel, bool) { return m.tunnels.Tunnel(name) }
 
 // RemoveTunnel deletes the tunnel's SAs (telling the peer) and stops it.
 func (m *Manager) RemoveTunnel(ctx context.Context, name string) error {
-	m.mu.Lock()
-	t, ok := m.tunnels[name]
-	delete(m.tunnels, name)
-	m.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("tunnel %s: not found", name)
-	}
-	t.stop(ctx)
-	m.sock.mu.Lock()
-	if m.sock.byPeer[t.cfg.AWSOutside] == t {
-		delete(m.sock.byPeer, t.cfg.AWSOutside)
-	}
-	m.sock.mu.Unlock()
-	return nil
+	return m.tunnels.Remove(ctx, name)
 }
 
 // ChildNeedsRekey asks for a rekey of the Child SA with inbound or
 // outbound SPI spi (byte lifetime or sequence number nearly exhausted, as
 // the dataplane's counters show).
 func (m *Manager) ChildNeedsRekey(spi uint32) bool {
-	t := m.tunnelBySPI(spi)
-	if t == nil {
-		return false
-	}
-	t.do(func() { t.rekeyChildNow(spi) })
-	return true
+	return m.tunnels.OnSPI(spi, func(t *Tunnel) { t.rekeyChildNow(spi) })
 }
 
 // LastInbound tells DPD that ESP for inbound SPI spi was last received at
 // at (from the dataplane's counters): a tunnel with recent traffic needs
 // no liveness check.
 func (m *Manager) LastInbound(spi uint32, at time.Time) {
-	if t := m.tunnelBySPI(spi); t != nil {
-		t.do(func() {
-			if at.After(t.lastInbound) {
-				t.lastInbound = at
-			}
-		})
-	}
+	m.tunnels.OnSPI(spi, func(t *Tunnel) {
+		if at.After(t.lastInbound) {
+			t.lastInbound = at
+		}
+	})
 }
 
 // Initiate starts negotiation of a tunnel now (cgwctl, tests). A tunnel
 // that is up or being negotiated answers a *BusyError.
 func (m *Manager) Initiate(name string) error {
-	return m.command(name, func(t *Tunnel) error {
+	return m.tunnels.Command(name, func(t *Tunnel) error {
 		for _, sa := range t.sas {
 			if sa.state != saEstablished {
 				return &BusyError{Msg: fmt.Sprintf("tunnel %s: an IKE SA is already being negotiated (started %s ago)", t.name, ike.Ago(t.now(), sa.started))}
@@ -190,44 +143,24 @@ func (m *Manager) Initiate(name string) error {
 }
 
 // Status returns a snapshot of every tunnel.
-func (m *Manager) Status() []TunnelStatus {
-	m.mu.Lock()
-	ts := make([]*Tunnel, 0, len(m.tunnels))
-	for _, t := range m.tunnels {
-		ts = append(ts, t)
-	}
-	m.mu.Unlock()
-	var out []TunnelStatus
-	for _, t := range ts {
-		out = append(out, t.Status())
-	}
-	return out
-}
+func (m *Manager) Status() []TunnelStatus { return m.tunnels.Status((*Tunnel).Status) }
 
 // Close deletes every tunnel's IKE SA (waiting briefly for the peer's
 // answers), stops the tunnels and closes the sockets.
 func (m *Manager) Close(ctx context.Context) {
-	m.mu.Lock()
-	m.closed = true
-	ts := m.tunnels
-	m.tunnels = map[string]*Tunnel{}
-	m.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, t := range ts {
-		wg.Add(1)
-		go func() { defer wg.Done(); t.stop(ctx) }()
-	}
-	wg.Wait()
+	m.tunnels.Close(ctx)
 	m.sock.close()
 }
 
-func (m *Manager) tunnelBySPI(spi uint32) *Tunnel {
+// tunnelBySPI finds the tunnel holding an inbound or outbound ESP SPI.
+func (m *Manager) tunnelBySPI(spi uint32) (*Tunnel, bool) {
 	if t, ok := m.spis.Owner(spi); ok {
-		return t
+		return t, true
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.outSPI[spi]
+	t, ok := m.outSPI[spi]
+	return t, ok
 }
 
 func (m *Manager) emit(e Event) {
@@ -240,7 +173,7 @@ func (m *Manager) emit(e Event) {
 // it cannot start (the SA is already being rekeyed or deleted, the
 // tunnel is not up) it answers a *BusyError saying why.
 func (m *Manager) RekeyChild(name string) error {
-	return m.command(name, func(t *Tunnel) error {
+	return m.tunnels.Command(name, func(t *Tunnel) error {
 		if t.out == nil {
 			return &BusyError{Msg: fmt.Sprintf("tunnel %s: no active Child SA to rekey (tunnel is %s)", t.name, t.upState())}
 		}
@@ -255,7 +188,7 @@ func (m *Manager) RekeyChild(name string) error {
 // RekeyIKE rekeys the tunnel's IKE SA now (cgwctl, tests); a *BusyError
 // when it cannot start, as RekeyChild.
 func (m *Manager) RekeyIKE(name string) error {
-	return m.command(name, func(t *Tunnel) error {
+	return m.tunnels.Command(name, func(t *Tunnel) error {
 		if t.ike == nil || t.ike.state != saEstablished {
 			return &BusyError{Msg: fmt.Sprintf("tunnel %s: no established IKE SA to rekey (tunnel is %s)", t.name, t.upState())}
 		}
@@ -265,28 +198,4 @@ func (m *Manager) RekeyIKE(name string) error {
 		t.rekeyIKE(t.ike)
 		return nil
 	})
-}
-
-// command runs f on the tunnel's goroutine and returns its answer: an
-// operator's command learns whether it started.
-func (m *Manager) command(name string, f func(t *Tunnel) error) error {
-	t, ok := m.Tunnel(name)
-	if !ok {
-		return &NotFoundError{Tunnel: name}
-	}
-	res := make(chan error, 1)
-	stopped := fmt.Errorf("tunnel %s: stopped (cgw-control is shutting down or the tunnel was removed)", name)
-	if !t.do(func() {
-		err := fmt.Errorf("tunnel %s: the command failed with an internal error; the tunnel was restarted", name)
-		defer func() { res <- err }() // also when f panics (safely recovers)
-		err = f(t)
-	}) {
-		return stopped
-	}
-	select {
-	case err := <-res:
-		return err
-	case <-t.done:
-		return stopped
-	}
 }

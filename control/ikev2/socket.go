@@ -35,9 +35,10 @@ type Socket struct {
 	log      *slog.Logger
 	clock    Clock
 
-	mu     sync.RWMutex
-	bySPI  map[message.SPI]*Tunnel
-	byPeer map[netip.Addr]*Tunnel
+	// tunnels routes IKE_SA_INIT requests by the peer's address.
+	tunnels *ike.Tunnels[*Tunnel, datagram]
+	mu      sync.RWMutex
+	bySPI   map[message.SPI]*Tunnel
 
 	halfOpen        atomic.Int64
 	cookieThreshold int
@@ -50,9 +51,9 @@ type Socket struct {
 	secretTime time.Time
 }
 
-func newSocket(c500, c4500 net.PacketConn, clock Clock, log *slog.Logger, cookieThreshold int) (*Socket, error) {
-	s := &Socket{clock: clock, log: log,
-		bySPI: map[message.SPI]*Tunnel{}, byPeer: map[netip.Addr]*Tunnel{}, cookieThreshold: cookieThreshold}
+func newSocket(c500, c4500 net.PacketConn, tunnels *ike.Tunnels[*Tunnel, datagram], clock Clock, log *slog.Logger, cookieThreshold int) (*Socket, error) {
+	s := &Socket{tunnels: tunnels, clock: clock, log: log,
+		bySPI: map[message.SPI]*Tunnel{}, cookieThreshold: cookieThreshold}
 	// Both slots random: validCookie accepts the previous secret too, and
 	// one known (say all-zero) would let forged cookies validate.
 	for i := range s.secret {
@@ -88,9 +89,7 @@ func (s *Socket) Deliver(b []byte, from netip.AddrPort, nat bool) {
 	if h.Exchange == message.IKE_SA_INIT && !h.IsResponse() && h.SPIr.IsZero() {
 		// Only a configured peer's address: an SPI names no tunnel here,
 		// or anyone could start a negotiation in another's name.
-		s.mu.RLock()
-		t = s.byPeer[from.Addr()]
-		s.mu.RUnlock()
+		t, _ = s.tunnels.ByPeer(from.Addr())
 		if t == nil {
 			s.unknown.Log(s.log, s.clock.Now(), slog.LevelInfo, "ikev2: IKE_SA_INIT from an unknown peer ignored (no tunnel has this aws_outside_address)", "peer", from)
 			return
@@ -116,11 +115,8 @@ func (s *Socket) Deliver(b []byte, from netip.AddrPort, nat bool) {
 			return
 		}
 	}
-	d := datagram{b: append([]byte(nil), b...), from: from, nat: nat}
-	select {
-	case t.in <- d:
-	default: // the tunnel is overloaded: drop, the peer retransmits
-	}
+	// Dropped when the tunnel is overloaded: the peer retransmits.
+	t.loop.Post(datagram{b: append([]byte(nil), b...), from: from, nat: nat})
 }
 
 func (s *Socket) send(b []byte, to netip.AddrPort, nat bool) error { return s.udp.Send(b, to, nat) }

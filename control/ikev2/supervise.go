@@ -1,7 +1,6 @@
 package ikev2
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
@@ -9,37 +8,23 @@ import (
 	"github.com/cgw-project/cgw/control/ike"
 )
 
-// safely runs one step of the tunnel's goroutine. A panic (a bug, or
-// input no test thought of) is recovered there: logged once with its
-// stack, counted (Manager.Panics and ike.Panics, the metric), and this
-// tunnel alone restarts from nothing; the other tunnels, each on its own
-// goroutine, never notice (issue #9).
-func (t *Tunnel) safely(f func()) {
-	defer func() {
-		if r := recover(); r != nil {
-			t.m.panics.Add(1)
-			ike.Panics.Recovered(t.log, r)
-			t.restart(fmt.Errorf("tunnel %s: internal error: %v", t.name, r))
-		}
-	}()
-	f()
+// supervisor restarts t alone after a panic on its goroutine
+// (ike.Supervisor).
+func (t *Tunnel) supervisor() ike.Supervisor {
+	return ike.Supervisor{Log: t.log, Count: &t.m.panics, Cleanup: t.cleanup, Reset: t.reset}
 }
 
-// restart drops every SA of the tunnel (telling the dataplane through
-// the usual events, best effort: the state may be what panicked) and
-// starts again as a fresh tunnel would.
-func (t *Tunnel) restart(err error) {
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				t.log.Error("tunnel cleanup after a panic panicked too", "panic", fmt.Sprint(r))
-			}
-		}()
-		for _, sa := range slices.Clone(t.sas) {
-			t.removeSA(sa, "internal error", err)
-		}
-		t.down("internal error", err, false)
-	}()
+// cleanup drops every SA of the tunnel, telling the dataplane through the
+// usual events.
+func (t *Tunnel) cleanup(err error) {
+	for _, sa := range slices.Clone(t.sas) {
+		t.removeSA(sa, "internal error", err)
+	}
+	t.down("internal error", err, false)
+}
+
+// reset starts again as a fresh tunnel would.
+func (t *Tunnel) reset() {
 	t.forget()
 	t.sas, t.ike, t.children, t.out = nil, nil, nil, nil
 	t.lc = t.lifecycle()

@@ -29,7 +29,7 @@ func TestPanicRestartsOneTunnel(t *testing.T) {
 	if n := a.m.Panics(); n != 1 || ike.Panics.Load() != global+1 {
 		t.Fatalf("Panics() = %d, ike.Panics %d (was %d), want 1 and one more", n, ike.Panics.Load(), global)
 	}
-	if err := a.m.command("t1", func(*Tunnel) error { panic("injected in a command") }); err == nil {
+	if err := a.m.tunnels.Command("t1", func(*Tunnel) error { panic("injected in a command") }); err == nil {
 		t.Fatal("a panicking command answered no error")
 	}
 	a.waitType(TunnelUp, up+1)

@@ -80,7 +80,7 @@ func newSyncNode(tb testing.TB, clock *ike.FakeClock, cfg config.Tunnel, o Optio
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m.sock.byPeer[cfg.AWSOutside] = t
+	m.tunnels.Route(cfg.AWSOutside, t)
 	n.m, n.t = m, t
 	return n
 }
@@ -89,8 +89,8 @@ func newSyncNode(tb testing.TB, clock *ike.FakeClock, cfg config.Tunnel, o Optio
 // tunnel and runs what reached it.
 func (n *syncNode) inject(b []byte, from netip.AddrPort, nat bool) {
 	n.m.sock.Deliver(b, from, nat)
-	for len(n.t.in) > 0 {
-		n.t.handle(<-n.t.in)
+	for len(n.t.loop.Inbox()) > 0 {
+		n.t.handle(<-n.t.loop.Inbox())
 	}
 }
 

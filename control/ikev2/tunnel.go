@@ -23,10 +23,7 @@ type Tunnel struct {
 	m    *Manager
 	log  *slog.Logger
 
-	in   chan datagram
-	cmd  chan func()
-	quit chan struct{}
-	done chan struct{}
+	loop *ike.Loop[datagram]
 
 	ikeProps, espProps, espPFS []message.Proposal
 	ikeGroup, pfsGroup         uint16
@@ -54,8 +51,8 @@ var errSAGone = errors.New("IKE SA deleted")
 
 func newTunnel(m *Manager, c config.Tunnel, o TunnelOptions) (*Tunnel, error) {
 	t := &Tunnel{name: c.Name, cfg: c, opt: o, m: m, log: m.log.With("tunnel", c.Name),
-		in: make(chan datagram, 64), cmd: make(chan func(), 16), quit: make(chan struct{}), done: make(chan struct{}),
 		stopped: make(chan struct{}), unauth: ike.LogLimiter{Burst: 5}}
+	t.loop = ike.NewLoop[datagram](t.supervisor())
 	t.lc = t.lifecycle()
 	t.ikeProps = ikeProposals(c.Phase1)
 	t.espProps = espProposals(c.Phase2, false)
@@ -83,14 +80,7 @@ func (t *Tunnel) lifecycle() ike.Lifecycle {
 }
 
 // do runs f in the tunnel's goroutine.
-func (t *Tunnel) do(f func()) bool {
-	select {
-	case t.cmd <- f:
-		return true
-	case <-t.done:
-		return false
-	}
-}
+func (t *Tunnel) do(f func()) bool { return t.loop.Do(f) }
 
 // Name is the tunnel's name.
 func (t *Tunnel) Name() string { return t.name }
@@ -103,30 +93,14 @@ func (t *Tunnel) emit(e Event) {
 	t.m.emit(e)
 }
 
+// run is the tunnel's goroutine: it sleeps until the earliest deadline
+// of its timers (nextWake).
 func (t *Tunnel) run() {
-	defer close(t.done)
+	s := ike.Steps[datagram]{Handle: t.handle, Tick: t.tick, Next: t.nextWake, Clock: t.m.clock}
 	if t.cfg.StartupAction != config.StartupAdd {
-		t.safely(t.initiate)
+		s.Start = t.initiate
 	}
-	for {
-		wait := time.Hour
-		if next := t.nextWake(); !next.IsZero() {
-			wait = max(next.Sub(t.now()), 0)
-		}
-		tm := t.m.clock.NewTimer(wait)
-		select {
-		case d := <-t.in:
-			t.safely(func() { t.handle(d) })
-		case f := <-t.cmd:
-			t.safely(f)
-		case <-tm.C():
-		case <-t.quit:
-			tm.Stop()
-			return
-		}
-		tm.Stop()
-		t.safely(t.tick)
-	}
+	t.loop.Run(s)
 }
 
 // upState is the tunnel's state as the status API names it.
@@ -190,23 +164,12 @@ func (t *Tunnel) stop(ctx context.Context) {
 			}
 			t.down("shutdown", nil, false)
 		})
-		close(t.quit)
 	}
-	<-t.done
+	t.loop.Stop()
 }
 
 // Status returns a snapshot of the tunnel.
-func (t *Tunnel) Status() TunnelStatus {
-	ch := make(chan TunnelStatus, 1)
-	if !t.do(func() {
-		s := TunnelStatus{Name: t.name, State: "restarting"}
-		defer func() { ch <- s }() // also when status panics (safely recovers)
-		s = t.status()
-	}) {
-		return TunnelStatus{Name: t.name, State: "stopped"}
-	}
-	return <-ch
-}
+func (t *Tunnel) Status() TunnelStatus { return t.loop.Status(t.name, t.status) }
 
 func (t *Tunnel) status() TunnelStatus {
 	now := t.now()
