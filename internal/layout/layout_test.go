@@ -1,7 +1,8 @@
 // Package layout checks the shape of the module (DESIGN §5): which
-// package may import which, and how long a hand-written file may grow.
-// It reads the import graph from `go list`, so it checks what the
-// compiler sees, tests included.
+// package may import which, how long a hand-written file may grow, and
+// that the IKE engines hold no near-copy of each other's code
+// (nearcopy_test.go). It reads the import graph from `go list`, so it
+// checks what the compiler sees, tests included.
 package layout
 
 import (
@@ -67,10 +68,23 @@ func rel(p string) string { return strings.TrimPrefix(strings.TrimPrefix(p, modu
 
 func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
+// engine reports whether p is one of the IKE engines (their codecs
+// included: wire is whether p is one).
+func engine(p string) (is, wire bool) {
+	for _, e := range []string{"control/ikev1", "control/ikev2"} {
+		if under(p, e) {
+			return true, under(p, e+"/message")
+		}
+	}
+	return false, false
+}
+
 // rule says whether package from may import package to (both relative to
-// the module; direct: imports it itself, not through another package); a
-// non-empty answer is why not.
-func rule(from, to string, direct bool) string {
+// the module; direct: imports it itself, not through another package;
+// test: only its tests do); a non-empty answer is why not.
+func rule(from, to string, direct, test bool) string {
+	fromEngine, fromWire := engine(from)
+	toEngine, toWire := engine(to)
 	switch {
 	case under(from, "dataplane") && under(to, "control"):
 		return "the dataplane never imports the control plane: share through bpf/maps, config or crypto"
@@ -79,6 +93,13 @@ func rule(from, to string, direct bool) string {
 	case under(from, "control/ikev1") && under(to, "control/ikev2"),
 		under(from, "control/ikev2") && under(to, "control/ikev1"):
 		return "the IKE engines never import each other: what they share lives in control/ike"
+	case under(from, "control/ike") && toEngine && !test:
+		return "control/ike is what both IKE versions share: it knows neither engine nor wire format (its tests may drive both)"
+	case fromWire && under(to, "control"):
+		return "an IKE codec only parses and builds messages: it stands on crypto, never on an engine or control/ike"
+	case direct && toEngine && !toWire && !fromEngine && from != "control/daemon" &&
+		!(test && under(from, "control/ike")) && !under(from, "bench") && !under(from, "cmd"):
+		return "only control/daemon runs the IKE engines, through ike.Engine: put what others need in control/ike"
 	case (under(from, "bpf") || from == "config" || under(from, "config") || under(from, "crypto")) &&
 		(under(to, "control") || under(to, "dataplane") || under(to, "bench") || under(to, "cmd")):
 		return "the floor (bpf, config, crypto) stands on nothing above it"
@@ -95,7 +116,7 @@ func TestImportRules(t *testing.T) {
 	for _, p := range loadPackages(t) {
 		from := rel(p.ImportPath)
 		seen := map[string]bool{}
-		check := func(kind string, imps []string, direct bool) {
+		check := func(kind string, imps []string, direct, test bool) {
 			for _, imp := range imps {
 				if !strings.HasPrefix(imp, module+"/") && imp != module {
 					continue
@@ -105,14 +126,14 @@ func TestImportRules(t *testing.T) {
 					continue
 				}
 				seen[kind+to] = true
-				if why := rule(from, to, direct); why != "" {
+				if why := rule(from, to, direct, test); why != "" {
 					bad = append(bad, fmt.Sprintf("%s %s %s: %s", from, kind, to, why))
 				}
 			}
 		}
-		check("imports", p.Imports, true)
-		check("test imports", append(append([]string{}, p.TestImports...), p.XTestImports...), true)
-		check("depends on", p.Deps, false)
+		check("imports", p.Imports, true, false)
+		check("test imports", append(append([]string{}, p.TestImports...), p.XTestImports...), true, true)
+		check("depends on", p.Deps, false, false)
 	}
 	sort.Strings(bad)
 	for _, b := range bad {
@@ -133,8 +154,14 @@ func TestRuleCatches(t *testing.T) {
 		{"control/ikev2", "bench/lab"},
 		{"dataplane/esp", "bench/pktgen"},
 		{"control/daemon", "bpf"},
+		{"control/ike", "control/ikev2/message"},
+		{"control/ike/iketest", "control/ikev1"},
+		{"control/ikev1/message", "control/ike"},
+		{"control/ikev2/message", "control/ikev1/message"},
+		{"control/metrics", "control/ikev2"},
+		{"control/status", "control/ikev1"},
 	} {
-		if rule(c[0], c[1], true) == "" {
+		if rule(c[0], c[1], true, false) == "" {
 			t.Errorf("%s importing %s is allowed; the rules say it must not be", c[0], c[1])
 		}
 	}
@@ -145,10 +172,20 @@ func TestRuleCatches(t *testing.T) {
 		{"bench/lab", "control/daemon"},
 		{"cmd/cgw-pktgen", "bench/pktgen"},
 		{"bpf/maps", "bpf"},
+		{"control/ikev2", "control/ike"},
+		{"control/ikev1/message", "crypto/prf"},
+		{"control/daemon", "control/ikev1"},
+		{"control/metrics", "control/ikev2/message"},
+		{"bench/adversary", "control/ikev1/message"},
+		{"cmd/cgw-control", "control/daemon"},
 	} {
-		if why := rule(c[0], c[1], true); why != "" {
+		if why := rule(c[0], c[1], true, false); why != "" {
 			t.Errorf("%s importing %s is refused (%s); it is allowed", c[0], c[1], why)
 		}
+	}
+	// control/ike's tests show both engines under the one Engine.
+	if why := rule("control/ike", "control/ikev1", true, true); why != "" {
+		t.Errorf("control/ike's tests importing control/ikev1 is refused (%s); it is allowed", why)
 	}
 }
 
