@@ -69,3 +69,34 @@ func (o TunnelOptions) WithDefaults() TunnelOptions {
 	}
 	return o
 }
+
+// Reinit is when a tunnel that failed or went down initiates again, the
+// same in both engines: ReinitMin after the first failure, doubling up to
+// ReinitMax while it keeps failing, ReinitMin again once it came up.
+type Reinit struct {
+	// At is when to initiate; zero: not scheduled.
+	At   time.Time
+	wait time.Duration
+}
+
+// Schedule sets At the next back-off after now.
+func (r *Reinit) Schedule(now time.Time, tim Timing) {
+	if r.wait == 0 {
+		r.wait = tim.ReinitMin
+	} else {
+		r.wait = min(r.wait*2, tim.ReinitMax)
+	}
+	r.At = now.Add(r.wait)
+}
+
+// Due reports whether At has come, and unschedules it.
+func (r *Reinit) Due(now time.Time) bool {
+	if r.At.IsZero() || now.Before(r.At) {
+		return false
+	}
+	r.At = time.Time{}
+	return true
+}
+
+// Up is called when the tunnel came up: the next failure waits ReinitMin.
+func (r *Reinit) Up() { r.wait = 0 }

@@ -53,7 +53,9 @@ func (t *Tunnel) switchOut(c *child) {
 		copy(info.SPIr[:], t.p1.ckyR[:])
 		info.Proposal = t.p1.choice.String()
 	}
-	t.lc.Switch(&c.sa, info)
+	if t.lc.Switch(&c.sa, info) {
+		t.reinit.Up()
+	}
 }
 
 // retire removes c after the grace period (packets in flight still

@@ -130,7 +130,7 @@ func syncPair(tb testing.TB, cfg config.Tunnel) (a, b *syncNode, clock *ike.Fake
 // Modes are left out: they are bounded and touch none of this.)
 func snapshot(t *Tunnel) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "peer=%v nat=%v up=%v lastIn=%v reinit=%v keep=%v\n", t.peer, t.nat, t.lc.Up(), t.lastInbound, t.reinitAt, t.lastKeep)
+	fmt.Fprintf(&b, "peer=%v nat=%v up=%v lastIn=%v reinit=%v keep=%v\n", t.peer, t.nat, t.lc.Up(), t.lastInbound, t.reinit, t.lastKeep)
 	for i, sa := range append([]*p1SA{t.p1}, t.old...) {
 		if sa == nil {
 			fmt.Fprintf(&b, "sa%d=nil\n", i)

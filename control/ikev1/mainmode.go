@@ -465,7 +465,6 @@ func (t *Tunnel) established(sa *p1SA) {
 	sa.state = mmDone
 	sa.created = t.now()
 	sa.dpdNext = time.Time{}
-	t.reinitWait = 0
 	t.m.log.Info("ISAKMP SA established", "tunnel", t.name, "proposal", sa.choice.String(), "initiator", sa.initiator, "nat", t.nat)
 	// A replaced ISAKMP SA is deleted once its successor is up; Quick
 	// Mode SAs are independent of it (RFC 2409 §5.5).
@@ -504,12 +503,7 @@ func (t *Tunnel) scheduleReinit() {
 	if t.cfg.StartupAction != config.StartupStart {
 		return
 	}
-	if t.reinitWait == 0 {
-		t.reinitWait = t.m.tim.ReinitMin
-	} else {
-		t.reinitWait = min(t.reinitWait*2, t.m.tim.ReinitMax)
-	}
-	t.reinitAt = t.now().Add(t.reinitWait)
+	t.reinit.Schedule(t.now(), t.m.tim)
 }
 
 func (t *Tunnel) rekeyIKE() {

@@ -1,8 +1,6 @@
 package ikev1
 
 import (
-	"time"
-
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ike"
 )
@@ -27,7 +25,7 @@ func (t *Tunnel) reset() {
 	t.forget()
 	t.p1, t.old, t.cands, t.children, t.out = nil, nil, nil, nil, nil
 	t.lc = t.lifecycle() // down, if it got that far, reported the tunnel down
-	t.reinitAt, t.reinitWait = time.Time{}, 0
+	t.reinit = ike.Reinit{}
 	if t.cfg.StartupAction == config.StartupStart {
 		t.scheduleReinit()
 	}

@@ -2,7 +2,6 @@ package ikev1
 
 import (
 	"errors"
-	"time"
 
 	"github.com/cgw-project/cgw/control/ikev1/message"
 )
@@ -12,8 +11,7 @@ import (
 
 func (t *Tunnel) tick() {
 	now := t.now()
-	if !t.reinitAt.IsZero() && !now.Before(t.reinitAt) {
-		t.reinitAt = time.Time{}
+	if t.reinit.Due(now) {
 		if t.p1 == nil {
 			t.initiate()
 		}

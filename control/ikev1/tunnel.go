@@ -142,8 +142,7 @@ type Tunnel struct {
 	lc          ike.Lifecycle // the SA pairs' events; up once one carries traffic
 	lastInbound time.Time
 	lastKeep    time.Time
-	reinitAt    time.Time
-	reinitWait  time.Duration
+	reinit      ike.Reinit
 	p1s         []p1Choice
 }
 

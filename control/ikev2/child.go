@@ -75,7 +75,7 @@ func (t *Tunnel) switchOut(c *child) {
 		info = t.ike.info()
 	}
 	if t.lc.Switch(&c.ChildSA, info) {
-		t.backoff = 0
+		t.reinit.Up()
 	}
 }
 

@@ -212,7 +212,7 @@ func (t *Tunnel) down(reason string, err error, restart bool) {
 	}
 	switch {
 	case restart:
-		t.reinitAt = t.now()
+		t.reinit.At = t.now()
 	case t.cfg.StartupAction != config.StartupAdd:
 		t.scheduleReinit()
 	}

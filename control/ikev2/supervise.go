@@ -2,7 +2,6 @@ package ikev2
 
 import (
 	"slices"
-	"time"
 
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ike"
@@ -28,7 +27,7 @@ func (t *Tunnel) reset() {
 	t.forget()
 	t.sas, t.ike, t.children, t.out = nil, nil, nil, nil
 	t.lc = t.lifecycle()
-	t.contacted, t.reinitAt, t.backoff = false, time.Time{}, 0
+	t.contacted, t.reinit = false, ike.Reinit{}
 	if !t.stopping && t.cfg.StartupAction != config.StartupAdd {
 		t.scheduleReinit()
 	}

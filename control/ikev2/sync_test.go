@@ -144,7 +144,7 @@ func digest(b []byte) string {
 // are bounded and touch none of this.)
 func snapshot(t *Tunnel) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "up=%v lastIn=%v reinit=%v backoff=%v contacted=%v ka=%v spis=%d\n", t.lc.Up(), t.lastInbound, t.reinitAt, t.backoff, t.contacted, t.nextKA, t.m.spis.Len())
+	fmt.Fprintf(&b, "up=%v lastIn=%v reinit=%v contacted=%v ka=%v spis=%d\n", t.lc.Up(), t.lastInbound, t.reinit, t.contacted, t.nextKA, t.m.spis.Len())
 	for _, sa := range t.sas {
 		if sa.state == saResponderInit {
 			continue

@@ -36,7 +36,7 @@ func (t *Tunnel) nextWake() time.Time {
 			at(c.expireAt)
 		}
 	}
-	at(t.reinitAt)
+	at(t.reinit.At)
 	at(t.dpdDue())
 	if t.ike != nil && t.ike.natSelf {
 		at(t.nextKA)
@@ -112,8 +112,7 @@ func (t *Tunnel) tick() {
 		t.m.sock.sendKeepalive(t.ike.peer)
 		t.nextKA = now.Add(t.m.tim.Keepalive)
 	}
-	if !t.reinitAt.IsZero() && !now.Before(t.reinitAt) {
-		t.reinitAt = time.Time{}
+	if t.reinit.Due(now) {
 		if t.ike == nil && !t.connecting() && !t.stopping {
 			t.initiate()
 		}
@@ -121,10 +120,5 @@ func (t *Tunnel) tick() {
 }
 
 func (t *Tunnel) scheduleReinit() {
-	if t.backoff == 0 {
-		t.backoff = t.m.tim.ReinitMin
-	} else {
-		t.backoff = min(t.backoff*2, t.m.tim.ReinitMax)
-	}
-	t.reinitAt = t.now().Add(t.backoff)
+	t.reinit.Schedule(t.now(), t.m.tim)
 }

@@ -35,8 +35,7 @@ type Tunnel struct {
 	lc          ike.Lifecycle
 	contacted   bool // INITIAL_CONTACT sent once (§2.4)
 	lastInbound time.Time
-	reinitAt    time.Time
-	backoff     time.Duration
+	reinit      ike.Reinit
 	nextKA      time.Time
 	stopping    bool
 	stopped     chan struct{} // closed when the shutdown Delete is answered
@@ -129,7 +128,7 @@ func (t *Tunnel) connecting() bool {
 func (t *Tunnel) stop(ctx context.Context) {
 	ok := t.do(func() {
 		t.stopping = true
-		t.reinitAt = time.Time{}
+		t.reinit.At = time.Time{}
 		sa := t.ike
 		if sa == nil {
 			close(t.stopped)
