@@ -40,10 +40,10 @@ type Manager struct {
 	log   *slog.Logger
 	clock Clock
 
-	tunnels *ike.Tunnels[*Tunnel, datagram]
-	mu      sync.Mutex
-	byCky   map[[8]byte]*Tunnel // initiator cookies of live ISAKMP SAs
-	spis    ike.SPIs[*Tunnel]   // inbound ESP SPIs of every tunnel's SA pairs
+	tunnels *ike.Tunnels[*Tunnel, datagram] // by name, by peer (Main Mode 1)
+	mu      sync.Mutex                      // guards byCky
+	byCky   map[[8]byte]*Tunnel             // initiator cookies of live ISAKMP SAs
+	spis    ike.SPIs[*Tunnel]               // inbound ESP SPIs of every tunnel's SA pairs
 	udp     *ike.UDP
 	// unauthLog limits the logs of input dropped before authentication.
 	unauthLog ike.LogLimiter

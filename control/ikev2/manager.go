@@ -50,11 +50,11 @@ type Manager struct {
 	clock Clock
 	sock  *Socket
 
-	tunnels *ike.Tunnels[*Tunnel, datagram]
-	spis    ike.SPIs[*Tunnel] // our inbound ESP SPIs
-	mu      sync.Mutex
-	outSPI  map[uint32]*Tunnel // the peer's (ChildNeedsRekey takes either)
-	panics  atomic.Uint64      // tunnels restarted after a panic (Panics)
+	tunnels *ike.Tunnels[*Tunnel, datagram] // by name, by peer (IKE_SA_INIT)
+	spis    ike.SPIs[*Tunnel]               // our inbound ESP SPIs
+	mu      sync.Mutex                      // guards outSPI
+	outSPI  map[uint32]*Tunnel              // the peer's (ChildNeedsRekey takes either)
+	panics  atomic.Uint64                   // tunnels restarted after a panic (Panics)
 }
 
 // New starts a Manager on the given sockets.
