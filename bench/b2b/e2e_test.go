@@ -3,6 +3,7 @@ package b2b
 import (
 	"context"
 	"encoding/binary"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/dataplane/esp/esptest"
+	"github.com/cgw-project/cgw/dataplane/gateway"
 )
 
 // dataplaneBinary builds cmd/cgw-dataplane (or takes $CGW_DATAPLANE).
@@ -356,6 +358,18 @@ func TestBackToBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		seqBefore := c0.Seq
+		// The XDP links are pinned: steering outlives the process, and the
+		// restarted one updates the same links (compared afterwards: looking
+		// at the devices between the kill and the start would delay it).
+		out0, in0, err := gateway.LinkIDs(tp.A.Instance)
+		if err != nil || out0 == 0 || in0 == 0 {
+			t.Fatalf("site A's pinned XDP links: outside %d, inside %d (%v); want both pinned", out0, in0, err)
+		}
+		x0, err := tp.A.Objs.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire := tp.capture(t, ctx, "restart")
 		type res struct {
 			r   PingResult
 			err error
@@ -367,15 +381,11 @@ func TestBackToBack(t *testing.T) {
 		}()
 		time.Sleep(1500 * time.Millisecond)
 		pid := tp.A.DataplanePid()
+		killed := time.Now()
 		if err := tp.StopDataplane(tp.A, true); err != nil {
 			t.Fatal(err)
 		}
-		// The XDP links are pinned: steering outlives the process.
-		for _, dev := range []string{InsideDev, OutsideDev} {
-			if !tp.xdpAttached(ctx, SiteA, dev) {
-				t.Errorf("%s of site A has no XDP program after kill -9 of its dataplane: the links were not pinned", dev)
-			}
-		}
+		exited := time.Now()
 		tries, err := tp.RunDataplane(ctx, tp.A, 20*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -383,12 +393,38 @@ func TestBackToBack(t *testing.T) {
 		if tries > 1 {
 			t.Logf("restart took %d attempts (the killed process's sockets still held the queue)", tries)
 		}
+		if out1, in1, err := gateway.LinkIDs(tp.A.Instance); err != nil || out1 != out0 || in1 != in0 {
+			t.Errorf("site A's pinned XDP links after kill -9 and restart: outside %d, inside %d (%v); want the same links as before, %d and %d (steering must outlive the process)",
+				out1, in1, err, out0, in0)
+		}
 		r := <-done
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
+		wire.Stop()
 		t.Logf("killed dataplane A (pid %d) and started it again (pid %d) under a 100/s ping flood: %d of %d echo replies lost",
 			pid, tp.A.DataplanePid(), r.r.Sent-r.r.Received, r.r.Sent)
+		// Where the time goes: the kernel releasing the killed process's
+		// sockets and TUN devices (until it has exited), then the new
+		// process's own start-up (its start line).
+		started := ""
+		if i := strings.LastIndex(tp.A.DataplaneLog(), "; sockets steered"); i >= 0 {
+			started, _, _ = strings.Cut(tp.A.DataplaneLog()[i+2:], "\"")
+		}
+		t.Logf("kill -9 until the process had exited: %.1f ms; the new process: %s", float64(exited.Sub(killed).Microseconds())/1000, started)
+		x1, err := tp.A.Objs.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("XDP drops while no socket served the queue: in_drop_no_socket %d, out_drop_no_socket %d",
+			x1[maps.StatInDropNoSocket]-x0[maps.StatInDropNoSocket], x1[maps.StatOutDropNoSocket]-x0[maps.StatOutDropNoSocket])
+		pkts, err := ReadPcap(wire.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := clearTo(pkts, tp.A.Remote); n > 0 {
+			t.Errorf("%d of %d packets on A's outside link during the restart went to %v without ESP: in clear", n, len(pkts), tp.A.Remote)
+		}
 		if after, err := tp.Ping(ctx, LAN, VPCHost, 5, "-i", "0.1"); err != nil || after.Received < 4 {
 			t.Errorf("traffic did not resume after the restart: %d/5 (%v)", after.Received, err)
 		}
@@ -475,6 +511,17 @@ func espAt(p []byte) int {
 		return hl + 8
 	}
 	return -1
+}
+
+// clearTo counts the IPv4 packets to dst that are not ESP.
+func clearTo(pkts [][]byte, dst netip.Prefix) int {
+	n := 0
+	for _, p := range pkts {
+		if len(p) >= 20 && p[0]>>4 == 4 && espAt(p) < 0 && dst.Contains(netip.AddrFrom4([4]byte(p[16:20]))) {
+			n++
+		}
+	}
+	return n
 }
 
 // espOf returns the captured ESP packets of one SPI.

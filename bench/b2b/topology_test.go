@@ -2,6 +2,8 @@ package b2b
 
 import (
 	"context"
+	"encoding/binary"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -67,5 +69,23 @@ func TestTopologyUpDown(t *testing.T) {
 	}
 	if _, err := os.Stat(tp.Dir); err == nil {
 		t.Errorf("state directory %s left behind", tp.Dir)
+	}
+}
+
+// TestClearTo: HitlessRestart's leak check counts an ICMP packet to the
+// VPC, not ESP (raw or in UDP 4500) nor packets to elsewhere.
+func TestClearTo(t *testing.T) {
+	ip := func(proto byte, dst netip.Addr, udpDst uint16) []byte {
+		p := make([]byte, 40)
+		p[0], p[9] = 0x45, proto
+		copy(p[16:20], dst.AsSlice())
+		binary.BigEndian.PutUint16(p[22:], udpDst)
+		binary.BigEndian.PutUint32(p[28:], 0x1001) // a SPI, not a NAT-T keepalive
+		return p
+	}
+	other := netip.MustParseAddr("192.0.2.7")
+	pkts := [][]byte{ip(1, VPCHost, 0), ip(50, VPCHost, 0), ip(17, VPCHost, 4500), ip(1, other, 0), ip(17, VPCHost, 53)}
+	if n := clearTo(pkts, VPCNet); n != 2 {
+		t.Fatalf("clearTo: %d, want 2 (the ICMP and the UDP/53 packet to %v)", n, VPCNet)
 	}
 }

@@ -58,6 +58,11 @@ type SocketConfig struct {
 	// the kernel; with it on, the kernel says when a kick is needed (always,
 	// in copy mode).
 	NoNeedWakeup bool
+	// BindRetry, if set, calls bind until it is content with the result:
+	// a restarted process retries EBUSY while the kernel still releases
+	// its predecessor's sockets. Only bind(2) is repeated; the rings are
+	// set up once (the kernel refuses to set them up twice).
+	BindRetry func(bind func() error) error
 }
 
 // Socket is an AF_XDP socket bound to one queue of one device, with its RX
@@ -187,7 +192,13 @@ func (s *Socket) setup(cfg SocketConfig, sa *unix.SockaddrXDP) error {
 				cfg.TxBudget, err, cfg.TxSize)
 		}
 	}
-	if err := unix.Bind(s.fd, sa); err != nil {
+	bind := func() error { return unix.Bind(s.fd, sa) }
+	if cfg.BindRetry != nil {
+		err = cfg.BindRetry(bind)
+	} else {
+		err = bind()
+	}
+	if err != nil {
 		hint := ""
 		switch {
 		case errors.Is(err, unix.ENODEV):

@@ -18,8 +18,9 @@ type umemSys struct {
 	users int     // sockets not yet closed
 }
 
-// NewUMEM maps and registers a UMEM. The calling thread's network namespace
-// does not matter here; it does for NewSocket.
+// NewUMEM maps and registers a UMEM. Call it on a thread in the network
+// namespace of the device its first socket will bind to: that socket is
+// the UMEM's own, made here, and binds in the namespace it was made in.
 func NewUMEM(cfg UMEMConfig) (*UMEM, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err

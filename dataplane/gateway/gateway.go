@@ -9,10 +9,16 @@
 //
 // Start-up order: the maps are opened (created if absent), so a restarted
 // dataplane finds the SAs control installed and continues each outbound
-// SA's sequence numbers from the shared counter; the sockets are created
-// and registered in the XSKMAPs before the XDP programs are attached; a
-// queue still held by a dataplane that just exited (bind fails with EBUSY
-// until the kernel has released its sockets) is retried for up to 2 s.
+// SA's sequence numbers from the shared counter; the sockets are created,
+// their fill rings filled and they are registered in the XSKMAPs (a queue
+// still held by a dataplane that just exited — bind fails with EBUSY until
+// the kernel has released its sockets — is retried within milliseconds
+// for up to 2 s); Run publishes the first snapshot, starts the workers and
+// only then attaches the XDP programs through their pinned links. After a
+// restart the programs left attached steer to the new sockets from the
+// moment they are registered: frames wait in the RX rings until the
+// workers run, and the link updates (slow: RCU grace periods) are off the
+// path that decides how much traffic a restart loses.
 // Each time the table generation moves, a new snapshot is published to the
 // workers, the TUN devices (cgw-t<id>) are reconciled, and the generation
 // is stored as applied, which control waits for before it lets a peer
@@ -105,6 +111,10 @@ type Gateway struct {
 	workers []*worker.Worker
 	pinned  bool
 	closed  bool
+	// start is when New began; steered how long after it the last queue's
+	// sockets were in the XSKMAPs (what a restart's loss depends on).
+	start   time.Time
+	steered time.Duration
 }
 
 // New checks the options, opens the instance's maps and creates the
@@ -132,7 +142,7 @@ func New(o Options) (_ *Gateway, err error) {
 	if o.NoCrypto {
 		o.NoSlowPath = true
 	}
-	g := &Gateway{o: o, pinned: len(o.CPUs) > 0}
+	g := &Gateway{o: o, pinned: len(o.CPUs) > 0, start: time.Now()}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -157,10 +167,14 @@ func New(o Options) (_ *Gateway, err error) {
 	if queues == 0 {
 		queues = min(len(cpus), rxQueues(o.Outside), rxQueues(o.Inside))
 	}
-	if g.objs, err = maps.Load(o.Instance); err != nil {
-		return nil, fmt.Errorf("loading the pinned maps of instance %s: %w", o.Instance, err)
-	}
-	if g.reader, err = maps.NewReader(g.objs); err != nil {
+	// The maps load (programs verified) in the background while this
+	// thread, in the devices' network namespace, maps and pins the UMEMs:
+	// milliseconds off a restart, during which no queue has a socket.
+	loaded := loadMaps(o.Instance)
+	umems := newUMEMs(queues)
+	defer umems.close()
+	g.objs, g.reader, err = loaded()
+	if err != nil {
 		return nil, err
 	}
 	if g.nc, err = neigh.New(neigh.Options{Links: []int{g.outIf.Index, g.inIf.Index}}); err != nil {
@@ -201,15 +215,12 @@ func New(o Options) (_ *Gateway, err error) {
 		if g.pinned {
 			cpu = cpus[q%len(cpus)]
 		}
-		var w *worker.Worker
-		_, err := retryBusy(fmt.Sprintf("worker %d (queue %d of %s/%s)", q, q, o.Inside, o.Outside), func() error {
-			var err error
-			w, err = worker.NewWorker(worker.WorkerConfig{
-				ID: q, CPU: cpu, Queue: q, Pipeline: pc,
-				InsideXSKs: g.objs.XsksInside, OutsideXSKs: g.objs.XsksOutside,
-				Mode: mode, TxBudget: o.TxBudget,
-			})
-			return err
+		what := fmt.Sprintf("worker %d (queue %d of %s/%s)", q, q, o.Inside, o.Outside)
+		w, err := worker.NewWorker(worker.WorkerConfig{
+			ID: q, CPU: cpu, Queue: q, Pipeline: pc,
+			InsideXSKs: g.objs.XsksInside, OutsideXSKs: g.objs.XsksOutside,
+			Mode: mode, TxBudget: o.TxBudget, UMEM: umems.take(q),
+			BindRetry: func(bind func() error) error { _, err := retryBusy(what, bind); return err },
 		})
 		if err != nil {
 			if o.ZeroCopy {
@@ -218,6 +229,7 @@ func New(o Options) (_ *Gateway, err error) {
 			return nil, fmt.Errorf("%w (devices %s/%s, queue %d: does each have that many RX queues? `ethtool -l`)", err, o.Inside, o.Outside, q)
 		}
 		g.workers = append(g.workers, w)
+		g.steered = time.Since(g.start)
 		if in, out := w.Modes(); o.ZeroCopy && (in != afxdp.ModeZeroCopy || out != afxdp.ModeZeroCopy) {
 			return nil, fmt.Errorf("-zero-copy: worker %d got %s mode on %s and %s mode on %s, want zero-copy on both", q, in, o.Inside, out, o.Outside)
 		}
@@ -288,7 +300,8 @@ func (g *Gateway) publish(t *maps.Tables) {
 // so neither the SAs nor the sequence numbers are lost.
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.Close()
-	// The first snapshot before any packet is steered to the workers.
+	// The first snapshot before the workers run (a restart's frames wait
+	// in the filled RX rings meanwhile).
 	first, err := g.reader.Snapshot()
 	if err != nil {
 		return err
@@ -297,6 +310,39 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// Poll marks each generation applied once publish returned; this one
 	// is in the workers' hands already.
 	g.reader.SetApplied(first.Generation)
+
+	// The workers run before the links are updated: a restart's sockets
+	// are in the XSKMAPs already (New) and the programs still attached
+	// through the pinned links steer to them, so traffic flows again
+	// without waiting for the link updates (each one an RCU grace period
+	// or two in the kernel).
+	stop := make(chan struct{})
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		g.reader.Poll(stop, 10*time.Millisecond, func(t *maps.Tables) {
+			if t.Generation != g.tabs.Load().Generation {
+				g.publish(t)
+			}
+		}, func(err error) { log.Printf("tables snapshot: %v", err) })
+	}()
+	errc := make(chan error, len(g.workers))
+	for _, w := range g.workers {
+		go func() { errc <- w.Run() }()
+	}
+	// Stop the workers (and the poller) on every way out of Run.
+	defer func() {
+		close(stop)
+		<-pollDone
+		for _, w := range g.workers {
+			w.Stop()
+		}
+		for _, w := range g.workers {
+			if !w.Wait(2 * time.Second) {
+				log.Printf("worker %d did not stop within 2 s", w.ID())
+			}
+		}
+	}()
 
 	links, err := g.attach()
 	// Closing a pinned link's fd leaves it attached; Detach unpins it.
@@ -312,21 +358,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer release()
 	if err != nil {
 		return err
-	}
-
-	stop := make(chan struct{})
-	pollDone := make(chan struct{})
-	go func() {
-		defer close(pollDone)
-		g.reader.Poll(stop, 10*time.Millisecond, func(t *maps.Tables) {
-			if t.Generation != g.tabs.Load().Generation {
-				g.publish(t)
-			}
-		}, func(err error) { log.Printf("tables snapshot: %v", err) })
-	}()
-	errc := make(chan error, len(g.workers))
-	for _, w := range g.workers {
-		go func() { errc <- w.Run() }()
 	}
 	g.preflight()
 	g.logStart()
@@ -349,16 +380,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// The links stay pinned (attached) unless Options.Detach: a restarted
 	// dataplane takes them over; meanwhile XDP finds no socket (links.go).
 	release()
-	close(stop)
-	<-pollDone
-	for _, w := range g.workers {
-		w.Stop()
-	}
-	for _, w := range g.workers {
-		if !w.Wait(2 * time.Second) {
-			log.Printf("worker %d did not stop within 2 s", w.ID())
-		}
-	}
 	return runErr
 }
 
@@ -411,8 +432,9 @@ func (g *Gateway) logStart() {
 	if g.pinned {
 		where = fmt.Sprintf("on CPUs %v", g.o.CPUs[:min(len(g.o.CPUs), len(g.workers))])
 	}
-	log.Printf("instance %s: %d worker(s) %s, inside %s (%v), outside %s (%v), batch %d, crypto %v, generation %d",
-		g.o.Instance, len(g.workers), where, g.o.Inside, im, g.o.Outside, om, g.o.Batch, !g.o.NoCrypto, g.tabs.Load().Generation)
+	log.Printf("instance %s: %d worker(s) %s, inside %s (%v), outside %s (%v), batch %d, crypto %v, generation %d; sockets steered to %.1f ms and running %.1f ms after start",
+		g.o.Instance, len(g.workers), where, g.o.Inside, im, g.o.Outside, om, g.o.Batch, !g.o.NoCrypto, g.tabs.Load().Generation,
+		ms(g.steered), ms(time.Since(g.start)))
 }
 
 // Collector exports the gateway's counters to Prometheus (package
@@ -437,6 +459,8 @@ func (g *Gateway) Collector() prometheus.Collector {
 		},
 	})
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func iface(role, name string) (*net.Interface, error) {
 	ifc, err := net.InterfaceByName(name)

@@ -84,3 +84,31 @@ func Detach(instance string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// LinkIDs returns the IDs of an instance's pinned XDP links, outside and
+// inside (0 where none is pinned). A restarted dataplane updates these
+// links in place, so the IDs outlive it: a test of the restart compares
+// them instead of watching the devices while the restart runs.
+func LinkIDs(instance string) (outside, inside link.ID, err error) {
+	dir, err := bpf.PinDir(instance)
+	if err != nil {
+		return 0, 0, err
+	}
+	ids := [2]link.ID{}
+	for i, n := range []string{pinOutside, pinInside} {
+		l, err := link.LoadPinnedLink(filepath.Join(dir, n), nil)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		info, err := l.Info()
+		l.Close()
+		if err != nil {
+			return 0, 0, err
+		}
+		ids[i] = info.ID
+	}
+	return ids[0], ids[1], nil
+}

@@ -28,6 +28,31 @@ type WorkerConfig struct {
 	Frames                  int // UMEM frames (default 4096)
 	RingSize                int // every ring (default 1024)
 	TxBudget                int // copy-mode descriptors per sendto (0: kernel default 32)
+	// BindRetry wraps each socket's bind (afxdp.SocketConfig.BindRetry).
+	BindRetry func(bind func() error) error
+	// UMEM, if set, is the worker's UMEM made ahead by NewUMEM (mapping
+	// and pinning it takes milliseconds, which a restart spends better
+	// while the maps load). NewWorker owns it, and closes it if it fails.
+	UMEM *afxdp.UMEM
+}
+
+// NewUMEM makes the UMEM NewWorker would make for cfg.
+func NewUMEM(cfg WorkerConfig) (*afxdp.UMEM, error) {
+	cfg.setDefaults()
+	u, err := afxdp.NewUMEM(afxdp.UMEMConfig{Frames: cfg.Frames, FillSize: cfg.RingSize, CompletionSize: cfg.RingSize})
+	if err != nil {
+		return nil, fmt.Errorf("worker %d: %w", cfg.ID, err)
+	}
+	return u, nil
+}
+
+func (cfg *WorkerConfig) setDefaults() {
+	if cfg.Frames == 0 {
+		cfg.Frames = afxdp.DefaultFrames
+	}
+	if cfg.RingSize == 0 {
+		cfg.RingSize = 1024
+	}
 }
 
 // Worker is one core's loop: an inside and an outside AF_XDP socket on
@@ -67,19 +92,21 @@ func NewKernelBatch(n, size int) *KernelBatch {
 	return b
 }
 
-// NewWorker creates the worker's UMEM and sockets and registers them in
-// the XSKMAPs. Call it on a thread in the devices' network namespace.
+// NewWorker creates the worker's UMEM (unless cfg.UMEM) and sockets,
+// fills the fill rings and registers the sockets in the XSKMAPs: from then
+// on the XDP programs steer to them and frames wait in the RX rings until
+// Run. Call it on a thread in the devices' network namespace.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
-	if cfg.Frames == 0 {
-		cfg.Frames = afxdp.DefaultFrames
+	cfg.setDefaults()
+	u := cfg.UMEM
+	if u == nil {
+		var err error
+		if u, err = NewUMEM(cfg); err != nil {
+			return nil, err
+		}
 	}
-	if cfg.RingSize == 0 {
-		cfg.RingSize = 1024
-	}
-	u, err := afxdp.NewUMEM(afxdp.UMEMConfig{Frames: cfg.Frames, FillSize: cfg.RingSize, CompletionSize: cfg.RingSize})
-	if err != nil {
-		return nil, fmt.Errorf("worker %d: %w", cfg.ID, err)
-	}
+	cfg.UMEM = nil // the worker's from here (w.umem)
+	var err error
 	w := &Worker{cfg: cfg, umem: u, kernel: make(chan *KernelBatch, 16), done: make(chan struct{}), evfd: -1}
 	fail := func(err error) (*Worker, error) {
 		w.Close()
@@ -87,7 +114,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	sc := func(ifindex int) afxdp.SocketConfig {
 		return afxdp.SocketConfig{Ifindex: ifindex, Queue: cfg.Queue, Mode: cfg.Mode, RxSize: cfg.RingSize, TxSize: cfg.RingSize,
-			FillSize: cfg.RingSize, CompletionSize: cfg.RingSize, TxBudget: cfg.TxBudget}
+			FillSize: cfg.RingSize, CompletionSize: cfg.RingSize, TxBudget: cfg.TxBudget, BindRetry: cfg.BindRetry}
 	}
 	if w.out, err = afxdp.NewSocket(u, sc(cfg.Pipeline.OutsideIfindex)); err != nil {
 		return fail(fmt.Errorf("outside socket: %w", err))
@@ -104,6 +131,10 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return fail(err)
 	}
 	w.tables = pc.Tables
+	// Frames for the kernel before the sockets are steered to: what
+	// arrives before Run waits in the RX rings instead of being dropped
+	// for want of a buffer (a restart's first packets, issue #9).
+	w.refill()
 	if cfg.OutsideXSKs != nil {
 		if err := w.out.Register(cfg.OutsideXSKs); err != nil {
 			return fail(fmt.Errorf("registering the outside socket in the XSKMAP: %w", err))
@@ -202,15 +233,7 @@ func (w *Worker) newLoop() *loop {
 // run is the loop proper, until Stop.
 func (w *Worker) run(l *loop) {
 	var evbuf [8]byte
-	reserve := w.p.cfg.Batch * maxFragments
-	refill := func() {
-		for _, s := range [...]*afxdp.Socket{w.out, w.in} {
-			if free := w.umem.FreeFrames() - reserve; free > 0 {
-				s.Fill(min(free, s.FillFree()))
-			}
-		}
-	}
-	refill()
+	w.refill()
 	idle := 0
 	for !w.stop.Load() {
 		v := w.tables.Load()
@@ -253,7 +276,7 @@ func (w *Worker) run(l *loop) {
 
 		w.in.Complete()
 		w.out.Complete()
-		refill()
+		w.refill()
 
 		if work > 0 {
 			idle = 0
@@ -267,6 +290,17 @@ func (w *Worker) run(l *loop) {
 		w.p.C.Wakeups++
 		if _, err := unix.Poll(l.fds, 100); err == nil && l.fds[2].Revents != 0 {
 			unix.Read(w.evfd, evbuf[:])
+		}
+	}
+}
+
+// refill hands free frames to both sockets' fill rings, keeping a
+// batch's worth (with fragments) for transmit.
+func (w *Worker) refill() {
+	reserve := w.p.cfg.Batch * maxFragments
+	for _, s := range [...]*afxdp.Socket{w.out, w.in} {
+		if free := w.umem.FreeFrames() - reserve; free > 0 {
+			s.Fill(min(free, s.FillFree()))
 		}
 	}
 }
