@@ -50,10 +50,14 @@
 //
 // Start-up: the pinned maps are opened (created if absent): a restarted
 // dataplane finds the SAs control installed and continues each outbound
-// SA's sequence numbers from the shared counter. The sockets are created
-// and registered before the XDP programs are attached; a queue still held
-// by a dataplane that just exited (bind fails with EBUSY until the kernel
-// has released its sockets) is retried for up to 2 s, logged. Each time the
+// SA's sequence numbers from the shared counter. The sockets are created,
+// their fill rings filled and they are registered in the XSKMAPs first
+// (while the programs load), so after a restart the programs left attached
+// steer to them at once; the workers run before the pinned links are
+// updated. A queue still held by a dataplane that just exited (bind fails
+// with EBUSY until the kernel has released its sockets) is retried from
+// 1 ms for up to 2 s, logged. The start line says how many milliseconds
+// after start the sockets were steered to and the workers ran. Each time the
 // table generation moves, a new snapshot is published to the workers and
 // the per-tunnel TUN devices (named cgw-t<id>) are reconciled with the
 // tunnel table; then the generation is stored as applied in the config
@@ -70,7 +74,11 @@
 // (link_xdp_outside, link_xdp_inside), after a crash too: a restarted
 // dataplane updates them to its programs instead of detaching and
 // attaching, and meanwhile XDP finds no socket in the XSKMAPs (the kernel
-// removed the dead process's) and takes its fallback verdict. -detach or
+// removes a dead process's sockets as it releases them) and drops,
+// counted as in/out_drop_no_socket. Frames already in a killed process's
+// RX rings, or steered to one of its sockets before the kernel has
+// released that one (one RCU grace period per socket), are lost without
+// a counter. -detach or
 // -detach-on-exit, or removing the instance, detaches them
 // (dataplane/gateway's links.go lists the states).
 //

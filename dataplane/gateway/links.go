@@ -21,15 +21,18 @@ import (
 //
 //   - running: XDP steers into this process's sockets (XSKMAPs).
 //   - stopped or crashed, links pinned (the default): the programs keep
-//     running; the kernel removed the dead process's sockets from the
-//     XSKMAPs when it released them, so there is no stale entry pointing at
-//     a dead socket — a redirect to an empty slot takes the program's
-//     fallback verdict (bpf/xdp.c decides it: for tunnel-bound traffic it
-//     must be a drop, never a pass to the kernel's forwarding).
-//   - restarting: the new process registers each queue's sockets in the
-//     XSKMAPs as it creates them (overwriting any entry), then updates the
-//     pinned links to its freshly loaded programs; traffic flows again as
-//     soon as a queue's socket is registered.
+//     running. A stopped process removes its sockets from the XSKMAPs; for
+//     a killed one the kernel does as it releases each socket, one RCU
+//     grace period after the other (until then frames steered to a dead
+//     socket's ring are lost, uncounted: the killed process's exit takes
+//     that long, and a new process cannot bind before). A redirect to an
+//     empty slot takes the program's fallback verdict, XDP_DROP counted as
+//     in/out_drop_no_socket — never a pass to the kernel's forwarding.
+//   - restarting: the new process fills each queue's fill rings and
+//     registers its sockets in the XSKMAPs (overwriting any entry) before
+//     anything slow; traffic flows again from then on (frames wait in the
+//     RX rings until the workers run). Only after the workers run does it
+//     update the pinned links to its freshly loaded programs.
 //   - detached: only with Options.Detach (cgw-dataplane -detach) or
 //     bpf.Remove of the instance; the NICs are then plain kernel devices.
 const (
