@@ -26,6 +26,8 @@ type charonSpec struct {
 	LoadConns bool
 	// Retransmit overrides strongSwan's IKE retransmission (Tries > 0).
 	Retransmit Retransmit
+	// Extra lines for strongswan.conf's charon section.
+	Extra []string
 }
 
 func waitFor(ctx context.Context, what string, timeout time.Duration, ok func() bool) error {
@@ -53,7 +55,7 @@ func (l *Lab) startCharon(ctx context.Context, s charonSpec) error {
 		return err
 	}
 	files := map[string]string{
-		"strongswan.conf":      renderStrongSwanConfRetransmit(s.Retransmit),
+		"strongswan.conf":      renderStrongSwanConfRetransmit(s.Retransmit, s.Extra...),
 		"swanctl.conf":         s.Swanctl,
 		"swanctl-client.conf":  "swanctl {\n    load = random openssl pem pkcs1 x509 pubkey\n}\n",
 		"run-charon.sh.readme": "charon runs as: ip netns exec <ns> sh -c 'mount --bind <this dir> /run && exec /usr/lib/ipsec/charon' with STRONGSWAN_CONF=/run/strongswan.conf\n",
@@ -234,6 +236,14 @@ func (l *Lab) awsUp(ctx context.Context) error {
 	return nil
 }
 
+// charonExtra is what the overrides add to AWS's strongswan.conf.
+func (l *Lab) charonExtra() []string {
+	if l.opts.Overrides.DropRekeyed {
+		return []string{"delete_rekeyed_delay = 0"}
+	}
+	return nil
+}
+
 // awsConnUp starts connection c's AWS side: its two endpoints and its
 // virtual private gateway.
 func (l *Lab) awsConnUp(ctx context.Context, c int) error {
@@ -247,7 +257,7 @@ func (l *Lab) awsConnUp(ctx context.Context, c int) error {
 		if err := l.startCharon(ctx, charonSpec{
 			Endpoint: AWSEndpointOf(c, i), TunRole: AWSRole(c), TunName: AWSTunnelIf(i),
 			Inside: netip.PrefixFrom(t.AWSInside(), t.InsideCIDR.Bits()), MTU: mtuOr(t.MTU), Swanctl: conf,
-			Retransmit: l.opts.Overrides.Retransmit,
+			Retransmit: l.opts.Overrides.Retransmit, Extra: l.charonExtra(),
 		}); err != nil {
 			return err
 		}

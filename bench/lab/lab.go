@@ -85,6 +85,12 @@ type Overrides struct {
 	// (strongswan.conf retransmit_tries/_timeout/_base): with a short DPD
 	// it bounds how long AWS takes to declare the gateway dead.
 	Retransmit Retransmit
+	// DropRekeyed makes AWS's charons drop a rekeyed Child SA's inbound
+	// SA as soon as it is deleted (delete_rekeyed_delay = 0) instead of
+	// 5 s later (strongSwan's default, which hides a Delete sent while
+	// the gateway still encrypts with the old SA): a strict peer, as RFC
+	// 7296 §1.4.1 allows.
+	DropRekeyed bool
 }
 
 // Retransmit is strongSwan's IKE retransmission schedule: the n-th try

@@ -300,7 +300,7 @@ func Start(o Options) (*Daemon, error) {
 	v1b, v2b := ike.SplitVersions(c4500, true)
 	emit := func(e ike.Event) { d.events <- e }
 	d.ike, err = ikev2.New(ikev2.Options{Conn500: v2a, Conn4500: v2b, Log: d.log.With("part", "ike"), Timing: o.Timing,
-		Events: emit, InstallInbound: d.installInbound})
+		Events: emit, InstallInbound: d.installInbound, SyncDataplane: d.syncDataplane})
 	if err != nil {
 		for _, c := range []net.PacketConn{v1a, v1b, v2a, v2b} {
 			c.Close()

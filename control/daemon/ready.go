@@ -77,8 +77,35 @@ func (d *Daemon) installInbound(tunnel string, c ike.ChildSA) error {
 	if res.err != nil {
 		return res.err
 	}
-	d.waitApplied(res.gen)
+	d.waitApplied(res.gen) // logged; the IKE message goes out anyway
 	return nil
+}
+
+// syncDataplane is ikev2.Options.SyncDataplane: on the tunnel's
+// goroutine, it waits until the events that goroutine emitted before (an
+// OutboundSwitch) are in the maps — the loop runs ops after the events
+// queued before them — and the dataplane uses them. It waits at most
+// applyTimeout for the loop (which may be busy with a reload that waits
+// for this very tunnel) and applyTimeout for the dataplane.
+func (d *Daemon) syncDataplane(string) error {
+	gen := make(chan uint64, 1)
+	tm := time.NewTimer(applyTimeout)
+	defer tm.Stop()
+	select {
+	case d.ops <- func() { gen <- d.w.Generation() }:
+	case <-d.quit:
+		return errStopping
+	case <-tm.C:
+		return errors.New("the control loop is busy")
+	}
+	select {
+	case g := <-gen:
+		return d.waitApplied(g)
+	case <-d.loopDone:
+		return errStopping
+	case <-tm.C:
+		return errors.New("the control loop is busy")
+	}
 }
 
 // preinstall runs on the loop: the inbound half of installChild.
@@ -140,15 +167,20 @@ func (d *Daemon) sweepPending(age time.Duration) {
 // waitApplied waits, at most applyTimeout, for the dataplane to use
 // generation gen. A dataplane that never ran on these maps (applied 0),
 // or that timed out before and has not moved since, is not waited for:
-// with no dataplane nothing decrypts anyway, and IKE must not stall.
-func (d *Daemon) waitApplied(gen uint64) {
+// with no dataplane nothing decrypts anyway, and IKE must not stall. It
+// reports whether the dataplane uses gen (nil also when none ever ran:
+// then nothing is sent on any SA).
+func (d *Daemon) waitApplied(gen uint64) error {
 	m := &d.mbb
 	m.mu.Lock()
 	absent, seen := m.absent, m.seen
 	m.mu.Unlock()
 	a := d.w.Applied()
-	if a == 0 || (absent && a == seen) {
-		return
+	if a == 0 {
+		return nil
+	}
+	if absent && a == seen {
+		return errors.New("the dataplane has not taken up table changes since it last timed out")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
 	err := d.w.WaitApplied(ctx, gen)
@@ -157,14 +189,15 @@ func (d *Daemon) waitApplied(gen uint64) {
 	defer m.mu.Unlock()
 	if err != nil {
 		if !m.absent {
-			d.log.Warn("the dataplane did not take up a new inbound SA in time; not waiting for it again until it moves (is cgw-dataplane running?)",
+			d.log.Warn("the dataplane did not take up a table change in time; not waiting for it again until it moves (is cgw-dataplane running?)",
 				"timeout", applyTimeout, "err", err)
 		}
 		m.absent, m.seen = true, d.w.Applied()
-		return
+		return err
 	}
 	if m.absent {
 		d.log.Info("the dataplane takes up table changes again")
 		m.absent = false
 	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/config"
 	"github.com/cgw-project/cgw/control/ike"
+	"github.com/cgw-project/cgw/crypto/transform"
 	"github.com/cgw-project/cgw/internal/netnstest"
 )
 
@@ -154,5 +155,85 @@ func TestInboundAppliedBeforePeerSwitch(t *testing.T) {
 	}
 	if n := checked.Load(); n < 4 {
 		t.Errorf("only %d outbound switches checked, want at least 4", n)
+	}
+}
+
+// TestSyncDataplaneAfterSwitch: syncDataplane (ikev2's SyncDataplane)
+// returns only once the dataplane's workers send on the SA of the
+// OutboundSwitch emitted before it: the IKEv2 engine answers the peer's
+// Delete of a rekeyed pair then, and the peer may drop the old pair on
+// that answer.
+func TestSyncDataplaneAfterSwitch(t *testing.T) {
+	netnstest.Require(t)
+	inst := fmt.Sprintf("sync%d", os.Getpid())
+	ns := netnstest.New(t, "cgwds-"+inst)
+	t.Cleanup(func() { maps.Remove(inst) })
+	maps.Remove(inst)
+	c := testConfig()
+	c.Connections[0].Tunnels = c.Connections[0].Tunnels[:1]
+	c.Connections[0].Tunnels[0].StartupAction = config.StartupAdd
+	d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		d.Stop(ctx)
+	})
+	o, err := maps.Load(inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := maps.NewReader(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A slow dataplane: its workers take each snapshot up 30 ms after
+	// reading it.
+	var mu sync.Mutex
+	var workers *maps.Tables
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Poll(stop, 10*time.Millisecond, func(tb *maps.Tables) {
+			time.Sleep(30 * time.Millisecond)
+			mu.Lock()
+			workers = tb
+			mu.Unlock()
+		}, nil)
+	}()
+	t.Cleanup(func() { close(stop); <-done; r.Close(); o.Close() })
+	for end := time.Now().Add(5 * time.Second); d.w.Applied() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the fake dataplane applied nothing")
+		}
+	}
+	suite, err := transform.ParseSuite("aes128gcm16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := c.Connections[0].Tunnels[0].Name
+	child := func(in, out uint32) *ike.ChildSA {
+		return &ike.ChildSA{InSPI: in, OutSPI: out, Suite: suite, InKeymat: make([]byte, suite.KeymatLen()), OutKeymat: make([]byte, suite.KeymatLen()),
+			Local: netip.MustParseAddr("127.0.0.1"), Peer: netip.MustParseAddr("203.0.113.1"), ReplayWindow: 64}
+	}
+	for i, ch := range []*ike.ChildSA{child(0x1001, 0x2001), child(0x1002, 0x2002), child(0x1003, 0x2003)} {
+		d.events <- ike.Event{Type: ike.ChildSAInstalled, Tunnel: name, Child: ch}
+		d.events <- ike.Event{Type: ike.OutboundSwitch, Tunnel: name, Child: ch}
+		if err := d.syncDataplane(name); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		tb := workers
+		mu.Unlock()
+		var out uint32
+		d.mu.Lock()
+		tu := d.byName[name]
+		d.mu.Unlock()
+		if tb != nil && int(tu.id) < len(tb.Outbound) {
+			out = tb.SAs[tb.Outbound[tu.id]].Spi
+		}
+		if out != ch.OutSPI {
+			t.Fatalf("switch %d: syncDataplane returned while the dataplane's workers send on SPI %08x, not %08x", i+1, out, ch.OutSPI)
+		}
 	}
 }

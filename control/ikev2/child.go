@@ -129,6 +129,59 @@ func (t *Tunnel) deleteChild(c *child) {
 			t.switchOut(s)
 		}
 	}
+	t.tellPeer(c)
+}
+
+// replaced marks old, which our rekey has just switched away from, on its
+// way out and tells the peer to delete it once the dataplane sends on
+// the new pair: at once if Options.SyncDataplane confirms that, else a
+// grace period later (in tick). OutboundSwitch reaches the dataplane
+// asynchronously (the daemon's map update, then the dataplane's next
+// table poll), so a Delete sent at the switch let a peer drop the old SA
+// while our last packets on it were still being sent. The peer, as the
+// rekey's responder, keeps sending on old until that Delete (§2.8), so
+// our inbound half stays until a grace period after its answer.
+func (t *Tunnel) replaced(old *child) {
+	if old.deleting {
+		return
+	}
+	old.deleting = true
+	if t.syncDataplane() {
+		t.tellPeer(old)
+		return
+	}
+	old.tellPeerAt = t.lc.RetireAt(t.now())
+}
+
+// syncDataplane reports whether the dataplane confirms it sends on the
+// pair of our last OutboundSwitch (Options.SyncDataplane).
+func (t *Tunnel) syncDataplane() bool {
+	f := t.m.opt.SyncDataplane
+	if f == nil {
+		return false
+	}
+	if err := f(t.name); err != nil {
+		t.log.Warn("the dataplane did not confirm the outbound switch to the new Child SA", "err", err)
+		return false
+	}
+	return true
+}
+
+// peerGone retires c, which the peer no longer has (it deleted c or the
+// IKE SA c lived under), a grace period from now unless already due, and
+// cancels a Delete still to be sent for it.
+func (t *Tunnel) peerGone(c *child) {
+	c.deleting = true
+	c.tellPeerAt = time.Time{}
+	if c.retireAt.IsZero() {
+		c.retireAt = t.lc.RetireAt(t.now())
+	}
+}
+
+// tellPeer sends the peer the Delete for c and retires c a grace period
+// after its answer (or from now if there is no IKE SA to send it on).
+func (t *Tunnel) tellPeer(c *child) {
+	c.tellPeerAt = time.Time{}
 	graceful := func() {
 		if c.retireAt.IsZero() {
 			c.retireAt = t.lc.RetireAt(t.now())

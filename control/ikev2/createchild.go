@@ -213,7 +213,7 @@ func (t *Tunnel) rekeyChild(old *child) {
 				return
 			}
 			t.switchOut(c)
-			t.deleteChild(old)
+			t.replaced(old) // the peer's Delete goes once the dataplane switched
 		},
 		onFail: func(err error) {
 			t.releaseSPI(inSPI)

@@ -19,9 +19,14 @@
 //	                  away from them, so packets in flight still decrypt)
 //
 // The first pair of a tunnel is followed by TunnelUp. The initiator of a
-// Child SA rekey switches as soon as its exchange completes and then
-// deletes the old pair; the responder switches when the peer's Delete of
-// the old pair arrives. Rekey collisions follow §2.8.1 (the SA made with
+// Child SA rekey switches as soon as its exchange completes and tells the
+// peer to delete the old pair once the dataplane sends on the new one
+// (Options.SyncDataplane), or a grace period (Timing.Grace) later when
+// that is not confirmed — never at the switch: the dataplane takes up
+// OutboundSwitch a little later and may still send on the old pair until
+// then, so the peer must keep it. The responder switches when the peer's
+// Delete of the old pair arrives, and answers it once the dataplane sends
+// on the new pair: the peer may drop the old pair on the answer. Rekey collisions follow §2.8.1 (the SA made with
 // the lowest of the four nonces is deleted by its creator); so do IKE SAs
 // both ends set up at the same moment.
 //

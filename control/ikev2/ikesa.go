@@ -99,9 +99,8 @@ func (t *Tunnel) adopt(sa *ikeSA, initialContact bool) bool {
 	}
 	t.ike = sa
 	for _, c := range t.children {
-		if c.owner == old && !c.deleting {
-			c.deleting = true
-			c.retireAt = t.lc.RetireAt(t.now())
+		if c.owner == old && (!c.deleting || !c.tellPeerAt.IsZero()) {
+			t.peerGone(c) // they go with old at the peer
 		}
 	}
 	if initialContact && !concurrent {
@@ -176,9 +175,8 @@ func (t *Tunnel) removeSA(sa *ikeSA, reason string, err error) {
 	}
 	// Its Child SAs went with it at the peer (§1.4.1).
 	for _, c := range t.children {
-		if c.owner == sa && !c.deleting {
-			c.deleting = true
-			c.retireAt = t.lc.RetireAt(t.now())
+		if c.owner == sa && (!c.deleting || !c.tellPeerAt.IsZero()) {
+			t.peerGone(c)
 			if t.out == c {
 				t.switchOut(t.successor())
 			}

@@ -2,6 +2,7 @@ package ikev2
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cgw-project/cgw/config"
@@ -45,12 +46,16 @@ func (t *Tunnel) respInformational(sa *ikeSA, m *message.Message) ([]message.Pay
 			}
 		case message.ProtoESP:
 			var ours []uint32
+			var gone []*child
 			for _, spi := range d.SPIs {
 				c := t.childByOut(spi)
 				if c == nil {
 					continue
 				}
-				if !c.deleting {
+				gone = append(gone, c)
+				if !c.deleting || !c.tellPeerAt.IsZero() {
+					// Ours too, unless our own Delete already went
+					// (crossed Deletes, §1.4.1).
 					ours = append(ours, c.InSPI)
 				}
 				after = append(after, func() { t.peerDeletedChild(c) })
@@ -58,6 +63,7 @@ func (t *Tunnel) respInformational(sa *ikeSA, m *message.Message) ([]message.Pay
 			if len(ours) > 0 {
 				resp = append(resp, &message.Delete{Protocol: message.ProtoESP, SPIs: ours})
 			}
+			t.switchBeforeAnswer(gone)
 		}
 	}
 	return resp, func() {
@@ -67,11 +73,28 @@ func (t *Tunnel) respInformational(sa *ikeSA, m *message.Message) ([]message.Pay
 	}
 }
 
-func (t *Tunnel) peerDeletedChild(c *child) {
-	c.deleting = true
-	if c.retireAt.IsZero() {
-		c.retireAt = t.lc.RetireAt(t.now())
+// switchBeforeAnswer moves outbound off the pair the peer is deleting
+// (after its rekey: to the newest pair left) before our answer goes out,
+// and waits until the dataplane sends on the new pair: the answer carries
+// our half of the Delete (§1.4.1), on which the peer may drop the old
+// pair's inbound SA, so nothing may leave on the old pair after it.
+func (t *Tunnel) switchBeforeAnswer(gone []*child) {
+	if !slices.Contains(gone, t.out) {
+		return
 	}
+	for i := len(t.children) - 1; i >= 0; i-- {
+		s := t.children[i]
+		if s.deleting || s.retired || slices.Contains(gone, s) {
+			continue
+		}
+		t.switchOut(s)
+		t.syncDataplane() // the answer goes anyway: the peer is waiting
+		return
+	}
+}
+
+func (t *Tunnel) peerDeletedChild(c *child) {
+	t.peerGone(c)
 	if t.out == c {
 		if s := t.successor(); s != nil {
 			t.switchOut(s)

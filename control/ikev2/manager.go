@@ -40,6 +40,14 @@ type Options struct {
 	// MaxHalfOpen caps half-open SAs; IKE_SA_INIT requests beyond it are
 	// dropped unanswered. 0 means 1024.
 	MaxHalfOpen int
+	// SyncDataplane, if set, is called on the tunnel's goroutine after
+	// an outbound switch away from a pair the peer is to delete, before
+	// the message on which it may drop that pair's inbound SA goes out
+	// (our Delete after our rekey, our answer to its Delete after its
+	// rekey). It returns nil once the dataplane sends on the new pair
+	// (what the events emitted so far asked for), an error if it gives
+	// up; without it, or on an error, our Delete waits Timing.Grace.
+	SyncDataplane func(tunnel string) error
 }
 
 // Manager runs the IKE SAs of every tunnel over one Socket.

@@ -129,10 +129,14 @@ type child struct {
 	rekeyAt  time.Time
 	expireAt time.Time
 	retireAt time.Time
-	rekeying bool
-	keTry    int // INVALID_KE_PAYLOAD answers to our rekeys followed
-	deleting bool
-	retired  bool
+	// tellPeerAt, when set, is when the peer is told to delete this pair
+	// we replaced: a grace period after the switch away from it, not at
+	// the switch (see replaced).
+	tellPeerAt time.Time
+	rekeying   bool
+	keTry      int // INVALID_KE_PAYLOAD answers to our rekeys followed
+	deleting   bool
+	retired    bool
 	// rekeyStarted is when rekeying was set (status API's answer).
 	rekeyStarted time.Time
 	ours         *rekeyRec

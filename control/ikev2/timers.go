@@ -31,6 +31,7 @@ func (t *Tunnel) nextWake() time.Time {
 	}
 	for _, c := range t.children {
 		at(c.retireAt)
+		at(c.tellPeerAt)
 		if !c.deleting {
 			at(c.rekeyAt)
 			at(c.expireAt)
@@ -96,6 +97,8 @@ func (t *Tunnel) tick() {
 		switch {
 		case !c.retireAt.IsZero() && !now.Before(c.retireAt):
 			t.retire(c)
+		case !c.tellPeerAt.IsZero() && !now.Before(c.tellPeerAt):
+			t.tellPeer(c)
 		case c.deleting:
 		case !c.expireAt.IsZero() && !now.Before(c.expireAt):
 			t.log.Warn("Child SA reached its hard lifetime; deleting it", "spi_in", fmt.Sprintf("%08x", c.InSPI))

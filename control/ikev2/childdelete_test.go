@@ -1,0 +1,402 @@
+package ikev2
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
+	"github.com/cgw-project/cgw/control/ikev2/message"
+)
+
+// sentDelete is an INFORMATIONAL request a node sent: the IKE SA it went
+// on and the ESP SPIs its Delete payload names.
+type sentDelete struct {
+	ike  message.SPI // SPIi
+	spis []uint32
+}
+
+// pumpDeletes is pump, also returning the INFORMATIONAL requests a sent
+// (opened with a's keys before b sees them).
+func pumpDeletes(t *testing.T, a, b *syncNode) []sentDelete {
+	t.Helper()
+	da, _ := pumpBoth(t, a, b)
+	return da
+}
+
+// pumpBoth is pump, returning the INFORMATIONAL requests each side sent.
+func pumpBoth(t *testing.T, a, b *syncNode) (da, db []sentDelete) {
+	t.Helper()
+	move := func(from, to *syncNode, ds *[]sentDelete) int {
+		k := 0
+		for j, c := range []*memConn{from.c500, from.c4500} {
+			for _, p := range c.take() {
+				if isRequest(message.INFORMATIONAL)(p.b) {
+					*ds = append(*ds, openDelete(t, from, p.b))
+				}
+				to.inject(p.b, netip.AddrPortFrom(loop, uint16(c.port)), j == 1)
+				k++
+			}
+		}
+		return k
+	}
+	for i := 0; i < 50 && move(a, b, &da)+move(b, a, &db) > 0; i++ {
+	}
+	return da, db
+}
+
+func openDelete(t *testing.T, n *syncNode, b []byte) sentDelete {
+	t.Helper()
+	if len(b) >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] == 0 {
+		b = b[4:]
+	}
+	h, err := message.DecodeHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sa := range n.t.sas {
+		if sa.spiI == h.SPIi && sa.spiR == h.SPIr {
+			m, err := message.DecodeEncrypted(b, sa.keys)
+			if err != nil {
+				t.Fatalf("opening our own INFORMATIONAL: %v", err)
+			}
+			d := sentDelete{ike: h.SPIi}
+			if del := message.Find[*message.Delete](m); del != nil && del.Protocol == message.ProtoESP {
+				d.spis = del.SPIs
+			}
+			return d
+		}
+	}
+	t.Fatalf("INFORMATIONAL request on an IKE SA %v we do not have", h.SPIi)
+	return sentDelete{}
+}
+
+// childDeletes counts the requests in ds whose Delete names ESP SPI spi.
+func childDeletes(ds []sentDelete, spi uint32) int {
+	n := 0
+	for _, d := range ds {
+		if slices.Contains(d.spis, spi) {
+			n++
+		}
+	}
+	return n
+}
+
+const syncGrace = time.Second // newSyncNode's Timing.Grace
+
+// TestChildRekeyDeleteAfterGrace: after a Child SA rekey we initiate, the
+// Delete for the replaced pair goes to the peer a grace period after the
+// switch, not with it: OutboundSwitch reaches the dataplane later than the
+// Delete reaches the peer, and a peer that drops the old inbound SA on
+// the Delete would drop what we still send on it. Exactly one Delete,
+// then the old pair is retired a grace period after its answer.
+func TestChildRekeyDeleteAfterGrace(t *testing.T) {
+	a, b, clock := syncPair(t, testTunnel("t1"), Options{})
+	oldA, oldB := a.t.out, b.t.out
+	a.t.rekeyChild(oldA)
+	ds := pumpDeletes(t, a, b)
+	if a.t.out == oldA || a.t.out == nil {
+		t.Fatal("a did not switch to the new pair")
+	}
+	if n := childDeletes(ds, oldA.InSPI); n != 0 {
+		t.Fatalf("a sent %d Deletes for the replaced pair with the switch; the dataplane may still be sending on it", n)
+	}
+	if oldB.deleting || b.t.out != oldB {
+		t.Fatalf("b dropped the old pair before being told (deleting %v, still its outbound %v)", oldB.deleting, b.t.out == oldB)
+	}
+	clock.Advance(syncGrace - 10*time.Millisecond)
+	a.t.tick()
+	b.t.tick()
+	if n := childDeletes(pumpDeletes(t, a, b), oldA.InSPI); n != 0 {
+		t.Fatalf("a sent %d Deletes for the replaced pair before the grace period passed", n)
+	}
+	clock.Advance(20 * time.Millisecond)
+	a.t.tick()
+	ds = pumpDeletes(t, a, b)
+	if n := childDeletes(ds, oldA.InSPI); n != 1 || len(ds) != 1 {
+		t.Fatalf("after the grace period a sent %d Deletes for the replaced pair (%d INFORMATIONAL requests); want exactly one", n, len(ds))
+	}
+	if !oldB.deleting || b.t.out == oldB {
+		t.Fatal("b did not take the Delete: it still uses the old pair")
+	}
+	if a.t.childByOut(oldA.OutSPI) == nil {
+		t.Fatal("a retired the old pair at the Delete's answer; packets the peer sent before it still need it")
+	}
+	for i := 0; i < 3; i++ {
+		clock.Advance(syncGrace)
+		a.t.tick()
+		b.t.tick()
+		if n := childDeletes(pumpDeletes(t, a, b), oldA.InSPI); n != 0 {
+			t.Fatalf("a sent the Delete for the replaced pair again (%d more)", n)
+		}
+	}
+	for name, n := range map[string]*syncNode{"a": a, "b": b} {
+		if len(n.t.children) != 1 || n.t.out != n.t.children[0] || !n.t.lc.Up() {
+			t.Errorf("%s: %d pairs after the rekey, up %v; want the new pair alone, active", name, len(n.t.children), n.t.lc.Up())
+		}
+	}
+	checkCrossKeys(t, &a.t.out.ChildSA, &b.t.out.ChildSA)
+}
+
+// TestChildRekeyPeerDeletesFirst: when the peer deletes the pair we
+// replaced before our grace period ends, we answer with our half (our own
+// Delete has not gone yet, §1.4.1) and send no Delete later.
+func TestChildRekeyPeerDeletesFirst(t *testing.T) {
+	a, b, clock := syncPair(t, testTunnel("t1"), Options{})
+	oldA := a.t.out
+	a.t.rekeyChild(oldA)
+	pumpDeletes(t, a, b)
+	resp, after := a.t.respInformational(a.t.ike, &message.Message{Payloads: []message.Payload{
+		&message.Delete{Protocol: message.ProtoESP, SPIs: []uint32{oldA.OutSPI}}}})
+	if d := message.Find[*message.Delete](&message.Message{Payloads: resp}); d == nil || !slices.Contains(d.SPIs, oldA.InSPI) {
+		t.Fatalf("the answer to the peer's Delete of the replaced pair lacks our half %08x: %v", oldA.InSPI, resp)
+	}
+	after()
+	for i := 0; i < 3; i++ {
+		clock.Advance(syncGrace)
+		a.t.tick()
+		b.t.tick()
+		if n := childDeletes(pumpDeletes(t, a, b), oldA.InSPI); n != 0 {
+			t.Fatalf("a sent a Delete for a pair the peer already deleted (%d)", n)
+		}
+	}
+	if a.t.childByOut(oldA.OutSPI) != nil {
+		t.Fatal("a kept the pair the peer deleted")
+	}
+}
+
+// TestChildRekeyThenDown: the tunnel goes down (the peer deletes the IKE
+// SA) during the grace period: no Delete goes later for the dead pair and
+// no timer of it is left.
+func TestChildRekeyThenDown(t *testing.T) {
+	a, b, clock := syncPair(t, testTunnel("t1"), Options{})
+	oldA := a.t.out
+	a.t.rekeyChild(oldA)
+	pumpDeletes(t, a, b)
+	b.t.deleteIKE(b.t.ike)
+	pumpDeletes(t, a, b)
+	if a.t.lc.Up() {
+		t.Fatal("a still up after the peer deleted the IKE SA")
+	}
+	for _, c := range a.t.children {
+		t.Errorf("a kept Child SA %08x (tellPeerAt %v) after the tunnel went down", c.InSPI, c.tellPeerAt)
+	}
+	for i := 0; i < 3; i++ {
+		clock.Advance(syncGrace)
+		a.t.tick()
+		for _, p := range a.sent() {
+			if isRequest(message.INFORMATIONAL)(p.b) {
+				t.Fatal("a sent an INFORMATIONAL request after the tunnel went down")
+			}
+		}
+	}
+}
+
+// TestChildRekeyThenIKERekey: an IKE SA rekey (by either end) during the
+// grace period: the Delete for the replaced pair goes once, on the new
+// IKE SA, when the grace period ends.
+func TestChildRekeyThenIKERekey(t *testing.T) {
+	for _, byPeer := range []bool{false, true} {
+		a, b, clock := syncPair(t, testTunnel("t1"), Options{})
+		oldA, oldB := a.t.out, b.t.out
+		a.t.rekeyChild(oldA)
+		pumpDeletes(t, a, b)
+		oldIKE := a.t.ike
+		if byPeer {
+			b.t.rekeyIKE(b.t.ike)
+		} else {
+			a.t.rekeyIKE(a.t.ike)
+		}
+		ds := pumpDeletes(t, a, b)
+		if a.t.ike == oldIKE || a.t.ike == nil || b.t.ike == nil || a.t.ike.spiI != b.t.ike.spiI {
+			t.Fatalf("by peer %v: the IKE SA was not rekeyed", byPeer)
+		}
+		if n := childDeletes(ds, oldA.InSPI); n != 0 {
+			t.Fatalf("by peer %v: the Delete for the replaced pair went with the IKE rekey", byPeer)
+		}
+		clock.Advance(syncGrace + 10*time.Millisecond)
+		a.t.tick()
+		b.t.tick()
+		ds = pumpDeletes(t, a, b)
+		if n := childDeletes(ds, oldA.InSPI); n != 1 {
+			t.Fatalf("by peer %v: %d Deletes for the replaced pair after the grace period, want 1", byPeer, n)
+		}
+		for _, d := range ds {
+			if slices.Contains(d.spis, oldA.InSPI) && d.ike != a.t.ike.spiI {
+				t.Fatalf("by peer %v: the Delete went on IKE SA %v, not the current one %v", byPeer, d.ike, a.t.ike.spiI)
+			}
+		}
+		if !oldB.deleting {
+			t.Fatalf("by peer %v: b did not take the Delete", byPeer)
+		}
+		clock.Advance(2 * syncGrace)
+		a.t.tick()
+		b.t.tick()
+		pumpDeletes(t, a, b)
+		for name, n := range map[string]*syncNode{"a": a, "b": b} {
+			if len(n.t.children) != 1 || n.t.out != n.t.children[0] || !n.t.lc.Up() {
+				t.Errorf("by peer %v: %s: %d pairs, up %v; want the new pair alone, active", byPeer, name, len(n.t.children), n.t.lc.Up())
+			}
+		}
+	}
+}
+
+// TestChildRekeyCollisionDeletes: both ends rekey the pair at once
+// (§2.8.1). The end whose rekey made the lowest nonce deletes its
+// redundant new pair at once (nobody sends on it); the other switches to
+// its own and deletes the old pair a grace period later. Both end on the
+// same surviving pair.
+func TestChildRekeyCollisionDeletes(t *testing.T) {
+	a, b, clock := syncPair(t, testTunnel("t1"), Options{})
+	oldA, oldB := a.t.out, b.t.out
+	a.t.rekeyChild(oldA)
+	b.t.rekeyChild(oldB) // both requests are on the wire before either is answered
+	da, db := pumpBoth(t, a, b)
+	ds := append(da, db...)
+	if oldA.ours == nil || oldA.theirs == nil || oldB.ours == nil || oldB.theirs == nil {
+		t.Fatal("the rekeys did not collide")
+	}
+	if n := childDeletes(ds, oldA.InSPI) + childDeletes(ds, oldB.InSPI); n != 0 {
+		t.Fatalf("%d Deletes for the old pair with the switch", n)
+	}
+	if len(ds) != 1 || len(ds[0].spis) != 1 {
+		t.Fatalf("want one Delete, of the redundant pair, at once; got %v", ds)
+	}
+	clock.Advance(syncGrace + 10*time.Millisecond)
+	a.t.tick()
+	b.t.tick()
+	da, db = pumpBoth(t, a, b)
+	ds = append(da, db...)
+	if n := childDeletes(ds, oldA.InSPI) + childDeletes(ds, oldB.InSPI); n != 1 {
+		t.Fatalf("%d Deletes for the old pair after the grace period, want 1 (%v)", n, ds)
+	}
+	for i := 0; i < 3; i++ {
+		clock.Advance(syncGrace)
+		a.t.tick()
+		b.t.tick()
+		pumpBoth(t, a, b)
+	}
+	for name, n := range map[string]*syncNode{"a": a, "b": b} {
+		if len(n.t.children) != 1 || n.t.out != n.t.children[0] || !n.t.lc.Up() {
+			t.Fatalf("%s: %d pairs, up %v; want the survivor alone, active", name, len(n.t.children), n.t.lc.Up())
+		}
+	}
+	checkCrossKeys(t, &a.t.out.ChildSA, &b.t.out.ChildSA)
+}
+
+// TestResponderSwitchesBeforeAnswer: when the peer deletes the pair it
+// replaced by its rekey, we switch outbound to the new pair and wait for
+// the dataplane (Options.SyncDataplane) before our answer goes out: the
+// answer carries our half of the Delete, on which the peer may drop the
+// old pair's inbound SA.
+func TestResponderSwitchesBeforeAnswer(t *testing.T) {
+	var b *syncNode
+	type call struct {
+		out     *child
+		pending int // datagrams b had written, not yet on the wire
+	}
+	var calls []call
+	a, b0, clock := syncPair(t, testTunnel("t1"), Options{SyncDataplane: func(string) error {
+		b.c500.mu.Lock()
+		n := len(b.c500.out)
+		b.c500.mu.Unlock()
+		calls = append(calls, call{b.t.out, n})
+		return nil
+	}})
+	b = b0
+	oldB := b.t.out
+	a.t.rekeyChild(a.t.out) // b answers the rekey: the peer's rekey for b
+	pumpBoth(t, a, b)
+	if b.t.out != oldB || len(calls) != 0 {
+		t.Fatalf("b switched before the peer's Delete (out changed %v, %d syncs)", b.t.out != oldB, len(calls))
+	}
+	clock.Advance(syncGrace + 10*time.Millisecond)
+	a.t.tick()
+	_, db := pumpBoth(t, a, b)
+	if len(calls) != 1 {
+		t.Fatalf("b synced with the dataplane %d times on the peer's Delete, want 1", len(calls))
+	}
+	if c := calls[0]; c.out == oldB || c.out == nil || c.pending != 0 {
+		t.Fatalf("at the sync b sent on the old pair %v, had written %d datagrams (its answer went before the dataplane took up the switch)", c.out == oldB, c.pending)
+	}
+	if b.t.out != calls[0].out || !oldB.deleting || len(db) != 0 {
+		t.Fatalf("after the Delete: b's outbound moved again %v, old deleting %v, b sent %d INFORMATIONAL requests", b.t.out != calls[0].out, oldB.deleting, len(db))
+	}
+}
+
+// syncPairWith is syncPair with Options for a as well.
+func syncPairWith(tb testing.TB, cfg config.Tunnel, oa, ob Options) (a, b *syncNode, clock *ike.FakeClock) {
+	clock = ike.NewFakeClock(time.Unix(1_800_000_000, 0))
+	a = newSyncNode(tb, clock, cfg, oa, 1500, 14500, 2500, 24500)
+	cb := cfg
+	cb.StartupAction = config.StartupAdd
+	b = newSyncNode(tb, clock, cb, ob, 2500, 24500, 1500, 14500)
+	a.t.initiate()
+	pump(a, b)
+	if !a.t.lc.Up() || !b.t.lc.Up() {
+		tb.Fatalf("not up: a %v, b %v", a.t.lc.Up(), b.t.lc.Up())
+	}
+	return a, b, clock
+}
+
+// TestChildRekeyDeleteAfterSync: when the dataplane confirms it sends on
+// the new pair (Options.SyncDataplane), the Delete for the replaced pair
+// goes at once after that, not a grace period later, so the peer (which
+// switches on it, §2.8) stops sending on the old pair promptly; when it
+// does not confirm, the Delete waits for the grace period.
+func TestChildRekeyDeleteAfterSync(t *testing.T) {
+	for _, confirm := range []bool{true, false} {
+		var a *syncNode
+		type call struct {
+			out     *child
+			pending int // datagrams a had written, not yet on the wire
+		}
+		var calls []call
+		a0, b, clock := syncPairWith(t, testTunnel("t1"), Options{SyncDataplane: func(string) error {
+			a.c500.mu.Lock()
+			n := len(a.c500.out)
+			a.c500.mu.Unlock()
+			calls = append(calls, call{a.t.out, n})
+			if !confirm {
+				return errors.New("the dataplane did not take up the change in time")
+			}
+			return nil
+		}}, Options{})
+		a = a0
+		oldA, oldB := a.t.out, b.t.out
+		a.t.rekeyChild(oldA)
+		ds := pumpDeletes(t, a, b)
+		if len(calls) != 1 || calls[0].out == oldA || calls[0].out == nil || calls[0].pending != 0 {
+			t.Fatalf("confirm %v: want one sync after the switch, before anything more is sent; got %+v (old %p)", confirm, calls, oldA)
+		}
+		want := 0
+		if confirm {
+			want = 1
+		}
+		if n := childDeletes(ds, oldA.InSPI); n != want {
+			t.Fatalf("confirm %v: %d Deletes for the replaced pair right after the rekey, want %d", confirm, n, want)
+		}
+		if confirm != (b.t.out != oldB) {
+			t.Fatalf("confirm %v: the peer switched away from the old pair: %v", confirm, b.t.out != oldB)
+		}
+		clock.Advance(syncGrace + 10*time.Millisecond)
+		a.t.tick()
+		b.t.tick()
+		ds = pumpDeletes(t, a, b)
+		if n := childDeletes(ds, oldA.InSPI); n != 1-want {
+			t.Fatalf("confirm %v: %d Deletes for the replaced pair after the grace period, want %d", confirm, n, 1-want)
+		}
+		clock.Advance(2 * syncGrace)
+		a.t.tick()
+		b.t.tick()
+		pumpDeletes(t, a, b)
+		for name, n := range map[string]*syncNode{"a": a, "b": b} {
+			if len(n.t.children) != 1 || n.t.out != n.t.children[0] {
+				t.Errorf("confirm %v: %s: %d pairs; want the new pair alone, active", confirm, name, len(n.t.children))
+			}
+		}
+	}
+}
