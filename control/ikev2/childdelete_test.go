@@ -19,8 +19,7 @@ type sentDelete struct {
 	spis []uint32
 }
 
-// pumpDeletes is pump, also returning the INFORMATIONAL requests a sent
-// (opened with a's keys before b sees them).
+// pumpDeletes is pump, also returning the INFORMATIONAL requests a sent.
 func pumpDeletes(t *testing.T, a, b *syncNode) []sentDelete {
 	t.Helper()
 	da, _ := pumpBoth(t, a, b)
@@ -30,14 +29,25 @@ func pumpDeletes(t *testing.T, a, b *syncNode) []sentDelete {
 // pumpBoth is pump, returning the INFORMATIONAL requests each side sent.
 func pumpBoth(t *testing.T, a, b *syncNode) (da, db []sentDelete) {
 	t.Helper()
+	keys := map[message.SPI]*message.Keys{} // of every IKE SA seen: one may go before its last request is read
+	learn := func(n *syncNode) {
+		for _, sa := range n.t.sas {
+			if sa.keys != nil {
+				keys[sa.spiI] = sa.keys
+			}
+		}
+	}
+	learn(a)
+	learn(b)
 	move := func(from, to *syncNode, ds *[]sentDelete) int {
 		k := 0
 		for j, c := range []*memConn{from.c500, from.c4500} {
 			for _, p := range c.take() {
 				if isRequest(message.INFORMATIONAL)(p.b) {
-					*ds = append(*ds, openDelete(t, from, p.b))
+					*ds = append(*ds, openDelete(t, keys, p.b))
 				}
 				to.inject(p.b, netip.AddrPortFrom(loop, uint16(c.port)), j == 1)
+				learn(to)
 				k++
 			}
 		}
@@ -48,7 +58,7 @@ func pumpBoth(t *testing.T, a, b *syncNode) (da, db []sentDelete) {
 	return da, db
 }
 
-func openDelete(t *testing.T, n *syncNode, b []byte) sentDelete {
+func openDelete(t *testing.T, keys map[message.SPI]*message.Keys, b []byte) sentDelete {
 	t.Helper()
 	if len(b) >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] == 0 {
 		b = b[4:]
@@ -57,21 +67,19 @@ func openDelete(t *testing.T, n *syncNode, b []byte) sentDelete {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sa := range n.t.sas {
-		if sa.spiI == h.SPIi && sa.spiR == h.SPIr {
-			m, err := message.DecodeEncrypted(b, sa.keys)
-			if err != nil {
-				t.Fatalf("opening our own INFORMATIONAL: %v", err)
-			}
-			d := sentDelete{ike: h.SPIi}
-			if del := message.Find[*message.Delete](m); del != nil && del.Protocol == message.ProtoESP {
-				d.spis = del.SPIs
-			}
-			return d
-		}
+	k := keys[h.SPIi]
+	if k == nil {
+		t.Fatalf("INFORMATIONAL request on an IKE SA %v never seen", h.SPIi)
 	}
-	t.Fatalf("INFORMATIONAL request on an IKE SA %v we do not have", h.SPIi)
-	return sentDelete{}
+	m, err := message.DecodeEncrypted(b, k)
+	if err != nil {
+		t.Fatalf("opening an INFORMATIONAL request: %v", err)
+	}
+	d := sentDelete{ike: h.SPIi}
+	if del := message.Find[*message.Delete](m); del != nil && del.Protocol == message.ProtoESP {
+		d.spis = del.SPIs
+	}
+	return d
 }
 
 // childDeletes counts the requests in ds whose Delete names ESP SPI spi.
@@ -398,5 +406,41 @@ func TestChildRekeyDeleteAfterSync(t *testing.T) {
 				t.Errorf("confirm %v: %s: %d pairs; want the new pair alone, active", confirm, name, len(n.t.children))
 			}
 		}
+	}
+}
+
+// TestChildRekeyThenNewIKESA: the peer sets up a new IKE SA (it
+// restarted its side) while the Delete for the pair we replaced waits for
+// the grace period: the old IKE SA goes with its Child SAs at the peer
+// (§1.4.1), so no Delete follows for the old pair, and no timer of it is
+// left.
+func TestChildRekeyThenNewIKESA(t *testing.T) {
+	a, b, clock := syncPair(t, testTunnel("t1"), Options{})
+	oldA, oldIKE := a.t.out, a.t.ike
+	a.t.rekeyChild(oldA)
+	pumpDeletes(t, a, b)
+	if oldA.tellPeerAt.IsZero() {
+		t.Fatal("no Delete pending for the replaced pair")
+	}
+	clock.Advance(100 * time.Millisecond) // not at once with the old IKE SA (adopt's collision rule)
+	b.t.initiate()
+	ds := pumpDeletes(t, a, b)
+	if a.t.ike == oldIKE || a.t.ike == nil || !a.t.lc.Up() {
+		t.Fatal("a did not adopt the peer's new IKE SA")
+	}
+	if !oldA.tellPeerAt.IsZero() {
+		t.Fatal("the Delete for the replaced pair is still pending after its IKE SA went")
+	}
+	for i := 0; i < 4; i++ {
+		clock.Advance(syncGrace)
+		a.t.tick()
+		b.t.tick()
+		ds = append(ds, pumpDeletes(t, a, b)...)
+	}
+	if n := childDeletes(ds, oldA.InSPI); n != 0 {
+		t.Fatalf("a sent %d Deletes for a pair whose IKE SA the peer replaced", n)
+	}
+	if len(a.t.children) != 1 || a.t.out != a.t.children[0] || a.t.out.owner != a.t.ike {
+		t.Fatalf("a: %d pairs; want the new IKE SA's pair alone, active", len(a.t.children))
 	}
 }
