@@ -15,8 +15,10 @@ import (
 	"github.com/cgw-project/cgw/control/status"
 )
 
-// Child SA rekeys under a 100/s LAN→VPC ping: how many are made, how far
-// apart, and how long the ping runs before the first and after the last.
+// Child SA rekeys under a LAN→VPC ping every 10 ms (ping manages about
+// 65/s on the 2-core VM; the test logs the rate achieved): how many are
+// made, how far apart, and how long the ping runs before the first and
+// after the last.
 const (
 	rekeyRounds = 10
 	rekeyEvery  = 2 * time.Second
@@ -25,7 +27,7 @@ const (
 )
 
 // TestLabCGWIKEv2RekeyLoss: IKEv2 Child SA rekeys under a LAN→VPC ping
-// at 100/s, ten made by cgw (cgwctl rekey: we initiate) and ten by
+// every 10 ms, ten made by cgw (cgwctl rekey: we initiate) and ten by
 // strongSwan (swanctl --rekey --child: we respond). Make-before-break
 // loses no reply; the outside link carries ESP on every old and new SPI,
 // both ways, and nothing to or from the LAN, the VPC or an inside /30
@@ -80,7 +82,7 @@ func TestLabCGWIKEv2RekeyLoss(t *testing.T) {
 	})
 }
 
-// rekeysUnderPing pings LAN→VPC at 100/s through tunnel name (index i)
+// rekeysUnderPing pings LAN→VPC every 10 ms through tunnel name (index i)
 // while rekey makes rekeyRounds Child SA rekeys, rekeyEvery apart, each
 // waited for in cgw's status; then checks that no reply was lost and
 // what the outside link carried. ours: cgw initiates the rekeys, so it
