@@ -127,6 +127,7 @@ func (t *Tunnel) deleteChild(c *child) {
 	if t.out == c {
 		if s := t.successor(); s != nil {
 			t.switchOut(s)
+			t.syncDataplane() // best effort: c must go now (its hard lifetime)
 		}
 	}
 	t.tellPeer(c)

@@ -1,14 +1,11 @@
 package ikev2
 
 import (
-	"errors"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/cgw-project/cgw/config"
-	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 )
 
@@ -293,120 +290,6 @@ func TestChildRekeyCollisionDeletes(t *testing.T) {
 		}
 	}
 	checkCrossKeys(t, &a.t.out.ChildSA, &b.t.out.ChildSA)
-}
-
-// TestResponderSwitchesBeforeAnswer: when the peer deletes the pair it
-// replaced by its rekey, we switch outbound to the new pair and wait for
-// the dataplane (Options.SyncDataplane) before our answer goes out: the
-// answer carries our half of the Delete, on which the peer may drop the
-// old pair's inbound SA.
-func TestResponderSwitchesBeforeAnswer(t *testing.T) {
-	var b *syncNode
-	type call struct {
-		out     *child
-		pending int // datagrams b had written, not yet on the wire
-	}
-	var calls []call
-	a, b0, clock := syncPair(t, testTunnel("t1"), Options{SyncDataplane: func(string) error {
-		b.c500.mu.Lock()
-		n := len(b.c500.out)
-		b.c500.mu.Unlock()
-		calls = append(calls, call{b.t.out, n})
-		return nil
-	}})
-	b = b0
-	oldB := b.t.out
-	a.t.rekeyChild(a.t.out) // b answers the rekey: the peer's rekey for b
-	pumpBoth(t, a, b)
-	if b.t.out != oldB || len(calls) != 0 {
-		t.Fatalf("b switched before the peer's Delete (out changed %v, %d syncs)", b.t.out != oldB, len(calls))
-	}
-	clock.Advance(syncGrace + 10*time.Millisecond)
-	a.t.tick()
-	_, db := pumpBoth(t, a, b)
-	if len(calls) != 1 {
-		t.Fatalf("b synced with the dataplane %d times on the peer's Delete, want 1", len(calls))
-	}
-	if c := calls[0]; c.out == oldB || c.out == nil || c.pending != 0 {
-		t.Fatalf("at the sync b sent on the old pair %v, had written %d datagrams (its answer went before the dataplane took up the switch)", c.out == oldB, c.pending)
-	}
-	if b.t.out != calls[0].out || !oldB.deleting || len(db) != 0 {
-		t.Fatalf("after the Delete: b's outbound moved again %v, old deleting %v, b sent %d INFORMATIONAL requests", b.t.out != calls[0].out, oldB.deleting, len(db))
-	}
-}
-
-// syncPairWith is syncPair with Options for a as well.
-func syncPairWith(tb testing.TB, cfg config.Tunnel, oa, ob Options) (a, b *syncNode, clock *ike.FakeClock) {
-	clock = ike.NewFakeClock(time.Unix(1_800_000_000, 0))
-	a = newSyncNode(tb, clock, cfg, oa, 1500, 14500, 2500, 24500)
-	cb := cfg
-	cb.StartupAction = config.StartupAdd
-	b = newSyncNode(tb, clock, cb, ob, 2500, 24500, 1500, 14500)
-	a.t.initiate()
-	pump(a, b)
-	if !a.t.lc.Up() || !b.t.lc.Up() {
-		tb.Fatalf("not up: a %v, b %v", a.t.lc.Up(), b.t.lc.Up())
-	}
-	return a, b, clock
-}
-
-// TestChildRekeyDeleteAfterSync: when the dataplane confirms it sends on
-// the new pair (Options.SyncDataplane), the Delete for the replaced pair
-// goes at once after that, not a grace period later, so the peer (which
-// switches on it, §2.8) stops sending on the old pair promptly; when it
-// does not confirm, the Delete waits for the grace period.
-func TestChildRekeyDeleteAfterSync(t *testing.T) {
-	for _, confirm := range []bool{true, false} {
-		var a *syncNode
-		type call struct {
-			out     *child
-			pending int // datagrams a had written, not yet on the wire
-		}
-		var calls []call
-		a0, b, clock := syncPairWith(t, testTunnel("t1"), Options{SyncDataplane: func(string) error {
-			a.c500.mu.Lock()
-			n := len(a.c500.out)
-			a.c500.mu.Unlock()
-			calls = append(calls, call{a.t.out, n})
-			if !confirm {
-				return errors.New("the dataplane did not take up the change in time")
-			}
-			return nil
-		}}, Options{})
-		a = a0
-		oldA, oldB := a.t.out, b.t.out
-		a.t.rekeyChild(oldA)
-		ds := pumpDeletes(t, a, b)
-		if len(calls) != 1 || calls[0].out == oldA || calls[0].out == nil || calls[0].pending != 0 {
-			t.Fatalf("confirm %v: want one sync after the switch, before anything more is sent; got %+v (old %p)", confirm, calls, oldA)
-		}
-		want := 0
-		if confirm {
-			want = 1
-		}
-		if n := childDeletes(ds, oldA.InSPI); n != want {
-			t.Fatalf("confirm %v: %d Deletes for the replaced pair right after the rekey, want %d", confirm, n, want)
-		}
-		if confirm != (b.t.out != oldB) {
-			t.Fatalf("confirm %v: the peer switched away from the old pair: %v", confirm, b.t.out != oldB)
-		}
-		clock.Advance(syncGrace + 10*time.Millisecond)
-		a.t.tick()
-		b.t.tick()
-		ds = pumpDeletes(t, a, b)
-		if n := childDeletes(ds, oldA.InSPI); n != 1-want {
-			t.Fatalf("confirm %v: %d Deletes for the replaced pair after the grace period, want %d", confirm, n, 1-want)
-		}
-		clock.Advance(2 * syncGrace)
-		a.t.tick()
-		b.t.tick()
-		pumpDeletes(t, a, b)
-		for name, n := range map[string]*syncNode{"a": a, "b": b} {
-			if len(n.t.children) != 1 || n.t.out != n.t.children[0] {
-				t.Errorf("confirm %v: %s: %d pairs; want the new pair alone, active", confirm, name, len(n.t.children))
-			}
-		}
-	}
 }
 
 // TestChildRekeyThenNewIKESA: the peer sets up a new IKE SA (it

@@ -116,8 +116,13 @@ func pump(a, b *syncNode) {
 
 // syncPair is an established tunnel between a (initiator) and b.
 func syncPair(tb testing.TB, cfg config.Tunnel, ob Options) (a, b *syncNode, clock *ike.FakeClock) {
+	return syncPairWith(tb, cfg, Options{}, ob)
+}
+
+// syncPairWith is syncPair with Options for a as well.
+func syncPairWith(tb testing.TB, cfg config.Tunnel, oa, ob Options) (a, b *syncNode, clock *ike.FakeClock) {
 	clock = ike.NewFakeClock(time.Unix(1_800_000_000, 0))
-	a = newSyncNode(tb, clock, cfg, Options{}, 1500, 14500, 2500, 24500)
+	a = newSyncNode(tb, clock, cfg, oa, 1500, 14500, 2500, 24500)
 	cb := cfg
 	cb.StartupAction = config.StartupAdd
 	b = newSyncNode(tb, clock, cb, ob, 2500, 24500, 1500, 14500)
