@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -376,7 +378,7 @@ func TestBackToBack(t *testing.T) {
 		}
 		done := make(chan res, 1)
 		go func() {
-			r, err := tp.Ping(ctx, LAN, VPCHost, 500, "-i", "0.01", "-W", "1")
+			r, err := tp.Ping(ctx, LAN, VPCHost, 500, "-i", "0.01", "-W", "1", "-D")
 			done <- res{r, err}
 		}()
 		time.Sleep(1500 * time.Millisecond)
@@ -404,6 +406,11 @@ func TestBackToBack(t *testing.T) {
 		wire.Stop()
 		t.Logf("killed dataplane A (pid %d) and started it again (pid %d) under a 100/s ping flood: %d of %d echo replies lost",
 			pid, tp.A.DataplanePid(), r.r.Sent-r.r.Received, r.r.Sent)
+		// In time: ping -i 0.01 sends every 12–16 ms on this VM, not 10.
+		if gap, every, a, b := replyGap(r.r.Output); gap > 0 {
+			t.Logf("longest gap between echo replies: %.1f ms (icmp_seq %d → %d), one every %.1f ms otherwise: traffic stopped for about %.0f ms",
+				ms(gap), a, b, ms(every), ms(gap-every))
+		}
 		// Where the time goes: the kernel releasing the killed process's
 		// sockets and TUN devices (until it has exited), then the new
 		// process's own start-up (its start line).
@@ -411,7 +418,7 @@ func TestBackToBack(t *testing.T) {
 		if i := strings.LastIndex(tp.A.DataplaneLog(), "; sockets steered"); i >= 0 {
 			started, _, _ = strings.Cut(tp.A.DataplaneLog()[i+2:], "\"")
 		}
-		t.Logf("kill -9 until the process had exited: %.1f ms; the new process: %s", float64(exited.Sub(killed).Microseconds())/1000, started)
+		t.Logf("kill -9 until the process had exited: %.1f ms; the new process: %s", ms(exited.Sub(killed)), started)
 		x1, err := tp.A.Objs.Stats()
 		if err != nil {
 			t.Fatal(err)
@@ -516,6 +523,35 @@ func espAt(p []byte) int {
 	}
 	return -1
 }
+
+var replyRe = regexp.MustCompile(`(?m)^\[(\d+\.\d+)\] .* icmp_seq=(\d+) `)
+
+// replyGap reads ping -D output: the longest time between two replies in
+// a row (and their sequence numbers), and the median time between replies.
+func replyGap(out string) (gap, median time.Duration, from, to int) {
+	var prev float64
+	var prevSeq int
+	var steps []time.Duration
+	for i, m := range replyRe.FindAllStringSubmatch(out, -1) {
+		ts, _ := strconv.ParseFloat(m[1], 64)
+		seq, _ := strconv.Atoi(m[2])
+		if i > 0 {
+			d := time.Duration((ts - prev) * float64(time.Second))
+			steps = append(steps, d)
+			if d > gap {
+				gap, from, to = d, prevSeq, seq
+			}
+		}
+		prev, prevSeq = ts, seq
+	}
+	if len(steps) == 0 {
+		return 0, 0, 0, 0
+	}
+	slices.Sort(steps)
+	return gap, steps[len(steps)/2], from, to
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // clearTo counts the IPv4 packets to dst that are not ESP.
 func clearTo(pkts [][]byte, dst netip.Prefix) int {

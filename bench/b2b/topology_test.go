@@ -89,3 +89,17 @@ func TestClearTo(t *testing.T) {
 		t.Fatalf("clearTo: %d, want 2 (the ICMP and the UDP/53 packet to %v)", n, VPCNet)
 	}
 }
+
+func TestReplyGap(t *testing.T) {
+	out := `PING 198.19.0.2 (198.19.0.2) 56(84) bytes of data.
+[1000.000000] 64 bytes from 198.19.0.2: icmp_seq=1 ttl=62 time=0.3 ms
+[1000.015000] 64 bytes from 198.19.0.2: icmp_seq=2 ttl=62 time=0.3 ms
+[1000.030000] 64 bytes from 198.19.0.2: icmp_seq=3 ttl=62 time=0.3 ms
+[1000.105000] 64 bytes from 198.19.0.2: icmp_seq=8 ttl=62 time=0.3 ms
+[1000.120000] 64 bytes from 198.19.0.2: icmp_seq=9 ttl=62 time=0.3 ms
+`
+	gap, every, a, b := replyGap(out)
+	if gap.Round(time.Millisecond) != 75*time.Millisecond || every.Round(time.Millisecond) != 15*time.Millisecond || a != 3 || b != 8 {
+		t.Fatalf("replyGap: %v every %v, seq %d → %d; want 75ms every 15ms, 3 → 8", gap, every, a, b)
+	}
+}
