@@ -22,6 +22,9 @@ type slowPath struct {
 	m    *slowpath.Manager
 	devs atomic.Pointer[map[uint32]*tun]
 	mu   sync.Mutex // Reconcile
+	// swept: the devices a killed dataplane left for tunnels no longer in
+	// the table are removed (once, at the first Reconcile).
+	swept bool
 }
 
 type tun struct {
@@ -37,8 +40,11 @@ func newSlowPath() *slowPath {
 	return s
 }
 
+// tunPrefix begins every tunnel's kernel interface name.
+const tunPrefix = "cgw-t"
+
 // tunName is the kernel interface of tunnel id.
-func tunName(id uint32) string { return fmt.Sprintf("cgw-t%d", id) }
+func tunName(id uint32) string { return fmt.Sprintf("%s%d", tunPrefix, id) }
 
 // Deliver implements worker.SlowPath.
 func (s *slowPath) Deliver(tunnel uint32, pkts [][]byte) int {
@@ -66,6 +72,12 @@ func (s *slowPath) Reconcile(v *tables.View, workers []*worker.Worker) {
 		name := tunName(t.ID)
 		ids[name] = t.ID
 		want = append(want, slowpath.Config{Name: name, Addrs: []netip.Prefix{t.Inside}, MTU: t.MTU})
+	}
+	if !s.swept {
+		s.swept = true
+		if err := s.m.RemoveStale(tunPrefix, want); err != nil {
+			log.Printf("slow path: %v", err)
+		}
 	}
 	added, err := s.m.Reconcile(want)
 	if err != nil {

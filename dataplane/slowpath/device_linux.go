@@ -118,6 +118,7 @@ func Create(ns string, cfg Config) (*Device, error) {
 	}
 	d.f = os.NewFile(uintptr(fd), "/dev/net/tun:"+cfg.Name)
 	if d.rc, err = d.f.SyscallConn(); err != nil {
+		unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 0)
 		d.f.Close()
 		d.closeNS()
 		return nil, fmt.Errorf("slowpath: %s: %w", cfg.Name, err)
@@ -176,8 +177,9 @@ func (d *Device) inNS(f func() (int, error)) (int, error) {
 	return r.fd, r.err
 }
 
-// openTUN opens /dev/net/tun non-blocking and attaches it to a new TUN
-// interface named cfg.Name (TUNSETIFF, IFF_TUN|IFF_NO_PI: bare IP packets).
+// openTUN opens /dev/net/tun non-blocking and attaches it to the TUN
+// interface named cfg.Name (TUNSETIFF, IFF_TUN|IFF_NO_PI: bare IP
+// packets), a new one or one a killed dataplane left (persistent, below).
 // It disables IPv6 on the interface unless an IPv6 address is configured.
 // It runs in the target namespace.
 func openTUN(cfg Config) (int, error) {
@@ -196,6 +198,13 @@ func openTUN(cfg Config) (int, error) {
 			return -1, fmt.Errorf("slowpath: creating TUN interface %s: %w (is another interface or process using that name? ip link show %s)", cfg.Name, err, cfg.Name)
 		}
 		return -1, fmt.Errorf("slowpath: creating TUN interface %s: %w", cfg.Name, err)
+	}
+	// Persistent while the dataplane runs (Close clears it): a killed
+	// process's exit would otherwise unregister the device, which takes
+	// the kernel ~10 ms that a restart waits for (doc.go).
+	if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("slowpath: making TUN interface %s persistent: %w", cfg.Name, err)
 	}
 	if !cfg.hasIPv6() {
 		err := os.WriteFile("/proc/sys/net/ipv6/conf/"+cfg.Name+"/disable_ipv6", []byte("1"), 0)
@@ -389,12 +398,15 @@ func (d *Device) closedErr(err error) error {
 	return fmt.Errorf("slowpath: %s: %w", d.name, err)
 }
 
-// Close closes the descriptor, which removes the interface; a blocked Read
-// returns os.ErrClosed.
+// Close removes the interface (it stops being persistent and its
+// descriptor is closed); a blocked Read returns os.ErrClosed.
 func (d *Device) Close() error {
 	var err error
 	d.close.Do(func() {
 		d.closed.Store(true)
+		if d.rc != nil {
+			d.rc.Control(func(fd uintptr) { unix.IoctlSetInt(int(fd), unix.TUNSETPERSIST, 0) })
+		}
 		if d.f != nil {
 			err = d.f.Close()
 		}

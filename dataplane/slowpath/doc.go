@@ -10,8 +10,12 @@
 // Read that finds nothing parks the goroutine, not a thread; a Read drains
 // everything already queued (until EAGAIN), up to the batch size.
 //
-// The device is not persistent (no IFF_PERSIST): the kernel removes it when
-// its descriptor is closed, by Close or by the process ending, so a crashed
-// dataplane leaves no interface behind. One queue (no IFF_MULTI_QUEUE): the
-// slow path carries control traffic, a few packets per second per tunnel.
+// The device is persistent (IFF_PERSIST) while its Device is open, and
+// Close removes it. A killed process leaves it: unregistering a device
+// costs the kernel ~10 ms, which the process's exit — and so a restart —
+// would wait for. Meanwhile it has no carrier and what the kernel routes
+// into it is dropped (never sent anywhere in clear); the next Create of
+// that name takes it over, and Manager.RemoveStale removes those no
+// longer wanted. One queue (no IFF_MULTI_QUEUE): the slow path carries
+// control traffic, a few packets per second per tunnel.
 package slowpath

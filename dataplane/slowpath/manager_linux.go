@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Manager keeps one Device per tunnel in line with the tunnel table.
@@ -70,6 +73,46 @@ func (m *Manager) Reconcile(want []Config) (added []*Device, err error) {
 		added = append(added, d)
 	}
 	return added, errors.Join(errs...)
+}
+
+// RemoveStale removes the TUN interfaces named prefix… that no process
+// holds (no carrier: a killed dataplane's, left persistent) and want does
+// not list; those it lists are taken over by Reconcile.
+func (m *Manager) RemoveStale(prefix string, want []Config) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var h *netlink.Handle
+	var err error
+	if m.ns == "" {
+		h, err = netlink.NewHandle()
+	} else {
+		ns, nerr := openNS(m.ns)
+		if nerr != nil {
+			return nerr
+		}
+		defer ns.Close()
+		h, err = netlink.NewHandleAt(ns)
+	}
+	if err != nil {
+		return fmt.Errorf("slowpath: netlink: %w", err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return fmt.Errorf("slowpath: listing interfaces: %w", err)
+	}
+	var errs []error
+	for _, l := range links {
+		a := l.Attrs()
+		if l.Type() != "tuntap" || !strings.HasPrefix(a.Name, prefix) || a.RawFlags&unix.IFF_LOWER_UP != 0 ||
+			m.devs[a.Name] != nil || slices.ContainsFunc(want, func(c Config) bool { return c.Name == a.Name }) {
+			continue
+		}
+		if err := h.LinkDel(l); err != nil {
+			errs = append(errs, fmt.Errorf("slowpath: removing stale interface %s: %w", a.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Device returns the device named name, or nil.
