@@ -81,7 +81,7 @@ test: deps
 	@echo "==> unit and end-to-end tests"
 	$(GO) test -count=1 -timeout 45m ./...
 	@echo "==> race detector on the concurrent packages"
-	$(GO) test -count=1 -race -timeout 15m ./dataplane/replay/... ./dataplane/esp/... ./crypto/...
+	$(GO) test -count=1 -race -timeout 15m ./dataplane/replay/... ./dataplane/esp/... ./crypto/... ./control/ike
 	@echo "==> bounded fuzzing ($(FUZZTIME) per target)"
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
