@@ -132,31 +132,61 @@ func (l *LogLimiter) Allow(now time.Time) (bool, int) {
 	return true, n
 }
 
-// Log writes msg at level if the limiter allows it at now, adding
-// "suppressed" when this limiter dropped lines since its last one. When
-// the budget's summary is due, the summary takes the line's place (it
-// names msg as "last"), so summaries never add to the rate. A level the
-// logger does not write costs nothing from either bucket.
-func (l *LogLimiter) Log(log *slog.Logger, now time.Time, level slog.Level, msg string, args ...any) {
-	ctx := context.Background()
-	if !log.Enabled(ctx, level) {
-		return
+// Line is a log line a LogLimiter let through (Check), to be written
+// with Write.
+type Line struct {
+	l          *LogLimiter
+	log        *slog.Logger
+	now        time.Time
+	level      slog.Level
+	suppressed int
+}
+
+// Check takes a line's token at now if the logger writes level and the
+// limiter and its budget allow it. The caller builds the line's
+// arguments only when ok, so a refused line costs no allocation:
+//
+//	if line, ok := l.Check(log, now, slog.LevelDebug); ok {
+//		line.Write("dropped", "from", from, "err", err)
+//	}
+//
+// A level the logger does not write costs nothing from either bucket.
+func (l *LogLimiter) Check(log *slog.Logger, now time.Time, level slog.Level) (line Line, ok bool) {
+	if !log.Enabled(context.Background(), level) {
+		return Line{}, false
 	}
 	ok, n := l.Allow(now)
 	if !ok {
-		return
+		return Line{}, false
 	}
-	b := l.budget()
-	if total, since := b.summary(now); total > 0 {
-		log.Log(ctx, max(level, slog.LevelInfo), "log lines about unauthenticated input suppressed, over every tunnel "+
+	return Line{l: l, log: log, now: now, level: level, suppressed: n}, true
+}
+
+// Write writes msg with args, adding "suppressed" when the limiter
+// dropped lines since its last one. When the budget's summary is due,
+// the summary takes the line's place (it names msg as "last"), so
+// summaries never add to the rate.
+func (line Line) Write(msg string, args ...any) {
+	ctx := context.Background()
+	b := line.l.budget()
+	if total, since := b.summary(line.now); total > 0 {
+		line.log.Log(ctx, max(line.level, slog.LevelInfo), "log lines about unauthenticated input suppressed, over every tunnel "+
 			"(forged or malformed IKE datagrams, unknown sources: the process logs them at a bounded rate)",
 			"suppressed", total+1, "during", since.Round(time.Second), "every", b.every(), "burst", b.burst(), "last", msg)
 		return
 	}
-	if n > 0 {
-		args = append(args, "suppressed", n)
+	if line.suppressed > 0 {
+		args = append(args, "suppressed", line.suppressed)
 	}
-	log.Log(ctx, level, msg, args...)
+	line.log.Log(ctx, line.level, msg, args...)
+}
+
+// Log is Check then Write. Its arguments are built before the limiter is
+// asked: on a path a flood can reach, use Check.
+func (l *LogLimiter) Log(log *slog.Logger, now time.Time, level slog.Level, msg string, args ...any) {
+	if line, ok := l.Check(log, now, level); ok {
+		line.Write(msg, args...)
+	}
 }
 
 func (l *LogLimiter) budget() *LogBudget {

@@ -3,8 +3,10 @@ package ike
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -198,6 +200,57 @@ func TestLogLimiterDropAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { l.Log(log, t0, slog.LevelInfo, "dropped") }); n != 0 {
 		t.Errorf("Log refusing: %v allocations", n)
 	}
+}
+
+// TestLogLimiterCheckAllocs: a refused line whose arguments are built
+// after Check (strings, an address, an error boxed into any) allocates
+// nothing, whereas building them for Log first does (issue #9).
+func TestLogLimiterCheckAllocs(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l := &LogLimiter{Budget: &LogBudget{}}
+	t0 := time.Unix(8000, 0)
+	l.Allow(t0)
+	name, from, err := "t1", netip.MustParseAddrPort("192.0.2.1:500"), errors.New("bad hash")
+	if n := testing.AllocsPerRun(1000, func() {
+		if line, ok := l.Check(log, t0, slog.LevelDebug); ok {
+			line.Write("quick mode message dropped", "tunnel", name, "from", from, "err", err)
+		}
+	}); n != 0 {
+		t.Errorf("Check refusing: %v allocations", n)
+	}
+	if _, ok := l.Check(log, t0.Add(time.Hour), slog.LevelDebug-1); ok {
+		t.Error("Check let a line through at a level the logger does not write")
+	}
+	if line, ok := l.Check(log, t0.Add(time.Hour), slog.LevelDebug); !ok || line.suppressed != 1001 {
+		t.Errorf("Check after an hour: ok %v, suppressed %d; want true, 1001 (AllocsPerRun's runs; the level-off one takes no token and counts nothing)", ok, line.suppressed)
+	}
+}
+
+// BenchmarkLogLimiterRefusedArgs is a refused line with a call site's
+// arguments: built before Log asks the limiter (as every call site did),
+// or only once Check let the line through.
+func BenchmarkLogLimiterRefusedArgs(b *testing.B) {
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t0 := time.Unix(8000, 0)
+	name, from, err := "t1", netip.MustParseAddrPort("192.0.2.1:500"), errors.New("bad hash")
+	b.Run("Log", func(b *testing.B) {
+		l := &LogLimiter{Budget: &LogBudget{}}
+		l.Allow(t0)
+		b.ReportAllocs()
+		for b.Loop() {
+			l.Log(log, t0, slog.LevelDebug, "quick mode message dropped", "tunnel", name, "from", from, "err", err)
+		}
+	})
+	b.Run("Check", func(b *testing.B) {
+		l := &LogLimiter{Budget: &LogBudget{}}
+		l.Allow(t0)
+		b.ReportAllocs()
+		for b.Loop() {
+			if line, ok := l.Check(log, t0, slog.LevelDebug); ok {
+				line.Write("quick mode message dropped", "tunnel", name, "from", from, "err", err)
+			}
+		}
+	})
 }
 
 // BenchmarkLogLimiterDrop is the cost of a refused line (the flood's

@@ -2,13 +2,17 @@ package ikev1
 
 import (
 	"log/slog"
+
+	"github.com/cgw-project/cgw/control/ike"
 )
 
-// unauth logs why unauthenticated input (forged, replayed, for no
-// tunnel) was dropped: at debug level, a line a second at most for the
-// whole engine, with the count of those suppressed (ike.LogLimiter).
-func (m *Manager) unauth(msg string, args ...any) {
-	m.unauthLog.Log(m.log, m.clock.Now(), slog.LevelDebug, msg, args...)
+// unauth checks whether a line on why unauthenticated input (forged,
+// replayed, for no tunnel) was dropped may go out: at debug level, a line
+// a second at most for the whole engine, with the count of those
+// suppressed (ike.LogLimiter). Callers build the line only when ok, so a
+// flood's refused lines allocate nothing.
+func (m *Manager) unauth() (ike.Line, bool) {
+	return m.unauthLog.Check(m.log, m.clock.Now(), slog.LevelDebug)
 }
 
 // wipe zeroes an ISAKMP SA's secrets when it is deleted or replaced and

@@ -83,7 +83,9 @@ func (t *Tunnel) handleInfo(d datagram) {
 	}
 	m, _, err := sa.crypt.Open(d.h, d.b, sa.crypt.ExchangeIV(sa.p1last, d.h.MsgID))
 	if err != nil || !sa.checkHash(m, msgIDBytes(d.h.MsgID)) {
-		t.m.unauth("informational with bad hash dropped", "tunnel", t.name, "from", d.from)
+		if line, ok := t.m.unauth(); ok {
+			line.Write("informational with bad hash dropped", "tunnel", t.name, "from", d.from)
+		}
 		return
 	}
 	sa.infoSeen[d.h.MsgID] = true

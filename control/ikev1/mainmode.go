@@ -120,7 +120,9 @@ func (t *Tunnel) handleMain(d datagram) {
 	}
 	if sa == nil {
 		if d.h.CkyR != ([8]byte{}) {
-			t.m.unauth("main mode message for no exchange", "tunnel", t.name, "from", d.from)
+			if line, ok := t.m.unauth(); ok {
+				line.Write("main mode message for no exchange", "tunnel", t.name, "from", d.from)
+			}
 			return
 		}
 		t.respondMain1(d)
@@ -169,7 +171,9 @@ func (t *Tunnel) respondMain1(d datagram) {
 	}
 	sai, err := message.ParseSA(p.Body)
 	if err != nil {
-		t.m.unauth("main mode message 1 dropped", "tunnel", t.name, "from", d.from, "err", err)
+		if line, ok := t.m.unauth(); ok {
+			line.Write("main mode message 1 dropped", "tunnel", t.name, "from", d.from, "err", err)
+		}
 		return
 	}
 	c, tr, ok := matchPhase1(sai, t.p1s)
@@ -236,7 +240,9 @@ func (t *Tunnel) candidateMain(sa *p1SA, d datagram) {
 		}
 	}
 	if err != nil {
-		t.m.unauth("main mode message from the peer dropped", "tunnel", t.name, "from", d.from, "err", err)
+		if line, ok := t.m.unauth(); ok {
+			line.Write("main mode message from the peer dropped", "tunnel", t.name, "from", d.from, "err", err)
+		}
 		return
 	}
 	sa.lastIn = d.b

@@ -86,7 +86,9 @@ func (m *Manager) Deliver(b []byte, from netip.AddrPort, nat bool) {
 	}
 	h, err := message.DecodeHeader(b)
 	if err != nil {
-		m.unauth("dropped datagram", "from", from, "err", err)
+		if line, ok := m.unauth(); ok {
+			line.Write("dropped datagram", "from", from, "err", err)
+		}
 		return
 	}
 	m.mu.Lock()
@@ -96,7 +98,9 @@ func (m *Manager) Deliver(b []byte, from netip.AddrPort, nat bool) {
 		t, _ = m.tunnels.ByPeer(from.Addr())
 	}
 	if t == nil {
-		m.unauth("no tunnel for datagram", "from", from)
+		if line, ok := m.unauth(); ok {
+			line.Write("no tunnel for datagram", "from", from)
+		}
 		return
 	}
 	t.loop.Post(datagram{b: b[:h.Length], h: h, from: from, nat: nat})

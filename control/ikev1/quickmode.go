@@ -74,7 +74,9 @@ func (t *Tunnel) startQuick(sa *p1SA, replaces *child) {
 func (t *Tunnel) handleQuick(d datagram) {
 	sa := t.findP1(d.h)
 	if sa == nil || sa.state != mmDone || d.h.Flags&message.FlagEncryption == 0 {
-		t.m.unauth("quick mode message for no ISAKMP SA dropped", "tunnel", t.name, "from", d.from)
+		if line, ok := t.m.unauth(); ok {
+			line.Write("quick mode message for no ISAKMP SA dropped", "tunnel", t.name, "from", d.from)
+		}
 		return
 	}
 	q := sa.qms[d.h.MsgID]
@@ -88,7 +90,9 @@ func (t *Tunnel) handleQuick(d datagram) {
 	switch {
 	case q == nil:
 		if n := sa.peerQuicks(); n >= maxPeerQuick {
-			t.m.unauth("quick mode from the peer refused: too many under way", "tunnel", t.name, "under_way", n)
+			if line, ok := t.m.unauth(); ok {
+				line.Write("quick mode from the peer refused: too many under way", "tunnel", t.name, "under_way", n)
+			}
 			return
 		}
 		err = t.respQuick1(sa, d)
@@ -99,7 +103,9 @@ func (t *Tunnel) handleQuick(d datagram) {
 	}
 	if errors.Is(err, errUnauth) {
 		// Nothing changed: the exchange waits for the real message.
-		t.m.unauth("quick mode message dropped", "tunnel", t.name, "from", d.from, "err", err)
+		if line, ok := t.m.unauth(); ok {
+			line.Write("quick mode message dropped", "tunnel", t.name, "from", d.from, "err", err)
+		}
 		return
 	}
 	if err != nil {

@@ -16,7 +16,9 @@ func (t *Tunnel) respCreateChild(sa *ikeSA, m *message.Message) ([]message.Paylo
 		return []message.Payload{&message.Notify{NotifyType: message.INVALID_SYNTAX}}, nil
 	}
 	if why := t.saLimit(sp.Proposals[0].Protocol == message.ProtoIKE); why != "" {
-		t.logUnauth(slog.LevelWarn, "refusing the peer's CREATE_CHILD_SA with NO_ADDITIONAL_SAS: "+why)
+		if line, ok := t.logUnauth(slog.LevelWarn); ok {
+			line.Write("refusing the peer's CREATE_CHILD_SA with NO_ADDITIONAL_SAS: " + why)
+		}
 		return []message.Payload{&message.Notify{NotifyType: message.NO_ADDITIONAL_SAS}}, nil
 	}
 	if sp.Proposals[0].Protocol == message.ProtoIKE {

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/cgw-project/cgw/config"
+	"github.com/cgw-project/cgw/control/ike"
 	"github.com/cgw-project/cgw/control/ikev2/message"
 	"github.com/cgw-project/cgw/crypto/dh"
 	"github.com/cgw-project/cgw/crypto/prf"
@@ -233,9 +234,11 @@ func (t *Tunnel) failedUnauth(n message.NotifyType, err error) {
 	t.emit(Event{Type: NegotiationFailed, Notify: uint16(n), Err: err, Reason: notifyReason(n)})
 }
 
-// logUnauth logs, rate-limited, what input nobody authenticated caused.
-func (t *Tunnel) logUnauth(level slog.Level, msg string, args ...any) {
-	t.unauth.Log(t.log, t.now(), level, msg, args...)
+// logUnauth checks whether a line at level on what input nobody
+// authenticated caused may go out (rate-limited). Callers build the line
+// only when ok, so a flood's refused lines allocate nothing.
+func (t *Tunnel) logUnauth(level slog.Level) (ike.Line, bool) {
+	return t.unauth.Check(t.log, t.now(), level)
 }
 
 func notifyReason(n message.NotifyType) string {

@@ -89,7 +89,9 @@ func (t *Tunnel) setupFailed(sa *ikeSA, n message.NotifyType, err error) {
 func (t *Tunnel) initResponse(sa *ikeSA, m *message.Message, raw []byte) {
 	ignore := func(n message.NotifyType, err error) {
 		sa.initNotify, sa.initErr = n, err
-		t.logUnauth(slog.LevelWarn, "IKE_SA_INIT answer ignored: it is not authenticated, so the exchange waits for a valid one until it times out", "err", err)
+		if line, ok := t.logUnauth(slog.LevelWarn); ok {
+			line.Write("IKE_SA_INIT answer ignored: it is not authenticated, so the exchange waits for a valid one until it times out", "err", err)
+		}
 	}
 	if n := m.Notify(message.COOKIE); n != nil {
 		if sa.cookieTry >= initRetries {
@@ -211,7 +213,9 @@ func (t *Tunnel) respondInit(d datagram) {
 		return
 	}
 	if g := chosenDH(prop); g != uint16(ke.Group) {
-		t.logUnauth(slog.LevelInfo, "asking the peer for another DH group (INVALID_KE_PAYLOAD)", "offered", ke.Group, "want", message.DHGroup(g))
+		if line, ok := t.logUnauth(slog.LevelInfo); ok {
+			line.Write("asking the peer for another DH group (INVALID_KE_PAYLOAD)", "offered", ke.Group, "want", message.DHGroup(g))
+		}
 		reply(message.InvalidKE(message.DHGroup(g)))
 		return
 	}

@@ -62,7 +62,9 @@ func (t *Tunnel) handleResponse(sa *ikeSA, d datagram, h message.Header) {
 	if h.Exchange == message.IKE_SA_INIT {
 		m, err := message.Decode(d.b)
 		if err != nil {
-			t.logUnauth(slog.LevelDebug, "dropping undecodable response", "exchange", h.Exchange, "from", d.from, "err", err)
+			if line, ok := t.logUnauth(slog.LevelDebug); ok {
+				line.Write("dropping undecodable response", "exchange", h.Exchange, "from", d.from, "err", err)
+			}
 			return
 		}
 		t.initResponse(sa, m, d.b)
@@ -70,7 +72,9 @@ func (t *Tunnel) handleResponse(sa *ikeSA, d datagram, h message.Header) {
 	}
 	m, err := message.DecodeEncrypted(d.b, sa.keys)
 	if err != nil {
-		t.logUnauth(slog.LevelDebug, "dropping undecodable response", "exchange", h.Exchange, "from", d.from, "err", err)
+		if line, ok := t.logUnauth(slog.LevelDebug); ok {
+			line.Write("dropping undecodable response", "exchange", h.Exchange, "from", d.from, "err", err)
+		}
 		return
 	}
 	sa.lastHeard = t.now()
@@ -93,7 +97,9 @@ func (t *Tunnel) handleRequest(sa *ikeSA, d datagram, h message.Header) {
 	if err != nil {
 		if !message.Verified(err) {
 			// Anyone could have sent it: no answer, no message ID used.
-			t.logUnauth(slog.LevelDebug, "dropping a request that fails its integrity check", "exchange", h.Exchange, "from", d.from, "err", err)
+			if line, ok := t.logUnauth(slog.LevelDebug); ok {
+				line.Write("dropping a request that fails its integrity check", "exchange", h.Exchange, "from", d.from, "err", err)
+			}
 			return
 		}
 		if n, ok := message.NotifyFor(err); ok {

@@ -91,7 +91,9 @@ func (s *Socket) Deliver(b []byte, from netip.AddrPort, nat bool) {
 		// or anyone could start a negotiation in another's name.
 		t, _ = s.tunnels.ByPeer(from.Addr())
 		if t == nil {
-			s.unknown.Log(s.log, s.clock.Now(), slog.LevelInfo, "ikev2: IKE_SA_INIT from an unknown peer ignored (no tunnel has this aws_outside_address)", "peer", from)
+			if line, ok := s.unknown.Check(s.log, s.clock.Now(), slog.LevelInfo); ok {
+				line.Write("ikev2: IKE_SA_INIT from an unknown peer ignored (no tunnel has this aws_outside_address)", "peer", from)
+			}
 			return
 		}
 		if s.halfOpen.Load() >= int64(s.maxHalfOpen) {

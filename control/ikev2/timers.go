@@ -73,7 +73,9 @@ func (t *Tunnel) tick() {
 			continue
 		}
 		if sa.state == saResponderInit && now.Sub(sa.created) >= t.m.tim.HalfOpenTimeout {
-			t.logUnauth(slog.LevelInfo, "half-open IKE SA timed out", "spi", sa.spiI)
+			if line, ok := t.logUnauth(slog.LevelInfo); ok {
+				line.Write("half-open IKE SA timed out", "spi", sa.spiI)
+			}
 			t.removeSA(sa, "half-open timeout", nil)
 			continue
 		}
