@@ -117,9 +117,9 @@ const (
 	In  = 1 // outside → inside: decrypted
 )
 
-// Counters are one worker's. The owning worker increments the fields
-// plainly (no atomics on the packet path); the metrics collector reads
-// them with atomic loads at scrape time.
+// Counters are one worker's, as published at the end of its last batch
+// (tally.go): the worker stores them atomically, readers load them with
+// sync/atomic.
 type Counters struct {
 	Packets [2]uint64 // by direction, packets that left the gateway
 	Bytes   [2]uint64 // inner IP bytes
@@ -159,5 +159,3 @@ func (c *Counters) batch(n int) {
 	}
 	c.BatchSizes[len(BatchBuckets)-1]++
 }
-
-func (c *Counters) drop(s Stage, r uint8) { c.Drops[s][r&(maxReasons-1)]++ }

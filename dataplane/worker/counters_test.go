@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/cgw-project/cgw/bpf/maps"
+	"github.com/cgw-project/cgw/dataplane/esp"
 )
 
 // TestEveryReasonNamed: each Reason has its own metrics label, never the
@@ -60,8 +62,9 @@ func TestAccountManySAs(t *testing.T) {
 	if saPkts != nSA {
 		t.Fatalf("SA counters hold %d packets, want %d", saPkts, nSA)
 	}
-	if b.p.C.Packets[In] != nSA || b.p.C.Bytes[In] != bytes {
-		t.Fatalf("worker counters: %d packets %d bytes, want %d and %d", b.p.C.Packets[In], b.p.C.Bytes[In], nSA, bytes)
+	if c := b.p.Counters(); c.Packets[In] != nSA || c.Bytes[In] != bytes || *c != b.p.c.Counters {
+		t.Fatalf("worker counters published: %d packets %d bytes, want %d and %d (all published: %v)",
+			c.Packets[In], c.Bytes[In], nSA, bytes, *c == b.p.c.Counters)
 	}
 }
 
@@ -86,8 +89,8 @@ func TestSPIJustInstalled(t *testing.T) {
 	batch := append(b.p.NewBatch(), move(t, a, b, a.out.Outside)...)
 	b.out.Reset()
 	b.p.Inbound(stale, batch, b.out)
-	if len(b.out.Inside) != 1 || b.p.C.LateView != 1 {
-		t.Fatalf("with a newer view published: delivered %d, late %d; drops %v", len(b.out.Inside), b.p.C.LateView, b.drops())
+	if len(b.out.Inside) != 1 || b.p.c.LateView != 1 {
+		t.Fatalf("with a newer view published: delivered %d, late %d; drops %v", len(b.out.Inside), b.p.c.LateView, b.drops())
 	}
 
 	// No newer view yet, but the maps moved on: counted apart, one refresh.
@@ -108,5 +111,54 @@ func TestSPIJustInstalled(t *testing.T) {
 	recvIn(t, b, move(t, a, b, a.out.Outside))
 	if d := b.drops(); d["spi_lookup/unknown_spi"] != 1 || refreshes != 1 {
 		t.Fatalf("up-to-date view: drops %v, refreshes %d", d, refreshes)
+	}
+}
+
+// TestPublishEveryCounter: publish carries every field of the tally
+// into the published Counters (a counter added to Counters but not to
+// publish fails here), and later publishes carry what drop and sent
+// changed.
+func TestPublishEveryCounter(t *testing.T) {
+	var c tally
+	n := uint64(0)
+	var fill func(v reflect.Value)
+	fill = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Uint64:
+			n++
+			v.SetUint(n)
+		case reflect.Array:
+			for i := range v.Len() {
+				fill(v.Index(i))
+			}
+		case reflect.Struct:
+			for i := range v.NumField() {
+				fill(v.Field(i))
+			}
+		default:
+			t.Fatalf("Counters holds a %s: publish and this test know uint64 only", v.Type())
+		}
+	}
+	fill(reflect.ValueOf(&c.Counters).Elem())
+	for s := range c.drops {
+		c.drops[s] = ^uint32(0)
+		c.dropStages |= 1 << s
+	}
+	for d := range c.tunnels {
+		for w := range c.tunnels[d] {
+			c.tunnels[d][w] = ^uint64(0)
+			c.tunnelWord |= 1 << (d*tunnelWords + w)
+		}
+	}
+	var pub Counters
+	c.publish(&pub)
+	if pub != c.Counters {
+		t.Fatal("publish left counters out of the published copy")
+	}
+	c.drop(StageDecap, uint8(esp.Replayed))
+	c.sent(In, 7, 3, 4500)
+	c.publish(&pub)
+	if pub != c.Counters {
+		t.Fatal("a drop or a tunnel's packets counted after the first publish were not published")
 	}
 }

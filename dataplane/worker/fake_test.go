@@ -266,7 +266,7 @@ func (g *gateway) drops() map[string]uint64 {
 	m := map[string]uint64{}
 	for s := Stage(0); s < NumStages; s++ {
 		for r := 0; r < maxReasons; r++ {
-			if n := g.p.C.Drops[s][r]; n != 0 {
+			if n := g.p.c.Drops[s][r]; n != 0 {
 				m[s.String()+"/"+ReasonName(s, r)] += n
 			}
 		}

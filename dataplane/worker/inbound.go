@@ -11,13 +11,14 @@ import (
 // inbound stages; survivors are appended to out.Inside, packets for the
 // gateway itself go to the slow path.
 func (p *Pipeline) Inbound(v *tables.View, pkts []Packet, out *Output) {
-	p.C.batch(len(pkts))
+	p.c.batch(len(pkts))
 	if p.cfg.NoCrypto {
 		out.Inside = p.forward(pkts, out.Inside)
-		return
+	} else {
+		out.Inside = p.inbound(v, pkts, out.Inside)
+		p.flushSlow()
 	}
-	out.Inside = p.inbound(v, pkts, out.Inside)
-	p.flushSlow()
+	p.publish()
 }
 
 // inbound runs parse → esp_locate → spi_lookup → esp_decap → inner →
@@ -80,10 +81,7 @@ func (p *Pipeline) inbound(v *tables.View, pkts []Packet, tx []Packet) []Packet 
 		if a.sa.Replay != nil {
 			maps.RaiseSeq(a.sa.Counters, a.sa.Replay.Highest())
 		}
-		p.C.Packets[In] += a.packets
-		p.C.Bytes[In] += a.bytes
-		p.C.TunnelPackets[In][a.sa.Tunnel&(maps.MaxTunnels-1)] += a.packets
-		p.C.TunnelBytes[In][a.sa.Tunnel&(maps.MaxTunnels-1)] += a.bytes
+		p.c.sent(In, a.sa.Tunnel, a.packets, a.bytes)
 	}
 	return tx
 }
@@ -131,7 +129,7 @@ func (p *Pipeline) newSPI(v *tables.View, spi uint32, c *spiCache) Reason {
 func (p *Pipeline) lateSPI(v *tables.View, spi uint32) (*tables.SA, Reason) {
 	if nv := p.cfg.Tables.Load(); nv != nil && nv != v {
 		if sa := nv.InboundSA(spi); sa != nil {
-			p.C.LateView++
+			p.c.LateView++
 			return sa, 0
 		}
 	}
@@ -222,10 +220,7 @@ func (p *Pipeline) accountNow(sa *tables.SA, bytes uint64) {
 	if sa.Replay != nil {
 		maps.RaiseSeq(sa.Counters, sa.Replay.Highest())
 	}
-	p.C.Packets[In]++
-	p.C.Bytes[In] += bytes
-	p.C.TunnelPackets[In][sa.Tunnel&(maps.MaxTunnels-1)]++
-	p.C.TunnelBytes[In][sa.Tunnel&(maps.MaxTunnels-1)] += bytes
+	p.c.sent(In, sa.Tunnel, 1, bytes)
 }
 
 // local reports whether a decrypted packet is addressed to the gateway

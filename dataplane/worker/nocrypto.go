@@ -3,7 +3,6 @@ package worker
 import (
 	"net/netip"
 
-	"github.com/cgw-project/cgw/bpf/maps"
 	"github.com/cgw-project/cgw/dataplane/tables"
 )
 
@@ -42,11 +41,7 @@ func (p *Pipeline) plainOut(pkts []Packet, tx []Packet) []Packet {
 			p.drop(pk, StageNeighOut, uint8(r))
 			continue
 		}
-		tid := pk.t.ID & (maps.MaxTunnels - 1)
-		p.C.TunnelPackets[Out][tid]++
-		p.C.TunnelBytes[Out][tid] += uint64(pk.Len)
-		p.C.Packets[Out]++
-		p.C.Bytes[Out] += uint64(pk.Len)
+		p.c.sent(Out, pk.t.ID, 1, uint64(pk.Len))
 		pushEther(pk, &hc.mac, &p.cfg.OutsideMAC)
 		tx = append(tx, *pk)
 	}
@@ -68,8 +63,8 @@ func (p *Pipeline) forward(pkts []Packet, tx []Packet) []Packet {
 			p.drop(pk, StageNeighIn, uint8(r))
 			continue
 		}
-		p.C.Packets[In]++
-		p.C.Bytes[In] += uint64(pk.Len)
+		p.c.Packets[In]++
+		p.c.Bytes[In] += uint64(pk.Len)
 		pushEther(pk, &hc.mac, &p.cfg.InsideMAC)
 		tx = append(tx, *pk)
 	}

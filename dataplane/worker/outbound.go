@@ -15,7 +15,7 @@ import (
 // outbound stages. pkts needs spare capacity for fragments (NewBatch).
 // Survivors are appended to out.Outside, ICMP errors to out.Inside.
 func (p *Pipeline) Outbound(v *tables.View, pkts []Packet, out *Output) {
-	p.C.batch(len(pkts))
+	p.c.batch(len(pkts))
 	n := len(pkts)
 	k := 0
 	var last *tables.Tunnel // the tunnel the previous packet passed route with
@@ -48,9 +48,10 @@ func (p *Pipeline) Outbound(v *tables.View, pkts []Packet, out *Output) {
 	k += copy(pkts[k:], pkts[n:])
 	if p.cfg.NoCrypto {
 		out.Outside = p.plainOut(pkts[:k], out.Outside)
-		return
+	} else {
+		out.Outside = p.encap(pkts[:k], out.Outside)
 	}
-	out.Outside = p.encap(pkts[:k], out.Outside)
+	p.publish()
 }
 
 // metaLen is the size of the inside XDP program's metadata.
@@ -63,12 +64,12 @@ const metaLen = 8 // struct cgw_xdp_meta
 // later.
 func (p *Pipeline) metadata(pk *Packet) uint32 {
 	if pk.Off < metaLen {
-		p.C.NoMetadata++
+		p.c.NoMetadata++
 		return 0
 	}
 	m := pk.Buf[pk.Off-metaLen : pk.Off]
 	if binary.NativeEndian.Uint32(m[4:]) != maps.MetaMagic {
-		p.C.NoMetadata++
+		p.c.NoMetadata++
 		return 0
 	}
 	binary.NativeEndian.PutUint32(m[4:], 0)
@@ -193,7 +194,7 @@ func (p *Pipeline) fragment(pk *Packet, pkts *[]Packet, out *Output) frag.Reason
 			*pkts = append(*pkts, Packet{Buf: p.cfg.Frames.Frame(p.addrs[j]), Addr: p.addrs[j],
 				Off: p.cfg.Frames.DataOffset(), Len: len(p.scratch[j]), t: t})
 		}
-		p.C.Fragments += uint64(nf)
+		p.c.Fragments += uint64(nf)
 		used = nf
 		r = frag.Fits
 	case frag.FragNeeded, frag.PacketTooBig:
@@ -226,7 +227,7 @@ func (p *Pipeline) icmpBack(pk *Packet, r frag.Reason, a uint64, n int, out *Out
 	}
 	binary.BigEndian.PutUint16(eth[12:], et)
 	out.Inside = append(out.Inside, Packet{Buf: fb, Addr: a, Off: off - EthLen, Len: EthLen + n})
-	p.C.ICMPErrors++
+	p.c.ICMPErrors++
 }
 
 // encap runs esp_encap and neigh_outside per run of packets of one
@@ -271,12 +272,8 @@ func (p *Pipeline) encap(pkts []Packet, tx []Packet) []Packet {
 			tx = append(tx, pk)
 		}
 		if good > 0 {
-			tid := t.ID & (maps.MaxTunnels - 1)
-			p.C.TunnelPackets[Out][tid] += uint64(good)
-			p.C.TunnelBytes[Out][tid] += bytes
+			p.c.sent(Out, t.ID, uint64(good), bytes)
 			maps.Account(sa.Counters, uint64(good), bytes, p.now())
-			p.C.Packets[Out] += uint64(good)
-			p.C.Bytes[Out] += bytes
 		}
 		i = j
 	}

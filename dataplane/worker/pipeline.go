@@ -142,7 +142,8 @@ const maxFragments = 8
 // concurrent use: one per worker.
 type Pipeline struct {
 	cfg Config
-	C   Counters
+	// c is the worker's own tally (tally.go).
+	c tally
 
 	frags   []fragState // by tunnel id
 	scratch [][]byte    // fragment/ICMP output buffers for one packet
@@ -159,6 +160,9 @@ type Pipeline struct {
 	csc *transform.Scratch
 	// refreshed is the maps generation Refresh was last called for.
 	refreshed uint64
+	// pub is what c last published (Counters), allocated apart so that
+	// the scrape's loads share no cache line with the worker's tally.
+	pub *Counters
 }
 
 // New returns a Pipeline.
@@ -180,6 +184,7 @@ func New(cfg Config) (*Pipeline, error) {
 		accts:    make([]acct, 0, 8),
 		now:      monotonicNs,
 		csc:      new(transform.Scratch),
+		pub:      new(Counters),
 	}
 	return p, nil
 }
@@ -196,8 +201,12 @@ func (p *Pipeline) NewOutput() *Output {
 // stage may add.
 func (p *Pipeline) NewBatch() []Packet { return make([]Packet, 0, p.cfg.Batch*maxFragments) }
 
-// Counters returns the pipeline's counters (read them atomically).
-func (p *Pipeline) Counters() *Counters { return &p.C }
+// Counters returns the pipeline's counters as of its last batch (read
+// them atomically).
+func (p *Pipeline) Counters() *Counters { return p.pub }
+
+// publish makes the batch's counts visible to Counters' readers.
+func (p *Pipeline) publish() { p.c.publish(p.pub) }
 
 var (
 	monoBase  = readMonotonic()
@@ -214,7 +223,7 @@ func (p *Pipeline) free(pk *Packet) { p.cfg.Frames.Free(pk.Addr) }
 // drop counts a packet's drop at stage s for reason r (that stage's enum)
 // and frees its frame.
 func (p *Pipeline) drop(pk *Packet, s Stage, r uint8) {
-	p.C.drop(s, r)
+	p.c.drop(s, r)
 	p.free(pk)
 }
 

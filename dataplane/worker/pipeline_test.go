@@ -136,8 +136,8 @@ func TestNoNeighbour(t *testing.T) {
 func TestFragmentBeforeEncryption(t *testing.T) {
 	a, b := pair(t)
 	sendOut(t, a, ipv4(lanHost, vpcHost, 1500, 64, false, 3))
-	if len(a.out.Outside) != 2 || a.p.C.Fragments != 1 {
-		t.Fatalf("1500 B without DF: %d ESP packets, %d fragments; drops %v", len(a.out.Outside), a.p.C.Fragments, a.drops())
+	if len(a.out.Outside) != 2 || a.p.c.Fragments != 1 {
+		t.Fatalf("1500 B without DF: %d ESP packets, %d fragments; drops %v", len(a.out.Outside), a.p.c.Fragments, a.drops())
 	}
 	recvIn(t, b, move(t, a, b, a.out.Outside))
 	if len(b.out.Inside) != 2 {
@@ -227,7 +227,7 @@ func TestLocalToSlowPath(t *testing.T) {
 	setMeta(&pk, 1)
 	a.p.Outbound(a.view(), append(batch, pk), a.out)
 	recvIn(t, b, move(t, a, b, a.out.Outside))
-	if len(b.out.Inside) != 0 || len(b.slow.pkts[1]) != 1 || b.p.C.SlowToKernel != 1 {
+	if len(b.out.Inside) != 0 || len(b.slow.pkts[1]) != 1 || b.p.c.SlowToKernel != 1 {
 		t.Fatalf("to kernel: inside %d, slow %d; drops %v", len(b.out.Inside), len(b.slow.pkts[1]), b.drops())
 	}
 	if d := b.slow.pkts[1][0]; len(d) != 80 || [4]byte(d[16:20]) != insideT1.As4() || d[8] != 63 {
@@ -283,8 +283,8 @@ func TestNoCryptoForward(t *testing.T) {
 	if d[14+8] != 63 || !packet.IPv4HeaderValid(d[14:34]) {
 		t.Fatalf("TTL %d (want 63) or header checksum wrong after the ttl stage", d[14+8])
 	}
-	if g.ctr[2].Seq != 0 || g.ctr[2].Packets != 0 || g.p.C.Packets[Out] != 1 || g.p.C.TunnelPackets[Out][1] != 1 {
-		t.Fatalf("counters: SA %+v, worker %d, tunnel %d", g.ctr[2], g.p.C.Packets[Out], g.p.C.TunnelPackets[Out][1])
+	if g.ctr[2].Seq != 0 || g.ctr[2].Packets != 0 || g.p.c.Packets[Out] != 1 || g.p.c.TunnelPackets[Out][1] != 1 {
+		t.Fatalf("counters: SA %+v, worker %d, tunnel %d", g.ctr[2], g.p.c.Packets[Out], g.p.c.TunnelPackets[Out][1])
 	}
 
 	// Not routed to a tunnel, or its tunnel down: dropped at route, as
@@ -295,8 +295,8 @@ func TestNoCryptoForward(t *testing.T) {
 	}
 	// Bigger than the tunnel MTU: fragmented, as before encryption.
 	sendOut(t, g, ipv4(lanHost, vpcHost, 2000, 64, false, 2))
-	if len(g.out.Outside) != 2 || g.p.C.Fragments != 1 {
-		t.Fatalf("2000 bytes at MTU 1399: %d sent, %d fragments; drops %v", len(g.out.Outside), g.p.C.Fragments, g.drops())
+	if len(g.out.Outside) != 2 || g.p.c.Fragments != 1 {
+		t.Fatalf("2000 bytes at MTU 1399: %d sent, %d fragments; drops %v", len(g.out.Outside), g.p.c.Fragments, g.drops())
 	}
 
 	// A tunnel without an outbound SA: the tunnel table's remote is the
@@ -468,9 +468,9 @@ func TestInboundMixedBatch(t *testing.T) {
 		t.Fatalf("drops %v, want %v", d, want)
 	}
 	sp := b.slow.pkts[1]
-	if len(sp) != 2 || sp[0][4] != 3 || sp[1][4] != 7 || b.p.C.SlowMisses != 1 || b.p.C.Packets[In] != 6 {
+	if len(sp) != 2 || sp[0][4] != 3 || sp[1][4] != 7 || b.p.c.SlowMisses != 1 || b.p.c.Packets[In] != 6 {
 		t.Fatalf("slow path got %d packets (IDs first, want 3 then 7), misses %d want 1; decrypted %d, want 6",
-			len(sp), b.p.C.SlowMisses, b.p.C.Packets[In])
+			len(sp), b.p.c.SlowMisses, b.p.c.Packets[In])
 	}
 	if got := b.frames.FreeFrames(); got != free+len(pkts)-3 {
 		t.Fatalf("free frames %d after the batch, want %d (all but the 3 transmitted)", got, free+len(pkts)-3)

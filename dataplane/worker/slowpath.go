@@ -32,7 +32,7 @@ func (p *Pipeline) FromKernel(v *tables.View, tunnel uint32, pkts []Packet, out 
 			p.drop(pk, StageParse, uint8(r))
 			continue
 		}
-		p.C.SlowFromKernel++
+		p.c.SlowFromKernel++
 		clamp(pk)
 		if r := p.frag(pk, &pkts, out); r != frag.Fits {
 			p.drop(pk, StageFrag, uint8(r))
@@ -45,13 +45,14 @@ func (p *Pipeline) FromKernel(v *tables.View, tunnel uint32, pkts []Packet, out 
 	}
 	k += copy(pkts[k:], pkts[n:])
 	out.Outside = p.encap(pkts[:k], out.Outside)
+	p.publish()
 }
 
 // toKernel queues a decrypted packet for its tunnel's kernel interface
 // (flushed by flushSlow); r says why, 0 for the gateway's own packets.
 func (p *Pipeline) toKernel(pk *Packet, r Reason) {
 	if r != 0 {
-		p.C.SlowMisses++
+		p.c.SlowMisses++
 	}
 	if p.cfg.SlowPath == nil || len(p.slowP)+len(p.slowMiss) >= p.cfg.Batch {
 		p.drop(pk, StageSlowPath, uint8(NoSlowPath))
@@ -80,9 +81,9 @@ func (p *Pipeline) flushSlow() {
 			j++
 		}
 		n := p.cfg.SlowPath.Deliver(tunnel, p.slow)
-		p.C.SlowToKernel += uint64(n)
+		p.c.SlowToKernel += uint64(n)
 		for x := n; x < len(p.slow); x++ {
-			p.C.drop(StageSlowPath, uint8(SlowPathFull))
+			p.c.drop(StageSlowPath, uint8(SlowPathFull))
 		}
 		i = j
 	}

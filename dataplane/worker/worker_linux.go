@@ -283,11 +283,13 @@ func (w *Worker) run(l *loop) {
 			continue
 		}
 		if idle++; idle < spinRounds {
-			w.p.C.Idle++
+			w.p.c.Idle++
 			continue
 		}
 		idle = 0
-		w.p.C.Wakeups++
+		w.p.c.Wakeups++
+		// What transmit counted after the last batch, before sleeping.
+		w.p.publish()
 		if _, err := unix.Poll(l.fds, 100); err == nil && l.fds[2].Revents != 0 {
 			unix.Read(w.evfd, evbuf[:])
 		}
@@ -337,8 +339,8 @@ func (w *Worker) transmit(s *afxdp.Socket, pkts []Packet, txd []afxdp.Desc) {
 		sent := s.Transmit(txd[:n])
 		for _, d := range txd[sent:n] {
 			w.umem.Free(d.Addr)
-			w.p.C.RingFull++
-			w.p.C.drop(StageTx, uint8(RingFull))
+			w.p.c.RingFull++
+			w.p.c.drop(StageTx, uint8(RingFull))
 		}
 		pkts = pkts[n:]
 	}
@@ -357,7 +359,7 @@ func (w *Worker) fromKernel(v *tables.View, kb *KernelBatch, l *loop) {
 		for i := start; i < kb.N && i < start+w.p.cfg.Batch; i++ {
 			a, ok := w.umem.Alloc()
 			if !ok {
-				w.p.C.drop(StageSlowPath, uint8(NoFrames))
+				w.p.c.drop(StageSlowPath, uint8(NoFrames))
 				continue
 			}
 			fb := w.umem.Frame(a)
