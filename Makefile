@@ -81,7 +81,9 @@ test: deps
 	@echo "==> unit and end-to-end tests"
 	$(GO) test -count=1 -timeout 45m ./...
 	@echo "==> race detector on the concurrent packages"
-	$(GO) test -count=1 -race -timeout 15m ./dataplane/replay/... ./dataplane/esp/... ./crypto/... ./control/ike
+	$(GO) test -count=1 -race -timeout 15m ./dataplane/... ./crypto/... ./control/ike \
+		./control/daemon ./control/bgp ./control/rib ./control/status ./control/metrics ./control/kernelguard \
+		./cmd/cgw-dataplane
 	@echo "==> bounded fuzzing ($(FUZZTIME) per target)"
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
