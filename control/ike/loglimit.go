@@ -18,9 +18,8 @@ type TokenBucket struct {
 	// Burst is how many may go at once (default 1).
 	Burst int
 
-	mu         sync.Mutex
-	b          bucket
-	suppressed int
+	mu sync.Mutex
+	c  counted
 }
 
 // Allow reports whether one more may go at now and, if so, how many were
@@ -28,14 +27,32 @@ type TokenBucket struct {
 func (t *TokenBucket) Allow(now time.Time) (bool, int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.b.refill(now, t.Every, t.Burst)
-	if t.b.tokens < 1 {
-		t.suppressed++
+	return t.c.allow(now, t.Every, t.Burst, nil)
+}
+
+// counted is a token bucket that counts what it refuses: TokenBucket's
+// and LogLimiter's state; its owner's mutex guards it.
+type counted struct {
+	b          bucket
+	suppressed int
+}
+
+// allow takes a token at now and returns how many were refused since the
+// last one taken. With a budget, the budget must also have a token: it is
+// spent only when this bucket has one, and this bucket's only when the
+// budget gave its own.
+func (c *counted) allow(now time.Time, every time.Duration, burst int, budget *LogBudget) (bool, int) {
+	c.b.refill(now, every, burst)
+	if c.b.tokens < 1 || budget != nil && !budget.take(now) {
+		c.suppressed++
+		if budget != nil {
+			budget.suppressed.Add(1)
+		}
 		return false, 0
 	}
-	t.b.tokens--
-	n := t.suppressed
-	t.suppressed = 0
+	c.b.tokens--
+	n := c.suppressed
+	c.suppressed = 0
 	return true, n
 }
 
@@ -81,9 +98,8 @@ type LogLimiter struct {
 	// Budget is the shared budget (nil: UnauthLogs).
 	Budget *LogBudget
 
-	mu         sync.Mutex
-	b          bucket
-	suppressed int
+	mu sync.Mutex
+	c  counted
 }
 
 // LogBudget is a token bucket shared by LogLimiters. The lines refused,
@@ -120,16 +136,7 @@ func (l *LogLimiter) Allow(now time.Time) (bool, int) {
 	b := l.budget()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.b.refill(now, l.Every, l.Burst)
-	if l.b.tokens < 1 || !b.take(now) {
-		l.suppressed++
-		b.suppressed.Add(1)
-		return false, 0
-	}
-	l.b.tokens--
-	n := l.suppressed
-	l.suppressed = 0
-	return true, n
+	return l.c.allow(now, l.Every, l.Burst, b)
 }
 
 // Line is a log line a LogLimiter let through (Check), to be written
