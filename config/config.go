@@ -93,6 +93,10 @@ type Dataplane struct {
 	// BatchSize is the number of descriptors a worker handles per ring
 	// operation (default 64).
 	BatchSize int `yaml:"batch_size,omitempty"`
+	// RingSize is every AF_XDP ring's size (default 1024), a power of two
+	// 256–16384, as ethtool -G sizes a NIC's rings: larger absorbs longer
+	// bursts and stalls, at 4 × ring_size frames of 4 KiB per worker.
+	RingSize int `yaml:"ring_size,omitempty"`
 	// ZeroCopy makes cgw-dataplane refuse to start unless its AF_XDP
 	// sockets bind in zero-copy mode (as -zero-copy).
 	ZeroCopy bool `yaml:"zero_copy,omitempty"`

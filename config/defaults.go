@@ -26,6 +26,7 @@ const (
 	DefaultHoldTime        = Duration(30 * time.Second)
 	DefaultGatewayName     = "cgw"
 	DefaultBatchSize       = 64
+	DefaultRingSize        = 1024
 	DefaultControlMetrics  = "127.0.0.1:9471"
 	DefaultDataplaneMetric = "127.0.0.1:9472"
 )
@@ -53,6 +54,9 @@ func (c *Config) applyDefaults(keepFuzz func(i, j int) bool) {
 	g := &c.Gateway
 	if g.Name == "" {
 		g.Name = DefaultGatewayName
+	}
+	if g.Dataplane.RingSize == 0 {
+		g.Dataplane.RingSize = DefaultRingSize
 	}
 	if g.Dataplane.BatchSize == 0 {
 		g.Dataplane.BatchSize = DefaultBatchSize

@@ -77,6 +77,7 @@ const (
 	MaxASPathPrepend                = 10
 	MinHoldTime, MaxHoldTime        = 3 * time.Second, 65535 * time.Second // RFC 4271 §4.2
 	MaxBatchSize                    = 1024
+	MinRingSize, MaxRingSize        = 256, 16384
 	TunnelsPerConnection            = 2
 	asTrans                  uint32 = 23456 // RFC 6793 AS_TRANS, never a real ASN
 )
@@ -214,6 +215,9 @@ func (v *validator) gateway(g *Gateway) {
 	}
 	if b := g.Dataplane.BatchSize; b < 1 || b > MaxBatchSize {
 		v.add("gateway.dataplane.batch_size", strconv.Itoa(b), "batch_size must be 1–%d descriptors (default %d)", MaxBatchSize, DefaultBatchSize)
+	}
+	if r := g.Dataplane.RingSize; r < MinRingSize || r > MaxRingSize || r&(r-1) != 0 {
+		v.add("gateway.dataplane.ring_size", strconv.Itoa(r), "ring_size must be a power of two from %d to %d (default %d)", MinRingSize, MaxRingSize, DefaultRingSize)
 	}
 	o := &g.Observability
 	for _, e := range []struct{ key, val string }{

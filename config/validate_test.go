@@ -158,6 +158,8 @@ func TestValidateRules(t *testing.T) {
 		{"cpu", func(c *Config) { c.Gateway.Dataplane.CPUs = []int{-1} }, "gateway.dataplane.cpus[0]", "CPU numbers"},
 		{"cpu twice", func(c *Config) { c.Gateway.Dataplane.CPUs = []int{1, 1} }, "gateway.dataplane.cpus[1]", "twice"},
 		{"batch", func(c *Config) { c.Gateway.Dataplane.BatchSize = 5000 }, "gateway.dataplane.batch_size", "batch_size"},
+		{"ring not a power of two", func(c *Config) { c.Gateway.Dataplane.RingSize = 3000 }, "gateway.dataplane.ring_size", "power of two"},
+		{"ring too large", func(c *Config) { c.Gateway.Dataplane.RingSize = 32768 }, "gateway.dataplane.ring_size", "256 to 16384"},
 		{"metrics", func(c *Config) { c.Gateway.Observability.ControlMetrics = "localhost" }, "gateway.observability.control_metrics", "host:port"},
 		{"metrics port", func(c *Config) { c.Gateway.Observability.GoBGPAPI = "127.0.0.1:99999" }, "gateway.observability.gobgp_api", "port"},
 		{"gobgp api exposed", func(c *Config) { c.Gateway.Observability.GoBGPAPI = "0.0.0.0:50051" }, "gateway.observability.gobgp_api", "mutual TLS"},

@@ -42,6 +42,7 @@
 //	-copy             force AF_XDP copy mode (default: zero-copy when the driver has it)
 //	-no-slowpath      do not create the per-tunnel TUN devices
 //	-tx-budget n      copy-mode descriptors per sendto() (Linux ≥ 6.17; 0 = kernel default)
+//	-ring-size n      every AF_XDP ring's size, a power of two 256–16384 (default 1024)
 //	-detach           detach the instance's XDP programs (remove their pinned links) and exit
 //	-detach-on-exit   detach them when stopping (default: they stay attached, see below)
 //	-log-format f     text (default, key=value) or json, on stderr

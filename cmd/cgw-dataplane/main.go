@@ -43,6 +43,7 @@ type options struct {
 	zeroCopy   bool
 	noSlowPath bool
 	txBudget   int
+	ringSize   int
 	detach     bool // detach the instance's XDP programs and exit
 	detachExit bool // detach them when the dataplane stops
 }
@@ -72,6 +73,7 @@ func main() {
 	fs.BoolVar(&o.zeroCopy, "zero-copy", false, "refuse to run unless every AF_XDP socket is in zero-copy mode (default: config, else fall back to copy mode)")
 	fs.BoolVar(&o.noSlowPath, "no-slowpath", false, "do not create per-tunnel TUN devices")
 	fs.IntVar(&o.txBudget, "tx-budget", 0, "copy-mode descriptors per sendto (0: kernel default)")
+	fs.IntVar(&o.ringSize, "ring-size", 0, "every AF_XDP ring's size, a power of two 256–16384 (default: config, else 1024)")
 	fs.BoolVar(&o.detach, "detach", false, "detach the instance's pinned XDP programs and exit (no dataplane is started)")
 	fs.BoolVar(&o.detachExit, "detach-on-exit", false, "detach the XDP programs when stopping (default: they stay attached through pinned links for a restart)")
 	var lf logging.Flags
@@ -98,7 +100,7 @@ func main() {
 func resolve(o options) (gateway.Options, string, error) {
 	g := gateway.Options{
 		Instance: o.instance, Outside: o.outside, Inside: o.inside, Queues: o.queues,
-		Batch: o.batch, NoCrypto: o.noCrypto, Copy: o.copyMode, ZeroCopy: o.zeroCopy, NoSlowPath: o.noSlowPath, TxBudget: o.txBudget,
+		Batch: o.batch, NoCrypto: o.noCrypto, Copy: o.copyMode, ZeroCopy: o.zeroCopy, NoSlowPath: o.noSlowPath, TxBudget: o.txBudget, RingSize: o.ringSize,
 		Detach: o.detachExit,
 	}
 	metricsAddr := o.metrics
@@ -119,6 +121,9 @@ func resolve(o options) (gateway.Options, string, error) {
 		}
 		if g.Batch == 0 {
 			g.Batch = c.Dataplane.BatchSize
+		}
+		if g.RingSize == 0 {
+			g.RingSize = c.Dataplane.RingSize
 		}
 		g.ZeroCopy = g.ZeroCopy || c.Dataplane.ZeroCopy
 		if metricsAddr == "" {

@@ -85,6 +85,11 @@ type Options struct {
 	NoSlowPath bool
 	// TxBudget is the copy-mode descriptors per sendto (0: kernel default).
 	TxBudget int
+	// RingSize is every AF_XDP ring's size, a power of two 256–16384
+	// (default 1024): larger rides out longer stalls of a worker (a burst,
+	// a preempted core) without loss, at 4 × RingSize frames of 4 KiB per
+	// worker.
+	RingSize int
 	// Detach detaches the XDP programs when Run returns. Default: they
 	// stay attached through their pinned links, so steering survives an
 	// exit and a restart takes them over (links.go).
@@ -130,6 +135,12 @@ func New(o Options) (_ *Gateway, err error) {
 	if o.Batch < 1 || o.Batch > 256 {
 		return nil, fmt.Errorf("batch size %d: use 1–256 (32–64 is typical)", o.Batch)
 	}
+	if o.RingSize == 0 {
+		o.RingSize = worker.DefaultRingSize
+	}
+	if r := o.RingSize; r < 256 || r > 16384 || r&(r-1) != 0 {
+		return nil, fmt.Errorf("ring size %d: use a power of two from 256 to 16384 (default %d)", r, worker.DefaultRingSize)
+	}
 	if o.Outside == "" || o.Inside == "" {
 		return nil, errors.New("no interfaces: give -outside-if and -inside-if, or -config with gateway.outside.interface and gateway.inside.interface")
 	}
@@ -171,7 +182,7 @@ func New(o Options) (_ *Gateway, err error) {
 	// thread, in the devices' network namespace, maps and pins the UMEMs:
 	// milliseconds off a restart, during which no queue has a socket.
 	loaded := loadMaps(o.Instance)
-	umems := newUMEMs(queues)
+	umems := newUMEMs(queues, o.RingSize)
 	defer umems.close()
 	g.objs, g.reader, err = loaded()
 	if err != nil {
@@ -219,7 +230,7 @@ func New(o Options) (_ *Gateway, err error) {
 		w, err := worker.NewWorker(worker.WorkerConfig{
 			ID: q, CPU: cpu, Queue: q, Pipeline: pc,
 			InsideXSKs: g.objs.XsksInside, OutsideXSKs: g.objs.XsksOutside,
-			Mode: mode, TxBudget: o.TxBudget, UMEM: umems.take(q),
+			Mode: mode, TxBudget: o.TxBudget, RingSize: o.RingSize, UMEM: umems.take(q),
 			BindRetry: func(bind func() error) error { _, err := retryBusy(what, bind); return err },
 		})
 		if err != nil {

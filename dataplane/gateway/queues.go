@@ -105,10 +105,10 @@ type umemSet []*afxdp.UMEM
 // the worker's first socket, which binds in that thread's network
 // namespace. On a failure it stops; NewWorker then makes its own UMEM and
 // reports the error.
-func newUMEMs(n int) umemSet {
+func newUMEMs(n, ringSize int) umemSet {
 	us := make(umemSet, n)
 	for q := range us {
-		u, err := worker.NewUMEM(worker.WorkerConfig{ID: q})
+		u, err := worker.NewUMEM(worker.WorkerConfig{ID: q, RingSize: ringSize})
 		if err != nil {
 			break
 		}

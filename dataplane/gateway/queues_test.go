@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +112,16 @@ func netnsIfindex(name string) (int, error) {
 		return 0, err
 	}
 	return ifc.Index, nil
+}
+
+// TestRingSizeChecked: a ring size the kernel would refuse, or one that
+// is not a power of two, is refused before anything is opened, with the
+// range to use.
+func TestRingSizeChecked(t *testing.T) {
+	for _, n := range []int{100, 3000, 32768} {
+		_, err := New(Options{RingSize: n, Outside: "x", Inside: "y"})
+		if err == nil || !strings.Contains(err.Error(), "power of two from 256 to 16384") {
+			t.Errorf("RingSize %d: %v, want the range", n, err)
+		}
+	}
 }

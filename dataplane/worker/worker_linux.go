@@ -25,7 +25,7 @@ type WorkerConfig struct {
 
 	InsideXSKs, OutsideXSKs *ebpf.Map // the XDP programs' XSKMAPs
 	Mode                    afxdp.Mode
-	Frames                  int // UMEM frames (default 4096)
+	Frames                  int // UMEM frames (default 4096, or 4 × RingSize when larger)
 	RingSize                int // every ring (default 1024)
 	TxBudget                int // copy-mode descriptors per sendto (0: kernel default 32)
 	// BindRetry wraps each socket's bind (afxdp.SocketConfig.BindRetry).
@@ -47,13 +47,18 @@ func NewUMEM(cfg WorkerConfig) (*afxdp.UMEM, error) {
 }
 
 func (cfg *WorkerConfig) setDefaults() {
-	if cfg.Frames == 0 {
-		cfg.Frames = afxdp.DefaultFrames
-	}
 	if cfg.RingSize == 0 {
-		cfg.RingSize = 1024
+		cfg.RingSize = DefaultRingSize
+	}
+	if cfg.Frames == 0 {
+		// Two fill rings, a receive ring's worth and what is in transmit:
+		// four rings' worth of frames keeps the fill rings full.
+		cfg.Frames = max(afxdp.DefaultFrames, 4*cfg.RingSize)
 	}
 }
+
+// DefaultRingSize is every AF_XDP ring's size unless set.
+const DefaultRingSize = 1024
 
 // Worker is one core's loop: an inside and an outside AF_XDP socket on
 // one shared UMEM (XDP_SHARED_UMEM), so a frame received on one device
