@@ -118,6 +118,8 @@ type Options struct {
 	// the sending CPU (mod the queues), not by flow hash: to spread load
 	// over workers, generate from several CPUs (TrialConfig.GenCPUs).
 	Queues int
+	// RingSize is the dataplanes' -ring-size (0: their default).
+	RingSize int
 	// Workers is site A's -queues (default 1): the workers it runs.
 	Workers int
 }
@@ -164,7 +166,8 @@ type Topology struct {
 	Dir    string // state directory
 	SAs    SAPair // the pair in use (after Up, or SwitchSAs)
 
-	mu sync.Mutex
+	mu   sync.Mutex
+	napi map[string][]int // ThreadNAPI's threads by role/device
 }
 
 // New prepares a topology; nothing is created until Up.
@@ -551,6 +554,9 @@ func (t *Topology) DataplaneArgs(s *Site) []string {
 	}
 	if t.Opts.NoCrypto {
 		args = append(args, "-no-crypto")
+	}
+	if t.Opts.RingSize > 0 {
+		args = append(args, "-ring-size", strconv.Itoa(t.Opts.RingSize))
 	}
 	return args
 }

@@ -2,10 +2,6 @@ package b2b
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
-	"os"
-	"regexp"
 	"testing"
 	"time"
 
@@ -52,56 +48,17 @@ func TestBenchDashboard(t *testing.T) {
 	}
 	// A few frames whose TTL runs out at A: the drops-by-reason panel
 	// has something to show (ttl: ttl_exceeded).
-	f, err := load.Frame(Outbound, 100)
+	if err := load.TTLExpired(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := prom.CheckDashboard(ctx, "../../perf/grafana/cgw-bench.json", 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ip := f[14:]
-	ip[8], ip[10], ip[11] = 1, 0, 0
-	binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip[:20]))
-	if err := pktgen.InNetns(tp.NS(LAN), func() error {
-		_, err := load.gen.Run(ctx, f, pktgen.RunConfig{Dev: LANDev, Count: 100, CPU: -1})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("../../perf/grafana/cgw-bench.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Panels []struct {
-			Title   string
-			Targets []struct{ Expr string }
-		}
-	}
-	if err := json.Unmarshal(b, &dash); err != nil {
-		t.Fatal(err)
-	}
-	// Grafana's variables as "all" and a rate window that spans the run.
-	vars := regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?`)
-	asked := 0
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			q := vars.ReplaceAllStringFunc(tg.Expr, func(v string) string {
-				if regexp.MustCompile(`interval`).MatchString(v) {
-					return "10s"
-				}
-				return ".*"
-			})
-			// The samples of the run are a few seconds old by now.
-			var n int
-			var err error
-			for try := 0; try < 20; try++ {
-				if n, err = prom.Query(ctx, q); err == nil && n > 0 {
-					break
-				}
-				time.Sleep(500 * time.Millisecond)
-			}
-			asked++
-			if err != nil || n == 0 {
-				t.Errorf("panel %q: %s returns no data for the run (%d series, %v)", p.Title, q, n, err)
-			}
+	asked := len(checks)
+	for _, c := range checks {
+		if c.Err != "" || c.Series == 0 {
+			t.Errorf("panel %q: %s returns no data for the run (%d series, %s)", c.Panel, c.Query, c.Series, c.Err)
 		}
 	}
 	if asked < 8 {

@@ -30,8 +30,11 @@ type TrialConfig struct {
 	// GenCPUs, if set, runs one generator per CPU listed, each with its
 	// share of Count and Rate (a veth spreads frames over its queues by
 	// sending CPU); GenCPU is then ignored.
-	GenCPUs  []int
-	Progress io.Writer // one line a second, if set
+	GenCPUs []int
+	// GenPriority runs paced generators at this SCHED_FIFO priority
+	// (pktgen.RunConfig.Priority).
+	GenPriority int
+	Progress    io.Writer // one line a second, if set
 	// Latency, if set, sends a timestamped probe every this long through
 	// site A during the trial (outbound: B's dataplane must run) and
 	// reports their one-way times.
@@ -137,7 +140,7 @@ func (l *Load) Trial(ctx context.Context, c TrialConfig) (pktgen.Trial, error) {
 				rate := c.Rate
 				rate.PPS /= float64(len(cpus))
 				rate.BPS /= float64(len(cpus))
-				gens[i], err = l.gen.RunPlan(ctx, plan, pktgen.RunConfig{Dev: genDev, Count: c.Count / uint64(len(cpus)), Timeout: c.Duration, CPU: cpu, Rate: rate, Live: live})
+				gens[i], err = l.gen.RunPlan(ctx, plan, pktgen.RunConfig{Dev: genDev, Count: c.Count / uint64(len(cpus)), Timeout: c.Duration, CPU: cpu, Rate: rate, Live: live, Priority: c.GenPriority})
 				return err
 			})
 		}()

@@ -59,7 +59,12 @@ type RunConfig struct {
 	Timeout time.Duration // stop after this long even if Count is not reached (default 60 s)
 	CPU     int           // pin the sending thread to this CPU; -1: don't
 	Rate    Rate          // target rate; zero: as fast as possible
-	Live    *Live         // if set, added to after every burst
+	// Priority, if set, runs a paced generator's thread at this SCHED_FIFO
+	// priority, so it wakes on time when it shares a core with a busy
+	// process (the gateway under test): it sleeps between bursts, so it
+	// takes little. Ignored unpaced, where it would starve the core.
+	Priority int
+	Live     *Live // if set, added to after every burst
 }
 
 // GenResult is what the generator did.
@@ -121,6 +126,12 @@ func (g *Generator) RunPlan(ctx context.Context, p Plan, c RunConfig) (GenResult
 			return GenResult{}, err
 		}
 	}
+	if c.Priority > 0 && !c.Rate.Unlimited() {
+		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(c.Priority)}, 0); err != nil {
+			return GenResult{}, fmt.Errorf("pktgen: SCHED_FIFO %d: %w", c.Priority, err)
+		}
+		defer unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0)
+	}
 	// Pace frames for a frame rate, bits for a bit rate.
 	pacer := Pacer{PerSecond: c.Rate.PPS}
 	if c.Rate.BPS > 0 {
@@ -155,7 +166,13 @@ func (g *Generator) RunPlan(ctx context.Context, p Plan, c RunConfig) (GenResult
 			if now.Add(w).After(end) {
 				break
 			}
-			time.Sleep(w)
+			// The thread's own sleep, not the Go scheduler's timer, which
+			// would wait for another thread to get the CPU to wake it.
+			ts := unix.NsecToTimespec(w.Nanoseconds())
+			for unix.Nanosleep(&ts, &ts) == unix.EINTR {
+			}
+		} else if late := pacer.Late(now.Sub(start), units, cost); late > 0 {
+			units += late // not sent: see Pacer
 		}
 		opts.Data = t.Frame
 		ctxMd.DataEnd = uint32(len(t.Frame))

@@ -112,6 +112,8 @@ func TestPacer(t *testing.T) {
 		for now < 2*time.Second {
 			if w := p.Wait(now, sent, c.burst); w > 0 {
 				now += w + c.overshoot
+			} else {
+				sent += p.Late(now, sent, c.burst)
 			}
 			sent += c.burst
 			now += time.Duration(c.burst) * c.perUnit
@@ -128,6 +130,24 @@ func TestPacer(t *testing.T) {
 		if maxAhead > c.burst {
 			t.Errorf("rate %g: ran %g units ahead of the schedule, more than one burst", c.rate, maxAhead)
 		}
+	}
+	// A sender that wakes with 31 bursts due and none sent catches up
+	// with two bursts back to back and skips the rest.
+	p := Pacer{PerSecond: 1e5}
+	burst := 64.0
+	now := 20 * time.Millisecond
+	late := p.Due(now) // 2000 units
+	if w := p.Wait(now, 0, burst); w != 0 {
+		t.Fatalf("late sender told to wait %v", w)
+	}
+	if skip := p.Late(now, 0, burst); math.Abs(skip-(late-2*burst)) > 1e-6 {
+		t.Errorf("late by %g units: skips %g, want %g (all but two bursts)", late, skip, late-2*burst)
+	}
+	if skip := p.Late(now, late-burst, burst); skip != 0 {
+		t.Errorf("a burst behind: skips %g, want 0", skip)
+	}
+	if skip := (Pacer{}).Late(now, 0, burst); skip != 0 {
+		t.Errorf("unlimited pacer skips %g", skip)
 	}
 	// Unlimited never waits.
 	if w := (Pacer{}).Wait(0, 1e9, 1); w != 0 {

@@ -42,9 +42,16 @@ func bench(ctx context.Context, args []string) error {
 	suite := fs.String("suite", "aes128gcm16", "ESP suite")
 	prefix := fs.String("prefix", "cgwpg", "namespace prefix")
 	ndr := fs.Bool("ndr", true, "also search NDR/PDR per mix (encrypt and decrypt)")
+	eff := fs.Bool("efficiency", true, "measure efficiency against the floor per mix")
 	scale := fs.Bool("scaling", true, "also measure 1 vs 2 workers on a two-queue veth pair (mixes other than 64)")
+	scaleFlows := fs.Int("scaling-flows", 1024, "flows in the scaling measurement (over the default -src and -dst ranges), one tunnel")
+	scaleMax := fs.Float64("scaling-max-pps", 1e6, "highest rate the scaling searches try: the generators share the workers' cores, so it must be one they can pace (they sleep between bursts), not as fast as they go")
+	scaleRing := fs.Int("scaling-ring-size", 4096, "the dataplane's -ring-size in the scaling measurement: a veth's queue and the shared cores make bursts a 1024-frame ring cannot ride out (0: its default)")
+	scaleRuns := fs.Int("scaling-runs", 3, "RFC 2544 searches per mix, series and worker count in the scaling measurement (medians reported)")
 	swan := fs.Bool("strongswan", true, "also compare cgw↔cgw with strongSwan-libipsec↔strongSwan-libipsec back to back")
 	out := fs.String("out", "", "directory for bench.json, efficiency.csv, rfc2544.csv and the plots (SVG)")
+	promDir := fs.String("prometheus", "", "run a real Prometheus (Debian's package) scraping site A's dataplane every second through the one-worker measurements, its data kept in this directory (must be new or empty), and check the bench dashboard's queries against the run")
+	dashboard := fs.String("dashboard", "perf/grafana/cgw-bench.json", "the dashboard -prometheus checks")
 	sf := addSearchFlags(fs)
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
@@ -57,16 +64,13 @@ func bench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if st != (transform.Suite{Encr: transform.ENCR_AES_GCM_16, KeyBits: 128}) {
-		return fmt.Errorf("bench: the topology's SAs are AES-GCM-16/128; -suite %s is not wired through b2b yet", *suite)
-	}
 	fl, err := sf.flowsOf()
 	if err != nil {
 		return err
 	}
 	cpu := -1
 	fmt.Sscan(*workerCPU, &cpu)
-	env, err := newEnv(ctx, *dp, *prefix, *workerCPU)
+	env, err := newEnv(ctx, *dp, *prefix, *workerCPU, st)
 	if err != nil {
 		return err
 	}
@@ -76,11 +80,21 @@ func bench(ctx context.Context, args []string) error {
 		}
 	}()
 	var progress io.Writer = os.Stdout // a line per trial; -quiet drops the line a second
+	var prom *b2b.Prometheus
+	if *promDir != "" {
+		if prom, err = env.startPrometheus(ctx, *promDir); err != nil {
+			return err
+		}
+		defer prom.Stop()
+	}
 
 	rep := benchReport{Machine: machineLine(), Suite: *suite,
 		Path: fmt.Sprintf("generator (CPU %d) → cgw-dataplane site A (one worker, CPU %s, AF_XDP copy mode on veth) → XDP sink; %d flow(s)", *genCPU, *workerCPU, fl.N)}
 	order := []series{allSeries["forward"], allSeries["encrypt"], allSeries["decrypt"]}
 	for _, m := range mixes {
+		if !*eff {
+			break
+		}
 		row := effRow{Mix: m.String()}
 		per := map[string][]float64{}
 		wall := map[string][]float64{}
@@ -137,6 +151,27 @@ func bench(ctx context.Context, args []string) error {
 			}
 		}
 	}
+	var dashErr error
+	if prom != nil {
+		// After the measurements: frames A drops for TTL, so the drops
+		// panel shows a reason (a run has no pipeline drops otherwise).
+		if err := env.mode(ctx, false); err != nil {
+			return err
+		}
+		if err := env.load.TTLExpired(ctx, 100); err != nil {
+			return err
+		}
+		rep.Dashboard, err = prom.CheckDashboard(ctx, *dashboard, 15*time.Second)
+		if err != nil {
+			return err
+		}
+		for _, c := range rep.Dashboard {
+			if c.Series == 0 {
+				dashErr = fmt.Errorf("bench: %s: panel %q has no data for this run (query %s %s); the figures above stand, the dashboard needs fixing", *dashboard, c.Panel, c.Query, c.Err)
+			}
+		}
+		prom.Stop()
+	}
 	env.close()
 	env = nil
 	if *scale {
@@ -146,7 +181,12 @@ func bench(ctx context.Context, args []string) error {
 				sm = append(sm, m)
 			}
 		}
-		if rep.Scaling, err = scaling(ctx, *dp, *prefix+"s", sm, fl, *runs, *effTrial, *effBurst, progress); err != nil {
+		rep.ScalingRuns, rep.ScalingRing = *scaleRuns, *scaleRing
+		sfl, err := manyFlows(*scaleFlows)
+		if err != nil {
+			return err
+		}
+		if rep.Scaling, err = scaling(ctx, *dp, *prefix+"s", st, sm, sfl, *scaleRuns, *effTrial, *scaleMax, *scaleRing, sf, progress); err != nil {
 			return err
 		}
 	}
@@ -156,22 +196,27 @@ func bench(ctx context.Context, args []string) error {
 		}
 	}
 	rep.write(os.Stdout, *runs, *sf.pdr/100)
-	if *out == "" {
-		return nil
+	if *out != "" {
+		if err := rep.save(*out); err != nil {
+			return err
+		}
 	}
-	return rep.save(*out)
+	return dashErr
 }
 
 // benchReport is what bench measured, as bench.json holds it.
 type benchReport struct {
-	Machine    string         `json:"machine"`
-	Path       string         `json:"path"`
-	Suite      string         `json:"suite"`
-	Efficiency []effRow       `json:"efficiency"`
-	RFC2544    []rfc2544.Row  `json:"rfc2544"`
-	Trials     []pktgen.Trial `json:"efficiency_trials"`
-	Scaling    []scaleRow     `json:"scaling"`
-	StrongSwan []swanRow      `json:"strongswan"`
+	Machine     string           `json:"machine"`
+	Path        string           `json:"path"`
+	Suite       string           `json:"suite"`
+	Efficiency  []effRow         `json:"efficiency"`
+	RFC2544     []rfc2544.Row    `json:"rfc2544"`
+	Trials      []pktgen.Trial   `json:"efficiency_trials"`
+	Scaling     []scaleRow       `json:"scaling"`
+	ScalingRuns int              `json:"scaling_runs"`
+	ScalingRing int              `json:"scaling_ring_size"`
+	Dashboard   []b2b.PanelCheck `json:"dashboard,omitempty"`
+	StrongSwan  []swanRow        `json:"strongswan"`
 }
 
 // effRow is one mix's efficiency figures (medians of the runs).
@@ -206,10 +251,26 @@ func (rep benchReport) write(w io.Writer, runs int, pdr float64) {
 		rfc2544.WriteTable(w, rep.RFC2544, pdr)
 	}
 	if len(rep.Scaling) > 0 {
-		writeScaling(w, rep.Scaling, runs)
+		writeScaling(w, rep.Scaling, rep.ScalingRuns, pdr, rep.ScalingRing)
 	}
 	if len(rep.StrongSwan) > 0 {
-		writeSwan(w, rep.StrongSwan, runs)
+		fwd := map[string]float64{}
+		for _, r := range rep.Efficiency {
+			fwd[r.Mix] = r.FwdNs
+		}
+		writeSwan(w, rep.StrongSwan, runs, fwd)
+	}
+	if len(rep.Dashboard) > 0 {
+		ok := 0
+		for _, c := range rep.Dashboard {
+			if c.Series > 0 {
+				ok++
+			}
+		}
+		fmt.Fprintf(w, "bench dashboard against this run's Prometheus: %d of %d queries return data\n", ok, len(rep.Dashboard))
+		for _, c := range rep.Dashboard {
+			fmt.Fprintf(w, "  %-40s %3d series  %s\n", c.Panel, c.Series, c.Err)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgw-project/cgw/bench/b2b"
+	"github.com/cgw-project/cgw/crypto/transform"
 )
 
 // env is the back-to-back topology with site A's dataplane in one mode
@@ -21,11 +22,11 @@ type env struct {
 	noCrypto *bool // site A's current mode (nil: not running)
 }
 
-func newEnv(ctx context.Context, dataplane, prefix, workerCPU string) (*env, error) {
+func newEnv(ctx context.Context, dataplane, prefix, workerCPU string, suite transform.Suite) (*env, error) {
 	if _, err := os.Stat(dataplane); err != nil {
 		return nil, fmt.Errorf("cgw-dataplane binary %s: %w (make build, or pass -dataplane)", dataplane, err)
 	}
-	o := b2b.Options{Prefix: prefix, Dataplane: dataplane, NoReplay: true}
+	o := b2b.Options{Prefix: prefix, Dataplane: dataplane, NoReplay: true, Suite: suite}
 	if workerCPU != "" {
 		o.CPU = map[string]string{"A": workerCPU}
 	}
@@ -58,6 +59,32 @@ func (e *env) mode(ctx context.Context, noCrypto bool) error {
 	}
 	e.noCrypto = &noCrypto
 	return nil
+}
+
+// startPrometheus starts Prometheus in site A's namespace, with its
+// configuration, data and log in dir, and returns once it scrapes A's
+// dataplane (which it starts as a forwarder if none runs yet).
+func (e *env) startPrometheus(ctx context.Context, dir string) (*b2b.Prometheus, error) {
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("-prometheus %s: not empty; give a new directory (it keeps this run's data)", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if e.noCrypto == nil {
+		if err := e.mode(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	p, err := e.t.StartPrometheus(e.t.A, dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitScraping(ctx, time.Minute); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
 }
 
 func (e *env) close() {

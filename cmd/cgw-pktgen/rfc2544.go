@@ -11,6 +11,7 @@ import (
 	"github.com/cgw-project/cgw/bench/b2b"
 	"github.com/cgw-project/cgw/bench/pktgen"
 	"github.com/cgw-project/cgw/bench/rfc2544"
+	"github.com/cgw-project/cgw/crypto/transform"
 	"github.com/cgw-project/cgw/internal/cli"
 )
 
@@ -55,11 +56,23 @@ func addSearchFlags(fs interface {
 		pdr:        fs.Float64("pdr", 0.5, "loss tolerated at the PDR, in percent"),
 		latency:    fs.Duration("latency", time.Millisecond, "probe interval of the latency sample at NDR and PDR (0: none)"),
 		flows:      fs.Int("flows", 1, "flows, spread over -src and -dst"),
-		src:        fs.String("src", "198.18.0.2-198.18.0.201:1024-1279", "LAN endpoints of the flows (198.18.0.0/24)"),
-		dst:        fs.String("dst", "198.19.0.2-198.19.0.201:9", "VPC endpoints of the flows (198.19.0.0/24)"),
+		src:        fs.String("src", defaultSrc, "LAN endpoints of the flows (198.18.0.0/24)"),
+		dst:        fs.String("dst", defaultDst, "VPC endpoints of the flows (198.19.0.0/24)"),
 		burst:      fs.Int("burst", pktgen.DefaultBurst, "frames per generator call"),
 		quiet:      fs.Bool("quiet", false, "no progress line a second during the search trials (a line per trial stays)"),
 	}
+}
+
+// The flows' default endpoint ranges.
+const (
+	defaultSrc = "198.18.0.2-198.18.0.201:1024-1279"
+	defaultDst = "198.19.0.2-198.19.0.201:9"
+)
+
+// manyFlows is n flows over the default ranges.
+func manyFlows(n int) (pktgen.Flows, error) {
+	src, dst := defaultSrc, defaultDst
+	return searchFlags{flows: &n, src: &src, dst: &dst}.flowsOf()
 }
 
 func (f searchFlags) flowsOf() (pktgen.Flows, error) {
@@ -165,7 +178,7 @@ func rfc2544Cmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	env, err := newEnv(ctx, *dp, *prefix, *workerCPU)
+	env, err := newEnv(ctx, *dp, *prefix, *workerCPU, transform.Suite{Encr: transform.ENCR_AES_GCM_16, KeyBits: 128})
 	if err != nil {
 		return err
 	}

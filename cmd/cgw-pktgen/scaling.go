@@ -8,25 +8,55 @@ import (
 
 	"github.com/cgw-project/cgw/bench/b2b"
 	"github.com/cgw-project/cgw/bench/pktgen"
+	"github.com/cgw-project/cgw/bench/rfc2544"
+	"github.com/cgw-project/cgw/crypto/transform"
 )
 
 // scaleRow is one mix and series at 1 and at 2 workers (medians).
 type scaleRow struct {
 	Series, Mix         string
-	PPS1, PPS2          float64 // delivered per wall-second
-	PerCPU1, PerCPU2    float64 // delivered per dataplane CPU-second
-	WallRatio, CPURatio float64
+	Flows               int
+	PPS1, PPS2          float64 // PDR: delivered per wall-second at ≤ the PDR loss
+	NDR1, NDR2          float64
+	PerCPU1, PerCPU2    float64 // delivered per CPU-second (dataplane + its NAPI threads) in the PDR trial
+	WallRatio, CPURatio float64 // PDR and per-CPU ratios, 2 workers ÷ 1
+	NDRRatio            float64
 }
 
-// scaling measures site A with one worker and with two on a two-queue
-// veth pair, alternating run by run, offered as fast as the generators go.
-// A veth queues a frame by the sending CPU, not by flow hash, so two
-// generators (CPUs 0 and 1) feed the two queues; one worker is fed by one
-// generator on CPU 0 and runs on CPU 1. On a two-core machine the two
-// workers share their cores with the two generators: the per-CPU-second
-// ratio is the figure that holds, the wall-clock one is bounded by cores.
-func scaling(ctx context.Context, dp, prefix string, mixes []pktgen.Mix, fl pktgen.Flows, runs int, trial time.Duration, burst int, progress io.Writer) ([]scaleRow, error) {
-	t := b2b.New(b2b.Options{Prefix: prefix, Dataplane: dp, NoReplay: true, Queues: 2})
+// scaleCfg places one configuration on the two cores.
+type scaleCfg struct {
+	workers int
+	cpus    string // the dataplane's -cpus: worker i on the i-th
+	gens    []int  // one paced generator per CPU; a veth queues by sending CPU, so generator i feeds queue i
+	napi    []int  // CPU of queue i's NAPI thread on A's two NICs
+}
+
+// The placement emulates a NIC whose queue i interrupts core i: queue
+// i's NAPI thread (b2b.ThreadNAPI: the XDP program and the copy into the
+// socket) runs on worker i's core at SCHED_FIFO 50, as a threaded
+// interrupt would. The generators are paced at SCHED_FIFO 40: they sleep
+// between bursts of 64 and wake on time, instead of taking half a core
+// from the worker by CFS fairness (unpaced) or waking late and catching up
+// in bursts the gateway never asked for (paced at normal priority). A
+// generator on the same core as the worker it feeds: one worker is the
+// whole job on CPU 0 (CPU 1 idle), two workers are that job on each core,
+// so the generators' own cost weighs alike on both and the ratio is the
+// gateway's. The veth queues a generated frame by the sending CPU, so
+// generator i feeds queue i.
+var scaleCfgs = []scaleCfg{
+	{workers: 1, cpus: "0", gens: []int{0}, napi: []int{0, 1}},
+	{workers: 2, cpus: "0,1", gens: []int{0, 1}, napi: []int{0, 1}},
+}
+
+// scaling measures site A at one worker and at two on a two-queue veth
+// pair, one tunnel (one SA pair, shared by both workers: the outbound
+// sequence number and the inbound replay window are per SA), many flows:
+// the RFC 2544 PDR and NDR of each, the configurations alternating run by
+// run so a change in the shared machine's load hits both alike. Anti-
+// replay stays on for encrypt; the decrypt generator repeats one ESP
+// frame, so the topology's inbound SA has it off.
+func scaling(ctx context.Context, dp, prefix string, suite transform.Suite, mixes []pktgen.Mix, fl pktgen.Flows, runs int, trial time.Duration, maxPPS float64, ringSize int, sf searchFlags, progress io.Writer) ([]scaleRow, error) {
+	t := b2b.New(b2b.Options{Prefix: prefix, Dataplane: dp, NoReplay: true, Queues: 2, Suite: suite, RingSize: ringSize})
 	defer t.Down()
 	if err := t.Up(ctx); err != nil {
 		return nil, err
@@ -36,60 +66,86 @@ func scaling(ctx context.Context, dp, prefix string, mixes []pktgen.Mix, fl pktg
 		return nil, err
 	}
 	defer load.Close()
-	type cfg struct {
-		workers int
-		cpus    string
-		gens    []int
+	var threads [][]int
+	start := func(c scaleCfg) error {
+		t.StopDataplane(t.A, false)
+		t.Opts.Workers = c.workers
+		t.Opts.CPU = map[string]string{"A": c.cpus}
+		if _, err := t.RunDataplane(ctx, t.A, 20*time.Second); err != nil {
+			return err
+		}
+		if threads == nil { // the XDP links outlive the dataplane, and with them the NAPI instances
+			for _, dev := range []string{b2b.InsideDev, b2b.OutsideDev} {
+				q, err := t.ThreadNAPI(ctx, t.A, dev)
+				if err != nil {
+					return err
+				}
+				threads = append(threads, q)
+			}
+		}
+		return b2b.PinNAPI(threads, c.napi)
 	}
-	cfgs := []cfg{{1, "1", []int{0}}, {2, "0,1", []int{0, 1}}}
 	var rows []scaleRow
 	for _, s := range []series{allSeries["encrypt"], allSeries["decrypt"]} {
 		for _, m := range mixes {
-			var pps, per [2][]float64
-			for i := 0; i <= runs; i++ {
-				for k, c := range cfgs {
-					t.StopDataplane(t.A, false)
-					t.Opts.Workers = c.workers
-					t.Opts.CPU = map[string]string{"A": c.cpus}
-					if _, err := t.RunDataplane(ctx, t.A, 20*time.Second); err != nil {
+			var pdr, ndr, per [2][]float64
+			for i := 1; i <= runs; i++ {
+				for k, c := range scaleCfgs {
+					if err := start(c); err != nil {
 						return nil, err
 					}
-					d := trial
-					if i == 0 {
-						d = 200 * time.Millisecond
+					pids := []int{t.A.DataplanePid()}
+					for _, q := range threads {
+						pids = append(pids, q...)
 					}
-					tr, err := load.Trial(ctx, b2b.TrialConfig{Label: s.name, Dir: s.dir, Mix: m, Flows: fl, Duration: d, GenCPUs: c.gens, Burst: burst})
+					measure := func(ctx context.Context, pps float64, _ bool) (pktgen.Trial, error) {
+						tr, err := load.Trial(ctx, b2b.TrialConfig{Label: s.name, Dir: s.dir, Mix: m, Flows: fl, Rate: pktgen.Rate{PPS: pps},
+							Duration: trial, GenCPUs: c.gens, GenPriority: 40, Burst: *sf.burst, PIDs: pids})
+						if err == nil && progress != nil {
+							fmt.Fprintf(progress, "    %d worker(s) at %.0f pps: offered %.0f, delivered %d of %d, loss %.3f%%, %.3f s CPU\n",
+								c.workers, pps, tr.OfferedPPS(), tr.Delivered, tr.Expected, 100*tr.Loss(), tr.CPUSeconds)
+						}
+						return tr, err
+					}
+					// Warm-up: cold caches, first neighbour lookups.
+					if _, err := measure(ctx, 50000, false); err != nil {
+						return nil, err
+					}
+					r, err := rfc2544.Search(ctx, rfc2544.Config{MaxPPS: maxPPS, Resolution: *sf.resolution, PDRLoss: *sf.pdr / 100}, measure)
 					if err != nil {
 						return nil, err
 					}
-					if i == 0 {
-						continue
-					}
-					pps[k] = append(pps[k], tr.DeliveredPPS())
-					per[k] = append(per[k], tr.PerCPUSecond())
+					pdr[k] = append(pdr[k], r.PDR)
+					ndr[k] = append(ndr[k], r.NDR)
+					per[k] = append(per[k], r.PDRTrial.PerCPUSecond())
 					if progress != nil {
-						fmt.Fprintf(progress, "  scaling %-8s %-6s %d worker(s) run %d: offered %.0f pps, delivered %.0f pps, %.0f per dataplane CPU-second (%.3f s CPU)\n",
-							s.name, m, c.workers, i, tr.OfferedPPS(), tr.DeliveredPPS(), tr.PerCPUSecond(), tr.CPUSeconds)
+						fmt.Fprintf(progress, "  scaling %-8s %-6s %d worker(s) run %d: PDR %.0f pps (%.0f per CPU-second), NDR %.0f pps, %d trials\n",
+							s.name, m, c.workers, i, r.PDR, r.PDRTrial.PerCPUSecond(), r.NDR, len(r.Steps))
 					}
 				}
 			}
-			r := scaleRow{Series: s.name, Mix: m.String(), PPS1: median(pps[0]), PPS2: median(pps[1]), PerCPU1: median(per[0]), PerCPU2: median(per[1])}
-			if r.PPS1 > 0 {
-				r.WallRatio = r.PPS2 / r.PPS1
-			}
-			if r.PerCPU1 > 0 {
-				r.CPURatio = r.PerCPU2 / r.PerCPU1
-			}
+			r := scaleRow{Series: s.name, Mix: m.String(), Flows: fl.N, PPS1: median(pdr[0]), PPS2: median(pdr[1]),
+				NDR1: median(ndr[0]), NDR2: median(ndr[1]), PerCPU1: median(per[0]), PerCPU2: median(per[1])}
+			r.WallRatio, r.NDRRatio, r.CPURatio = ratio(r.PPS2, r.PPS1), ratio(r.NDR2, r.NDR1), ratio(r.PerCPU2, r.PerCPU1)
 			rows = append(rows, r)
 		}
 	}
 	return rows, nil
 }
 
-func writeScaling(w io.Writer, rows []scaleRow, runs int) {
-	fmt.Fprintf(w, "scaling, 1 vs 2 workers on a two-queue veth pair (1 worker: generator CPU 0, worker CPU 1; 2 workers: generators and workers on CPUs 0 and 1, shared); medians of %d runs, alternating:\n", runs)
-	fmt.Fprintf(w, "%-8s %-6s %10s %10s %7s  %12s %12s %7s\n", "series", "mix", "1w pps", "2w pps", "ratio", "1w pkt/CPUs", "2w pkt/CPUs", "ratio")
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+func writeScaling(w io.Writer, rows []scaleRow, runs int, pdr float64, ring int) {
+	fmt.Fprintf(w, "scaling, 1 vs 2 workers on a two-queue veth pair, one tunnel (one SA pair shared by the workers); RFC 2544 PDR%.1f%% and NDR searches, medians of %d runs, alternating:\n", 100*pdr, runs)
+	fmt.Fprintf(w, "placement: queue i's NAPI thread (XDP + copy into the socket) on worker i's core at SCHED_FIFO 50, as a NIC queue's interrupt; paced generators at SCHED_FIFO 40 beside the worker they feed. 1 worker: generator, NAPI thread and worker on CPU 0; 2 workers: the same on each CPU. Rings %d. pkt/CPUs counts the dataplane and its NAPI threads, not the generators.\n", ring)
+	fmt.Fprintf(w, "%-8s %-6s %5s %10s %10s %7s  %10s %10s %7s  %12s %12s %7s\n", "series", "mix", "flows", "1w PDR", "2w PDR", "ratio", "1w NDR", "2w NDR", "ratio", "1w pkt/CPUs", "2w pkt/CPUs", "ratio")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%-8s %-6s %10.0f %10.0f %6.2fx  %12.0f %12.0f %6.2fx\n", r.Series, r.Mix, r.PPS1, r.PPS2, r.WallRatio, r.PerCPU1, r.PerCPU2, r.CPURatio)
+		fmt.Fprintf(w, "%-8s %-6s %5d %10.0f %10.0f %6.2fx  %10.0f %10.0f %6.2fx  %12.0f %12.0f %6.2fx\n", r.Series, r.Mix, r.Flows,
+			r.PPS1, r.PPS2, r.WallRatio, r.NDR1, r.NDR2, r.NDRRatio, r.PerCPU1, r.PerCPU2, r.CPURatio)
 	}
 }
