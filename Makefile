@@ -19,7 +19,7 @@ VERSION   ?= $(shell git describe --tags --match 'v*' 2>/dev/null || git log -1 
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo +dirty)
 LDFLAGS   := -X github.com/cgw-project/cgw/internal/buildinfo.version=$(VERSION) -X github.com/cgw-project/cgw/internal/buildinfo.commit=$(COMMIT)
 
-.PHONY: all build generate deps test test-unit test-race fuzz demo lab-up lab-down bench lint clean install deb fresh-check
+.PHONY: all build generate deps test test-unit fuzz demo lab-up lab-down bench lint clean install deb fresh-check
 
 all: build
 
@@ -106,12 +106,18 @@ lab-down: build
 # Benchmarks print figures and ratios measured side by side in one run, and
 # each run appends a record to perf/results/bench.txt (format in its README).
 REC := perf/results/record.sh --
+# Prometheus's data of the benchmark's one-worker runs (kept for Grafana).
+BENCH_PROM ?= /var/tmp/cgw-bench-prometheus
+BENCH_SUITES ?= aes256gcm16 aes128-sha256 aes256-sha512
 bench: deps build
 	@echo "==> ESP, transforms and the worker pipeline against the raw cipher (I/O removed)"
 	$(REC) $(GO) test -run '^$$' -bench 'ESP|Overhead' -benchtime 100000x -count 5 ./dataplane/esp ./crypto/transform
 	$(REC) $(GO) test -run '^$$' -bench . -benchtime 3000x -count 5 ./dataplane/worker
-	@echo "==> generator -> cgw-dataplane -> sink, one worker: efficiency against the floor 1/(t_fwd + t_cipher), RFC 2544 NDR/PDR with latency, per mix; CSV, JSON and plots in perf/results/latest"
-	$(REC) $(BIN)/cgw-pktgen bench -dataplane $(BIN)/cgw-dataplane -mixes "64 1400 imix" -runs 5 -quiet -out perf/results/latest
+	@echo "==> generator -> cgw-dataplane -> sink: efficiency against the floor 1/(t_fwd + t_cipher), RFC 2544 NDR/PDR with latency (one worker), scaling to two workers, against strongSwan; Prometheus scrapes the one-worker runs and the bench dashboard is checked against them; CSV, JSON and plots in perf/results/latest"
+	rm -rf $(BENCH_PROM)
+	$(REC) $(BIN)/cgw-pktgen bench -dataplane $(BIN)/cgw-dataplane -mixes "64 1400 imix" -runs 7 -quiet -prometheus $(BENCH_PROM) -out perf/results/latest
+	@echo "==> efficiency of the other ESP suites (AES-256-GCM, AES-CBC with HMAC-SHA-256 and -SHA-512/256)"
+	for s in $(BENCH_SUITES); do $(REC) $(BIN)/cgw-pktgen bench -dataplane $(BIN)/cgw-dataplane -suite $$s -mixes "64 1400 imix" -runs 7 -ndr=false -scaling=false -strongswan=false -quiet -out perf/results/latest/$$s || exit 1; done
 	@echo "==> through the emulated AWS lab (strongSwan on the AWS side bounds this)"
 	$(REC) $(BIN)/cgw-lab measure --prefix $(LAB)-bench --gateway standin,cgw --runs 3 -t 5s
 

@@ -92,3 +92,64 @@ func CPUTime(pid int) (time.Duration, error) {
 	}
 	return sum, nil
 }
+
+// CPUTicks is one CPU's line of /proc/stat: ticks busy and idle
+// (idle + iowait) since boot.
+type CPUTicks struct{ Busy, Idle uint64 }
+
+// CPUs reads the per-CPU lines of /proc/stat, by CPU number.
+func CPUs() (map[int]CPUTicks, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	return parseCPUs(string(b))
+}
+
+func parseCPUs(s string) (map[int]CPUTicks, error) {
+	m := map[int]CPUTicks{}
+	for _, l := range strings.Split(s, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil {
+			continue
+		}
+		var t CPUTicks
+		// user nice system idle iowait irq softirq steal (guest time is
+		// already in user)
+		for i, v := range f[1:min(len(f), 9)] {
+			x, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("/proc/stat %s: %q: %w", f[0], v, err)
+			}
+			if i == 3 || i == 4 {
+				t.Idle += x
+			} else {
+				t.Busy += x
+			}
+		}
+		m[n] = t
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("/proc/stat: no cpuN lines")
+	}
+	return m, nil
+}
+
+// Busy is the fraction of the ticks between a and b that the CPUs listed
+// were busy.
+func Busy(a, b map[int]CPUTicks, cpus []int) float64 {
+	var busy, all uint64
+	for _, c := range cpus {
+		x, y := a[c], b[c]
+		busy += y.Busy - x.Busy
+		all += y.Busy - x.Busy + y.Idle - x.Idle
+	}
+	if all == 0 {
+		return 0
+	}
+	return float64(busy) / float64(all)
+}

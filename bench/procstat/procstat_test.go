@@ -61,3 +61,28 @@ func TestCPUTime(t *testing.T) {
 		t.Error("CPUTime of a pid that does not exist succeeded")
 	}
 }
+
+func TestCPUs(t *testing.T) {
+	a, err := parseCPUs("cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\ncpu1 5 0 5 40 0 0 0 0 0 0\nintr 1\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parseCPUs("cpu  0\ncpu0 95 0 5 50 0 0 0 0 0 0\ncpu1 5 0 15 70 10 0 10 0 0 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// cpu0: 90 busy of 100; cpu1: 20 busy (10 system, 10 softirq) of 60
+	// (idle 30 + iowait 10 + busy 20).
+	if got := Busy(a, b, []int{0}); got != 0.9 {
+		t.Errorf("cpu0 busy %v, want 0.9", got)
+	}
+	if got := Busy(a, b, []int{0, 1}); got != 110.0/160 {
+		t.Errorf("both busy %v, want %v", got, 110.0/160)
+	}
+	if _, err := parseCPUs("intr 1\n"); err == nil {
+		t.Error("no cpu lines: no error")
+	}
+	if live, err := CPUs(); err != nil || len(live) == 0 {
+		t.Errorf("this machine's /proc/stat: %v, %v", live, err)
+	}
+}

@@ -102,7 +102,7 @@ func Search(ctx context.Context, c Config, m Measure) (Result, error) {
 	if r.PDR, err = r.bisect(c, "PDR", c.PDRLoss, run); err != nil {
 		return r, err
 	}
-	r.GeneratorBound = r.NDR > 0 && len(r.Steps) > 0 && r.NDR == r.Steps[0].PPS
+	r.GeneratorBound = r.GeneratorBound || r.NDR > 0 && len(r.Steps) > 0 && r.NDR == r.Steps[0].PPS
 	for _, x := range []struct {
 		pps float64
 		tol float64
@@ -161,6 +161,7 @@ func (r *Result) bisect(c Config, kind string, tol float64, run func(string, flo
 		return lo, nil
 	}
 	guess := hiDeliv * (1 - tol) * 0.99
+	short := 1.0 // offered ÷ asked in the last step: a generator short of the rate is asked for more
 	for hi-lo > c.Resolution*hi {
 		next := (lo + hi) / 2
 		if guess > lo && guess < hi {
@@ -169,14 +170,23 @@ func (r *Result) bisect(c Config, kind string, tol float64, run func(string, flo
 		if next < c.MinPPS {
 			return lo, nil
 		}
-		s, err := run(kind, next, tol)
+		ask := min(next/short, c.MaxPPS)
+		s, err := run(kind, ask, tol)
 		if err != nil {
 			return 0, err
 		}
+		short = min(1, s.PPS/ask)
+		// The rates are what the generator offered (run counts a short
+		// one at its offered rate), so the result is a rate some trial
+		// passed at, and the trial reported with it.
 		if s.Pass {
-			lo = next
+			if s.PPS <= lo { // it offered no more than a rate already passed: the limit is the generator's
+				r.GeneratorBound = true
+				return lo, nil
+			}
+			lo = s.PPS
 		} else {
-			hi = next
+			hi = min(hi, s.PPS)
 		}
 	}
 	return lo, nil

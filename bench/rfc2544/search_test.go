@@ -145,3 +145,36 @@ func TestReport(t *testing.T) {
 		t.Errorf("table:\n%s\ncsv:\n%s", tb.String(), c.String())
 	}
 }
+
+// TestSearchGeneratorShortMidway: a generator that falls 5 % short of the
+// rate asked above 300 kpps, against a device of 340 kpps. The NDR and PDR
+// found are rates offered (not asked) and come with the trial that passed
+// at them, whose per-CPU figure the benchmark reports.
+func TestSearchGeneratorShortMidway(t *testing.T) {
+	d := &device{capacity: 340000}
+	m := func(ctx context.Context, pps float64, lat bool) (pktgen.Trial, error) {
+		off := pps
+		if pps > 300000 {
+			off = 0.95 * pps
+		}
+		tr, err := d.measure(ctx, off, lat)
+		tr.TargetPPS = pps
+		return tr, err
+	}
+	r, err := Search(context.Background(), Config{MaxPPS: 1e6, Resolution: 0.01}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		name string
+		pps  float64
+		tr   pktgen.Trial
+	}{{"NDR", r.NDR, r.NDRTrial}, {"PDR", r.PDR, r.PDRTrial}} {
+		if x.pps > 340000 || x.pps < 0.97*340000 {
+			t.Errorf("%s %.0f, want within 3 %% below the capacity 340000", x.name, x.pps)
+		}
+		if x.tr.Sent == 0 || math.Abs(x.tr.OfferedPPS()-x.pps) > 1 || x.tr.Loss() > 0.005 {
+			t.Errorf("%s %.0f reported with trial %+v: want the passing trial offered at that rate", x.name, x.pps, x.tr)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cgw-project/cgw/bench/b2b"
 	"github.com/cgw-project/cgw/bench/pktgen"
+	"github.com/cgw-project/cgw/bench/procstat"
 	"github.com/cgw-project/cgw/bench/rfc2544"
 	"github.com/cgw-project/cgw/crypto/transform"
 )
@@ -20,6 +21,7 @@ type scaleRow struct {
 	NDR1, NDR2          float64
 	PerCPU1, PerCPU2    float64 // delivered per CPU-second (dataplane + its NAPI threads) in the PDR trial
 	WallRatio, CPURatio float64 // PDR and per-CPU ratios, 2 workers ÷ 1
+	Busy1, Busy2        float64 // the cores' busy fraction (all tasks) in the PDR trial: below 1, the loss came from stalls, not capacity
 	NDRRatio            float64
 }
 
@@ -88,7 +90,7 @@ func scaling(ctx context.Context, dp, prefix string, suite transform.Suite, mixe
 	var rows []scaleRow
 	for _, s := range []series{allSeries["encrypt"], allSeries["decrypt"]} {
 		for _, m := range mixes {
-			var pdr, ndr, per [2][]float64
+			var pdr, ndr, per, busy [2][]float64
 			for i := 1; i <= runs; i++ {
 				for k, c := range scaleCfgs {
 					if err := start(c); err != nil {
@@ -98,12 +100,17 @@ func scaling(ctx context.Context, dp, prefix string, suite transform.Suite, mixe
 					for _, q := range threads {
 						pids = append(pids, q...)
 					}
+					busyAt := map[float64]float64{} // cores' busy fraction by trial rate
 					measure := func(ctx context.Context, pps float64, _ bool) (pktgen.Trial, error) {
+						c0, cerr := procstat.CPUs()
 						tr, err := load.Trial(ctx, b2b.TrialConfig{Label: s.name, Dir: s.dir, Mix: m, Flows: fl, Rate: pktgen.Rate{PPS: pps},
 							Duration: trial, GenCPUs: c.gens, GenPriority: 40, Burst: *sf.burst, PIDs: pids})
+						if c1, err := procstat.CPUs(); err == nil && cerr == nil {
+							busyAt[pps] = procstat.Busy(c0, c1, c.gens)
+						}
 						if err == nil && progress != nil {
-							fmt.Fprintf(progress, "    %d worker(s) at %.0f pps: offered %.0f, delivered %d of %d, loss %.3f%%, %.3f s CPU\n",
-								c.workers, pps, tr.OfferedPPS(), tr.Delivered, tr.Expected, 100*tr.Loss(), tr.CPUSeconds)
+							fmt.Fprintf(progress, "    %d worker(s) at %.0f pps: offered %.0f, delivered %d of %d, loss %.3f%%, %.3f s CPU, cores %.0f%% busy\n",
+								c.workers, pps, tr.OfferedPPS(), tr.Delivered, tr.Expected, 100*tr.Loss(), tr.CPUSeconds, 100*busyAt[pps])
 						}
 						return tr, err
 					}
@@ -118,6 +125,7 @@ func scaling(ctx context.Context, dp, prefix string, suite transform.Suite, mixe
 					pdr[k] = append(pdr[k], r.PDR)
 					ndr[k] = append(ndr[k], r.NDR)
 					per[k] = append(per[k], r.PDRTrial.PerCPUSecond())
+					busy[k] = append(busy[k], busyAt[r.PDRTrial.TargetPPS])
 					if progress != nil {
 						fmt.Fprintf(progress, "  scaling %-8s %-6s %d worker(s) run %d: PDR %.0f pps (%.0f per CPU-second), NDR %.0f pps, %d trials\n",
 							s.name, m, c.workers, i, r.PDR, r.PDRTrial.PerCPUSecond(), r.NDR, len(r.Steps))
@@ -125,7 +133,8 @@ func scaling(ctx context.Context, dp, prefix string, suite transform.Suite, mixe
 				}
 			}
 			r := scaleRow{Series: s.name, Mix: m.String(), Flows: fl.N, PPS1: median(pdr[0]), PPS2: median(pdr[1]),
-				NDR1: median(ndr[0]), NDR2: median(ndr[1]), PerCPU1: median(per[0]), PerCPU2: median(per[1])}
+				NDR1: median(ndr[0]), NDR2: median(ndr[1]), PerCPU1: median(per[0]), PerCPU2: median(per[1]),
+				Busy1: median(busy[0]), Busy2: median(busy[1])}
 			r.WallRatio, r.NDRRatio, r.CPURatio = ratio(r.PPS2, r.PPS1), ratio(r.NDR2, r.NDR1), ratio(r.PerCPU2, r.PerCPU1)
 			rows = append(rows, r)
 		}
@@ -143,9 +152,10 @@ func ratio(a, b float64) float64 {
 func writeScaling(w io.Writer, rows []scaleRow, runs int, pdr float64, ring int) {
 	fmt.Fprintf(w, "scaling, 1 vs 2 workers on a two-queue veth pair, one tunnel (one SA pair shared by the workers); RFC 2544 PDR%.1f%% and NDR searches, medians of %d runs, alternating:\n", 100*pdr, runs)
 	fmt.Fprintf(w, "placement: queue i's NAPI thread (XDP + copy into the socket) on worker i's core at SCHED_FIFO 50, as a NIC queue's interrupt; paced generators at SCHED_FIFO 40 beside the worker they feed. 1 worker: generator, NAPI thread and worker on CPU 0; 2 workers: the same on each CPU. Rings %d. pkt/CPUs counts the dataplane and its NAPI threads, not the generators.\n", ring)
-	fmt.Fprintf(w, "%-8s %-6s %5s %10s %10s %7s  %10s %10s %7s  %12s %12s %7s\n", "series", "mix", "flows", "1w PDR", "2w PDR", "ratio", "1w NDR", "2w NDR", "ratio", "1w pkt/CPUs", "2w pkt/CPUs", "ratio")
+	fmt.Fprintf(w, "%-8s %-6s %5s %10s %10s %7s  %10s %10s %7s  %12s %12s %7s  %8s %8s\n", "series", "mix", "flows", "1w PDR", "2w PDR", "ratio", "1w NDR", "2w NDR", "ratio", "1w pkt/CPUs", "2w pkt/CPUs", "ratio", "1w busy", "2w busy")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%-8s %-6s %5d %10.0f %10.0f %6.2fx  %10.0f %10.0f %6.2fx  %12.0f %12.0f %6.2fx\n", r.Series, r.Mix, r.Flows,
-			r.PPS1, r.PPS2, r.WallRatio, r.NDR1, r.NDR2, r.NDRRatio, r.PerCPU1, r.PerCPU2, r.CPURatio)
+		fmt.Fprintf(w, "%-8s %-6s %5d %10.0f %10.0f %6.2fx  %10.0f %10.0f %6.2fx  %12.0f %12.0f %6.2fx  %7.0f%% %7.0f%%\n", r.Series, r.Mix, r.Flows,
+			r.PPS1, r.PPS2, r.WallRatio, r.NDR1, r.NDR2, r.NDRRatio, r.PerCPU1, r.PerCPU2, r.CPURatio, 100*r.Busy1, 100*r.Busy2)
 	}
+	fmt.Fprintln(w, "busy: the workers' cores (everything on them: generator, NAPI, worker) in the PDR trial, from /proc/stat; under 100 %, what was lost above the PDR was lost to stalls (a worker or its NAPI thread not scheduled in time), not to a core's capacity.")
 }
