@@ -95,6 +95,11 @@ func TestRecordScript(t *testing.T) {
 	if err := run("sh", "-c", "echo partial; exit 3"); err == nil {
 		t.Fatal("record.sh hid the command's failure")
 	}
+	// An empty line in the output (cgw-lab measure prints one) must not
+	// end the record.
+	if err := run("printf", "table\\n\\n  \\nfigure 1\\n"); err != nil {
+		t.Fatalf("record.sh: %v", err)
+	}
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +108,11 @@ func TestRecordScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b)
 	}
-	if len(recs) != 2 {
-		t.Fatalf("%d records, want 2:\n%s", len(recs), b)
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3:\n%s", len(recs), b)
+	}
+	if got := recs[2].body; len(got) != 2 || got[0] != "table" || got[1] != "figure 1" {
+		t.Errorf("body with empty lines kept as %q, want [table figure 1]", got)
 	}
 	if got := recs[0].header["command"]; got != "echo BenchmarkSeal/1400-2 100 460 ns/op" {
 		t.Errorf("command %q", got)

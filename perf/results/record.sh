@@ -39,7 +39,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 	if [ "$status" -ne 0 ]; then
 		echo "status: failed $status"
 	fi
-	cat "$tmp"
+	sed '/^[[:space:]]*$/d' "$tmp" # an empty line ends a record
 	echo
 } >>"$out"
 exit "$status"
