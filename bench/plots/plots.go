@@ -33,8 +33,8 @@ var palette = []color.Color{
 	color.RGBA{0, 0, 0, 255}, color.RGBA{240, 228, 66, 255},
 }
 
-// Scaling is one series at 1 and 2 workers: delivered packets per
-// wall-second and per dataplane CPU-second.
+// Scaling is one series at 1 and 2 workers: the PDR (packets per
+// wall-second at ≤ 0.5 % loss) and packets per dataplane CPU-second.
 type Scaling struct {
 	Label        string
 	Wall, PerCPU [2]float64
@@ -81,7 +81,7 @@ func Write(dir, caption string, eff []Efficiency, rows []rfc2544.Row, sc []Scali
 		}
 		if err := bars(filepath.Join(dir, "scaling.svg"), "Scaling: 1 vs 2 workers (two-queue veth, two shared cores)",
 			"million packets per second / per CPU-second", "series and mix\n"+caption, groups,
-			[]string{"1 worker, per second", "2 workers, per second", "1 worker, per CPU-second", "2 workers, per CPU-second"}, vals); err != nil {
+			[]string{"1 worker, PDR per second", "2 workers, PDR per second", "1 worker, per CPU-second", "2 workers, per CPU-second"}, vals); err != nil {
 			return err
 		}
 	}
