@@ -19,18 +19,7 @@ func TestThreadedNAPI(t *testing.T) {
 	requireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tp := New(Options{Prefix: "b2bn", Dataplane: dataplaneBinary(t), LogDir: t.TempDir(), NoReplay: true, Queues: 2, Workers: 2, RingSize: 4096})
-	t.Cleanup(func() {
-		if err := tp.Down(); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-	})
-	if err := tp.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tp.RunDataplane(ctx, tp.A, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	tp := upForTest(ctx, t, Options{Prefix: "b2bn", NoReplay: true, Queues: 2, Workers: 2, RingSize: 4096}, "A")
 	var threads [][]int
 	for _, dev := range []string{InsideDev, OutsideDev} {
 		q, err := tp.ThreadNAPI(ctx, tp.A, dev)

@@ -16,18 +16,7 @@ func TestBenchDashboard(t *testing.T) {
 	requireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tp := New(Options{Prefix: "b2bg", Dataplane: dataplaneBinary(t), LogDir: t.TempDir(), NoReplay: true})
-	t.Cleanup(func() {
-		if err := tp.Down(); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-	})
-	if err := tp.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tp.RunDataplane(ctx, tp.A, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	tp := upForTest(ctx, t, Options{Prefix: "b2bg", NoReplay: true}, "A")
 	prom, err := tp.StartPrometheus(tp.A, t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -103,3 +103,35 @@ func TestReplyGap(t *testing.T) {
 		t.Fatalf("replyGap: %v every %v, seq %d → %d; want 75ms every 15ms, 3 → 8", gap, every, a, b)
 	}
 }
+
+// upForTest builds a topology that the test's end removes (logging the
+// dataplanes' output if it failed) and starts the dataplanes of sites;
+// Dataplane and LogDir default to a fresh build and a temporary folder.
+func upForTest(ctx context.Context, t *testing.T, o Options, sites ...string) *Topology {
+	t.Helper()
+	if o.Dataplane == "" {
+		o.Dataplane = dataplaneBinary(t)
+	}
+	if o.LogDir == "" {
+		o.LogDir = t.TempDir()
+	}
+	tp := New(o)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dataplane A log:\n%s\nB:\n%s", tp.A.DataplaneLog(), tp.B.DataplaneLog())
+		}
+		if err := tp.Down(); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+	})
+	if err := tp.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range sites {
+		s := map[string]*Site{"A": tp.A, "B": tp.B}[name]
+		if _, err := tp.RunDataplane(ctx, s, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tp
+}

@@ -48,23 +48,7 @@ func TestLatencyProbes(t *testing.T) {
 	requireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tp := New(Options{Prefix: "b2bl", Dataplane: dataplaneBinary(t), LogDir: t.TempDir(), NoReplay: true})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("dataplane A log:\n%s\nB:\n%s", tp.A.DataplaneLog(), tp.B.DataplaneLog())
-		}
-		if err := tp.Down(); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-	})
-	if err := tp.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []*Site{tp.A, tp.B} {
-		if _, err := tp.RunDataplane(ctx, s, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tp := upForTest(ctx, t, Options{Prefix: "b2bl", NoReplay: true}, "A", "B")
 	load, err := tp.NewLoad()
 	if err != nil {
 		t.Fatal(err)
