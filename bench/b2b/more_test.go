@@ -2,11 +2,11 @@ package b2b
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cgw-project/cgw/bench/pktgen"
-
 	"github.com/cgw-project/cgw/crypto/transform"
 )
 
@@ -152,4 +152,37 @@ func TestBackToBackNATT(t *testing.T) {
 	if raw != 0 || natt != len(ps) {
 		t.Errorf("wire: %d raw ESP packets and %d to UDP 4500 (tshark's ESP count %d); want 0 raw and every ESP packet in UDP", raw, natt, len(ps))
 	}
+}
+
+// TestNoSlowPathSweepsStaleTUN: a dataplane killed with -9 leaves its
+// tunnel's TUN device (persistent, no carrier); one started after it
+// without a slow path (here -no-crypto) removes it, since nothing else
+// would take it over.
+func TestNoSlowPathSweepsStaleTUN(t *testing.T) {
+	requireE2E(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tp := upForTest(ctx, t, Options{Prefix: "b2bu", NoReplay: true}, "A")
+	tunDev := func() bool {
+		out, _ := tp.Exec(ctx, SiteA, "ip", "-br", "link", "show", "type", "tun")
+		return strings.Contains(out, "cgw-t")
+	}
+	waitFor := func(want bool, what string) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); tunDev() != want; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(end) {
+				out, _ := tp.Exec(ctx, SiteA, "ip", "-br", "link")
+				t.Fatalf("%s; links:\n%s", what, out)
+			}
+		}
+	}
+	waitFor(true, "the gateway made no TUN device for its tunnel")
+	tp.StopDataplane(tp.A, true)
+	time.Sleep(200 * time.Millisecond)
+	waitFor(true, "the killed dataplane's TUN device is gone already: nothing left to sweep")
+	tp.Opts.NoCrypto = true
+	if _, err := tp.RunDataplane(ctx, tp.A, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(false, "the dataplane without a slow path left the stale TUN device")
 }

@@ -86,7 +86,8 @@
 // The TUN devices are persistent while the dataplane runs and removed when
 // it stops: a killed one leaves them (no carrier, what the kernel routes
 // into them is dropped) so that its exit does not wait for their removal;
-// the next start takes them over and removes those of tunnels gone.
+// the next start takes them over and removes those of tunnels gone (all
+// of them with -no-slowpath or -no-crypto).
 //
 // Slow path: packets the dataplane cannot forward itself go to the
 // tunnel's TUN device (cgw-t<id>, the tunnel's inside address, MTU from the

@@ -47,6 +47,7 @@ import (
 	"github.com/cgw-project/cgw/dataplane/metrics"
 	"github.com/cgw-project/cgw/dataplane/neigh"
 	"github.com/cgw-project/cgw/dataplane/nic"
+	"github.com/cgw-project/cgw/dataplane/slowpath"
 	"github.com/cgw-project/cgw/dataplane/tables"
 	"github.com/cgw-project/cgw/dataplane/worker"
 )
@@ -195,6 +196,10 @@ func New(o Options) (_ *Gateway, err error) {
 	g.builder = tables.NewBuilder(g.reader.Counters)
 	if !o.NoSlowPath {
 		g.slow = newSlowPath()
+	} else if err := slowpath.NewManager("").RemoveStale(tunPrefix, nil); err != nil {
+		// A killed dataplane's TUN devices (persistent, no carrier) would
+		// otherwise stay: without a slow path nothing takes them over.
+		log.Printf("slow path off: %v", err)
 	}
 	mode := afxdp.ModeAuto
 	switch {
