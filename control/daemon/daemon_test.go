@@ -168,6 +168,24 @@ func startIn(t *testing.T, ns *netnstest.NS, o Options) *Daemon {
 	return d
 }
 
+// startQuiet starts a daemon in ns on pinned-map instance inst, counters
+// every 50 ms, no GoBGP API, logging nowhere unless o.Log is set; the
+// test's end stops it.
+func startQuiet(t *testing.T, ns *netnstest.NS, inst string, o Options) *Daemon {
+	t.Helper()
+	o.Instance, o.GoBGPAPI, o.CounterInterval = inst, "-", 50*time.Millisecond
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d := startIn(t, ns, o)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		d.Stop(ctx)
+	})
+	return d
+}
+
 // TestBackToBack: two daemons negotiate one tunnel over loopback (no
 // dataplane, no NAT: plain ESP), each installs the mirror of the other's
 // SA pair; when the initiator's outbound sequence counter nears its limit
@@ -195,13 +213,7 @@ func testBackToBack(t *testing.T, ikeVersion int) {
 		inst := base + name
 		t.Cleanup(func() { maps.Remove(inst) })
 		maps.Remove(inst)
-		d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			d.Stop(ctx)
-		})
+		d := startQuiet(t, ns, inst, Options{Config: c})
 		return d, inst
 	}
 	b, _ := side("r", "127.0.0.2", "127.0.0.1", config.StartupAdd)

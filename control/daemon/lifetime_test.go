@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -113,8 +112,7 @@ func TestBackToBackBytes(t *testing.T) {
 		inst := base + name
 		t.Cleanup(func() { maps.Remove(inst) })
 		maps.Remove(inst)
-		d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		d := startQuiet(t, ns, inst, Options{Config: c,
 			// The old pair stays installed long after a rekey, so the
 			// hard limit's effect on it can be seen.
 			Timing: ike.Timing{Grace: time.Minute},
@@ -123,11 +121,6 @@ func TestBackToBackBytes(t *testing.T) {
 				requests[name+" "+reason]++
 				mu.Unlock()
 			}})
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			d.Stop(ctx)
-		})
 		return d
 	}
 	b := side("r", "127.0.0.2", "127.0.0.1", config.StartupAdd)

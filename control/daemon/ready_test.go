@@ -1,10 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"sync"
@@ -90,8 +87,7 @@ func TestInboundAppliedBeforePeerSwitch(t *testing.T) {
 		maps.Remove(inst)
 		dps[name] = startFakeDataplane(t, inst)
 		first := true
-		d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		d := startQuiet(t, ns, inst, Options{Config: c,
 			OnEvent: func(e ike.Event) {
 				if e.Type != ike.OutboundSwitch {
 					return
@@ -108,11 +104,6 @@ func TestInboundAppliedBeforePeerSwitch(t *testing.T) {
 					mu.Unlock()
 				}
 			}})
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			d.Stop(ctx)
-		})
 		return d
 	}
 	b := side("r", "i", "127.0.0.2", "127.0.0.1", config.StartupAdd)
@@ -172,13 +163,7 @@ func TestSyncDataplaneAfterSwitch(t *testing.T) {
 	c := testConfig()
 	c.Connections[0].Tunnels = c.Connections[0].Tunnels[:1]
 	c.Connections[0].Tunnels[0].StartupAction = config.StartupAdd
-	d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		d.Stop(ctx)
-	})
+	d := startQuiet(t, ns, inst, Options{Config: c})
 	o, err := maps.Load(inst)
 	if err != nil {
 		t.Fatal(err)

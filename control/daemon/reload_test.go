@@ -1,10 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"testing"
@@ -60,13 +57,7 @@ func TestReload(t *testing.T) {
 		inst := base + name
 		t.Cleanup(func() { maps.Remove(inst) })
 		maps.Remove(inst)
-		d := startIn(t, ns, Options{Config: c, Instance: inst, GoBGPAPI: "-", CounterInterval: 50 * time.Millisecond,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			d.Stop(ctx)
-		})
+		d := startQuiet(t, ns, inst, Options{Config: c})
 		return d
 	}
 	start("r1", conn("vpn", "192.0.2.2", "192.0.2.1", config.StartupAdd, 0))

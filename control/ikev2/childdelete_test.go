@@ -1,6 +1,7 @@
 package ikev2
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -138,12 +139,9 @@ func TestChildRekeyDeleteAfterGrace(t *testing.T) {
 			t.Fatalf("a sent the Delete for the replaced pair again (%d more)", n)
 		}
 	}
-	for name, n := range map[string]*syncNode{"a": a, "b": b} {
-		if len(n.t.children) != 1 || n.t.out != n.t.children[0] || !n.t.lc.Up() {
-			t.Errorf("%s: %d pairs after the rekey, up %v; want the new pair alone, active", name, len(n.t.children), n.t.lc.Up())
-		}
+	if onePairEach(t, "after the rekey", a, b) {
+		checkCrossKeys(t, &a.t.out.ChildSA, &b.t.out.ChildSA)
 	}
-	checkCrossKeys(t, &a.t.out.ChildSA, &b.t.out.ChildSA)
 }
 
 // TestChildRekeyPeerDeletesFirst: when the peer deletes the pair we
@@ -241,11 +239,7 @@ func TestChildRekeyThenIKERekey(t *testing.T) {
 		a.t.tick()
 		b.t.tick()
 		pumpDeletes(t, a, b)
-		for name, n := range map[string]*syncNode{"a": a, "b": b} {
-			if len(n.t.children) != 1 || n.t.out != n.t.children[0] || !n.t.lc.Up() {
-				t.Errorf("by peer %v: %s: %d pairs, up %v; want the new pair alone, active", byPeer, name, len(n.t.children), n.t.lc.Up())
-			}
-		}
+		onePairEach(t, fmt.Sprintf("by peer %v", byPeer), a, b)
 	}
 }
 
@@ -284,12 +278,9 @@ func TestChildRekeyCollisionDeletes(t *testing.T) {
 		b.t.tick()
 		pumpBoth(t, a, b)
 	}
-	for name, n := range map[string]*syncNode{"a": a, "b": b} {
-		if len(n.t.children) != 1 || n.t.out != n.t.children[0] || !n.t.lc.Up() {
-			t.Fatalf("%s: %d pairs, up %v; want the survivor alone, active", name, len(n.t.children), n.t.lc.Up())
-		}
+	if onePairEach(t, "after the peer's Delete", a, b) {
+		checkCrossKeys(t, &a.t.out.ChildSA, &b.t.out.ChildSA)
 	}
-	checkCrossKeys(t, &a.t.out.ChildSA, &b.t.out.ChildSA)
 }
 
 // TestChildRekeyThenNewIKESA: the peer sets up a new IKE SA (it
@@ -326,4 +317,18 @@ func TestChildRekeyThenNewIKESA(t *testing.T) {
 	if len(a.t.children) != 1 || a.t.out != a.t.children[0] || a.t.out.owner != a.t.ike {
 		t.Fatalf("a: %d pairs; want the new IKE SA's pair alone, active", len(a.t.children))
 	}
+}
+
+// onePairEach reports whether each side holds one Child SA pair, sends on
+// it and has its tunnel up, and fails the test where one does not.
+func onePairEach(t *testing.T, when string, a, b *syncNode) bool {
+	t.Helper()
+	ok := true
+	for name, n := range map[string]*syncNode{"a": a, "b": b} {
+		if len(n.t.children) != 1 || n.t.out != n.t.children[0] || !n.t.lc.Up() {
+			t.Errorf("%s: %s: %d pairs, up %v; want one pair, active", when, name, len(n.t.children), n.t.lc.Up())
+			ok = false
+		}
+	}
+	return ok
 }

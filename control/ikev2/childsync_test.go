@@ -9,6 +9,25 @@ import (
 // The tests of Options.SyncDataplane: a message on which the peer may drop
 // a pair goes only once the dataplane sends on its successor.
 
+// syncCall is what one Options.SyncDataplane call saw.
+type syncCall struct {
+	out     *child
+	pending int // datagrams the node had written, not yet on the wire
+}
+
+// recordSyncs is an Options.SyncDataplane for the node *n (set once the
+// pair is made) that appends what it sees to calls and returns err.
+func recordSyncs(n **syncNode, calls *[]syncCall, err error) func(string) error {
+	return func(string) error {
+		x := *n
+		x.c500.mu.Lock()
+		pending := len(x.c500.out)
+		x.c500.mu.Unlock()
+		*calls = append(*calls, syncCall{x.t.out, pending})
+		return err
+	}
+}
+
 // TestResponderSwitchesBeforeAnswer: when the peer deletes the pair it
 // replaced by its rekey, we switch outbound to the new pair and wait for
 // the dataplane (Options.SyncDataplane) before our answer goes out: the
@@ -16,18 +35,8 @@ import (
 // old pair's inbound SA.
 func TestResponderSwitchesBeforeAnswer(t *testing.T) {
 	var b *syncNode
-	type call struct {
-		out     *child
-		pending int // datagrams b had written, not yet on the wire
-	}
-	var calls []call
-	a, b0, clock := syncPair(t, testTunnel("t1"), Options{SyncDataplane: func(string) error {
-		b.c500.mu.Lock()
-		n := len(b.c500.out)
-		b.c500.mu.Unlock()
-		calls = append(calls, call{b.t.out, n})
-		return nil
-	}})
+	var calls []syncCall
+	a, b0, clock := syncPair(t, testTunnel("t1"), Options{SyncDataplane: recordSyncs(&b, &calls, nil)})
 	b = b0
 	oldB := b.t.out
 	a.t.rekeyChild(a.t.out) // b answers the rekey: the peer's rekey for b
@@ -57,21 +66,12 @@ func TestResponderSwitchesBeforeAnswer(t *testing.T) {
 func TestChildRekeyDeleteAfterSync(t *testing.T) {
 	for _, confirm := range []bool{true, false} {
 		var a *syncNode
-		type call struct {
-			out     *child
-			pending int // datagrams a had written, not yet on the wire
+		var calls []syncCall
+		var refuse error
+		if !confirm {
+			refuse = errors.New("the dataplane did not take up the change in time")
 		}
-		var calls []call
-		a0, b, clock := syncPairWith(t, testTunnel("t1"), Options{SyncDataplane: func(string) error {
-			a.c500.mu.Lock()
-			n := len(a.c500.out)
-			a.c500.mu.Unlock()
-			calls = append(calls, call{a.t.out, n})
-			if !confirm {
-				return errors.New("the dataplane did not take up the change in time")
-			}
-			return nil
-		}}, Options{})
+		a0, b, clock := syncPairWith(t, testTunnel("t1"), Options{SyncDataplane: recordSyncs(&a, &calls, refuse)}, Options{})
 		a = a0
 		oldA, oldB := a.t.out, b.t.out
 		a.t.rekeyChild(oldA)
@@ -113,13 +113,8 @@ func TestChildRekeyDeleteAfterSync(t *testing.T) {
 // switch to the new pair and sync with the dataplane before our Delete.
 func TestExpiryDeleteAfterSync(t *testing.T) {
 	var a *syncNode
-	var syncs []int // datagrams a had written, not yet on the wire, at each sync
-	a0, b, clock := syncPairWith(t, testTunnel("t1"), Options{SyncDataplane: func(string) error {
-		a.c500.mu.Lock()
-		syncs = append(syncs, len(a.c500.out))
-		a.c500.mu.Unlock()
-		return nil
-	}}, Options{})
+	var syncs []syncCall
+	a0, b, clock := syncPairWith(t, testTunnel("t1"), Options{SyncDataplane: recordSyncs(&a, &syncs, nil)}, Options{})
 	a = a0
 	oldA := a.t.out
 	b.t.rekeyChild(b.t.out) // b's Delete of the old pair waits for its grace period
@@ -131,7 +126,7 @@ func TestExpiryDeleteAfterSync(t *testing.T) {
 	clock.Advance(2 * time.Millisecond)
 	a.t.tick()
 	ds := pumpDeletes(t, a, b)
-	if a.t.out == oldA || len(syncs) != 1 || syncs[0] != 0 {
+	if a.t.out == oldA || len(syncs) != 1 || syncs[0].pending != 0 {
 		t.Fatalf("at the hard lifetime: switched %v, syncs %v; want one sync after the switch, before the Delete", a.t.out != oldA, syncs)
 	}
 	if n := childDeletes(ds, oldA.InSPI); n != 1 {
